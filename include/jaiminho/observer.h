@@ -1,0 +1,40 @@
+// Observers: django-jaiminho's signals, made robust.
+//
+//   struct Metrics : jaiminho::Observer {
+//     void OnFailedToPublishByRelay(const jaiminho::Event& e, const jaiminho::Error& err) override {
+//       log_metric("event-failed-to-publish-by-relay", e.type);
+//     }
+//   };
+//   options.observers.push_back(std::make_shared<Metrics>());
+//
+// Each callback runs after the delivery state it reports is written. An
+// observer that throws is isolated (like Django's send_robust): the exception
+// is reported to OutboxOptions::capture_error and changes nothing else.
+//
+// Thread-safety: callbacks may run concurrently from committing threads, the
+// dispatcher and relays; implementations must be thread-safe.
+#pragma once
+
+#include <string_view>
+
+#include "jaiminho/event.h"
+#include "jaiminho/result.h"
+
+namespace jaiminho {
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  // event_published: a publish-on-commit event was published inline.
+  virtual void OnPublished(const Event& /*event*/) {}
+  // event_failed_to_publish: the inline attempt failed; the relay will retry.
+  virtual void OnFailedToPublish(const Event& /*event*/, const Error& /*error*/) {}
+  // event_published_by_events_relay.
+  virtual void OnPublishedByRelay(const Event& /*event*/) {}
+  // event_failed_to_publish_by_events_relay.
+  virtual void OnFailedToPublishByRelay(const Event& /*event*/, const Error& /*error*/) {}
+  // The event was parked (dead-lettered) with this reason.
+  virtual void OnParked(const Event& /*event*/, std::string_view /*reason*/) {}
+};
+
+}  // namespace jaiminho

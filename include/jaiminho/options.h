@@ -1,0 +1,160 @@
+// Options: plain structs with documented defaults, validated once at
+// Outbox::Open / Outbox::OpenStream (an invalid value is an ErrorCode::kInvalidArgument
+// error that names the option and the value).
+//
+//   auto outbox = jaiminho::Outbox::Open({
+//       .path = "var/gw.db",
+//       .business_families = {{.name = "devices"}},
+//       .strategy = jaiminho::Strategy::kKeepOrder,
+//   });
+//
+// Thread-safety: values; copy freely.
+#pragma once
+
+#include <rocksdb/env.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/clock.h"
+#include "jaiminho/result.h"
+
+namespace jaiminho {
+
+class Observer;
+class Publisher;
+
+// How an event is delivered (django-jaiminho's PUBLISH_STRATEGY). Stored in every
+// record: the values are on-disk format, never renumber.
+enum class Strategy : uint8_t {
+  // Published right after its commit is durable (by the committing thread, or a
+  // dispatcher thread); on failure the relay retries it. No order guarantee.
+  kPublishOnCommit = 1,
+  // Never published inline: the relay publishes the stream in seq order, and a
+  // failing event stops its stream until it succeeds or an operator acts.
+  kKeepOrder = 2,
+};
+
+// "publish-on-commit" / "keep-order".
+std::string_view ToString(Strategy s);
+// Accepts "publish-on-commit" and "keep-order".
+Result<Strategy> ParseStrategy(std::string_view name);
+
+// What happens when a keep-order event has used all its attempts.
+enum class OnExhaustion : uint8_t {
+  kBlock = 1,  // the stream stays blocked until an operator requeues or skips the head
+  kPark = 2,   // the event is parked (dead-lettered) and the stream continues
+};
+
+// Retries after a failed publish: exponential backoff with jitter.
+struct RetryPolicy {
+  // Attempts before an event is parked (publish-on-commit) or the stream's
+  // exhaustion rule applies (keep-order). 0 = unlimited, as in django-jaiminho.
+  // Default: 0.
+  uint32_t max_attempts = 0;
+  // Delay before the second attempt. Must be > 0. Default: 1 s.
+  std::chrono::microseconds initial_backoff = std::chrono::seconds(1);
+  // Upper bound of the delay. Must be >= initial_backoff. Default: 5 min.
+  std::chrono::microseconds max_backoff = std::chrono::minutes(5);
+  // Growth of the delay per attempt. Must be >= 1. Default: 2.
+  double multiplier = 2.0;
+  // The delay is multiplied by a random factor in [1 - jitter, 1 + jitter].
+  // Must be in [0, 1). Default: 0.2.
+  double jitter = 0.2;
+};
+
+// Per-stream settings. Unset optionals take the outbox-wide value.
+struct StreamOptions {
+  // Default strategy of events enqueued into this stream. Default: OutboxOptions::strategy.
+  std::optional<Strategy> strategy{};
+  // Default: OutboxOptions::retry.
+  std::optional<RetryPolicy> retry{};
+  // Keep-order events that exhaust their attempts. Default: kBlock.
+  OnExhaustion on_exhaustion = OnExhaustion::kBlock;
+  // Sent events older than this are dropped by the cleaner. Must be > 0.
+  // Default: OutboxOptions::time_to_delete.
+  std::optional<std::chrono::seconds> time_to_delete{};
+};
+
+// A column family holding the program's own data.
+struct BusinessFamilyOptions {
+  // Column family name. "default" always exists; names starting with "jaiminho."
+  // are reserved.
+  std::string name{};
+  // Needed for Transaction::Merge on this family. RocksDB does not store merge
+  // operators, so pass the same one every time the database is opened.
+  std::shared_ptr<rocksdb::MergeOperator> merge_operator{};
+};
+
+// Where publish-on-commit events of a sync commit are published.
+enum class InlineDispatch : uint8_t {
+  kCommittingThread = 1,  // inside Commit(), after the write is durable
+  kDispatcherThread = 2,  // handed to one background thread; Commit() returns at once
+};
+
+struct OutboxOptions {
+  // Directory of the RocksDB database. Required.
+  std::string path{};
+  // Create the database when the directory does not exist or is empty. Default: true.
+  bool create_if_missing = true;
+  // Business column families, created when missing. Default: none ("default" only).
+  std::vector<BusinessFamilyOptions> business_families{};
+
+  // django-jaiminho's settings, with its defaults.
+  // PERSIST_ALL_EVENTS: keep a publish-on-commit event after a successful inline
+  // publish (then delete_after_send decides). Every event is written in the
+  // commit's batch anyway; this only decides what remains. Default: false.
+  bool persist_all_events = false;
+  // DELETE_AFTER_SEND: delete a delivered event instead of keeping it as sent
+  // (with sent_at) until the cleaner drops it. Default: false.
+  bool delete_after_send = false;
+  // PUBLISH_STRATEGY. Default: kPublishOnCommit.
+  Strategy strategy = Strategy::kPublishOnCommit;
+  // TIME_TO_DELETE: how long sent events are kept. Must be > 0. Default: 7 days.
+  std::chrono::seconds time_to_delete = std::chrono::hours(24 * 7);
+
+  // Retry policy of streams that do not set their own.
+  RetryPolicy retry{};
+  // Largest payload accepted by Enqueue. Must be in [1, 64 MiB]. Default: 1 MiB.
+  size_t max_payload_bytes = 1 << 20;
+
+  // Publishes publish-on-commit events inline after a durable commit. When null,
+  // those events wait for a Relay. Default: null.
+  std::shared_ptr<Publisher> publisher{};
+  // Default: kCommittingThread.
+  InlineDispatch inline_dispatch = InlineDispatch::kCommittingThread;
+  // Signals (django-jaiminho's event_published and friends). An observer that
+  // throws is isolated: the exception goes to capture_error and nothing else changes.
+  std::vector<std::shared_ptr<Observer>> observers{};
+  // django-jaiminho's DEFAULT_CAPTURE_EXCEPTION: receives every publish failure
+  // and every exception thrown by an observer. Default: none.
+  std::function<void(const Error&)> capture_error{};
+
+  // Injectable clock (created_at, sent_at, backoff, cleaner). Default: system clock.
+  std::shared_ptr<Clock> clock{};
+  // RocksDB's own log. Debian's build logs at DEBUG unless told. Default: WARN.
+  rocksdb::InfoLogLevel info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // A RocksDB Env to run on (tests inject faults through it). Default: the default Env.
+  rocksdb::Env* env = nullptr;
+  // Called on the DBOptions before open, to tune RocksDB. Default: none.
+  std::function<void(rocksdb::DBOptions&)> tune_db{};
+};
+
+// Per-commit options; pass to Transaction::Commit.
+struct CommitOptions {
+  // Wait for the write-ahead log to reach the disk before returning. Only a
+  // synced commit survives power loss, and only a synced commit's publish-on-commit
+  // events are published inline (others go to the relay, which syncs first).
+  // Default: true.
+  bool sync = true;
+};
+
+}  // namespace jaiminho

@@ -1,0 +1,133 @@
+// Outbox: a RocksDB database holding the program's own data and its outbox.
+//
+//   auto outbox = jaiminho::Outbox::Open({.path = "var/gw.db",
+//                                         .business_families = {{.name = "devices"}}});
+//   if (!outbox) { std::cerr << outbox.error().ToString() << "\n"; return 1; }
+//   jaiminho::Stream* telemetry = *(*outbox)->OpenStream("telemetry", {.strategy = jaiminho::Strategy::kKeepOrder});
+//   jaiminho::BusinessFamily devices = *(*outbox)->Business("devices");
+//   auto txn = (*outbox)->Begin();
+//   ...
+//
+// Layout: business data in the caller's column families; one column family per
+// stream ("jaiminho.stream.<name>"); "jaiminho.meta" for the format version, the
+// database id, stream configuration, seq reservations and relay cursors.
+//
+// Thread-safety: an Outbox is safe for concurrent use by many threads without
+// external synchronization. Stream pointers and BusinessFamily values stay
+// valid until the Outbox is destroyed.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/event.h"
+#include "jaiminho/options.h"
+#include "jaiminho/result.h"
+#include "jaiminho/transaction.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace jaiminho {
+
+class OutboxImpl;
+class StreamState;
+
+// A stream: one ordered sequence of events in its own column family.
+class Stream {
+ public:
+  ~Stream();
+  const std::string& name() const;
+  // The stream's resolved settings (outbox-wide defaults applied).
+  Strategy strategy() const;
+  RetryPolicy retry() const;
+  OnExhaustion on_exhaustion() const;
+  std::chrono::seconds time_to_delete() const;
+
+ private:
+  friend class OutboxImpl;
+  friend class StreamAccess;
+  explicit Stream(std::unique_ptr<StreamState> state);
+  std::unique_ptr<StreamState> state_;
+};
+
+// A stored event with its own copy of the bytes (Event's views point into it).
+class StoredEvent {
+ public:
+  const Event& event() const { return event_; }
+  const Event* operator->() const { return &event_; }
+
+ private:
+  friend class StoredEventAccess;
+  std::shared_ptr<const void> buffer_;
+  std::string stream_;
+  Event event_;
+};
+
+class Outbox {
+ public:
+  // Opens the database at options.path, creating it when create_if_missing and
+  // the directory does not exist or is empty. Fails, and creates or changes
+  // nothing, when: an option is invalid (kInvalidArgument, naming it); the path
+  // is a file, or a directory that is not a jaiminho database (kNotADatabase);
+  // the database's format is newer than this library (kFormatTooNew); another
+  // process holds it open (kBusy).
+  [[nodiscard]] static Result<std::unique_ptr<Outbox>> Open(OutboxOptions options);
+
+  // Stops the dispatcher, records where each stream's seqs continue (so a clean
+  // restart leaves no gap) and closes the database. Idempotent.
+  [[nodiscard]] Status Close();
+  ~Outbox();
+
+  // Returns the stream, creating its column family on first use. Names are 1-128
+  // bytes of [A-Za-z0-9._-]. Options given here are stored and replace those of
+  // earlier calls.
+  [[nodiscard]] Result<Stream*> OpenStream(std::string_view name, StreamOptions options = {});
+  // An existing stream, or kNotFound.
+  [[nodiscard]] Result<Stream*> FindStream(std::string_view name) const;
+  // Every stream of the database, by name.
+  std::vector<Stream*> Streams() const;
+
+  // A business column family given in OutboxOptions::business_families, one that
+  // already existed in the database, or "default". Otherwise kNotFound.
+  [[nodiscard]] Result<BusinessFamily> Business(std::string_view name) const;
+
+  Transaction Begin();
+
+  // Reads business data (nullopt when absent).
+  [[nodiscard]] Result<std::optional<std::string>> Get(const BusinessFamily& family, std::string_view key) const;
+
+  // Events of a stream in a state, in seq order, at most `limit`.
+  [[nodiscard]] Result<std::vector<StoredEvent>> List(const Stream& stream, EventState state,
+                                                      size_t limit = 1000) const;
+  // One event by seq, whatever its state; kNotFound when absent.
+  [[nodiscard]] Result<StoredEvent> Find(const Stream& stream, uint64_t seq) const;
+
+  // Operator actions; each is recorded in the event's note, never silent.
+  // Requeue: a parked event goes back to delivery with its attempts reset.
+  [[nodiscard]] Status Requeue(const Stream& stream, uint64_t seq, std::string_view note = "requeued by operator");
+  // Requeues every parked event of the stream; returns how many.
+  [[nodiscard]] Result<size_t> RequeueAllParked(const Stream& stream, std::string_view note = "requeued by operator");
+  // Skip: the pending (or retrying) event `seq` is parked with `reason`, which
+  // unblocks a keep-order stream stuck on it. It can be requeued later.
+  [[nodiscard]] Status Skip(const Stream& stream, uint64_t seq, std::string_view reason);
+
+  // This database's identity (part of every EventId).
+  const DatabaseId& id() const;
+  const OutboxOptions& options() const;
+  // The underlying database, for reads of business data. Never write to the
+  // jaiminho.* column families directly.
+  rocksdb::DB* db() const;
+
+ private:
+  friend class OutboxImpl;
+  friend class OutboxAccess;
+  explicit Outbox(std::unique_ptr<OutboxImpl> impl);
+  std::unique_ptr<OutboxImpl> impl_;
+};
+
+}  // namespace jaiminho

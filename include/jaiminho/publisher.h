@@ -1,0 +1,68 @@
+// Publisher: the broker-agnostic interface the relay and publish-on-commit use
+// to deliver events. HandlerRegistry is the implementation that mirrors
+// django-jaiminho's decorated functions: one handler per event type.
+//
+//   auto handlers = std::make_shared<jaiminho::HandlerRegistry>();
+//   handlers->Register("reading.v1", [&](const jaiminho::Event& e) -> jaiminho::Status {
+//     return mqtt.Publish("telemetry/" + std::string(e.key), e.payload);
+//   });
+//
+// A publisher returns success only once the broker has acknowledged the event.
+// Failures are classified by ErrorCode:
+//   kRejected, kUnknownHandler, kTampered, kCorruption: permanent, the event is parked;
+//   anything else (kUnavailable, kIOError, ...): retried per the stream's RetryPolicy.
+// A publisher that throws is treated as a retryable failure.
+//
+// Thread-safety: the relay calls a publisher from one thread at a time per
+// stream, but different streams and publish-on-commit may call it concurrently:
+// implementations must be safe for concurrent calls.
+#pragma once
+
+#include <functional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "jaiminho/event.h"
+#include "jaiminho/result.h"
+
+namespace jaiminho {
+
+class Publisher {
+ public:
+  virtual ~Publisher() = default;
+
+  // Delivers one event. Returns once the broker acknowledged it.
+  virtual Status Publish(const Event& event) = 0;
+
+  // Delivers events in order; results[i] is the outcome of events[i]
+  // (results.size() == events.size()). When `ordered` (a keep-order run), the
+  // publisher must not deliver anything after the first failure and reports
+  // ErrorCode::kAborted for the events it did not attempt. The default calls
+  // Publish() for each event.
+  virtual void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results);
+};
+
+// True when a failure with this code is permanent (the event is parked, not retried).
+bool IsPermanent(ErrorCode code);
+
+// One handler per event type. Publishing an event whose type has no handler
+// fails with kUnknownHandler, which parks the event with that reason.
+// Thread-safety: Register and Publish may be called concurrently.
+class HandlerRegistry final : public Publisher {
+ public:
+  using Handler = std::function<Status(const Event&)>;
+
+  // Fails with kInvalidArgument when the type is empty or already registered.
+  [[nodiscard]] Status Register(std::string type, Handler handler);
+  bool Contains(std::string_view type) const;
+
+  Status Publish(const Event& event) override;
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, Handler> handlers_;
+};
+
+}  // namespace jaiminho

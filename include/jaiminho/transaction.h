@@ -1,0 +1,137 @@
+// Transaction: the program's own writes and the events that announce them,
+// committed in one RocksDB WriteBatch: both, or neither.
+//
+//   jaiminho::Transaction txn = outbox->Begin();
+//   if (auto s = txn.Put(devices, "dev/42", state); !s) return s;
+//   if (auto s = txn.Enqueue(*telemetry, {.type = "reading.v1", .key = "dev/42", .payload = bytes}); !s) return s;
+//   jaiminho::Result<jaiminho::Receipt> receipt = txn.Commit({.sync = true});
+//
+// Sequence numbers are assigned at commit, in commit order: a reader never sees
+// seq N+1 of a stream while N may still commit. Concurrent commits are merged
+// into one WriteBatch and one WAL sync (group commit).
+//
+// A failed operation (invalid argument) poisons the transaction: Commit then
+// fails with that error, so a partial transaction is never written. A failed
+// Commit (I/O error) writes nothing and assigns no seqs; the transaction keeps
+// its content and may be committed again.
+//
+// Thread-safety: a Transaction is used by one thread at a time. Many
+// transactions may commit concurrently.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/codec.h"
+#include "jaiminho/event.h"
+#include "jaiminho/options.h"
+#include "jaiminho/result.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+}
+
+namespace jaiminho {
+
+class Stream;
+class OutboxImpl;
+
+// A business column family, from Outbox::Business(). Valid while the Outbox is open.
+struct BusinessFamily {
+  rocksdb::ColumnFamilyHandle* handle = nullptr;
+  std::string_view name{};
+  bool has_merge_operator = false;
+};
+
+// What a successful Commit returns: the id of each enqueued event, in enqueue order.
+struct Receipt {
+  std::vector<EventId> events{};
+};
+
+// Per-call options of Transaction::Emit.
+struct EmitOptions {
+  std::string_view key{};
+  std::span<const Header> headers{};
+  std::optional<Strategy> strategy{};
+};
+
+class Transaction {
+ public:
+  Transaction(Transaction&&) noexcept;
+  Transaction& operator=(Transaction&&) noexcept;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction();
+
+  // Business writes.
+  [[nodiscard]] Status Put(const BusinessFamily& family, std::string_view key, std::string_view value);
+  [[nodiscard]] Status Delete(const BusinessFamily& family, std::string_view key);
+  // REQUIRES: the family was opened with a merge operator (else kInvalidArgument).
+  [[nodiscard]] Status Merge(const BusinessFamily& family, std::string_view key, std::string_view value);
+
+  // Adds an event to `stream`. Fails with kInvalidArgument when the type is empty
+  // or longer than 256 bytes, or the payload exceeds max_payload_bytes.
+  [[nodiscard]] Status Enqueue(Stream& stream, const Message& message);
+
+  // Encodes `value` with `codec` (default: Codec<T>) and enqueues it with
+  // type `type` (the handler name).
+  template <class T, class C = Codec<T>>
+  requires CodecFor<C, T>
+  [[nodiscard]] Status Emit(Stream& stream, std::string_view type, const T& value, EmitOptions options = {},
+                            const C& codec = C{}) {
+    (void)codec;
+    const auto& encoded = C::Encode(value);
+    return Enqueue(stream, Message{.type = type,
+                                   .key = options.key,
+                                   .payload = std::string_view(encoded),
+                                   .encoding = C::kEncoding,
+                                   .headers = options.headers,
+                                   .strategy = options.strategy});
+  }
+
+  // Writes everything in one WriteBatch. See the class comment for failures.
+  [[nodiscard]] Result<Receipt> Commit(CommitOptions options = {});
+
+  // Forgets everything added so far.
+  void Clear();
+
+  size_t event_count() const { return events_.size(); }
+  size_t op_count() const { return ops_.size(); }
+  bool empty() const { return ops_.empty() && events_.empty(); }
+
+ private:
+  friend class Outbox;
+  friend class OutboxImpl;
+  friend class Committer;
+  friend class InlinePublisher;
+  explicit Transaction(OutboxImpl* outbox);
+
+  enum class OpType : uint8_t { kPut, kDelete, kMerge };
+  struct Op {
+    OpType type;
+    rocksdb::ColumnFamilyHandle* family;
+    uint32_t key_offset, key_size;
+    uint32_t value_offset, value_size;
+  };
+  struct PendingEvent {
+    Stream* stream;
+    Strategy strategy;
+    uint32_t offset, size;  // envelope bytes in arena_
+    uint32_t seq_field;     // offset of the seq scalar inside the envelope
+    uint64_t seq;           // assigned at commit
+  };
+
+  Status Fail(Error e);
+  uint32_t Append(std::string_view bytes);
+
+  OutboxImpl* outbox_{};
+  std::string arena_{};
+  std::vector<Op> ops_{};
+  std::vector<PendingEvent> events_{};
+  std::optional<Error> error_{};
+};
+
+}  // namespace jaiminho

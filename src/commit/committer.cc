@@ -1,0 +1,168 @@
+#include "commit/committer.h"
+
+#include <fmt/format.h>
+
+#include "outbox_impl.h"
+#include "relay/inline.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/status.h"
+
+namespace jaiminho {
+namespace {
+constexpr uint64_t kSeqReservation = 1 << 16;
+constexpr size_t kMaxGroupBytes = 1 << 20;
+}  // namespace
+
+size_t Committer::SizeOf(const Transaction& t) {
+  return t.arena_.size() + 24 * (t.ops_.size() + t.events_.size());
+}
+
+Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
+  Writer w;
+  w.txn = &txn;
+  w.sync = sync;
+  std::unique_lock l(mu_);
+  writers_.push_back(&w);
+  while (!w.done && &w != writers_.front())
+    w.cv.wait(l);
+  if (w.done) {
+    *synced = w.synced;
+    if (w.error) return tl::unexpected(*w.error);
+    return {};
+  }
+
+  // Leader: take a group from the front. A non-sync group never takes a sync
+  // writer (its commit would be acknowledged before reaching the disk); a sync
+  // group takes everyone. Small non-sync writes keep their group small so they
+  // do not wait behind large ones.
+  size_t size = SizeOf(txn);
+  size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
+  group_.clear();
+  group_.push_back(&w);
+  for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
+    Writer* o = *it;
+    if (o->sync && !w.sync) break;
+    size += SizeOf(*o->txn);
+    if (size > max_size) break;
+    group_.push_back(o);
+  }
+  l.unlock();
+
+  bool group_synced = false;
+  Status st = WriteGroup(group_, w.sync, &group_synced);
+
+  l.lock();
+  for (Writer* o : group_) {
+    writers_.pop_front();
+    if (!st) o->error = st.error();
+    o->synced = group_synced;
+    o->done = true;
+    if (o != &w) o->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  l.unlock();
+
+  if (st) outbox_->NotifyCommit();
+  *synced = group_synced;
+  return st;
+}
+
+Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool* synced) {
+  if (needs_resume_) {
+    // An earlier write failed and RocksDB stopped accepting writes until it
+    // recovers: try again now (the fault may have cleared).
+    auto r = outbox_->db->Resume();
+    if (!r.ok()) {
+      std::string hint = r.IsBusy() ? "RocksDB is still recovering; retry the commit"
+                                    : "the error is fatal for this instance; close and reopen the Outbox";
+      return MakeError(ErrorCode::kIOError,
+                       fmt::format("commit to {}: writes stopped after an earlier error ({}); {}: {}",
+                                   outbox_->options.path, last_write_error_, hint, r.ToString()));
+    }
+    needs_resume_ = false;
+  }
+  batch_.Clear();
+  touched_.clear();
+  saved_next_.clear();
+  const bool inline_publish = outbox_->inline_publisher->enabled();
+
+  // Assign seqs in queue order.
+  for (Writer* w : group) {
+    for (auto& e : w->txn->events_) {
+      StreamState& s = StreamAccess::Of(*e.stream);
+      if (std::find(touched_.begin(), touched_.end(), &s) == touched_.end()) {
+        touched_.push_back(&s);
+        saved_next_.push_back(s.next_seq);
+      }
+      e.seq = s.next_seq++;
+      internal::PatchU64(w->txn->arena_.data() + e.offset, e.seq_field, e.seq);
+    }
+  }
+  // Reserve seqs durably before any is used beyond the reservation.
+  std::vector<uint64_t> new_hwm(touched_.size(), 0);
+  for (size_t i = 0; i < touched_.size(); ++i) {
+    StreamState& s = *touched_[i];
+    if (s.next_seq > s.hwm) {
+      new_hwm[i] = s.next_seq + kSeqReservation;
+      batch_.Put(outbox_->meta_cf, internal::StreamMetaKey(s.name, "hwm"), internal::EncodeU64(new_hwm[i]));
+      sync = true;
+    }
+  }
+  // Claim publish-on-commit events for inline publishing before they are visible.
+  if (inline_publish && sync) {
+    for (Writer* w : group)
+      outbox_->inline_publisher->Claim(*w->txn);
+  }
+
+  for (Writer* w : group) {
+    const Transaction& t = *w->txn;
+    const char* a = t.arena_.data();
+    for (const auto& op : t.ops_) {
+      rocksdb::Slice key(a + op.key_offset, op.key_size);
+      switch (op.type) {
+        case Transaction::OpType::kPut:
+          batch_.Put(op.family, key, rocksdb::Slice(a + op.value_offset, op.value_size));
+          break;
+        case Transaction::OpType::kDelete:
+          batch_.Delete(op.family, key);
+          break;
+        case Transaction::OpType::kMerge:
+          batch_.Merge(op.family, key, rocksdb::Slice(a + op.value_offset, op.value_size));
+          break;
+      }
+    }
+    for (const auto& e : t.events_) {
+      auto key = internal::SeqKey(internal::kPendingTag, e.seq);
+      batch_.Put(StreamAccess::Of(*e.stream).cf, rocksdb::Slice(key.bytes, key.size),
+                 rocksdb::Slice(a + e.offset, e.size));
+    }
+  }
+
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  auto s = outbox_->db->Write(wo, &batch_);
+  if (!s.ok()) {
+    needs_resume_ = true;
+    last_write_error_ = s.ToString();
+    for (size_t i = 0; i < touched_.size(); ++i)
+      touched_[i]->next_seq = saved_next_[i];
+    for (Writer* w : group) {
+      if (inline_publish && sync) outbox_->inline_publisher->Unclaim(*w->txn);
+      for (auto& e : w->txn->events_)
+        e.seq = 0;
+    }
+    return tl::unexpected(internal::FromRocks(s, fmt::format("commit to {}", outbox_->options.path)));
+  }
+  for (size_t i = 0; i < touched_.size(); ++i) {
+    StreamState& st = *touched_[i];
+    if (new_hwm[i] != 0) st.hwm = new_hwm[i];
+    st.committed.fetch_add(st.next_seq - saved_next_[i], std::memory_order_relaxed);
+    st.written_seq.store(st.next_seq - 1, std::memory_order_release);
+    if (sync) st.durable_seq.store(st.next_seq - 1, std::memory_order_release);
+  }
+  *synced = sync;
+  return {};
+}
+
+}  // namespace jaiminho

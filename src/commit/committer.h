@@ -1,0 +1,60 @@
+// Group commit: concurrent Commit calls are merged into one WriteBatch and one
+// write (one WAL sync when any of them asks for sync). Seqs are assigned by the
+// group's leader in queue order, and groups are written one at a time, so seqs
+// become visible in commit order.
+//
+// The queue follows LevelDB's DBImpl::Write: each caller enqueues a Writer; the
+// writer at the front is the leader, takes a group from the front of the queue,
+// writes it without holding the mutex, then wakes the members and the next leader.
+#pragma once
+
+#include <rocksdb/write_batch.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "jaiminho/transaction.h"
+
+namespace jaiminho {
+
+class OutboxImpl;
+class StreamState;
+
+class Committer {
+ public:
+  explicit Committer(OutboxImpl* outbox) : outbox_(outbox) {}
+
+  // Writes the transaction. On success every event of `txn` has its seq set and
+  // `*synced` says whether the write reached the disk (the group was synced).
+  Status Commit(Transaction& txn, bool sync, bool* synced);
+
+ private:
+  struct Writer {
+    Transaction* txn = nullptr;
+    bool sync = false;
+    bool done = false;
+    bool synced = false;
+    std::optional<Error> error;
+    std::condition_variable cv;
+  };
+
+  // Assigns seqs, builds the batch and writes it. Called by the leader without mu_.
+  Status WriteGroup(const std::vector<Writer*>& group, bool sync, bool* synced);
+  static size_t SizeOf(const Transaction& t);
+
+  OutboxImpl* const outbox_;
+  std::mutex mu_;
+  std::deque<Writer*> writers_;
+  // Used by the leader only.
+  std::vector<Writer*> group_;
+  rocksdb::WriteBatch batch_;
+  std::vector<StreamState*> touched_;
+  std::vector<uint64_t> saved_next_;
+  bool needs_resume_ = false;
+  std::string last_write_error_;
+};
+
+}  // namespace jaiminho

@@ -1,0 +1,135 @@
+#include <fmt/format.h>
+
+#include "commit/committer.h"
+#include "jaiminho/outbox.h"
+#include "outbox_impl.h"
+#include "relay/inline.h"
+#include "storage/envelope.h"
+#include "util/macros.h"
+
+namespace jaiminho {
+namespace {
+constexpr size_t kMaxTypeBytes = 256;
+constexpr size_t kMaxKeyBytes = 64 << 10;
+constexpr size_t kMaxEncodingBytes = 256;
+constexpr size_t kMaxHeaders = 64;
+constexpr size_t kMaxArenaBytes = size_t{1} << 31;
+}  // namespace
+
+Transaction::Transaction(OutboxImpl* outbox) : outbox_(outbox) {}
+Transaction::Transaction(Transaction&&) noexcept = default;
+Transaction& Transaction::operator=(Transaction&&) noexcept = default;
+Transaction::~Transaction() = default;
+
+Status Transaction::Fail(Error e) {
+  if (!error_) error_ = e;
+  return tl::unexpected(std::move(e));
+}
+
+uint32_t Transaction::Append(std::string_view bytes) {
+  auto off = static_cast<uint32_t>(arena_.size());
+  arena_.append(bytes);
+  return off;
+}
+
+Status Transaction::Put(const BusinessFamily& family, std::string_view key, std::string_view value) {
+  if (family.handle == nullptr) return Fail(Error(ErrorCode::kInvalidArgument, "Put: no business family given"));
+  if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
+    return Fail(Error(ErrorCode::kInvalidArgument, "Put: transaction larger than 2 GiB"));
+  }
+  Op op{OpType::kPut, family.handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  op.key_offset = Append(key);
+  op.value_offset = Append(value);
+  ops_.push_back(op);
+  return {};
+}
+
+Status Transaction::Delete(const BusinessFamily& family, std::string_view key) {
+  if (family.handle == nullptr) return Fail(Error(ErrorCode::kInvalidArgument, "Delete: no business family given"));
+  Op op{OpType::kDelete, family.handle, 0, static_cast<uint32_t>(key.size()), 0, 0};
+  op.key_offset = Append(key);
+  ops_.push_back(op);
+  return {};
+}
+
+Status Transaction::Merge(const BusinessFamily& family, std::string_view key, std::string_view value) {
+  if (family.handle == nullptr) return Fail(Error(ErrorCode::kInvalidArgument, "Merge: no business family given"));
+  if (!family.has_merge_operator) {
+    return Fail(Error(ErrorCode::kInvalidArgument, fmt::format("Merge: business family '{}' has no merge operator "
+                                                               "(set BusinessFamilyOptions.merge_operator)",
+                                                               family.name)));
+  }
+  if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
+    return Fail(Error(ErrorCode::kInvalidArgument, "Merge: transaction larger than 2 GiB"));
+  }
+  Op op{OpType::kMerge, family.handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  op.key_offset = Append(key);
+  op.value_offset = Append(value);
+  ops_.push_back(op);
+  return {};
+}
+
+Status Transaction::Enqueue(Stream& stream, const Message& m) {
+  const StreamState& s = StreamAccess::Of(stream);
+  auto bad = [&](std::string msg) {
+    return Fail(Error(ErrorCode::kInvalidArgument, fmt::format("Enqueue into stream '{}': {}", s.name, msg)));
+  };
+  if (m.type.empty() || m.type.size() > kMaxTypeBytes) {
+    return bad(fmt::format("type must be 1-{} bytes, got {}", kMaxTypeBytes, m.type.size()));
+  }
+  if (m.payload.size() > outbox_->options.max_payload_bytes) {
+    return bad(fmt::format("payload of {} bytes exceeds max_payload_bytes ({})", m.payload.size(),
+                           outbox_->options.max_payload_bytes));
+  }
+  if (m.key.size() > kMaxKeyBytes) return bad(fmt::format("key of {} bytes exceeds {}", m.key.size(), kMaxKeyBytes));
+  if (m.encoding.size() > kMaxEncodingBytes) {
+    return bad(fmt::format("encoding of {} bytes exceeds {}", m.encoding.size(), kMaxEncodingBytes));
+  }
+  if (m.headers.size() > kMaxHeaders) return bad(fmt::format("{} headers exceed {}", m.headers.size(), kMaxHeaders));
+  Strategy strategy = m.strategy.value_or(s.strategy());
+  if (strategy != Strategy::kPublishOnCommit && strategy != Strategy::kKeepOrder) {
+    return bad(fmt::format("unknown strategy {}", static_cast<int>(strategy)));
+  }
+  if (arena_.size() + m.payload.size() + m.key.size() + 4096 > kMaxArenaBytes) {
+    return bad("transaction larger than 2 GiB");
+  }
+  internal::EnvelopeFields f;
+  f.stream = s.name;
+  f.type = m.type;
+  f.key = m.key;
+  f.payload = m.payload;
+  f.encoding = m.encoding;
+  f.headers = m.headers;
+  f.created_at = ToMicros(outbox_->Now());
+  f.strategy = strategy;
+  PendingEvent e{&stream, strategy, static_cast<uint32_t>(arena_.size()), 0, 0, 0};
+  internal::ScalarOffsets offsets = internal::EncodeEnvelope(f, &arena_);
+  e.size = static_cast<uint32_t>(arena_.size() - e.offset);
+  e.seq_field = offsets.seq;
+  events_.push_back(e);
+  return {};
+}
+
+Result<Receipt> Transaction::Commit(CommitOptions options) {
+  if (error_) return tl::unexpected(*error_);
+  Receipt receipt;
+  if (empty()) return receipt;
+  bool synced = false;
+  JM_RETURN_IF_ERROR(outbox_->committer->Commit(*this, options.sync, &synced));
+  receipt.events.reserve(events_.size());
+  for (const auto& e : events_) {
+    receipt.events.push_back(EventId{outbox_->id, StreamAccess::Of(*e.stream).name, e.seq});
+  }
+  if (synced) outbox_->inline_publisher->AfterCommit(*this);
+  Clear();
+  return receipt;
+}
+
+void Transaction::Clear() {
+  arena_.clear();
+  ops_.clear();
+  events_.clear();
+  error_.reset();
+}
+
+}  // namespace jaiminho

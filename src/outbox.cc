@@ -1,0 +1,415 @@
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <random>
+
+#include "commit/committer.h"
+#include "jaiminho/version.h"
+#include "outbox_impl.h"
+#include "relay/inline.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/open.h"
+#include "storage/status.h"
+#include "util/macros.h"
+
+namespace jaiminho {
+
+using internal::StreamConfig;
+
+namespace {
+
+Status ValidateOptions(const OutboxOptions& o) {
+  auto bad = [](std::string msg) { return MakeError(ErrorCode::kInvalidArgument, std::move(msg)); };
+  if (o.path.empty()) return bad("OutboxOptions.path is empty");
+  JM_RETURN_IF_ERROR(internal::ValidateStrategy(o.strategy, "OutboxOptions.strategy"));
+  JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(o.time_to_delete, "OutboxOptions"));
+  JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(o.retry, "OutboxOptions"));
+  if (o.max_payload_bytes == 0 || o.max_payload_bytes > (64u << 20)) {
+    return bad(fmt::format("OutboxOptions.max_payload_bytes must be in [1, 67108864], got {}", o.max_payload_bytes));
+  }
+  if (o.inline_dispatch != InlineDispatch::kCommittingThread &&
+      o.inline_dispatch != InlineDispatch::kDispatcherThread) {
+    return bad(fmt::format("OutboxOptions.inline_dispatch: unknown value {}", static_cast<int>(o.inline_dispatch)));
+  }
+  std::vector<std::string_view> seen;
+  for (const auto& b : o.business_families) {
+    if (b.name.empty()) return bad("OutboxOptions.business_families: a family has an empty name");
+    if (b.name.starts_with("jaiminho.")) {
+      return bad(fmt::format("OutboxOptions.business_families: '{}' is reserved (jaiminho.* names)", b.name));
+    }
+    if (std::find(seen.begin(), seen.end(), b.name) != seen.end()) {
+      return bad(fmt::format("OutboxOptions.business_families: '{}' is listed twice", b.name));
+    }
+    seen.push_back(b.name);
+  }
+  for (const auto& obs : o.observers) {
+    if (!obs) return bad("OutboxOptions.observers holds a null observer");
+  }
+  return {};
+}
+
+DatabaseId NewDatabaseId() {
+  DatabaseId id;
+  std::random_device rd;
+  for (size_t i = 0; i < id.bytes.size(); i += 4) {
+    uint32_t r = rd();
+    for (size_t k = 0; k < 4; ++k)
+      id.bytes[i + k] = static_cast<uint8_t>(r >> (8 * k));
+  }
+  return id;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Opening.
+
+Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
+  JM_RETURN_IF_ERROR(ValidateOptions(options));
+  const std::string path = options.path;
+  JM_ASSIGN_OR_RETURN(internal::PathKind kind, internal::ClassifyPath(path));
+  if (kind != internal::PathKind::kDatabase && !options.create_if_missing) {
+    return MakeError(ErrorCode::kNotFound, fmt::format("{}: no database there and create_if_missing is false", path));
+  }
+
+  rocksdb::DBOptions dbo;
+  dbo.info_log_level = options.info_log_level;
+  if (options.env != nullptr) dbo.env = options.env;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  dbo.keep_log_file_num = 4;
+  dbo.max_log_file_size = 4 << 20;
+  if (options.tune_db) options.tune_db(dbo);
+
+  std::vector<std::string> existing;
+  if (kind == internal::PathKind::kDatabase) {
+    // Probe read-only first: a database we must refuse is left exactly as it was.
+    JM_ASSIGN_OR_RETURN(auto probe, internal::OpenReadOnly(path, options.env));
+    existing = probe->names;
+  }
+
+  auto impl = std::make_unique<OutboxImpl>();
+  impl->options = options;
+  impl->clock = options.clock ? options.clock : SystemClock();
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  auto business_options = [&](const std::string& name) {
+    rocksdb::ColumnFamilyOptions cfo;
+    for (const auto& b : options.business_families) {
+      if (b.name == name) cfo.merge_operator = b.merge_operator;
+    }
+    return cfo;
+  };
+  std::vector<std::string> names = existing;
+  if (names.empty()) names.push_back(rocksdb::kDefaultColumnFamilyName);
+  if (std::find(names.begin(), names.end(), std::string(internal::kMetaFamily)) == names.end()) {
+    names.emplace_back(internal::kMetaFamily);
+  }
+  for (const auto& b : options.business_families) {
+    if (std::find(names.begin(), names.end(), b.name) == names.end()) names.push_back(b.name);
+  }
+  for (const auto& n : names) {
+    if (internal::StreamOfFamily(n)) {
+      descs.emplace_back(n, internal::StreamFamilyOptions());
+    } else if (n == internal::kMetaFamily) {
+      descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    } else {
+      descs.emplace_back(n, business_options(n));
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(dbo, path, descs, &handles, &raw);
+  if (!s.ok()) {
+    Error e = internal::FromRocks(s, fmt::format("open {}", path));
+    if (e.code() == ErrorCode::kBusy) {
+      auto pid = internal::LockHolderPid(path);
+      std::string who = pid ? fmt::format("process {}", *pid) : std::string("this process or another one");
+      return MakeError(ErrorCode::kBusy,
+                       fmt::format("{} is in use by {} (RocksDB LOCK held): {}", path, who, s.ToString()));
+    }
+    return tl::unexpected(e);
+  }
+  impl->db.reset(raw);
+  impl->owned_handles = handles;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
+  }
+
+  if (kind != internal::PathKind::kDatabase) {
+    rocksdb::WriteBatch b;
+    impl->id = NewDatabaseId();
+    b.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
+    b.Put(impl->meta_cf, std::string(internal::kDbIdKey),
+          rocksdb::Slice(reinterpret_cast<const char*>(impl->id.bytes.data()), impl->id.bytes.size()));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    JM_RETURN_IF_ERROR(internal::ToStatus(impl->db->Write(wo, &b), fmt::format("initialize {}", path)));
+  }
+  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot meta, internal::ReadMeta(impl->db.get(), impl->meta_cf, path));
+  impl->id = meta.id;
+
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (auto stream = internal::StreamOfFamily(names[i])) {
+      StreamConfig config = impl->Resolve({});
+      uint64_t hwm = 1, cursor = 0;
+      if (auto it = meta.streams.find(*stream); it != meta.streams.end()) {
+        if (it->second.config) config = *it->second.config;
+        if (it->second.hwm) hwm = *it->second.hwm;
+        cursor = it->second.cursor;
+      }
+      JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor));
+    } else if (names[i] != internal::kMetaFamily) {
+      BusinessInfo info{names[i], handles[i], false};
+      for (const auto& b : options.business_families) {
+        if (b.name == names[i]) info.has_merge_operator = b.merge_operator != nullptr;
+      }
+      impl->business.emplace(names[i], info);
+    }
+  }
+  impl->committer = std::make_unique<Committer>(impl.get());
+  impl->inline_publisher = std::make_unique<InlinePublisher>(impl.get());
+  return impl;
+}
+
+OutboxImpl::~OutboxImpl() {
+  (void)Close();
+}
+
+Status OutboxImpl::Close() {
+  if (closed_ || !db) return {};
+  closed_ = true;
+  InterruptWaiters();
+  if (inline_publisher) inline_publisher->Stop();
+  // Record where each stream continues so that a clean restart leaves no gap.
+  rocksdb::WriteBatch b;
+  for (Stream* s : Streams()) {
+    StreamState& st = StreamAccess::Of(*s);
+    if (st.hwm != st.next_seq) {
+      b.Put(meta_cf, internal::StreamMetaKey(st.name, "hwm"), internal::EncodeU64(st.next_seq));
+    }
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  Status result = internal::ToStatus(db->Write(wo, &b), fmt::format("close {}", options.path));
+  for (auto* h : owned_handles)
+    db->DestroyColumnFamilyHandle(h);
+  owned_handles.clear();
+  auto s = db->Close();
+  if (result && !s.ok()) result = internal::ToStatus(s, fmt::format("close {}", options.path));
+  db.reset();
+  return result;
+}
+
+StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
+  StreamConfig c;
+  c.strategy = o.strategy.value_or(options.strategy);
+  c.retry = o.retry.value_or(options.retry);
+  c.on_exhaustion = o.on_exhaustion;
+  c.time_to_delete = o.time_to_delete.value_or(options.time_to_delete);
+  return c;
+}
+
+Result<Stream*> OutboxImpl::AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, StreamConfig config,
+                                      uint64_t hwm, uint64_t cursor) {
+  auto state = std::make_unique<StreamState>(name, cf, config);
+  state->next_seq = hwm;
+  state->hwm = hwm;
+  state->written_seq = hwm - 1;
+  state->durable_seq = 0;  // unknown: the first relay pass syncs the WAL
+  state->cursor = cursor;
+  state->persisted_cursor = cursor;
+  auto stream = std::unique_ptr<Stream>(new Stream(std::move(state)));
+  Stream* out = stream.get();
+  std::unique_lock l(streams_mu_);
+  streams_.emplace(std::move(name), std::move(stream));
+  return out;
+}
+
+Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOptions& o) {
+  JM_RETURN_IF_ERROR(internal::ValidateStreamName(name));
+  std::string where = fmt::format("stream '{}'", name);
+  if (o.strategy) JM_RETURN_IF_ERROR(internal::ValidateStrategy(*o.strategy, where));
+  if (o.retry) JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(*o.retry, where));
+  if (o.time_to_delete) JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(*o.time_to_delete, where));
+  if (o.on_exhaustion != OnExhaustion::kBlock && o.on_exhaustion != OnExhaustion::kPark) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(o.on_exhaustion)));
+  }
+  StreamConfig config = Resolve(o);
+  std::lock_guard create(create_mu_);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (auto found = FindStream(name)) {
+    StreamState& st = StreamAccess::Of(**found);
+    if (!(st.config() == config)) {
+      auto s = db->Put(wo, meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
+      JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("store config of {}", where)));
+      st.set_config(config);
+    }
+    return *found;
+  }
+  rocksdb::ColumnFamilyHandle* cf = nullptr;
+  std::string family = fmt::format("{}{}", internal::kStreamFamilyPrefix, name);
+  auto s = db->CreateColumnFamily(internal::StreamFamilyOptions(), family, &cf);
+  JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("create column family {}", family)));
+  owned_handles.push_back(cf);
+  rocksdb::WriteBatch b;
+  b.Put(meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
+  b.Put(meta_cf, internal::StreamMetaKey(name, "hwm"), internal::EncodeU64(1));
+  JM_RETURN_IF_ERROR(internal::ToStatus(db->Write(wo, &b), fmt::format("store config of {}", where)));
+  return AddStream(std::string(name), cf, config, 1, 0);
+}
+
+Result<Stream*> OutboxImpl::FindStream(std::string_view name) const {
+  std::shared_lock l(streams_mu_);
+  auto it = streams_.find(name);
+  if (it == streams_.end()) return MakeError(ErrorCode::kNotFound, fmt::format("no stream '{}'", name));
+  return it->second.get();
+}
+
+std::vector<Stream*> OutboxImpl::Streams() const {
+  std::shared_lock l(streams_mu_);
+  std::vector<Stream*> out;
+  out.reserve(streams_.size());
+  for (const auto& [n, s] : streams_)
+    out.push_back(s.get());
+  return out;
+}
+
+Status OutboxImpl::MakeDurable() {
+  auto streams = Streams();
+  std::vector<uint64_t> written(streams.size());
+  bool needed = false;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    StreamState& st = StreamAccess::Of(*streams[i]);
+    written[i] = st.written_seq.load(std::memory_order_acquire);
+    needed |= written[i] > st.durable_seq.load(std::memory_order_acquire);
+  }
+  if (!needed) return {};
+  JM_RETURN_IF_ERROR(internal::ToStatus(db->SyncWAL(), fmt::format("sync WAL of {}", options.path)));
+  for (size_t i = 0; i < streams.size(); ++i) {
+    auto& d = StreamAccess::Of(*streams[i]).durable_seq;
+    uint64_t cur = d.load(std::memory_order_acquire);
+    while (cur < written[i] && !d.compare_exchange_weak(cur, written[i], std::memory_order_acq_rel)) {
+    }
+  }
+  return {};
+}
+
+void OutboxImpl::NotifyCommit() {
+  commit_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  if (waiters_.load(std::memory_order_acquire) > 0) {
+    std::lock_guard l(notify_mu_);
+    notify_cv_.notify_all();
+  }
+}
+
+void OutboxImpl::InterruptWaiters() {
+  interrupt_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  std::lock_guard l(notify_mu_);
+  notify_cv_.notify_all();
+}
+
+void OutboxImpl::WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock l(notify_mu_);
+  waiters_.fetch_add(1, std::memory_order_acq_rel);
+  uint64_t interrupts = interrupt_epoch_.load(std::memory_order_acquire);
+  notify_cv_.wait_until(l, deadline, [&] {
+    return commit_epoch_.load(std::memory_order_acquire) != seen ||
+           interrupt_epoch_.load(std::memory_order_acquire) != interrupts;
+  });
+  waiters_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void OutboxImpl::Capture(const Error& e) {
+  if (!options.capture_error) return;
+  try {
+    options.capture_error(e);
+  } catch (...) {
+    // The capture hook itself failed; nothing else to report to.
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Public classes.
+
+Stream::Stream(std::unique_ptr<StreamState> state) : state_(std::move(state)) {}
+Stream::~Stream() = default;
+const std::string& Stream::name() const {
+  return state_->name;
+}
+Strategy Stream::strategy() const {
+  return state_->strategy();
+}
+RetryPolicy Stream::retry() const {
+  return state_->config().retry;
+}
+OnExhaustion Stream::on_exhaustion() const {
+  return state_->config().on_exhaustion;
+}
+std::chrono::seconds Stream::time_to_delete() const {
+  return state_->config().time_to_delete;
+}
+
+Outbox::Outbox(std::unique_ptr<OutboxImpl> impl) : impl_(std::move(impl)) {
+  impl_->owner = this;
+}
+Outbox::~Outbox() = default;
+
+Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
+  JM_ASSIGN_OR_RETURN(auto impl, OutboxImpl::Open(std::move(options)));
+  return std::unique_ptr<Outbox>(new Outbox(std::move(impl)));
+}
+
+Status Outbox::Close() {
+  return impl_->Close();
+}
+
+Result<Stream*> Outbox::OpenStream(std::string_view name, StreamOptions options) {
+  return impl_->OpenStream(name, options);
+}
+Result<Stream*> Outbox::FindStream(std::string_view name) const {
+  return impl_->FindStream(name);
+}
+std::vector<Stream*> Outbox::Streams() const {
+  return impl_->Streams();
+}
+
+Result<BusinessFamily> Outbox::Business(std::string_view name) const {
+  auto it = impl_->business.find(name);
+  if (it == impl_->business.end()) {
+    return MakeError(ErrorCode::kNotFound,
+                     fmt::format("no business column family '{}' in {} (list it in OutboxOptions.business_families)",
+                                 name, impl_->options.path));
+  }
+  return BusinessFamily{it->second.handle, it->second.name, it->second.has_merge_operator};
+}
+
+Transaction Outbox::Begin() {
+  return Transaction(impl_.get());
+}
+
+Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std::string_view key) const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), family.handle, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("read {} from family '{}'", key, family.name)));
+  return std::optional<std::string>(std::move(value));
+}
+
+const DatabaseId& Outbox::id() const {
+  return impl_->id;
+}
+const OutboxOptions& Outbox::options() const {
+  return impl_->options;
+}
+rocksdb::DB* Outbox::db() const {
+  return impl_->db.get();
+}
+
+}  // namespace jaiminho

@@ -1,0 +1,175 @@
+// OutboxImpl and StreamState: the shared state behind the public classes.
+// Internal; included by src/ only.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "jaiminho/observer.h"
+#include "jaiminho/outbox.h"
+#include "storage/meta.h"
+
+namespace jaiminho {
+
+class Committer;
+class InlinePublisher;
+
+// Everything the library keeps per stream.
+class StreamState {
+ public:
+  StreamState(std::string stream_name, rocksdb::ColumnFamilyHandle* family, internal::StreamConfig config)
+      : name(std::move(stream_name)), cf(family), config_(config), strategy_(config.strategy) {}
+
+  const std::string name;
+  rocksdb::ColumnFamilyHandle* const cf;
+
+  internal::StreamConfig config() const {
+    std::lock_guard l(config_mu_);
+    return config_;
+  }
+  void set_config(const internal::StreamConfig& c) {
+    std::lock_guard l(config_mu_);
+    config_ = c;
+    strategy_.store(c.strategy, std::memory_order_relaxed);
+  }
+  Strategy strategy() const { return strategy_.load(std::memory_order_relaxed); }
+
+  // --- Sequence allocation: only the commit group leader touches these.
+  uint64_t next_seq = 1;  // the next seq to assign
+  uint64_t hwm = 1;       // seqs below it are durably reserved
+
+  // Highest seq whose commit has been written (visible), and known durable.
+  std::atomic<uint64_t> written_seq{0};
+  std::atomic<uint64_t> durable_seq{0};
+
+  // --- Delivery: one relay pass at a time per stream.
+  std::mutex delivery_mu;
+  // No pending key is below the cursor. Written under delivery_mu.
+  std::atomic<uint64_t> cursor{0};
+  uint64_t persisted_cursor = 0;  // guarded by delivery_mu
+  // Lowest seq that publish-on-commit left pending behind the cursor (for
+  // example after a failed outcome write); the next pass rewinds to it.
+  std::atomic<uint64_t> rewind{UINT64_MAX};
+  // Bumped when records change outside commits (publish-on-commit outcomes,
+  // operator actions), so an idle relay loop knows to look again.
+  std::atomic<uint64_t> poke{0};
+
+  // --- Publish-on-commit claims: events being published inline, which the relay
+  // must not touch; `resolved` holds claims released since the relay's last
+  // pass started (its iterator may still show them).
+  std::mutex claim_mu;
+  std::vector<uint64_t> claimed;
+  std::vector<uint64_t> resolved;
+  bool pass_in_progress = false;  // guarded by claim_mu
+  std::atomic<bool> any_claims{false};
+
+  // --- Metrics (since open).
+  std::atomic<uint64_t> published{0};
+  std::atomic<uint64_t> failed{0};
+  std::atomic<uint64_t> retried{0};
+  std::atomic<uint64_t> parked{0};
+  std::atomic<uint64_t> committed{0};
+
+ private:
+  mutable std::mutex config_mu_;
+  internal::StreamConfig config_;
+  std::atomic<Strategy> strategy_;
+};
+
+class StreamAccess {
+ public:
+  static StreamState& Of(const Stream& s) { return *s.state_; }
+  static void RewindTo(StreamState& s, uint64_t seq) {
+    uint64_t cur = s.rewind.load(std::memory_order_acquire);
+    while (seq < cur && !s.rewind.compare_exchange_weak(cur, seq, std::memory_order_acq_rel)) {
+    }
+  }
+};
+
+class OutboxAccess {
+ public:
+  static OutboxImpl& Of(const Outbox& o) { return *o.impl_; }
+};
+
+struct BusinessInfo {
+  std::string name;
+  rocksdb::ColumnFamilyHandle* handle = nullptr;
+  bool has_merge_operator = false;
+};
+
+class OutboxImpl {
+ public:
+  ~OutboxImpl();
+
+  static Result<std::unique_ptr<OutboxImpl>> Open(OutboxOptions options);
+  Status Close();
+
+  Result<Stream*> OpenStream(std::string_view name, const StreamOptions& options);
+  Result<Stream*> FindStream(std::string_view name) const;
+  std::vector<Stream*> Streams() const;
+  internal::StreamConfig Resolve(const StreamOptions& o) const;
+
+  // Syncs the WAL when some stream has writes not known durable; afterwards
+  // every commit written before the call is durable.
+  Status MakeDurable();
+
+  // Wakes relays waiting for commits.
+  void NotifyCommit();
+  uint64_t commit_epoch() const { return commit_epoch_.load(std::memory_order_acquire); }
+  // Waits until commit_epoch() != seen, `deadline`, or Interrupt().
+  void WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+  void InterruptWaiters();
+
+  // Calls each observer, isolating exceptions (reported to capture_error).
+  template <class F>
+  void Notify(F&& f) {
+    for (const auto& o : options.observers) {
+      try {
+        f(*o);
+      } catch (const std::exception& e) {
+        Capture(Error(ErrorCode::kInternal, std::string("observer threw: ") + e.what()));
+      } catch (...) {
+        Capture(Error(ErrorCode::kInternal, "observer threw a non-standard exception"));
+      }
+    }
+  }
+  void Capture(const Error& e);
+
+  Timestamp Now() const { return clock->Now(); }
+
+  OutboxOptions options;
+  std::shared_ptr<Clock> clock;
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
+  std::map<std::string, BusinessInfo, std::less<>> business;
+  DatabaseId id;
+  std::unique_ptr<Committer> committer;
+  std::unique_ptr<InlinePublisher> inline_publisher;
+  Outbox* owner = nullptr;
+
+ private:
+  Result<Stream*> AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, internal::StreamConfig config,
+                            uint64_t hwm, uint64_t cursor);
+
+  mutable std::shared_mutex streams_mu_;
+  std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
+  std::mutex create_mu_;  // serializes column family creation
+
+  std::mutex notify_mu_;
+  std::condition_variable notify_cv_;
+  std::atomic<uint64_t> commit_epoch_{0};
+  std::atomic<uint64_t> interrupt_epoch_{0};
+  std::atomic<int> waiters_{0};
+  bool closed_ = false;
+};
+
+}  // namespace jaiminho

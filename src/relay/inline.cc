@@ -1,0 +1,156 @@
+#include "relay/inline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "outbox_impl.h"
+#include "relay/delivery.h"
+#include "relay/retry.h"
+
+namespace jaiminho {
+
+InlinePublisher::InlinePublisher(OutboxImpl* outbox)
+    : outbox_(outbox), enabled_(outbox->options.publisher != nullptr), rng_(std::random_device{}()) {
+  if (enabled_ && outbox_->options.inline_dispatch == InlineDispatch::kDispatcherThread) {
+    thread_ = std::thread([this] { DispatchLoop(); });
+  }
+}
+
+InlinePublisher::~InlinePublisher() {
+  Stop();
+}
+
+void InlinePublisher::Claim(const Transaction& txn) {
+  for (const auto& e : txn.events_) {
+    if (e.strategy != Strategy::kPublishOnCommit) continue;
+    StreamState& s = StreamAccess::Of(*e.stream);
+    std::lock_guard l(s.claim_mu);
+    s.claimed.push_back(e.seq);
+    s.any_claims.store(true, std::memory_order_release);
+  }
+}
+
+void InlinePublisher::Release(StreamState& s, uint64_t seq) {
+  std::lock_guard l(s.claim_mu);
+  auto it = std::find(s.claimed.begin(), s.claimed.end(), seq);
+  if (it != s.claimed.end()) s.claimed.erase(it);
+  // A relay pass in progress may still see the record in its iterator.
+  if (s.pass_in_progress) s.resolved.push_back(seq);
+  s.any_claims.store(!s.claimed.empty() || !s.resolved.empty(), std::memory_order_release);
+}
+
+void InlinePublisher::Unclaim(const Transaction& txn) {
+  for (const auto& e : txn.events_) {
+    if (e.strategy == Strategy::kPublishOnCommit) Release(StreamAccess::Of(*e.stream), e.seq);
+  }
+}
+
+void InlinePublisher::AfterCommit(const Transaction& txn) {
+  if (!enabled_) return;
+  std::vector<Item> items;
+  for (const auto& e : txn.events_) {
+    if (e.strategy != Strategy::kPublishOnCommit) continue;
+    items.push_back(Item{&StreamAccess::Of(*e.stream), e.seq, std::string(txn.arena_.data() + e.offset, e.size)});
+  }
+  if (items.empty()) return;
+  if (outbox_->options.inline_dispatch == InlineDispatch::kDispatcherThread) {
+    {
+      std::lock_guard l(mu_);
+      if (!stop_) {
+        for (auto& i : items)
+          queue_.push_back(std::move(i));
+        items.clear();
+      }
+    }
+    cv_.notify_one();
+    // Stopped: leave the events pending for the relay.
+    for (auto& i : items)
+      Release(*i.stream, i.seq);
+    return;
+  }
+  Deliver(items);
+}
+
+void InlinePublisher::Deliver(std::vector<Item>& items) {
+  // Group by stream: one outcome batch per stream.
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.stream != b.stream ? a.stream < b.stream : a.seq < b.seq;
+  });
+  Publisher& publisher = *outbox_->options.publisher;
+  internal::AlignedArena arena;
+  size_t i = 0;
+  while (i < items.size()) {
+    StreamState& s = *items[i].stream;
+    size_t j = i;
+    while (j < items.size() && items[j].stream == &s)
+      ++j;
+    internal::DeliveryBatch batch(*outbox_, s, internal::Source::kInline);
+    batch.Reset(s.config(), outbox_->Now());
+    std::vector<internal::DecodedEnvelope> decoded;
+    decoded.reserve(j - i);
+    for (size_t k = i; k < j; ++k) {
+      std::string_view raw = arena.Copy(items[k].bytes);
+      auto key = internal::SeqKey(internal::kPendingTag, items[k].seq);
+      auto d = internal::DecodeEnvelope(raw);
+      if (!d) {
+        // We encoded these bytes ourselves a moment ago: this is a bug, not bad input.
+        outbox_->Capture(Error(ErrorCode::kInternal, fmt::format("publish-on-commit: {}", d.error().message())));
+        StreamAccess::RewindTo(s, items[k].seq);  // stays pending; the relay parks it with the reason
+        continue;
+      }
+      d->event.id.db = outbox_->id;
+      d->event.id.stream = s.name;
+      decoded.push_back(std::move(*d));
+      internal::DecodedEnvelope& env = decoded.back();
+      Status st = internal::CallPublish(publisher, env.event);
+      if (st) {
+        const bool keep = outbox_->options.persist_all_events && !outbox_->options.delete_after_send;
+        batch.Succeeded(env, raw, keep);
+        batch.RemoveKey(key.view(), /*single=*/true);
+      } else {
+        std::lock_guard l(rng_mu_);
+        batch.Failed(env, st.error(), rng_, /*at_head=*/false);
+        batch.RemoveKey(key.view(), /*single=*/true);
+      }
+    }
+    // On a write failure the events stay pending on disk; the relay retries them.
+    if (!batch.Commit()) StreamAccess::RewindTo(s, items[i].seq);
+    for (size_t k = i; k < j; ++k)
+      Release(s, items[k].seq);
+    s.poke.fetch_add(1, std::memory_order_release);
+    i = j;
+  }
+  outbox_->NotifyCommit();
+}
+
+void InlinePublisher::DispatchLoop() {
+  std::unique_lock l(mu_);
+  while (true) {
+    cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) break;
+    std::vector<Item> items;
+    while (!queue_.empty() && items.size() < 256) {
+      items.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    l.unlock();
+    Deliver(items);
+    l.lock();
+  }
+  // Whatever is still queued stays pending on disk for the relay.
+  for (auto& i : queue_)
+    Release(*i.stream, i.seq);
+  queue_.clear();
+}
+
+void InlinePublisher::Stop() {
+  {
+    std::lock_guard l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace jaiminho

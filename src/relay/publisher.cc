@@ -1,0 +1,67 @@
+#include "jaiminho/publisher.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "relay/retry.h"
+
+namespace jaiminho {
+
+void Publisher::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
+  bool stopped = false;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (stopped) {
+      results[i] = MakeError(ErrorCode::kAborted, "not attempted: an earlier event of the ordered batch failed");
+      continue;
+    }
+    results[i] = internal::CallPublish(*this, events[i]);
+    if (!results[i] && ordered) stopped = true;
+  }
+}
+
+bool IsPermanent(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kRejected:
+    case ErrorCode::kUnknownHandler:
+    case ErrorCode::kTampered:
+    case ErrorCode::kCorruption:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status HandlerRegistry::Register(std::string type, Handler handler) {
+  if (type.empty()) return MakeError(ErrorCode::kInvalidArgument, "HandlerRegistry::Register: empty type");
+  if (!handler) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("HandlerRegistry::Register('{}'): empty handler", type));
+  }
+  std::unique_lock l(mu_);
+  auto [it, inserted] = handlers_.emplace(type, std::move(handler));
+  if (!inserted) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("a handler for type '{}' is already registered", type));
+  }
+  return {};
+}
+
+bool HandlerRegistry::Contains(std::string_view type) const {
+  std::shared_lock l(mu_);
+  return handlers_.contains(std::string(type));
+}
+
+Status HandlerRegistry::Publish(const Event& event) {
+  Handler h;
+  {
+    std::shared_lock l(mu_);
+    auto it = handlers_.find(std::string(event.type));
+    if (it == handlers_.end()) {
+      return MakeError(ErrorCode::kUnknownHandler,
+                       fmt::format("no handler registered for type '{}' (event {})", event.type, event.id.ToString()));
+    }
+    h = it->second;
+  }
+  return h(event);
+}
+
+}  // namespace jaiminho

@@ -1,0 +1,507 @@
+#include "jaiminho/relay.h"
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "outbox_impl.h"
+#include "relay/delivery.h"
+#include "relay/retry.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/status.h"
+#include "util/json.h"
+#include "util/macros.h"
+
+namespace jaiminho {
+
+using internal::AlignedArena;
+using internal::DecodedEnvelope;
+using internal::DeliveryBatch;
+using internal::KeyBuf;
+
+RelayStats& RelayStats::operator+=(const RelayStats& o) {
+  published += o.published;
+  failed += o.failed;
+  retried += o.retried;
+  parked += o.parked;
+  blocked += o.blocked;
+  busy += o.busy;
+  return *this;
+}
+
+namespace {
+// Runs of at least this many consecutive pending keys are removed with one
+// range deletion; shorter runs with point deletions.
+constexpr size_t kRangeDeleteMin = 32;
+
+struct Record {
+  KeyBuf key;
+  uint64_t seq = 0;
+  std::string_view raw;
+  std::optional<DecodedEnvelope> env;
+  std::optional<Error> corrupt;  // the value failed verification
+  bool claimed = false;          // being published inline; not ours
+  bool bad_key = false;          // the key itself is malformed
+  size_t event_index = 0;        // into the publish vector
+};
+}  // namespace
+
+class Relay::Impl {
+ public:
+  Impl(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options)
+      : outbox_(outbox),
+        o_(OutboxAccess::Of(outbox)),
+        publisher_(std::move(publisher)),
+        options_(std::move(options)),
+        rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {
+    if (!publisher_) {
+      invalid_ = Error(ErrorCode::kInvalidArgument, "Relay: no publisher given");
+    } else if (options_.interval.count() <= 0) {
+      invalid_ = Error(ErrorCode::kInvalidArgument,
+                       fmt::format("RelayOptions.interval must be > 0, got {} us", options_.interval.count()));
+    } else if (options_.batch_size == 0 || options_.batch_size > 65536) {
+      invalid_ = Error(ErrorCode::kInvalidArgument,
+                       fmt::format("RelayOptions.batch_size must be in [1, 65536], got {}", options_.batch_size));
+    }
+  }
+
+  ~Impl() { Stop(); }
+
+  Result<RelayStats> RunOnce() {
+    std::lock_guard l(run_mu_);
+    return RunStreams(/*only_changed=*/false);
+  }
+
+  Result<RelayStats> Run(std::stop_token stop) {
+    if (invalid_) return tl::unexpected(*invalid_);
+    std::stop_callback wake(stop, [this] { o_.InterruptWaiters(); });
+    RelayStats total;
+    while (!stop.stop_requested()) {
+      uint64_t epoch = o_.commit_epoch();
+      next_due_us_ = std::numeric_limits<int64_t>::max();
+      {
+        std::lock_guard l(run_mu_);
+        auto r = RunStreams(/*only_changed=*/true);
+        if (r) {
+          total += *r;
+        } else {
+          o_.Capture(r.error());
+          next_due_us_ = std::numeric_limits<int64_t>::max();
+        }
+      }
+      if (stop.stop_requested()) break;
+      auto deadline = std::chrono::steady_clock::now() + options_.interval;
+      if (next_due_us_ != std::numeric_limits<int64_t>::max()) {
+        int64_t delay = next_due_us_ - ToMicros(o_.Now());
+        auto due = std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(delay, 0));
+        deadline = std::min(deadline, due);
+      }
+      if (more_) continue;
+      o_.WaitForCommit(epoch, deadline);
+    }
+    return total;
+  }
+
+  void Start() {
+    std::lock_guard l(thread_mu_);
+    if (thread_.joinable()) return;
+    thread_ = std::jthread([this](std::stop_token st) { (void)Run(st); });
+  }
+
+  void Stop() {
+    std::lock_guard l(thread_mu_);
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      thread_.join();
+    }
+  }
+
+  RelayStats stats() const {
+    std::lock_guard l(stats_mu_);
+    return totals_;
+  }
+
+ private:
+  struct Memo {
+    uint64_t written = UINT64_MAX;
+    uint64_t poke = UINT64_MAX;
+    int64_t next_due_us = 0;
+  };
+
+  Result<std::vector<StreamState*>> Selected() {
+    std::vector<StreamState*> out;
+    if (options_.streams.empty()) {
+      for (Stream* s : o_.Streams())
+        out.push_back(&StreamAccess::Of(*s));
+      return out;
+    }
+    for (const auto& name : options_.streams) {
+      JM_ASSIGN_OR_RETURN(Stream * s, o_.FindStream(name));
+      out.push_back(&StreamAccess::Of(*s));
+    }
+    return out;
+  }
+
+  Result<RelayStats> RunStreams(bool only_changed) {
+    if (invalid_) return tl::unexpected(*invalid_);
+    JM_ASSIGN_OR_RETURN(auto streams, Selected());
+    RelayStats stats;
+    more_ = false;
+    std::optional<Error> first_error;
+    for (StreamState* s : streams) {
+      Memo& m = memo_[s];
+      const uint64_t written = s->written_seq.load(std::memory_order_acquire);
+      const uint64_t poke = s->poke.load(std::memory_order_acquire);
+      const int64_t now = ToMicros(o_.Now());
+      if (only_changed && written == m.written && poke == m.poke && now < m.next_due_us) {
+        next_due_us_ = std::min(next_due_us_, m.next_due_us);
+        continue;
+      }
+      // In loop mode a stream gets a bounded number of batches per round, so a
+      // large backlog in one stream does not starve the others.
+      auto r = Drain(*s, only_changed ? 16 : SIZE_MAX, &stats);
+      if (!r) {
+        if (!first_error) first_error = r.error();
+        m.written = UINT64_MAX;  // look again next round
+        continue;
+      }
+      if (r->unfinished) {
+        more_ = true;
+        m.written = UINT64_MAX;
+      } else {
+        m.written = written;
+        m.poke = poke;
+      }
+      m.next_due_us = r->next_due_us;
+      next_due_us_ = std::min(next_due_us_, r->next_due_us);
+    }
+    {
+      std::lock_guard l(stats_mu_);
+      totals_ += stats;
+    }
+    if (first_error) return tl::unexpected(*first_error);
+    return stats;
+  }
+
+  struct DrainResult {
+    bool unfinished = false;  // stopped by the batch budget with more to do
+    int64_t next_due_us = std::numeric_limits<int64_t>::max();
+  };
+
+  Result<DrainResult> Drain(StreamState& s, size_t max_batches, RelayStats* stats) {
+    std::unique_lock dl(s.delivery_mu, std::try_to_lock);
+    DrainResult out;
+    if (!dl.owns_lock()) {
+      ++stats->busy;
+      out.next_due_us = ToMicros(o_.Now()) + options_.interval.count();
+      return out;
+    }
+    bool more = true;
+    bool blocked = false;
+    for (size_t n = 0; more && !blocked; ++n) {
+      if (n == max_batches) {
+        out.unfinished = true;
+        break;
+      }
+      JM_RETURN_IF_ERROR(Batch(s, stats, &more, &blocked, &out.next_due_us));
+    }
+    if (blocked) ++stats->blocked;
+    // When does the first retry fall due?
+    rocksdb::ReadOptions ro;
+    KeyBuf upper = internal::TagEnd(internal::kRetryTag);
+    rocksdb::Slice ub(upper.bytes, upper.size);
+    ro.iterate_upper_bound = &ub;
+    std::unique_ptr<rocksdb::Iterator> it(o_.db->NewIterator(ro, s.cf));
+    for (it->Seek(rocksdb::Slice(&internal::kRetryTag, 1)); it->Valid(); it->Next()) {
+      auto k = internal::DecodeKey(it->key().ToStringView());
+      if (!k) continue;
+      out.next_due_us = std::min(out.next_due_us, k->due_us);
+      break;
+    }
+    JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("read retries of stream '{}'", s.name)));
+    return out;
+  }
+
+  // Reads, publishes and acknowledges one batch of stream `s`.
+  // REQUIRES: s.delivery_mu held.
+  Status Batch(StreamState& s, RelayStats* stats, bool* more, bool* blocked, int64_t* next_due) {
+    *more = false;
+    *blocked = false;
+    const internal::StreamConfig config = s.config();
+    const Timestamp now = o_.Now();
+    const int64_t now_us = ToMicros(now);
+    const size_t limit = options_.batch_size;
+
+    if (uint64_t r = s.rewind.exchange(UINT64_MAX, std::memory_order_acq_rel); r < s.cursor.load()) {
+      s.cursor.store(r, std::memory_order_release);
+    }
+    if (s.written_seq.load(std::memory_order_acquire) > s.durable_seq.load(std::memory_order_acquire)) {
+      JM_RETURN_IF_ERROR(o_.MakeDurable());
+    }
+    const uint64_t horizon = s.durable_seq.load(std::memory_order_acquire);
+    const uint64_t cursor = s.cursor.load(std::memory_order_acquire);
+
+    {
+      std::lock_guard l(s.claim_mu);
+      s.resolved.clear();
+      s.pass_in_progress = true;
+    }
+    struct PassEnd {
+      StreamState& s;
+      ~PassEnd() {
+        std::lock_guard l(s.claim_mu);
+        s.pass_in_progress = false;
+        s.resolved.clear();
+        s.any_claims.store(!s.claimed.empty(), std::memory_order_release);
+      }
+    } pass_end{s};
+
+    // Iterators first, then the claims: every claimed record the iterators can
+    // see is then in the snapshot (claims are made before a commit is visible).
+    KeyBuf r_lo = internal::RetryKey(0, 0);
+    KeyBuf r_hi = internal::RetryKey(now_us + 1, 0);
+    KeyBuf p_lo = internal::SeqKey(internal::kPendingTag, cursor);
+    KeyBuf p_hi = internal::SeqKey(internal::kPendingTag, horizon + 1);
+    rocksdb::Slice r_hi_s(r_hi.bytes, r_hi.size), p_hi_s(p_hi.bytes, p_hi.size);
+    rocksdb::ReadOptions rro, pro;
+    rro.iterate_upper_bound = &r_hi_s;
+    pro.iterate_upper_bound = &p_hi_s;
+    std::unique_ptr<rocksdb::Iterator> rit(o_.db->NewIterator(rro, s.cf));
+    std::unique_ptr<rocksdb::Iterator> pit(horizon + 1 > cursor ? o_.db->NewIterator(pro, s.cf) : nullptr);
+    claims_.clear();
+    if (s.any_claims.load(std::memory_order_acquire)) {
+      std::lock_guard l(s.claim_mu);
+      claims_.insert(claims_.end(), s.claimed.begin(), s.claimed.end());
+      claims_.insert(claims_.end(), s.resolved.begin(), s.resolved.end());
+      std::sort(claims_.begin(), claims_.end());
+    }
+    auto is_claimed = [&](uint64_t seq) { return std::binary_search(claims_.begin(), claims_.end(), seq); };
+
+    arena_.Reset();
+    retries_.clear();
+    pendings_.clear();
+    auto read = [&](rocksdb::Iterator& it, std::vector<Record>& out) {
+      Record r;
+      std::string_view key = it.key().ToStringView();
+      std::memcpy(r.key.bytes, key.data(), std::min<size_t>(key.size(), sizeof r.key.bytes));
+      r.key.size = static_cast<uint8_t>(std::min<size_t>(key.size(), sizeof r.key.bytes));
+      auto dk = internal::DecodeKey(key);
+      if (!dk) {
+        r.bad_key = true;
+        o_.Capture(Error(ErrorCode::kCorruption, fmt::format("stream '{}': malformed key {} skipped by the relay",
+                                                             s.name, internal::ToHex(key))));
+        out.push_back(std::move(r));
+        return;
+      }
+      r.seq = dk->seq;
+      if (is_claimed(r.seq)) {
+        r.claimed = true;
+        out.push_back(std::move(r));
+        return;
+      }
+      r.raw = arena_.Copy(it.value().ToStringView());
+      auto d = internal::DecodeEnvelope(r.raw);
+      if (d && (d->event.id.seq != r.seq || d->stream != s.name)) {
+        d = MakeError(ErrorCode::kCorruption, fmt::format("record of stream '{}' seq {} holds stream '{}' seq {}",
+                                                          s.name, r.seq, d->stream, d->event.id.seq));
+      }
+      if (!d) {
+        r.corrupt = d.error();
+      } else {
+        d->event.id.db = o_.id;
+        d->event.id.stream = s.name;
+        r.env = std::move(*d);
+      }
+      out.push_back(std::move(r));
+    };
+
+    for (rit->Seek(rocksdb::Slice(r_lo.bytes, 1)); rit->Valid(); rit->Next()) {
+      if (retries_.size() == limit) {
+        *more = true;
+        break;
+      }
+      read(*rit, retries_);
+      if (retries_.back().env) retries_.back().env->event.state = EventState::kRetrying;
+    }
+    JM_RETURN_IF_ERROR(internal::ToStatus(rit->status(), fmt::format("read retries of stream '{}'", s.name)));
+    if (pit) {
+      for (pit->Seek(rocksdb::Slice(p_lo.bytes, p_lo.size)); pit->Valid(); pit->Next()) {
+        if (retries_.size() + pendings_.size() >= limit) {
+          *more = true;
+          break;
+        }
+        read(*pit, pendings_);
+        Record& r = pendings_.back();
+        if (r.env && r.env->event.strategy == Strategy::kKeepOrder && ToMicros(r.env->event.next_attempt_at) > now_us) {
+          // A keep-order head waiting for its backoff (or for an operator).
+          *next_due = std::min(*next_due, ToMicros(r.env->event.next_attempt_at));
+          *blocked = true;
+          pendings_.pop_back();
+          break;
+        }
+      }
+      JM_RETURN_IF_ERROR(internal::ToStatus(pit->status(), fmt::format("read pending of stream '{}'", s.name)));
+    }
+    if (retries_.empty() && pendings_.empty()) return {};
+
+    // Publish: retries unordered, then the pending run (ordered when keep-order).
+    auto publish = [&](std::vector<Record>& recs, bool ordered) {
+      events_.clear();
+      for (Record& r : recs) {
+        if (!r.env) continue;
+        r.event_index = events_.size();
+        events_.push_back(r.env->event);
+      }
+      results_.assign(events_.size(), Status());
+      if (!events_.empty()) internal::CallPublishBatch(*publisher_, events_, ordered, results_);
+    };
+
+    DeliveryBatch batch(o_, s, internal::Source::kRelay);
+    batch.Reset(config, now);
+    const bool keep_as_sent = !o_.options.delete_after_send;
+
+    publish(retries_, /*ordered=*/false);
+    for (Record& r : retries_) {
+      if (r.claimed || r.bad_key) continue;
+      if (r.corrupt) {
+        batch.ParkCorrupt(r.seq, r.raw, *r.corrupt);
+        batch.RemoveKey(r.key.view(), false);
+        continue;
+      }
+      const Status& st = results_[r.event_index];
+      if (st) {
+        batch.Succeeded(*r.env, r.raw, keep_as_sent);
+      } else if (st.error().code() == ErrorCode::kAborted) {
+        continue;  // not attempted; stays due
+      } else {
+        batch.Failed(*r.env, st.error(), rng_, /*at_head=*/false);
+      }
+      batch.RemoveKey(r.key.view(), false);
+    }
+
+    bool ordered = config.strategy == Strategy::kKeepOrder;
+    for (const Record& r : pendings_)
+      ordered |= r.env && r.env->event.strategy == Strategy::kKeepOrder;
+    publish(pendings_, ordered);
+
+    // Walk the pending records in order; consecutive removed keys form runs.
+    uint64_t new_cursor = cursor;
+    struct Run {
+      uint64_t first = 0, last = 0;
+      std::vector<std::pair<KeyBuf, bool>> keys;  // key, single-delete-safe
+    } run;
+    auto close_run = [&] {
+      if (run.keys.empty()) return;
+      if (run.keys.size() >= kRangeDeleteMin) {
+        KeyBuf lo = internal::SeqKey(internal::kPendingTag, run.first);
+        KeyBuf hi = internal::SeqKey(internal::kPendingTag, run.last + 1);
+        batch.RemoveRange(lo.view(), hi.view());
+      } else {
+        for (auto& [k, single] : run.keys)
+          batch.RemoveKey(k.view(), single);
+      }
+      run.keys.clear();
+    };
+    auto extend_run = [&](const Record& r, bool single) {
+      if (run.keys.empty()) run.first = r.seq;
+      run.last = r.seq;
+      run.keys.emplace_back(r.key, single);
+    };
+    for (const Record& r : pendings_) {
+      if (r.bad_key || r.claimed) {
+        // Not ours to remove: a malformed key stays for `verify`; a claimed
+        // event is resolved by publish-on-commit.
+        close_run();
+        if (r.claimed) new_cursor = r.seq + 1;
+        continue;
+      }
+      if (r.corrupt) {
+        batch.ParkCorrupt(r.seq, r.raw, *r.corrupt);
+        extend_run(r, false);
+        new_cursor = r.seq + 1;
+        continue;
+      }
+      const Status& st = results_[r.event_index];
+      if (st) {
+        batch.Succeeded(*r.env, r.raw, keep_as_sent);
+      } else if (st.error().code() == ErrorCode::kAborted) {
+        *more = true;  // not attempted: resume here next batch
+        break;
+      } else if (batch.Failed(*r.env, st.error(), rng_, /*at_head=*/true) == internal::FailOutcome::kBlocked) {
+        // The head was rewritten in place with its next attempt time.
+        *blocked = true;
+        *more = false;
+        *next_due = std::min(*next_due, batch.last_due_us());
+        break;
+      }
+      extend_run(r, r.env->event.attempts == 0);
+      new_cursor = r.seq + 1;
+    }
+    close_run();
+
+    // The persisted cursor never passes a claimed event (a crash before its
+    // outcome is written leaves it pending for the next process).
+    uint64_t persist = new_cursor;
+    for (uint64_t c : claims_) {
+      if (c >= cursor) {
+        persist = std::min(persist, c);
+        break;
+      }
+    }
+    if (persist != s.persisted_cursor) batch.SetCursor(persist);
+    JM_RETURN_IF_ERROR(batch.Commit());
+    s.persisted_cursor = persist;
+    s.cursor.store(new_cursor, std::memory_order_release);
+    *stats += batch.counts();
+    return {};
+  }
+
+  Outbox& outbox_;
+  OutboxImpl& o_;
+  std::shared_ptr<Publisher> publisher_;
+  RelayOptions options_;
+  std::optional<Error> invalid_;
+  std::mt19937_64 rng_;
+
+  std::mutex run_mu_;
+  std::map<StreamState*, Memo> memo_;
+  int64_t next_due_us_ = std::numeric_limits<int64_t>::max();
+  bool more_ = false;
+
+  AlignedArena arena_;
+  std::vector<Record> retries_, pendings_;
+  std::vector<Event> events_;
+  std::vector<Status> results_;
+  std::vector<uint64_t> claims_;
+
+  mutable std::mutex stats_mu_;
+  RelayStats totals_;
+
+  std::mutex thread_mu_;
+  std::jthread thread_;
+};
+
+Relay::Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options)
+    : impl_(std::make_unique<Impl>(outbox, std::move(publisher), std::move(options))) {}
+Relay::~Relay() = default;
+Result<RelayStats> Relay::RunOnce() {
+  return impl_->RunOnce();
+}
+Result<RelayStats> Relay::Run(std::stop_token stop) {
+  return impl_->Run(std::move(stop));
+}
+void Relay::Start() {
+  impl_->Start();
+}
+void Relay::Stop() {
+  impl_->Stop();
+}
+RelayStats Relay::stats() const {
+  return impl_->stats();
+}
+
+}  // namespace jaiminho

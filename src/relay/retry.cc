@@ -1,0 +1,62 @@
+#include "relay/retry.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace jaiminho::internal {
+
+std::chrono::microseconds Backoff(const RetryPolicy& policy, uint32_t attempts, std::mt19937_64& rng) {
+  double base = static_cast<double>(policy.initial_backoff.count()) *
+                std::pow(policy.multiplier, static_cast<double>(attempts > 0 ? attempts - 1 : 0));
+  base = std::min(base, static_cast<double>(policy.max_backoff.count()));
+  double factor = 1.0;
+  if (policy.jitter > 0) {
+    std::uniform_real_distribution<double> d(1.0 - policy.jitter, 1.0 + policy.jitter);
+    factor = d(rng);
+  }
+  return std::chrono::microseconds(static_cast<int64_t>(std::llround(base * factor)));
+}
+
+bool Exhausted(const RetryPolicy& policy, uint32_t attempts) {
+  return policy.max_attempts != 0 && attempts >= policy.max_attempts;
+}
+
+namespace {
+Error Threw(const Event& event, std::string_view what) {
+  return Error(ErrorCode::kInternal, fmt::format("publisher threw on event {}: {}", event.id.ToString(), what));
+}
+}  // namespace
+
+Status CallPublish(Publisher& publisher, const Event& event) {
+  try {
+    return publisher.Publish(event);
+  } catch (const std::exception& e) {
+    return tl::unexpected(Threw(event, e.what()));
+  } catch (...) {
+    return tl::unexpected(Threw(event, "non-standard exception"));
+  }
+}
+
+void CallPublishBatch(Publisher& publisher, std::span<const Event> events, bool ordered, std::span<Status> results) {
+  for (auto& r : results)
+    r = MakeError(ErrorCode::kAborted, "not attempted");
+  auto fail_all = [&](std::string_view what) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (i == 0 || !ordered) {
+        results[i] = tl::unexpected(Threw(events[i], what));
+      } else {
+        results[i] = MakeError(ErrorCode::kAborted, "not attempted: the publisher threw");
+      }
+    }
+  };
+  try {
+    publisher.PublishBatch(events, ordered, results);
+  } catch (const std::exception& e) {
+    fail_all(e.what());
+  } catch (...) {
+    fail_all("non-standard exception");
+  }
+}
+
+}  // namespace jaiminho::internal

@@ -1,0 +1,27 @@
+// Retry arithmetic and exception-safe publishing, shared by the relay and
+// publish-on-commit.
+#pragma once
+
+#include <random>
+
+#include "jaiminho/clock.h"
+#include "jaiminho/options.h"
+#include "jaiminho/publisher.h"
+
+namespace jaiminho::internal {
+
+// Delay before attempt `attempts + 1`, after `attempts` failures (>= 1):
+// initial * multiplier^(attempts-1), capped at max_backoff, times a random
+// factor in [1 - jitter, 1 + jitter].
+std::chrono::microseconds Backoff(const RetryPolicy& policy, uint32_t attempts, std::mt19937_64& rng);
+
+// True when `attempts` failures exhaust the policy.
+bool Exhausted(const RetryPolicy& policy, uint32_t attempts);
+
+// Calls publisher.Publish, turning an exception into a retryable error.
+Status CallPublish(Publisher& publisher, const Event& event);
+// Calls publisher.PublishBatch, turning an exception into failures (the first
+// event failed, the rest not attempted).
+void CallPublishBatch(Publisher& publisher, std::span<const Event> events, bool ordered, std::span<Status> results);
+
+}  // namespace jaiminho::internal

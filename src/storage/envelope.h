@@ -1,0 +1,87 @@
+// The event envelope codec: the only file that includes the generated
+// FlatBuffers code for envelopes. Every read is verified.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/event.h"
+#include "jaiminho/result.h"
+
+namespace jaiminho::internal {
+
+inline constexpr uint16_t kEnvelopeVersion = 1;
+
+// Everything stored in an envelope, as views.
+struct EnvelopeFields {
+  uint64_t seq = 0;
+  std::string_view stream;
+  std::string_view type;
+  std::string_view key;
+  std::string_view payload;
+  std::string_view encoding;
+  std::span<const Header> headers;
+  int64_t created_at = 0;
+  Strategy strategy = Strategy::kPublishOnCommit;
+  uint32_t attempts = 0;
+  std::string_view last_error;
+  int64_t next_attempt_at = 0;
+  int64_t sent_at = 0;
+  std::string_view signature;
+  std::string_view key_id;
+  std::string_view note;
+};
+
+// Byte offsets of the scalars the relay updates in place (all are always present).
+struct ScalarOffsets {
+  uint32_t seq = 0;
+  uint32_t attempts = 0;
+  uint32_t next_attempt_at = 0;
+  uint32_t sent_at = 0;
+};
+
+// Appends the encoded envelope to *out; returns the offsets of its scalars
+// relative to the start of the appended bytes. Not thread-safe per builder;
+// each thread uses its own builder internally.
+ScalarOffsets EncodeEnvelope(const EnvelopeFields& f, std::string* out);
+
+// Overwrites a little-endian scalar at `offset` of an encoded envelope.
+void PatchU64(char* envelope, uint32_t offset, uint64_t v);
+void PatchU32(char* envelope, uint32_t offset, uint32_t v);
+
+struct DecodedEnvelope {
+  Event event;  // id.db and state are left for the caller
+  ScalarOffsets offsets;
+  std::string_view stream;
+  std::string_view signature;
+};
+
+// Verifies and decodes. REQUIRES: `bytes` starts at an 8-byte aligned address
+// (use AlignedArena). Fails with kCorruption naming what is wrong.
+Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes);
+
+// The fields of a decoded event, for re-encoding with some of them changed.
+EnvelopeFields FieldsOf(const DecodedEnvelope& d);
+
+// Copies of values with stable addresses, 8-byte aligned, for decoding.
+// Views returned stay valid until Reset() or destruction.
+class AlignedArena {
+ public:
+  std::string_view Copy(std::string_view bytes);
+  void Reset();
+
+ private:
+  struct Block {
+    std::unique_ptr<uint64_t[]> words;
+    size_t capacity = 0;  // bytes
+    size_t used = 0;      // bytes
+  };
+  std::vector<Block> blocks_;
+  size_t current_ = 0;
+};
+
+}  // namespace jaiminho::internal

@@ -1,0 +1,187 @@
+#include "storage/open.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "jaiminho/version.h"
+#include "storage/status.h"
+#include "util/macros.h"
+
+namespace jaiminho::internal {
+namespace fs = std::filesystem;
+
+Result<PathKind> ClassifyPath(const std::string& path) {
+  if (path.empty()) return MakeError(ErrorCode::kInvalidArgument, "path is empty");
+  std::error_code ec;
+  auto st = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return MakeError(ErrorCode::kIOError, fmt::format("cannot stat {}: {}", path, ec.message()));
+  }
+  if (!fs::exists(st)) return PathKind::kMissing;
+  if (!fs::is_directory(st)) {
+    return MakeError(ErrorCode::kNotADatabase, fmt::format("{} is a file, not a database directory", path));
+  }
+  if (fs::exists(fs::path(path) / "CURRENT", ec)) return PathKind::kDatabase;
+  auto it = fs::directory_iterator(path, ec);
+  if (ec) return MakeError(ErrorCode::kIOError, fmt::format("cannot list {}: {}", path, ec.message()));
+  if (it == fs::directory_iterator()) return PathKind::kEmptyDirectory;
+  return MakeError(ErrorCode::kNotADatabase,
+                   fmt::format("{} is a non-empty directory that is not a database (no CURRENT file)", path));
+}
+
+std::optional<long> LockHolderPid(const std::string& path) {
+  std::string lock = (fs::path(path) / "LOCK").string();
+  int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct flock fl = {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  std::optional<long> pid;
+  if (::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) pid = static_cast<long>(fl.l_pid);
+  ::close(fd);
+  return pid;
+}
+
+namespace {
+class DiscardingLogger final : public rocksdb::Logger {
+ public:
+  DiscardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
+}  // namespace
+
+std::shared_ptr<rocksdb::Logger> NullLogger() {
+  return std::make_shared<DiscardingLogger>();
+}
+
+Status CheckFormat(uint32_t format, const std::string& path) {
+  if (format > kFormatVersion) {
+    return MakeError(ErrorCode::kFormatTooNew,
+                     fmt::format("{} has on-disk format {}, newer than this library's {}; upgrade jaiminho", path,
+                                 format, kFormatVersion));
+  }
+  if (format == 0) {
+    return MakeError(ErrorCode::kCorruption, fmt::format("{}: jaiminho.meta has no format record", path));
+  }
+  return {};
+}
+
+Result<MetaSnapshot> ReadMeta(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta, const std::string& path) {
+  MetaSnapshot snap;
+  rocksdb::ReadOptions ro;
+  std::string v;
+  auto s = db->Get(ro, meta, std::string(kFormatKey), &v);
+  if (s.IsNotFound()) {
+    return MakeError(ErrorCode::kCorruption, fmt::format("{}: jaiminho.meta has no format record", path));
+  }
+  JM_RETURN_IF_ERROR(ToStatus(s, fmt::format("read format of {}", path)));
+  JM_ASSIGN_OR_RETURN(snap.format, DecodeU32(v, fmt::format("{}: format record", path)));
+  JM_RETURN_IF_ERROR(CheckFormat(snap.format, path));
+  s = db->Get(ro, meta, std::string(kDbIdKey), &v);
+  JM_RETURN_IF_ERROR(ToStatus(s, fmt::format("read database id of {}", path)));
+  if (v.size() != snap.id.bytes.size()) {
+    return MakeError(ErrorCode::kCorruption, fmt::format("{}: database id has {} bytes, expected 16", path, v.size()));
+  }
+  std::copy(v.begin(), v.end(), snap.id.bytes.begin());
+
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, meta));
+  const std::string prefix = "stream/";
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view key = it->key().ToStringView().substr(prefix.size());
+    size_t slash = key.rfind('/');
+    if (slash == std::string_view::npos) continue;
+    std::string name(key.substr(0, slash));
+    std::string_view field = key.substr(slash + 1);
+    std::string_view value = it->value().ToStringView();
+    StreamMeta& m = snap.streams[name];
+    if (field == "config") {
+      JM_ASSIGN_OR_RETURN(m.config, DecodeStreamConfig(value, name));
+    } else if (field == "hwm") {
+      JM_ASSIGN_OR_RETURN(m.hwm, DecodeU64(value, fmt::format("stream '{}' seq reservation", name)));
+    } else if (field == "cursor") {
+      JM_ASSIGN_OR_RETURN(m.cursor, DecodeU64(value, fmt::format("stream '{}' relay cursor", name)));
+    }
+  }
+  JM_RETURN_IF_ERROR(ToStatus(it->status(), fmt::format("read jaiminho.meta of {}", path)));
+  return snap;
+}
+
+Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, const rocksdb::DBOptions& options) {
+  std::vector<std::string> names;
+  auto s = rocksdb::DB::ListColumnFamilies(options, path, &names);
+  if (!s.ok()) {
+    return MakeError(ErrorCode::kNotADatabase,
+                     fmt::format("{} is not a readable RocksDB database: {}", path, s.ToString()));
+  }
+  if (std::find(names.begin(), names.end(), std::string(kMetaFamily)) == names.end()) {
+    return MakeError(
+        ErrorCode::kNotADatabase,
+        fmt::format("{} is a RocksDB database but not a jaiminho one (no {} column family)", path, kMetaFamily));
+  }
+  return names;
+}
+
+std::optional<std::string> StreamOfFamily(std::string_view family) {
+  if (!family.starts_with(kStreamFamilyPrefix)) return std::nullopt;
+  return std::string(family.substr(kStreamFamilyPrefix.size()));
+}
+
+rocksdb::ColumnFamilyOptions StreamFamilyOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  // Queue-shaped data: written once, read once from the head, then deleted or
+  // moved. Small memtables keep recovery quick on gateways.
+  o.write_buffer_size = 16 << 20;
+  return o;
+}
+
+ReadOnlyDb::~ReadOnlyDb() {
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h);
+  handles.clear();
+  if (db) db->Close().PermitUncheckedError();
+}
+
+rocksdb::ColumnFamilyHandle* ReadOnlyDb::Family(std::string_view name) const {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return handles[i];
+  }
+  return nullptr;
+}
+
+Result<std::unique_ptr<ReadOnlyDb>> OpenReadOnly(const std::string& path, rocksdb::Env* env,
+                                                 const std::string& secondary_path) {
+  JM_ASSIGN_OR_RETURN(PathKind kind, ClassifyPath(path));
+  if (kind != PathKind::kDatabase) {
+    return MakeError(ErrorCode::kNotADatabase, fmt::format("{} is not a database (no such database)", path));
+  }
+  rocksdb::DBOptions dbo;
+  dbo.info_log = NullLogger();
+  dbo.info_log_level = rocksdb::InfoLogLevel::HEADER_LEVEL;
+  if (env != nullptr) dbo.env = env;
+  if (!secondary_path.empty()) dbo.max_open_files = -1;
+  JM_ASSIGN_OR_RETURN(auto names, ListJaiminhoFamilies(path, dbo));
+  auto out = std::make_unique<ReadOnlyDb>();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names)
+    descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (secondary_path.empty()) {
+    s = rocksdb::DB::OpenForReadOnly(dbo, path, descs, &out->handles, &raw);
+  } else {
+    s = rocksdb::DB::OpenAsSecondary(dbo, path, secondary_path, descs, &out->handles, &raw);
+  }
+  JM_RETURN_IF_ERROR(ToStatus(s, fmt::format("open {} read-only", path)));
+  out->db.reset(raw);
+  out->names = names;
+  out->meta = out->Family(kMetaFamily);
+  JM_ASSIGN_OR_RETURN(out->snapshot, ReadMeta(out->db.get(), out->meta, path));
+  return out;
+}
+
+}  // namespace jaiminho::internal

@@ -1,0 +1,166 @@
+// The on-disk codecs: envelope, keys, meta values, and the JSON writer.
+#include <random>
+
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/meta.h"
+#include "support/test_util.h"
+#include "util/json.h"
+
+namespace jaiminho::internal {
+namespace {
+
+std::string Encode(const EnvelopeFields& f, ScalarOffsets* offsets = nullptr) {
+  std::string out;
+  ScalarOffsets o = EncodeEnvelope(f, &out);
+  if (offsets) *offsets = o;
+  return out;
+}
+
+EnvelopeFields Sample() {
+  static const Header headers[] = {{"h1", "v1"}};
+  EnvelopeFields f;
+  f.seq = 77;
+  f.stream = "s";
+  f.type = "type.v1";
+  f.key = "key";
+  f.payload = std::string_view("pay\0load", 8);
+  f.encoding = "application/octet-stream";
+  f.headers = headers;
+  f.created_at = 123;
+  f.strategy = Strategy::kKeepOrder;
+  f.attempts = 3;
+  f.last_error = "boom";
+  f.next_attempt_at = 456;
+  f.sent_at = 789;
+  f.note = "note";
+  return f;
+}
+
+TEST(Envelope, RoundTripsEveryField) {
+  AlignedArena arena;
+  std::string bytes = Encode(Sample());
+  ASSERT_OK_AND_ASSIGN(DecodedEnvelope d, DecodeEnvelope(arena.Copy(bytes)));
+  const Event& e = d.event;
+  EXPECT_EQ(e.id.seq, 77u);
+  EXPECT_EQ(d.stream, "s");
+  EXPECT_EQ(e.type, "type.v1");
+  EXPECT_EQ(e.key, "key");
+  EXPECT_EQ(e.payload, std::string_view("pay\0load", 8));
+  ASSERT_EQ(e.headers.size(), 1u);
+  EXPECT_EQ(e.headers[0].value, "v1");
+  EXPECT_EQ(ToMicros(e.created_at), 123);
+  EXPECT_EQ(e.strategy, Strategy::kKeepOrder);
+  EXPECT_EQ(e.attempts, 3u);
+  EXPECT_EQ(e.last_error, "boom");
+  EXPECT_EQ(ToMicros(e.next_attempt_at), 456);
+  EXPECT_EQ(ToMicros(e.sent_at), 789);
+  EXPECT_EQ(e.note, "note");
+}
+
+TEST(Envelope, ScalarsArePatchedInPlace) {
+  AlignedArena arena;
+  EnvelopeFields f = Sample();
+  f.seq = 0;
+  f.sent_at = 0;
+  ScalarOffsets off;
+  std::string bytes = Encode(f, &off);
+  PatchU64(bytes.data(), off.seq, 0x0102030405060708ull);
+  PatchU64(bytes.data(), off.sent_at, 99);
+  PatchU32(bytes.data(), off.attempts, 5);
+  ASSERT_OK_AND_ASSIGN(DecodedEnvelope d, DecodeEnvelope(arena.Copy(bytes)));
+  EXPECT_EQ(d.event.id.seq, 0x0102030405060708ull);
+  EXPECT_EQ(ToMicros(d.event.sent_at), 99);
+  EXPECT_EQ(d.event.attempts, 5u);
+}
+
+TEST(Envelope, GarbageAndTruncationAreCorruptionNeverACrash) {
+  AlignedArena arena;
+  std::string good = Encode(Sample());
+  size_t truncations_rejected = 0;
+  for (size_t n = 0; n < good.size(); ++n) {
+    auto r = DecodeEnvelope(arena.Copy(std::string_view(good).substr(0, n)));
+    if (r) {
+      // Only trailing alignment padding may go without loss.
+      EXPECT_EQ(r->event.payload, std::string_view("pay\0load", 8)) << "truncated to " << n;
+      EXPECT_GE(n + 8, good.size()) << "truncated to " << n;
+    } else {
+      EXPECT_EQ(r.error().code(), ErrorCode::kCorruption);
+      ++truncations_rejected;
+    }
+  }
+  EXPECT_GE(truncations_rejected + 8, good.size());
+  std::mt19937 rng(7);
+  int rejected = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string b = good;
+    for (int k = 0; k < 3; ++k)
+      b[rng() % b.size()] = static_cast<char>(rng());
+    auto r = DecodeEnvelope(arena.Copy(b));
+    if (!r) {
+      EXPECT_EQ(r.error().code(), ErrorCode::kCorruption);
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  ASSERT_ERROR(DecodeEnvelope(arena.Copy("garbage bytes that are not an envelope")), ErrorCode::kCorruption);
+}
+
+TEST(Envelope, UnknownStrategyAndVersionAreRejected) {
+  AlignedArena arena;
+  EnvelopeFields f = Sample();
+  f.strategy = static_cast<Strategy>(9);
+  ASSERT_ERROR(DecodeEnvelope(arena.Copy(Encode(f))), ErrorCode::kCorruption);
+}
+
+TEST(Keys, OrderIsStateThenSeqAndRoundTrips) {
+  std::vector<std::string> keys;
+  for (char tag : {kParkedTag, kPendingTag, kSentTag}) {
+    for (uint64_t seq : {1ull, 255ull, 256ull, 1ull << 40})
+      keys.emplace_back(SeqKey(tag, seq).view());
+  }
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  auto d = DecodeKey(SeqKey(kPendingTag, 1ull << 40).view());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->state, EventState::kPending);
+  EXPECT_EQ(d->seq, 1ull << 40);
+  auto r = DecodeKey(RetryKey(500, 7).view());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, EventState::kRetrying);
+  EXPECT_EQ(r->seq, 7u);
+  EXPECT_EQ(r->due_us, 500);
+  EXPECT_LT(RetryKey(1, 999).view(), RetryKey(2, 1).view()) << "retries sort by due time";
+  EXPECT_LT(SeqKey(kPendingTag, UINT64_MAX).view(), RetryKey(0, 0).view());
+  EXPECT_FALSE(DecodeKey(""));
+  EXPECT_FALSE(DecodeKey("p123"));
+  EXPECT_FALSE(DecodeKey(std::string("x") + std::string(8, '\0')));
+}
+
+TEST(Meta, StreamConfigRoundTripsAndIsVerified) {
+  StreamConfig c;
+  c.strategy = Strategy::kKeepOrder;
+  c.retry.max_attempts = 9;
+  c.on_exhaustion = OnExhaustion::kPark;
+  c.time_to_delete = std::chrono::seconds(60);
+  std::string b = EncodeStreamConfig(c);
+  ASSERT_OK_AND_ASSIGN(StreamConfig d, DecodeStreamConfig(b, "s"));
+  EXPECT_TRUE(d == c);
+  auto r = DecodeStreamConfig("nope", "mystream");
+  ASSERT_ERROR(r, ErrorCode::kCorruption);
+  EXPECT_NE(r.error().message().find("mystream"), std::string::npos);
+  ASSERT_ERROR(DecodeU64("short", "x"), ErrorCode::kCorruption);
+}
+
+TEST(Json, EscapesAndAlwaysProducesValidText) {
+  std::string out;
+  AppendJsonString(out, "a\"b\\c\n\x01\xc3\xa9\xff");
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\\u00ff\"");
+  EXPECT_TRUE(IsPrintableUtf8("héllo\tworld\n"));
+  EXPECT_FALSE(IsPrintableUtf8(std::string_view("\x00", 1)));
+  EXPECT_FALSE(IsPrintableUtf8("\xff"));
+  EXPECT_FALSE(IsPrintableUtf8("\xc0\x80")) << "overlong encoding";
+  EXPECT_EQ(ToHex("\x01\xab"), "01ab");
+}
+
+}  // namespace
+}  // namespace jaiminho::internal

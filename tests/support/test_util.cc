@@ -1,0 +1,91 @@
+#include "support/test_util.h"
+
+#include <unistd.h>
+
+#include <condition_variable>
+
+#include "outbox_impl.h"
+#include "storage/keys.h"
+
+namespace jaiminho::testing {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/jaiminho-test-XXXXXX";
+  char* made = ::mkdtemp(tmpl.data());
+  if (made == nullptr) std::abort();
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> Snapshot(const std::string& dir) {
+  std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> out;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file())
+      out[e.path().string()] = {e.file_size(), e.last_write_time()};
+    else
+      out[e.path().string()] = {0, {}};
+  }
+  return out;
+}
+
+Status RecordingPublisher::Publish(const Event& e) {
+  attempts.fetch_add(1);
+  if (fail) {
+    if (auto err = fail(e)) return tl::unexpected(*err);
+  }
+  std::lock_guard l(mu_);
+  deliveries_.push_back(Delivery{std::string(e.id.stream), e.id.seq, std::string(e.type), std::string(e.key),
+                                 std::string(e.payload), e.strategy, e.attempts});
+  cv_.notify_all();
+  return {};
+}
+
+std::vector<Delivery> RecordingPublisher::deliveries() const {
+  std::lock_guard l(mu_);
+  return deliveries_;
+}
+
+size_t RecordingPublisher::count() const {
+  std::lock_guard l(mu_);
+  return deliveries_.size();
+}
+
+bool RecordingPublisher::WaitFor(size_t n, std::chrono::milliseconds timeout) const {
+  std::unique_lock l(mu_);
+  return cv_.wait_for(l, timeout, [&] { return deliveries_.size() >= n; });
+}
+
+rocksdb::ColumnFamilyHandle* StreamFamily(const Stream& stream) {
+  return StreamAccess::Of(stream).cf;
+}
+
+std::vector<std::pair<char, uint64_t>> RawKeys(Outbox& outbox, const Stream& stream) {
+  std::vector<std::pair<char, uint64_t>> out;
+  std::unique_ptr<rocksdb::Iterator> it(outbox.db()->NewIterator(rocksdb::ReadOptions(), StreamFamily(stream)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto k = internal::DecodeKey(it->key().ToStringView());
+    out.emplace_back(it->key()[0], k ? k->seq : 0);
+  }
+  EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  return out;
+}
+
+std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o) {
+  o.path = dir;
+  auto r = Outbox::Open(std::move(o));
+  if (!r) {
+    ADD_FAILURE() << r.error().ToString();
+    return nullptr;
+  }
+  return std::move(*r);
+}
+
+}  // namespace jaiminho::testing

@@ -1,0 +1,103 @@
+// Helpers shared by the tests: temporary directories, assertion macros,
+// recording publishers and raw reads of stream column families.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "jaiminho/jaiminho.h"
+
+#define JM_TEST_CONCAT_INNER(a, b) a##b
+#define JM_TEST_CONCAT(a, b) JM_TEST_CONCAT_INNER(a, b)
+
+// ASSERT_OK(status_or_result): fails the test with the error text.
+#define ASSERT_OK(expr)                                                    \
+  do {                                                                     \
+    auto&& _r = (expr);                                                    \
+    ASSERT_TRUE(_r.has_value()) << #expr << ": " << _r.error().ToString(); \
+  } while (0)
+#define EXPECT_OK(expr)                                                    \
+  do {                                                                     \
+    auto&& _r = (expr);                                                    \
+    EXPECT_TRUE(_r.has_value()) << #expr << ": " << _r.error().ToString(); \
+  } while (0)
+
+#define JM_ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr)                       \
+  auto tmp = (expr);                                                       \
+  ASSERT_TRUE(tmp.has_value()) << #expr << ": " << tmp.error().ToString(); \
+  lhs = std::move(*tmp)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) JM_ASSERT_OK_AND_ASSIGN_IMPL(JM_TEST_CONCAT(_r_, __LINE__), lhs, expr)
+
+// ASSERT_ERROR(expr, code): the call failed with this ErrorCode.
+#define ASSERT_ERROR(expr, expected_code)                                               \
+  do {                                                                                  \
+    auto&& _r = (expr);                                                                 \
+    ASSERT_FALSE(_r.has_value()) << #expr << " succeeded, expected " << #expected_code; \
+    ASSERT_EQ(_r.error().code(), expected_code) << _r.error().ToString();               \
+  } while (0)
+
+namespace jaiminho::testing {
+
+// A fresh directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+// Names, sizes and modification times of every file under `dir`.
+std::map<std::string, std::pair<uintmax_t, std::filesystem::file_time_type>> Snapshot(const std::string& dir);
+
+struct Delivery {
+  std::string stream;
+  uint64_t seq;
+  std::string type;
+  std::string key;
+  std::string payload;
+  Strategy strategy;
+  uint32_t attempts;
+};
+
+// A thread-safe publisher that records every delivery; `fail` (when set)
+// decides per event whether to fail and with what error.
+class RecordingPublisher : public Publisher {
+ public:
+  Status Publish(const Event& e) override;
+
+  std::function<std::optional<Error>(const Event&)> fail;
+  std::vector<Delivery> deliveries() const;
+  size_t count() const;
+  // Waits (with a condition variable, no sleeps) until `n` deliveries happened;
+  // false on timeout.
+  bool WaitFor(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
+  std::atomic<uint64_t> attempts{0};
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::vector<Delivery> deliveries_;
+};
+
+// The column family of a stream (internal handle, for raw reads and writes).
+rocksdb::ColumnFamilyHandle* StreamFamily(const Stream& stream);
+// Every key of a stream column family: (state tag, seq), in key order.
+std::vector<std::pair<char, uint64_t>> RawKeys(Outbox& outbox, const Stream& stream);
+// Opens a fresh outbox in `dir` with `o` (path filled in).
+std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o = {});
+
+}  // namespace jaiminho::testing
