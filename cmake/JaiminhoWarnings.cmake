@@ -3,7 +3,7 @@
 function(jaiminho_set_warnings target)
   target_compile_options(${target} PRIVATE
     -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
-    -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+    -Woverloaded-virtual -Wimplicit-fallthrough)
   if(JAIMINHO_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
