@@ -85,15 +85,19 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   if (options.tune_db) options.tune_db(dbo);
 
   std::vector<std::string> existing;
+  internal::MetaSnapshot probed;
   if (kind == internal::PathKind::kDatabase) {
     // Probe read-only first: a database we must refuse is left exactly as it was.
     JM_ASSIGN_OR_RETURN(auto probe, internal::OpenReadOnly(path, options.env));
     existing = probe->names;
+    probed = probe->snapshot;
   }
 
   auto impl = std::make_unique<OutboxImpl>();
   impl->options = options;
   impl->clock = options.clock ? options.clock : SystemClock();
+  // Each stream's filter needs its time_to_delete before the families open.
+  std::map<std::string, std::shared_ptr<internal::CleanerState>> cleaners;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   auto business_options = [&](const std::string& name) {
@@ -112,8 +116,14 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     if (std::find(names.begin(), names.end(), b.name) == names.end()) names.push_back(b.name);
   }
   for (const auto& n : names) {
-    if (internal::StreamOfFamily(n)) {
-      descs.emplace_back(n, internal::StreamFamilyOptions());
+    if (auto stream = internal::StreamOfFamily(n)) {
+      StreamConfig config = impl->Resolve({});
+      if (auto it = probed.streams.find(*stream); it != probed.streams.end() && it->second.config) {
+        config = *it->second.config;
+      }
+      auto& cleaner = cleaners[*stream];
+      cleaner = impl->NewCleanerState(*stream, config);
+      descs.emplace_back(n, internal::StreamFamilyOptions(cleaner));
     } else if (n == internal::kMetaFamily) {
       descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     } else {
@@ -162,7 +172,9 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
         if (it->second.hwm) hwm = *it->second.hwm;
         cursor = it->second.cursor;
       }
-      JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor));
+      auto cleaner = cleaners[*stream];
+      cleaner->time_to_delete_us.store(config.time_to_delete.count() * 1'000'000);
+      JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor, std::move(cleaner)));
     } else if (names[i] != internal::kMetaFamily) {
       BusinessInfo info{names[i], handles[i], false};
       for (const auto& b : options.business_families) {
@@ -173,6 +185,10 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   }
   impl->committer = std::make_unique<Committer>(impl.get());
   impl->inline_publisher = std::make_unique<InlinePublisher>(impl.get());
+  if (options.clean_interval.count() > 0) {
+    OutboxImpl* raw_impl = impl.get();
+    impl->maintenance_ = std::thread([raw_impl] { raw_impl->MaintenanceLoop(); });
+  }
   return impl;
 }
 
@@ -184,6 +200,12 @@ Status OutboxImpl::Close() {
   if (closed_ || !db) return {};
   closed_ = true;
   InterruptWaiters();
+  {
+    std::lock_guard l(maintenance_mu_);
+    maintenance_stop_ = true;
+  }
+  maintenance_cv_.notify_all();
+  if (maintenance_.joinable()) maintenance_.join();
   if (inline_publisher) inline_publisher->Stop();
   // Record where each stream continues so that a clean restart leaves no gap.
   rocksdb::WriteBatch b;
@@ -214,9 +236,15 @@ StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
   return c;
 }
 
+std::shared_ptr<internal::CleanerState> OutboxImpl::NewCleanerState(const std::string& name,
+                                                                    const StreamConfig& config) const {
+  return std::make_shared<internal::CleanerState>(name, clock, config.time_to_delete.count() * 1'000'000);
+}
+
 Result<Stream*> OutboxImpl::AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, StreamConfig config,
-                                      uint64_t hwm, uint64_t cursor) {
+                                      uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner) {
   auto state = std::make_unique<StreamState>(name, cf, config);
+  state->cleaner = std::move(cleaner);
   state->next_seq = hwm;
   state->hwm = hwm;
   state->written_seq = hwm - 1;
@@ -249,20 +277,26 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
     if (!(st.config() == config)) {
       auto s = db->Put(wo, meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
       JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("store config of {}", where)));
+      if (config.time_to_delete != st.config().time_to_delete) {
+        auto period = std::to_string(std::max<int64_t>(86400, config.time_to_delete.count()));
+        s = db->SetOptions(st.cf, {{"periodic_compaction_seconds", period}});
+        JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("set periodic compaction of {}", where)));
+      }
       st.set_config(config);
     }
     return *found;
   }
   rocksdb::ColumnFamilyHandle* cf = nullptr;
   std::string family = fmt::format("{}{}", internal::kStreamFamilyPrefix, name);
-  auto s = db->CreateColumnFamily(internal::StreamFamilyOptions(), family, &cf);
+  auto cleaner = NewCleanerState(std::string(name), config);
+  auto s = db->CreateColumnFamily(internal::StreamFamilyOptions(cleaner), family, &cf);
   JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("create column family {}", family)));
   owned_handles.push_back(cf);
   rocksdb::WriteBatch b;
   b.Put(meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
   b.Put(meta_cf, internal::StreamMetaKey(name, "hwm"), internal::EncodeU64(1));
   JM_RETURN_IF_ERROR(internal::ToStatus(db->Write(wo, &b), fmt::format("store config of {}", where)));
-  return AddStream(std::string(name), cf, config, 1, 0);
+  return AddStream(std::string(name), cf, config, 1, 0, std::move(cleaner));
 }
 
 Result<Stream*> OutboxImpl::FindStream(std::string_view name) const {
@@ -400,6 +434,10 @@ Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std
   if (s.IsNotFound()) return std::optional<std::string>();
   JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("read {} from family '{}'", key, family.name)));
   return std::optional<std::string>(std::move(value));
+}
+
+Result<CleanReport> Outbox::Clean() {
+  return impl_->Clean();
 }
 
 const DatabaseId& Outbox::id() const {

@@ -11,8 +11,10 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "clean/cleaner.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
 #include "storage/meta.h"
@@ -30,6 +32,8 @@ class StreamState {
 
   const std::string name;
   rocksdb::ColumnFamilyHandle* const cf;
+  // Shared with the stream's compaction filter.
+  std::shared_ptr<internal::CleanerState> cleaner;
 
   internal::StreamConfig config() const {
     std::lock_guard l(config_mu_);
@@ -39,6 +43,7 @@ class StreamState {
     std::lock_guard l(config_mu_);
     config_ = c;
     strategy_.store(c.strategy, std::memory_order_relaxed);
+    if (cleaner) cleaner->time_to_delete_us.store(c.time_to_delete.count() * 1'000'000);
   }
   Strategy strategy() const { return strategy_.load(std::memory_order_relaxed); }
 
@@ -117,6 +122,12 @@ class OutboxImpl {
   std::vector<Stream*> Streams() const;
   internal::StreamConfig Resolve(const StreamOptions& o) const;
 
+  // The cleaner (src/clean/cleaner.cc).
+  Result<CleanReport> Clean();
+  // One maintenance pass: flushes stream memtables holding data, then compacts
+  // the expired prefix of each stream's sent range. Run every clean_interval.
+  Status Maintain();
+
   // Syncs the WAL when some stream has writes not known durable; afterwards
   // every commit written before the call is durable.
   Status MakeDurable();
@@ -158,7 +169,10 @@ class OutboxImpl {
 
  private:
   Result<Stream*> AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, internal::StreamConfig config,
-                            uint64_t hwm, uint64_t cursor);
+                            uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner);
+  std::shared_ptr<internal::CleanerState> NewCleanerState(const std::string& name,
+                                                          const internal::StreamConfig& config) const;
+  void MaintenanceLoop();
 
   mutable std::shared_mutex streams_mu_;
   std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
@@ -170,6 +184,11 @@ class OutboxImpl {
   std::atomic<uint64_t> interrupt_epoch_{0};
   std::atomic<int> waiters_{0};
   bool closed_ = false;
+
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  bool maintenance_stop_ = false;
+  std::thread maintenance_;
 };
 
 }  // namespace jaiminho

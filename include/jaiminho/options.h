@@ -121,6 +121,12 @@ struct OutboxOptions {
   // TIME_TO_DELETE: how long sent events are kept. Must be > 0. Default: 7 days.
   std::chrono::seconds time_to_delete = std::chrono::hours(24 * 7);
 
+  // How often a background pass flushes stream data and compacts away expired
+  // sent events, so they disappear within time_to_delete + clean_interval even
+  // on an idle database. 0 disables the pass (Outbox::Clean still works).
+  // Default: 1 hour.
+  std::chrono::seconds clean_interval = std::chrono::hours(1);
+
   // Retry policy of streams that do not set their own.
   RetryPolicy retry{};
   // Largest payload accepted by Enqueue. Must be in [1, 64 MiB]. Default: 1 MiB.

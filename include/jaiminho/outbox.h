@@ -55,6 +55,14 @@ class Stream {
   std::unique_ptr<StreamState> state_;
 };
 
+// What Outbox::Clean did.
+struct CleanReport {
+  uint64_t removed = 0;       // sent events dropped by the filter during the call
+  uint64_t kept_corrupt = 0;  // values the filter could not decode: kept, never dropped
+  uint64_t bytes_before = 0;  // live SST bytes of all stream column families, before
+  uint64_t bytes_after = 0;   // and after
+};
+
 // A stored event with its own copy of the bytes (Event's views point into it).
 class StoredEvent {
  public:
@@ -115,6 +123,14 @@ class Outbox {
   // Skip: the pending (or retrying) event `seq` is parked with `reason`, which
   // unblocks a keep-order stream stuck on it. It can be requeued later.
   [[nodiscard]] Status Skip(const Stream& stream, uint64_t seq, std::string_view reason);
+
+  // The cleaner (django-jaiminho's event_cleaner): forces a compaction of the
+  // sent range of every stream, in which the compaction filter drops sent
+  // events whose sent_at is older than the stream's time_to_delete. Pending and
+  // parked events are never dropped, whatever their age. The same filter runs in
+  // every background compaction, and periodic compaction guarantees it runs on
+  // an idle database too (see OutboxOptions::clean_period).
+  [[nodiscard]] Result<CleanReport> Clean();
 
   // This database's identity (part of every EventId).
   const DatabaseId& id() const;

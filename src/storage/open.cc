@@ -131,14 +131,6 @@ std::optional<std::string> StreamOfFamily(std::string_view family) {
   return std::string(family.substr(kStreamFamilyPrefix.size()));
 }
 
-rocksdb::ColumnFamilyOptions StreamFamilyOptions() {
-  rocksdb::ColumnFamilyOptions o;
-  // Queue-shaped data: written once, read once from the head, then deleted or
-  // moved. Small memtables keep recovery quick on gateways.
-  o.write_buffer_size = 16 << 20;
-  return o;
-}
-
 ReadOnlyDb::~ReadOnlyDb() {
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h);

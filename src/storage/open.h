@@ -54,9 +54,6 @@ Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, c
 // Streams named by column families ("jaiminho.stream.<name>" -> "<name>").
 std::optional<std::string> StreamOfFamily(std::string_view family);
 
-// How a stream's column family is configured (compaction filter and friends).
-rocksdb::ColumnFamilyOptions StreamFamilyOptions();
-
 // Read-only access to a database without writing anything into it (no LOG file,
 // no lock): what the tool's read commands and Outbox::Open's probe use. With
 // `secondary_path`, opens a secondary instance that can follow a live writer.

@@ -1,0 +1,130 @@
+// Outbox::Clean and the periodic maintenance pass.
+#include "clean/cleaner.h"
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+
+#include "outbox_impl.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/status.h"
+#include "util/macros.h"
+
+namespace jaiminho {
+
+using internal::KeyBuf;
+
+namespace {
+
+Result<uint64_t> LiveBytes(rocksdb::DB* db, const std::vector<Stream*>& streams) {
+  uint64_t total = 0;
+  for (Stream* s : streams) {
+    uint64_t v = 0;
+    if (!db->GetIntProperty(StreamAccess::Of(*s).cf, "rocksdb.live-sst-files-size", &v)) {
+      return MakeError(ErrorCode::kInternal, fmt::format("stream '{}': no live-sst-files-size property", s->name()));
+    }
+    total += v;
+  }
+  return total;
+}
+
+Status CompactKeys(rocksdb::DB* db, StreamState& s, std::string_view begin, std::string_view end) {
+  if (begin >= end) return {};
+  rocksdb::CompactRangeOptions o;
+  // Rewrite the bottom level too: that is where old sent events and the
+  // delivered head's tombstones end up.
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  rocksdb::Slice b(begin.data(), begin.size()), e(end.data(), end.size());
+  return internal::ToStatus(db->CompactRange(o, s.cf, &b, &e), fmt::format("compact stream '{}'", s.name));
+}
+
+}  // namespace
+
+Result<CleanReport> OutboxImpl::Clean() {
+  CleanReport report;
+  auto streams = Streams();
+  if (streams.empty()) return report;
+  uint64_t removed0 = 0, corrupt0 = 0;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  for (Stream* s : streams) {
+    StreamState& st = StreamAccess::Of(*s);
+    removed0 += st.cleaner->removed.load();
+    corrupt0 += st.cleaner->kept_corrupt.load();
+    cfs.push_back(st.cf);
+  }
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, cfs), fmt::format("flush streams of {}", options.path)));
+  JM_ASSIGN_OR_RETURN(report.bytes_before, LiveBytes(db.get(), streams));
+  for (Stream* s : streams) {
+    StreamState& st = StreamAccess::Of(*s);
+    // The delivered head (tombstones below the cursor) and the sent range.
+    KeyBuf head_lo = internal::SeqKey(internal::kPendingTag, 0);
+    KeyBuf head_hi = internal::SeqKey(internal::kPendingTag, st.cursor.load(std::memory_order_acquire));
+    JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, head_lo.view(), head_hi.view()));
+    KeyBuf sent_lo = internal::SeqKey(internal::kSentTag, 0);
+    KeyBuf sent_hi = internal::TagEnd(internal::kSentTag);
+    JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, sent_lo.view(), sent_hi.view()));
+  }
+  JM_ASSIGN_OR_RETURN(report.bytes_after, LiveBytes(db.get(), streams));
+  uint64_t removed1 = 0, corrupt1 = 0;
+  for (Stream* s : streams) {
+    removed1 += StreamAccess::Of(*s).cleaner->removed.load();
+    corrupt1 += StreamAccess::Of(*s).cleaner->kept_corrupt.load();
+  }
+  report.removed = removed1 - removed0;
+  report.kept_corrupt = corrupt1 - corrupt0;
+  return report;
+}
+
+Status OutboxImpl::Maintain() {
+  const int64_t now = ToMicros(Now());
+  for (Stream* s : Streams()) {
+    StreamState& st = StreamAccess::Of(*s);
+    uint64_t mem_entries = 0;
+    if (db->GetIntProperty(st.cf, "rocksdb.num-entries-active-mem-table", &mem_entries) && mem_entries > 0) {
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, st.cf), fmt::format("flush stream '{}'", st.name)));
+    }
+    // The expired prefix of the sent range (in seq order), compacted away.
+    const int64_t ttd = st.cleaner->time_to_delete_us.load();
+    KeyBuf lo = internal::SeqKey(internal::kSentTag, 0);
+    KeyBuf hi = internal::TagEnd(internal::kSentTag);
+    rocksdb::Slice hi_s(hi.bytes, hi.size);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &hi_s;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, st.cf));
+    internal::AlignedArena arena;
+    std::optional<uint64_t> first_live;
+    uint64_t expired = 0;
+    for (it->Seek(rocksdb::Slice(lo.bytes, lo.size)); it->Valid(); it->Next()) {
+      bool corrupt = false;
+      if (!internal::ShouldDrop(it->key().ToStringView(), it->value().ToStringView(), now, ttd, &corrupt)) {
+        auto k = internal::DecodeKey(it->key().ToStringView());
+        first_live = k ? k->seq : 0;
+        break;
+      }
+      ++expired;
+    }
+    JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("scan sent events of stream '{}'", st.name)));
+    if (expired == 0) continue;
+    KeyBuf end = first_live ? internal::SeqKey(internal::kSentTag, *first_live) : hi;
+    JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, lo.view(), end.view()));
+  }
+  return {};
+}
+
+void OutboxImpl::MaintenanceLoop() {
+  std::unique_lock l(maintenance_mu_);
+  while (!maintenance_stop_) {
+    maintenance_cv_.wait_for(l, options.clean_interval, [&] { return maintenance_stop_; });
+    if (maintenance_stop_) break;
+    l.unlock();
+    if (auto s = Maintain(); !s) Capture(s.error());
+    l.lock();
+  }
+}
+
+}  // namespace jaiminho

@@ -1,0 +1,97 @@
+#include <rocksdb/utilities/table_properties_collectors.h>
+
+#include <cstring>
+
+#include "clean/cleaner.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+
+namespace jaiminho::internal {
+
+bool ShouldDrop(std::string_view key, std::string_view value, int64_t now_us, int64_t ttd_us, bool* corrupt) {
+  *corrupt = false;
+  if (key.size() != 9 || key[0] != kSentTag) return false;
+  // Values handed to the filter are not aligned: verify an aligned copy.
+  thread_local AlignedArena arena;
+  arena.Reset();
+  auto d = DecodeEnvelope(arena.Copy(value));
+  if (!d) {
+    *corrupt = true;
+    return false;
+  }
+  const int64_t sent_at = ToMicros(d->event.sent_at);
+  // As the seed: sent_at strictly before now - time_to_delete.
+  return sent_at > 0 && sent_at < now_us - ttd_us;
+}
+
+namespace {
+
+class SentEventFilter final : public rocksdb::CompactionFilter {
+ public:
+  SentEventFilter(std::shared_ptr<CleanerState> state, int64_t now_us)
+      : state_(std::move(state)), now_us_(now_us), ttd_us_(state_->time_to_delete_us.load()) {}
+
+  Decision FilterV2(int /*level*/, const rocksdb::Slice& key, ValueType type, const rocksdb::Slice& value,
+                    std::string* /*new_value*/, std::string* /*skip_until*/) const override {
+    if (type != ValueType::kValue) return Decision::kKeep;
+    bool corrupt = false;
+    // Exceptions must not propagate into RocksDB: nothing below throws except
+    // allocation failure, in which case keeping the record is the safe answer.
+    try {
+      if (ShouldDrop(key.ToStringView(), value.ToStringView(), now_us_, ttd_us_, &corrupt)) {
+        state_->removed.fetch_add(1, std::memory_order_relaxed);
+        return Decision::kRemove;
+      }
+    } catch (...) {
+      return Decision::kKeep;
+    }
+    if (corrupt) state_->kept_corrupt.fetch_add(1, std::memory_order_relaxed);
+    return Decision::kKeep;
+  }
+  const char* Name() const override { return "jaiminho.SentEventFilter"; }
+
+ private:
+  std::shared_ptr<CleanerState> state_;
+  const int64_t now_us_;
+  const int64_t ttd_us_;
+};
+
+class SentEventFilterFactory final : public rocksdb::CompactionFilterFactory {
+ public:
+  explicit SentEventFilterFactory(std::shared_ptr<CleanerState> state) : state_(std::move(state)) {}
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context& /*context*/) override {
+    // One clock reading per compaction: consistent decisions within it.
+    return std::make_unique<SentEventFilter>(state_, ToMicros(state_->clock->Now()));
+  }
+  const char* Name() const override { return "jaiminho.SentEventFilterFactory"; }
+
+ private:
+  std::shared_ptr<CleanerState> state_;
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::CompactionFilterFactory> NewSentEventFilterFactory(std::shared_ptr<CleanerState> state) {
+  return std::make_shared<SentEventFilterFactory>(std::move(state));
+}
+
+rocksdb::ColumnFamilyOptions StreamFamilyOptions(const std::shared_ptr<CleanerState>& state) {
+  rocksdb::ColumnFamilyOptions o;
+  // Queue-shaped data: written once, read once from the head, then deleted or
+  // moved. Small memtables keep recovery quick on gateways.
+  o.write_buffer_size = 16 << 20;
+  o.compaction_filter_factory = NewSentEventFilterFactory(state);
+  // A filter makes RocksDB default periodic compaction to 30 days; say it: files
+  // are revisited once per time_to_delete (at least daily), a backstop to the
+  // maintenance pass (OutboxOptions::clean_interval).
+  o.periodic_compaction_seconds =
+      std::max<uint64_t>(86400, static_cast<uint64_t>(state->time_to_delete_us.load() / 1'000'000));
+  // Files whose entries are mostly deletions (the delivered head of the queue)
+  // are compacted soon, so tombstones do not pile up in front of the cursor.
+  o.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/4096, /*deletion_trigger=*/2048));
+  return o;
+}
+
+}  // namespace jaiminho::internal
