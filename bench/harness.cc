@@ -1,0 +1,353 @@
+#include "harness.h"
+
+#include <fmt/format.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/utilities/options_util.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+namespace jbench {
+namespace fs = std::filesystem;
+
+const Config& config() {
+  return mutable_config();
+}
+Config& mutable_config() {
+  static Config c;
+  return c;
+}
+
+void Die(std::string_view what) {
+  std::fprintf(stderr, "jaiminho-bench: %.*s\n", static_cast<int>(what.size()), what.data());
+  std::fflush(stderr);
+  std::abort();
+}
+
+void Check(const jaiminho::Status& s, std::string_view what) {
+  if (!s) Die(std::string(what) + ": " + s.error().ToString());
+}
+
+void Check(const rocksdb::Status& s, std::string_view what) {
+  if (!s.ok()) Die(std::string(what) + ": " + s.ToString());
+}
+
+std::string FreshDir(std::string_view name) {
+  fs::path p = fs::path(config().dir) / std::string(name);
+  std::error_code ec;
+  fs::remove_all(p, ec);
+  fs::create_directories(p, ec);
+  if (ec) Die(fmt::format("create {}: {}", p.string(), ec.message()));
+  return p.string();
+}
+
+void RemoveDir(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+std::string Bytes(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>('a' + (static_cast<size_t>(seed) * 7 + i * 13) % 26);
+  return s;
+}
+
+std::string KeyOf(uint64_t n) {
+  return fmt::format("dev/{:012d}", n % 1'000'000'000'000);
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void WaitForBackgroundWork(rocksdb::DB* db) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    uint64_t busy = 0, v = 0;
+    for (const char* p : {"rocksdb.num-running-flushes", "rocksdb.num-running-compactions",
+                          "rocksdb.mem-table-flush-pending", "rocksdb.compaction-pending"}) {
+      if (db->GetAggregatedIntProperty(p, &v)) busy += v;
+    }
+    if (busy == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Die("RocksDB background work did not settle within 5 minutes");
+}
+
+// ---------------------------------------------------------------------------
+// Ours.
+
+Ours::~Ours() {
+  if (outbox) Check(outbox->Close(), "close " + path);
+  outbox.reset();
+  RemoveDir(path);
+}
+
+std::unique_ptr<Ours> OpenOurs(std::string_view name, jaiminho::OutboxOptions options) {
+  auto o = std::make_unique<Ours>();
+  o->path = FreshDir(name);
+  options.path = o->path + "/db";
+  options.business_families = {{.name = std::string(kBusiness)}};
+  o->outbox = Check(jaiminho::Outbox::Open(std::move(options)), "open " + o->path);
+  o->stream = Check(o->outbox->OpenStream(kStream, {.strategy = jaiminho::Strategy::kKeepOrder}), "open stream");
+  o->business = Check(o->outbox->Business(kBusiness), "business family");
+  return o;
+}
+
+void FillOurs(Ours& ours, size_t n) {
+  const std::string payload = Bytes(config().payload, 'e');
+  size_t done = 0;
+  while (done < n) {
+    auto txn = ours.outbox->Begin();
+    for (size_t i = 0; i < config().fill_batch && done < n; ++i, ++done) {
+      std::string key = KeyOf(done);
+      Check(txn.Enqueue(*ours.stream, {.type = kType, .key = key, .payload = payload}), "fill: enqueue");
+    }
+    // The last commit syncs, as an application's default commit would: the
+    // relay then publishes without a WAL sync of its own.
+    Check(txn.Commit({.sync = done == n}).map([](auto&&) {}), "fill: commit");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Raw RocksDB.
+
+namespace {
+
+// Our options and one envelope, read from a reference Outbox once.
+struct Reference {
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;  // with our options
+  std::string envelope;
+};
+
+const Reference& Ref() {
+  static Reference* ref = [] {
+    auto r = new Reference;
+    std::string dir;
+    {
+      auto ours = OpenOurs("reference");
+      dir = ours->path + "/db";
+      auto txn = ours->outbox->Begin();
+      const std::string payload = Bytes(config().payload, 'e');
+      const std::string key = KeyOf(0);
+      Check(txn.Enqueue(*ours->stream, {.type = kType, .key = key, .payload = payload}), "reference: enqueue");
+      Check(txn.Commit({.sync = true}).map([](auto&&) {}), "reference: commit");
+      Check(ours->outbox->Close(), "reference: close");
+      ours->outbox.reset();
+
+      rocksdb::ConfigOptions cfg;
+      cfg.ignore_unknown_options = true;
+      cfg.ignore_unsupported_options = true;
+      cfg.env = rocksdb::Env::Default();
+      Check(rocksdb::LoadLatestOptions(cfg, dir, &r->db_options, &r->families), "load our RocksDB options");
+      std::vector<rocksdb::ColumnFamilyHandle*> handles;
+      rocksdb::DB* db = nullptr;
+      Check(rocksdb::DB::OpenForReadOnly(r->db_options, dir, r->families, &handles, &db), "reference: open raw");
+      const std::string stream_family = "jaiminho.stream." + std::string(kStream);
+      for (size_t i = 0; i < r->families.size(); ++i) {
+        if (r->families[i].name == stream_family) {
+          Check(db->Get(rocksdb::ReadOptions(), handles[i], PendingKey(1), &r->envelope), "reference: read event");
+        }
+      }
+      for (auto* h : handles)
+        db->DestroyColumnFamilyHandle(h);
+      delete db;
+      if (r->envelope.empty()) Die("reference: no event found in " + stream_family);
+    }
+    // Raw keeps the families that hold data: the business one and the stream.
+    std::vector<rocksdb::ColumnFamilyDescriptor> keep;
+    for (auto& f : r->families) {
+      if (f.name == rocksdb::kDefaultColumnFamilyName || f.name == kBusiness ||
+          f.name == "jaiminho.stream." + std::string(kStream)) {
+        f.options.compaction_filter_factory = nullptr;
+        f.options.compaction_filter = nullptr;
+        keep.push_back(f);
+      }
+    }
+    r->families = keep;
+    r->db_options.create_if_missing = true;
+    r->db_options.create_missing_column_families = true;
+    r->db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+    return r;
+  }();
+  return *ref;
+}
+
+}  // namespace
+
+const std::string& EnvelopeBytes() {
+  return Ref().envelope;
+}
+
+std::string PendingKey(uint64_t seq) {
+  std::string k(9, 'p');
+  for (int i = 0; i < 8; ++i)
+    k[1 + i] = static_cast<char>(seq >> (56 - 8 * i));
+  return k;
+}
+
+std::string SentKey(uint64_t seq) {
+  std::string k = PendingKey(seq);
+  k[0] = 's';
+  return k;
+}
+
+Raw::~Raw() {
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h);
+  if (db) Check(db->Close(), "close raw " + path);
+  db.reset();
+  RemoveDir(path);
+}
+
+std::unique_ptr<Raw> OpenRaw(std::string_view name) {
+  const Reference& ref = Ref();
+  auto r = std::make_unique<Raw>();
+  r->path = FreshDir(name);
+  rocksdb::DB* db = nullptr;
+  Check(rocksdb::DB::Open(ref.db_options, r->path + "/db", ref.families, &r->handles, &db), "open raw " + r->path);
+  r->db.reset(db);
+  for (size_t i = 0; i < ref.families.size(); ++i) {
+    if (ref.families[i].name == kBusiness) r->business = r->handles[i];
+    if (ref.families[i].name.starts_with("jaiminho.stream.")) r->stream = r->handles[i];
+  }
+  if (r->business == nullptr || r->stream == nullptr) Die("raw: missing column families");
+  return r;
+}
+
+void FillRaw(Raw& raw, size_t n) {
+  const std::string& value = EnvelopeBytes();
+  rocksdb::WriteBatch b;
+  for (size_t seq = 1; seq <= n; ++seq) {
+    b.Put(raw.stream, PendingKey(seq), value);
+    if (seq % config().fill_batch == 0 || seq == n) {
+      rocksdb::WriteOptions wo;
+      wo.sync = seq == n;  // as FillOurs
+      Check(raw.db->Write(wo, &b), "raw fill");
+      b.Clear();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SQLite.
+
+namespace {
+void SqlCheck(sqlite3* db, int rc, std::string_view what) {
+  if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    Die(fmt::format("sqlite {}: {} ({})", what, sqlite3_errmsg(db), rc));
+  }
+}
+}  // namespace
+
+Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
+  SqlCheck(db, sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &s_, nullptr), sql);
+}
+Stmt::~Stmt() {
+  sqlite3_finalize(s_);
+}
+bool Stmt::Step() {
+  int rc = sqlite3_step(s_);
+  SqlCheck(db_, rc, sqlite3_sql(s_));
+  if (rc == SQLITE_DONE) sqlite3_reset(s_);
+  return rc == SQLITE_ROW;
+}
+void Stmt::Reset() {
+  sqlite3_reset(s_);
+  sqlite3_clear_bindings(s_);
+}
+void Stmt::Bind(int i, std::string_view text) {
+  SqlCheck(db_, sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC), "bind");
+}
+void Stmt::BindBlob(int i, std::string_view bytes) {
+  SqlCheck(db_, sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC), "bind");
+}
+void Stmt::Bind(int i, int64_t v) {
+  SqlCheck(db_, sqlite3_bind_int64(s_, i, v), "bind");
+}
+
+Sqlite::Sqlite(std::string path, SqliteSync sync) : path_(std::move(path)) {
+  SqlCheck(
+      db_,
+      sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr),
+      "open " + path_);
+  Exec("PRAGMA journal_mode=WAL");
+  Exec(sync == SqliteSync::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF");
+  // The business table is a key-value table (one b-tree); the outbox table is
+  // django-jaiminho's Event model: rowid order is commit order.
+  Exec("CREATE TABLE IF NOT EXISTS business(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID");
+  Exec(
+      "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY, stream TEXT NOT NULL, type TEXT NOT NULL, "
+      "key TEXT, payload BLOB, encoding TEXT, created_at INTEGER NOT NULL, sent_at INTEGER)");
+  begin_ = std::make_unique<Stmt>(db_, "BEGIN");
+  commit_ = std::make_unique<Stmt>(db_, "COMMIT");
+  put_ = std::make_unique<Stmt>(db_, "INSERT OR REPLACE INTO business(key, value) VALUES(?1, ?2)");
+  enqueue_ = std::make_unique<Stmt>(
+      db_, "INSERT INTO outbox(stream, type, key, payload, encoding, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+}
+
+Sqlite::~Sqlite() {
+  begin_.reset();
+  commit_.reset();
+  put_.reset();
+  enqueue_.reset();
+  sqlite3_close(db_);
+  RemoveDir(fs::path(path_).parent_path().string());
+}
+
+void Sqlite::Exec(std::string_view sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    Die(fmt::format("sqlite {}: {}", sql, msg));
+  }
+}
+
+void Sqlite::Commit(std::string_view key, std::string_view value, std::string_view payload) {
+  begin_->Step();
+  put_->Bind(1, key);
+  put_->BindBlob(2, value);
+  put_->Step();
+  enqueue_->Bind(1, kStream);
+  enqueue_->Bind(2, kType);
+  enqueue_->Bind(3, key);
+  enqueue_->BindBlob(4, payload);
+  enqueue_->Bind(5, std::string_view("application/octet-stream"));
+  enqueue_->Bind(6, NowMicros());
+  enqueue_->Step();
+  commit_->Step();
+}
+
+void Sqlite::Fill(size_t n, std::string_view payload) {
+  size_t done = 0;
+  while (done < n) {
+    begin_->Step();
+    for (size_t i = 0; i < config().fill_batch && done < n; ++i, ++done) {
+      std::string key = KeyOf(done);
+      enqueue_->Bind(1, kStream);
+      enqueue_->Bind(2, kType);
+      enqueue_->Bind(3, key);
+      enqueue_->BindBlob(4, payload);
+      enqueue_->Bind(5, std::string_view("application/octet-stream"));
+      enqueue_->Bind(6, NowMicros());
+      enqueue_->Step();
+    }
+    commit_->Step();
+  }
+}
+
+std::unique_ptr<Sqlite> OpenSqlite(std::string_view name, SqliteSync sync) {
+  std::string dir = FreshDir(name);
+  return std::make_unique<Sqlite>(dir + "/db.sqlite", sync);
+}
+
+}  // namespace jbench

@@ -1,0 +1,145 @@
+// Shared pieces of the benchmark suite: the workload parameters, scratch
+// directories, and the three systems under comparison opened the same way
+// everywhere (ours, raw RocksDB with our RocksDB options, SQLite).
+//
+//   jbench::Ours ours = jbench::OpenOurs("commit", {});
+//   jbench::Raw raw = jbench::OpenRaw("commit");
+//   jbench::Sqlite sql = jbench::OpenSqlite("commit", jbench::SqliteSync::kOff);
+//
+// Every failure aborts the benchmark binary with a message: a benchmark that
+// silently measures an error path is worse than none.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/jaiminho.h"
+
+namespace jbench {
+
+// The workload, from the --jm_* flags (see main.cc).
+struct Config {
+  bool quick = false;
+  std::string dir = "jaiminho-bench-data";  // scratch databases
+  size_t payload = 200;                     // event payload and business value bytes
+  std::vector<int> threads = {1, 4, 16, 64};
+  std::vector<size_t> backlogs = {10'000, 100'000, 1'000'000};
+  size_t latency_commits = 5000;  // per committing thread
+  size_t clean_events = 1'000'000;
+  size_t fill_batch = 1000;  // events per transaction when filling a backlog
+};
+const Config& config();
+Config& mutable_config();
+
+[[noreturn]] void Die(std::string_view what);
+void Check(const jaiminho::Status& s, std::string_view what);
+template <class T>
+T Check(jaiminho::Result<T> r, std::string_view what) {
+  if (!r) Die(std::string(what) + ": " + r.error().ToString());
+  return std::move(*r);
+}
+void Check(const rocksdb::Status& s, std::string_view what);
+
+// An empty directory `name` under config().dir (whatever was there is removed).
+std::string FreshDir(std::string_view name);
+void RemoveDir(const std::string& path);
+
+// Deterministic bytes of length n.
+std::string Bytes(size_t n, char seed);
+// A 16-byte key, "dev/" + 12 digits.
+std::string KeyOf(uint64_t n);
+inline constexpr std::string_view kType = "reading.v1";
+inline constexpr std::string_view kStream = "telemetry";
+inline constexpr std::string_view kBusiness = "devices";
+
+// Waits until RocksDB has no flush or compaction running or pending, so that
+// work caused by a setup phase does not land in the timed phase.
+void WaitForBackgroundWork(rocksdb::DB* db);
+
+// --- Ours: an Outbox with one business family and one keep-order stream.
+struct Ours {
+  std::string path;
+  std::unique_ptr<jaiminho::Outbox> outbox;
+  jaiminho::Stream* stream = nullptr;
+  jaiminho::BusinessFamily business;
+  ~Ours();
+};
+// `options.path` and business_families are filled in.
+std::unique_ptr<Ours> OpenOurs(std::string_view name, jaiminho::OutboxOptions options = {});
+// Commits `n` events (no business write) in transactions of config().fill_batch;
+// only the last commit syncs.
+void FillOurs(Ours& ours, size_t n);
+
+// --- Raw RocksDB with the RocksDB options our Outbox persists (read back from
+// its OPTIONS file; our compaction filter is not loadable there, so raw has
+// none), one column family for the business data and one for the stream.
+struct Raw {
+  std::string path;
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::ColumnFamilyHandle* business = nullptr;
+  rocksdb::ColumnFamilyHandle* stream = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  ~Raw();
+};
+std::unique_ptr<Raw> OpenRaw(std::string_view name);
+// The exact bytes our Outbox stores for one event of config().payload bytes
+// (its envelope), so raw writes the same value sizes.
+const std::string& EnvelopeBytes();
+// 'p' + big-endian seq, as our keys.
+std::string PendingKey(uint64_t seq);
+std::string SentKey(uint64_t seq);
+// Writes `n` pending events with EnvelopeBytes() in batches of config().fill_batch.
+void FillRaw(Raw& raw, size_t n);
+
+// --- SQLite: WAL mode, a business table and an outbox table.
+enum class SqliteSync { kOff, kFull };
+class Stmt {
+ public:
+  Stmt(sqlite3* db, std::string_view sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+  // Steps once; returns true while there is a row. Aborts on error.
+  bool Step();
+  void Reset();  // reset and clear bindings
+  void Bind(int i, std::string_view text);
+  void BindBlob(int i, std::string_view bytes);
+  void Bind(int i, int64_t v);
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class Sqlite {
+ public:
+  Sqlite(std::string path, SqliteSync sync);
+  ~Sqlite();
+  Sqlite(const Sqlite&) = delete;
+  Sqlite& operator=(const Sqlite&) = delete;
+  sqlite3* db() const { return db_; }
+  const std::string& path() const { return path_; }
+  void Exec(std::string_view sql);
+  // One business upsert and one outbox insert in one transaction.
+  void Commit(std::string_view key, std::string_view value, std::string_view payload);
+  // Inserts `n` outbox rows in transactions of config().fill_batch.
+  void Fill(size_t n, std::string_view payload);
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<Stmt> begin_, commit_, put_, enqueue_;
+};
+// A fresh database file "<dir>/<name>/db.sqlite".
+std::unique_ptr<Sqlite> OpenSqlite(std::string_view name, SqliteSync sync);
+
+int64_t NowMicros();
+
+}  // namespace jbench

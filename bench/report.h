@@ -1,0 +1,89 @@
+// The comparison report: collects every run of the suite (all repetitions),
+// then writes the ratio table, one `RATIO <name> <ours/baseline>` line per
+// comparison, the latency percentiles and the data files bench/run plots.
+//
+// Benchmarks declare what they compare when they are registered:
+//
+//   jbench::Report::Get().Compare({.name = "commit_nosync_1t_vs_rocksdb",
+//                                  .ours = "commit/nosync/ours", .baseline = "commit/nosync/rocksdb"});
+//
+// A key is the registered benchmark name, plus "/threads:N" when the benchmark
+// was registered with Threads(). Throughput is Google Benchmark's
+// items_per_second; a ratio > 1 means ours is faster. The ratio shown is the
+// ratio of the medians over repetitions; the spread is the range of the
+// per-repetition ratios (repetition i of ours over repetition i of the baseline).
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace jbench {
+
+std::string Key(std::string_view name, int threads = 0);
+
+struct Comparison {
+  std::string name;                // RATIO name
+  std::string section;             // table heading, for example "Commit, no sync, 1 thread"
+  std::string ours;                // key
+  std::string baseline;            // key
+  std::string label;               // what the row compares, for example "ours / raw RocksDB"
+  std::optional<double> target{};  // the minimum ratio, shown beside the result
+};
+
+struct LatencyRow {
+  std::string name;
+  std::string key;
+  std::string label;
+};
+
+struct PlotPoint {
+  std::string file;    // data file name, for example "relay_backlog.dat"
+  std::string column;  // series name
+  double x = 0;
+  std::string key;
+};
+
+class Report {
+ public:
+  static Report& Get();
+
+  void Compare(Comparison c) { comparisons_.push_back(std::move(c)); }
+  void Latency(LatencyRow r) { latencies_.push_back(std::move(r)); }
+  void Plot(PlotPoint p) { points_.push_back(std::move(p)); }
+
+  void Record(const benchmark::BenchmarkReporter::Run& run);
+
+  // Prints the table and the RATIO / LATENCY lines to stdout; when `dir` is not
+  // empty also writes dir/table.md, dir/ratios.txt and the plot data files.
+  // Returns false when a benchmark failed (a comparison whose runs were filtered
+  // out is shown as n/a).
+  bool Finish(const std::string& dir);
+
+ private:
+  struct Sample {
+    int64_t repetition = 0;
+    double items_per_second = 0;
+    std::map<std::string, double> counters;
+  };
+  // Median of a counter ("items_per_second" or a user counter) over repetitions.
+  std::optional<double> Median(const std::string& key, const std::string& counter) const;
+  std::vector<double> Values(const std::string& key, const std::string& counter) const;
+
+  std::vector<Comparison> comparisons_;
+  std::vector<LatencyRow> latencies_;
+  std::vector<PlotPoint> points_;
+  std::map<std::string, std::vector<Sample>> samples_;
+  std::vector<std::string> errors_;
+};
+
+// The console reporter, recording every run into Report::Get() as well.
+class RecordingReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override;
+};
+
+}  // namespace jbench
