@@ -1,0 +1,147 @@
+// MqttPublisher: delivers events to an MQTT broker with libmosquitto, at QoS 1.
+// Built when the project is configured with JAIMINHO_WITH_MQTT (CMake target
+// jaiminho::mqtt; needs libmosquitto-dev).
+//
+//   auto mqtt = jaiminho::MqttPublisher::Create({.host = "broker.lan", .topic = "gw/{stream}/{key}"});
+//   if (!mqtt) { std::cerr << mqtt.error().ToString() << "\n"; return 1; }
+//   jaiminho::Relay relay(*outbox, std::move(*mqtt));
+//   relay.Start();
+//
+// Delivery. Each event is one MQTT v5 PUBLISH at QoS 1 to the topic that
+// MqttOptions::topic builds from the event (see jaiminho/adapters/topic.h),
+// with the event id (EventId::ToString()) in the user property named by
+// MqttOptions::id_property, the event's encoding as the content type, and the
+// event's headers as further user properties. An event is acknowledged only
+// once the broker's PUBACK arrives with a success reason code ("no matching
+// subscribers" is a success: the broker took the message).
+//
+// Connection. A background thread connects, keeps the connection alive and,
+// after any failure or loss, reconnects with a doubling delay between
+// reconnect_min and reconnect_max. Nothing is queued inside the publisher:
+// while the broker is unreachable a publish fails at once with kUnavailable
+// naming host:port and the last connection error, so the relay's retry policy
+// applies and events stay buffered in the outbox. When a connection is lost
+// while PUBACKs are awaited, those events fail with kUnavailable; the broker
+// may have received some of them, which the relay sends again: delivery is
+// at-least-once, and consumers deduplicate by the event id.
+//
+// Errors:
+//   kUnavailable: not connected (refused, unreachable, connection lost), no
+//     PUBACK within ack_timeout, or a PUBACK with a transient reason code
+//     (for example "quota exceeded"); retried per the stream's RetryPolicy.
+//   kRejected (the event is parked): the expanded topic is not a valid MQTT
+//     topic name (empty, contains '+', '#' or NUL, not UTF-8, over 65535
+//     bytes), the payload is over the MQTT limit, or the PUBACK says "topic
+//     name invalid", "payload format invalid" or "not authorized".
+//
+// Thread-safety: safe for concurrent Publish and PublishBatch calls from any
+// number of threads, which share one connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "jaiminho/event.h"
+#include "jaiminho/publisher.h"
+#include "jaiminho/result.h"
+
+namespace jaiminho {
+
+struct MqttOptions {
+  // Broker host name or address. Default: "localhost".
+  std::string host = "localhost";
+  // Broker TCP port. Default: 1883.
+  uint16_t port = 1883;
+  // MQTT client identifier. A broker disconnects an older connection with the
+  // same id, so each publisher needs its own. Empty: "jaiminho-" followed by
+  // 16 random hex digits. Default: empty.
+  std::string client_id{};
+  // Username and password; an empty username connects anonymously. Default: empty.
+  std::string username{};
+  std::string password{};
+  // Topic template (jaiminho/adapters/topic.h). Default: "{stream}/{type}/{key}".
+  std::string topic = "{stream}/{type}/{key}";
+  // Sets the MQTT retain flag on every message. Default: false.
+  bool retain = false;
+  // Name of the user property that carries EventId::ToString(). Must not be
+  // empty. Default: "jaiminho-event-id".
+  std::string id_property = "jaiminho-event-id";
+  // Also send the event's headers as user properties. Default: true.
+  bool headers_as_properties = true;
+
+  // Keep-alive interval: the client pings an idle connection, and the broker
+  // drops a client silent for 1.5 times this. Must be in [5 s, 65535 s].
+  // Default: 30 s.
+  std::chrono::seconds keepalive = std::chrono::seconds(30);
+  // How long a publish waits for PUBACKs: Publish fails with kUnavailable when
+  // its PUBACK has not arrived within this time; PublishBatch when no PUBACK of
+  // the batch arrived for this long. Must be > 0. Default: 10 s.
+  std::chrono::milliseconds ack_timeout = std::chrono::seconds(10);
+  // Bound of a TCP connection attempt; also how long a publish waits for a
+  // connection attempt in progress (at start-up, or right after a reconnect
+  // began) before failing with kUnavailable. Must be > 0. Default: 5 s.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  // Delay before reconnecting after a failed or lost connection, doubled after
+  // each failure up to reconnect_max, and reset by a successful connection.
+  // Must satisfy 0 < reconnect_min <= reconnect_max. Default: 100 ms to 10 s.
+  std::chrono::milliseconds reconnect_min = std::chrono::milliseconds(100);
+  std::chrono::milliseconds reconnect_max = std::chrono::seconds(10);
+  // QoS 1 messages in flight (sent, PUBACK awaited) on the connection; the
+  // rest wait in libmosquitto's queue. The broker's Receive Maximum also
+  // applies. Must be in [1, 65535]. Default: 256.
+  uint32_t max_inflight = 256;
+};
+
+// Parses "mqtt://[USER[:PASSWORD]@]HOST[:PORT][/TOPIC-TEMPLATE][?NAME=VALUE&...]"
+// into options (the form `jaiminho-tool relay --sink` takes). Query names:
+// client_id, retain (0/1), id_property, headers (0/1), keepalive_s,
+// ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, reconnect_max_ms,
+// max_inflight. Port default 1883; empty path: the default template. Example:
+// "mqtt://127.0.0.1:1883/gw/{stream}/{key}?client_id=gw-7&ack_timeout_ms=2000".
+// Fails with kInvalidArgument naming the part that is wrong.
+[[nodiscard]] Result<MqttOptions> ParseMqttUri(std::string_view uri);
+
+class MqttPublisher final : public Publisher {
+ public:
+  // Validates the options (kInvalidArgument naming the option) and starts the
+  // connection thread. Succeeds while the broker is down: the thread keeps
+  // trying, and publishes fail with kUnavailable until it connects.
+  [[nodiscard]] static Result<std::shared_ptr<MqttPublisher>> Create(MqttOptions options);
+
+  // Disconnects and joins the connection thread; events still awaiting a
+  // PUBACK fail with kUnavailable. REQUIRES: no Publish is in progress.
+  ~MqttPublisher() override;
+  MqttPublisher(const MqttPublisher&) = delete;
+  MqttPublisher& operator=(const MqttPublisher&) = delete;
+
+  Status Publish(const Event& event) override;
+
+  // Pipelines the events on the connection (one PUBLISH each, without waiting
+  // in between), then waits for all their PUBACKs. The broker handles them in
+  // order, so a connection loss or a timeout fails the first unacknowledged
+  // event and everything after it. When `ordered`, publishing stops at the
+  // first event that cannot be sent, the rest are reported kAborted, and an
+  // event acknowledged after an earlier failure is reported kAborted too (the
+  // relay sends it again after the failed one: a duplicate, never a gap).
+  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) override;
+
+  // True while connected (CONNACK received, connection not lost).
+  bool connected() const;
+  // The last connection error ("" when none since the last successful connect).
+  std::string last_error() const;
+  // Blocks until connected or `timeout` passes; returns connected().
+  bool WaitConnected(std::chrono::milliseconds timeout) const;
+  // "host:port".
+  const std::string& endpoint() const;
+
+ private:
+  class Impl;
+  explicit MqttPublisher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace jaiminho

@@ -1,0 +1,598 @@
+#include "jaiminho/adapters/mqtt.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "adapters/uri.h"
+#include "jaiminho/adapters/topic.h"
+
+namespace jaiminho {
+namespace {
+
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+// Longest time the connection thread spends in one blocking step, so that
+// stopping the publisher is prompt even while connecting.
+constexpr milliseconds kStopSlice(100);
+
+std::string RandomClientId() {
+  std::random_device rd;
+  return fmt::format("jaiminho-{:08x}{:08x}", rd(), rd());
+}
+
+Error Aborted() {
+  return Error(ErrorCode::kAborted, "not attempted: an earlier event of the ordered batch failed");
+}
+
+// True for PUBACK reason codes that will not change when the same message is
+// sent again: the event is parked rather than retried forever.
+bool PermanentReason(int reason) {
+  return reason == MQTT_RC_TOPIC_NAME_INVALID || reason == MQTT_RC_PAYLOAD_FORMAT_INVALID ||
+         reason == MQTT_RC_NOT_AUTHORIZED || reason == MQTT_RC_PACKET_TOO_LARGE;
+}
+
+// Opens a TCP connection to host:port within `timeout`, checking `stop` every
+// kStopSlice, and closes it again. libmosquitto's own connect blocks for as
+// long as the kernel lets it (minutes for an unroutable host), which would
+// make the publisher's destructor hang; probing first bounds that, and gives a
+// precise error ("Connection refused", "No route to host", a DNS failure).
+Status ProbeTcp(const std::string& host, uint16_t port, milliseconds timeout, const std::atomic<bool>& stop) {
+  std::string endpoint = fmt::format("{}:{}", host, port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* addrs = nullptr;
+  std::string port_text = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &addrs); rc != 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     fmt::format("cannot connect to MQTT broker {}: {}", endpoint, ::gai_strerror(rc)));
+  }
+  std::string why = "no address";
+  auto deadline = SteadyClock::now() + timeout;
+  for (addrinfo* a = addrs; a != nullptr && !stop; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    int err = 0;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      while (err == EINPROGRESS && !stop) {
+        auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+        if (left.count() <= 0) {
+          err = ETIMEDOUT;
+          break;
+        }
+        pollfd p{fd, POLLOUT, 0};
+        int r = ::poll(&p, 1, static_cast<int>(std::min(left, kStopSlice).count()));
+        if (r < 0 && errno != EINTR) {
+          err = errno;
+        } else if (r > 0) {
+          socklen_t len = sizeof err;
+          if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        }
+      }
+    }
+    ::close(fd);
+    if (err == 0) {
+      ::freeaddrinfo(addrs);
+      return {};
+    }
+    why = err == ETIMEDOUT ? fmt::format("no answer within {} ms", timeout.count()) : std::strerror(err);
+  }
+  ::freeaddrinfo(addrs);
+  if (stop) why = "publisher stopped";
+  return MakeError(ErrorCode::kUnavailable, fmt::format("cannot connect to MQTT broker {}: {}", endpoint, why));
+}
+
+std::string MosquittoError(int rc, int saved_errno) {
+  if (rc == MOSQ_ERR_ERRNO) return std::strerror(saved_errno);
+  return mosquitto_strerror(rc);
+}
+
+}  // namespace
+
+Result<MqttOptions> ParseMqttUri(std::string_view text) {
+  auto uri = internal::ParseUri(text, "mqtt");
+  if (!uri) return tl::unexpected(uri.error());
+  MqttOptions o;
+  auto hp = internal::SplitHostPort(uri->authority, 1883);
+  if (!hp) return MakeError(ErrorCode::kInvalidArgument, fmt::format("'{}': {}", text, hp.error().message()));
+  o.host = hp->first;
+  o.port = hp->second;
+  if (uri->has_userinfo) {
+    o.username = uri->user;
+    o.password = uri->password;
+  }
+  if (!uri->path.empty()) o.topic = uri->path;
+  for (const auto& [name, value] : uri->query) {
+    std::string what = fmt::format("'{}': {}", text, name);
+    auto ms = [&](milliseconds& out) -> Status {
+      auto n = internal::ParseNumber(value, 1, 86'400'000, what);
+      if (!n) return tl::unexpected(n.error());
+      out = milliseconds(*n);
+      return {};
+    };
+    Status st;
+    if (name == "client_id") {
+      o.client_id = value;
+    } else if (name == "id_property") {
+      o.id_property = value;
+    } else if (name == "retain") {
+      auto b = internal::ParseBool(value, what);
+      if (!b) return tl::unexpected(b.error());
+      o.retain = *b;
+    } else if (name == "headers") {
+      auto b = internal::ParseBool(value, what);
+      if (!b) return tl::unexpected(b.error());
+      o.headers_as_properties = *b;
+    } else if (name == "keepalive_s") {
+      auto n = internal::ParseNumber(value, 5, 65535, what);
+      if (!n) return tl::unexpected(n.error());
+      o.keepalive = std::chrono::seconds(*n);
+    } else if (name == "max_inflight") {
+      auto n = internal::ParseNumber(value, 1, 65535, what);
+      if (!n) return tl::unexpected(n.error());
+      o.max_inflight = static_cast<uint32_t>(*n);
+    } else if (name == "ack_timeout_ms") {
+      st = ms(o.ack_timeout);
+    } else if (name == "connect_timeout_ms") {
+      st = ms(o.connect_timeout);
+    } else if (name == "reconnect_min_ms") {
+      st = ms(o.reconnect_min);
+    } else if (name == "reconnect_max_ms") {
+      st = ms(o.reconnect_max);
+    } else {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("'{}': unknown option '{}' (known: client_id, retain, id_property, headers, "
+                                   "keepalive_s, ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, "
+                                   "reconnect_max_ms, max_inflight)",
+                                   text, name));
+    }
+    if (!st) return tl::unexpected(st.error());
+  }
+  return o;
+}
+
+class MqttPublisher::Impl {
+ public:
+  Impl(MqttOptions options, TopicTemplate topic)
+      : opt_(std::move(options)), topic_(std::move(topic)), endpoint_(fmt::format("{}:{}", opt_.host, opt_.port)) {}
+
+  ~Impl() {
+    {
+      std::lock_guard l(mu_);
+      stop_ = true;
+      // Queues a DISCONNECT and wakes the loop; the thread then ends.
+      if (mosq_ != nullptr) mosquitto_disconnect(mosq_);
+      cv_.notify_all();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results);
+
+  bool connected() const {
+    std::lock_guard l(mu_);
+    return state_ == State::kConnected;
+  }
+  std::string last_error() const {
+    std::lock_guard l(mu_);
+    return last_error_;
+  }
+  bool WaitConnected(milliseconds timeout) const {
+    std::unique_lock l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return state_ == State::kConnected || stop_; }) &&
+           state_ == State::kConnected;
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  enum class State { kConnecting, kConnected, kDown, kStopped };
+
+  // The publishes of one PublishBatch call that await a PUBACK.
+  struct Batch {
+    size_t outstanding = 0;
+  };
+  struct Slot {
+    Batch* batch = nullptr;
+    const Event* event = nullptr;
+    int mid = -1;
+    bool done = false;
+    Status result{};
+  };
+
+  void Run();
+  mosquitto* NewHandle(std::string* error);
+  void SetDown(std::string why);
+  // Fails every awaited PUBACK with `why`. REQUIRES: mu_ held.
+  void FailInflight(const std::string& why);
+  // Marks `slot` finished with `result`. REQUIRES: mu_ held.
+  void Finish(Slot& slot, Status result);
+  // Sends one event. REQUIRES: mu_ held, state_ == kConnected.
+  Status SendLocked(const Event& event, Slot& slot);
+  // Waits for backoff, waking early on stop.
+  void Backoff(milliseconds delay) {
+    std::unique_lock l(mu_);
+    cv_.wait_for(l, delay, [&] { return stop_.load(); });
+  }
+
+  static void OnConnect(mosquitto*, void* self, int rc, int /*flags*/, const mosquitto_property*) {
+    static_cast<Impl*>(self)->HandleConnect(rc);
+  }
+  static void OnPublish(mosquitto*, void* self, int mid, int reason, const mosquitto_property*) {
+    static_cast<Impl*>(self)->HandlePuback(mid, reason);
+  }
+  void HandleConnect(int rc);
+  void HandlePuback(int mid, int reason);
+
+  const MqttOptions opt_;
+  const TopicTemplate topic_;
+  const std::string endpoint_;
+
+  mutable std::mutex mu_;
+  // Signalled on state changes and PUBACKs.
+  mutable std::condition_variable cv_;
+  std::atomic<bool> stop_{false};
+  State state_ = State::kConnecting;  // GUARDED_BY(mu_)
+  std::string last_error_{};          // GUARDED_BY(mu_)
+  // Why the broker refused the current connection attempt, "" when it did not.
+  std::string refused_{};  // GUARDED_BY(mu_)
+  // The handle of the current connection; null between connections. Only the
+  // connection thread creates and destroys it, under mu_; publishers use it
+  // under mu_ (libmosquitto allows publishing from any thread while another
+  // runs the network loop).
+  mosquitto* mosq_ = nullptr;                  // GUARDED_BY(mu_)
+  std::unordered_map<int, Slot*> inflight_{};  // GUARDED_BY(mu_), by message id
+  std::thread thread_;
+};
+
+mosquitto* MqttPublisher::Impl::NewHandle(std::string* error) {
+  mosquitto* m = mosquitto_new(opt_.client_id.c_str(), true, this);
+  if (m == nullptr) {
+    *error = fmt::format("mosquitto_new failed for MQTT broker {}: {}", endpoint_, std::strerror(errno));
+    return nullptr;
+  }
+  mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+  mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+  mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, static_cast<int>(opt_.max_inflight));
+  mosquitto_threaded_set(m, true);
+  if (!opt_.username.empty()) {
+    mosquitto_username_pw_set(m, opt_.username.c_str(), opt_.password.empty() ? nullptr : opt_.password.c_str());
+  }
+  mosquitto_connect_v5_callback_set(m, &Impl::OnConnect);
+  mosquitto_publish_v5_callback_set(m, &Impl::OnPublish);
+  return m;
+}
+
+void MqttPublisher::Impl::SetDown(std::string why) {
+  std::lock_guard l(mu_);
+  last_error_ = std::move(why);
+  state_ = State::kDown;
+  cv_.notify_all();
+}
+
+void MqttPublisher::Impl::Run() {
+  milliseconds delay = opt_.reconnect_min;
+  while (!stop_) {
+    {
+      std::lock_guard l(mu_);
+      state_ = State::kConnecting;
+      refused_.clear();
+      cv_.notify_all();
+    }
+    if (Status probe = ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, stop_); !probe) {
+      SetDown(probe.error().message());
+      Backoff(delay);
+      delay = std::min(delay * 2, opt_.reconnect_max);
+      continue;
+    }
+    std::string error;
+    mosquitto* m = NewHandle(&error);
+    int rc = MOSQ_ERR_NOMEM;
+    if (m != nullptr) {
+      rc = mosquitto_connect_bind_v5(m, opt_.host.c_str(), opt_.port, static_cast<int>(opt_.keepalive.count()), nullptr,
+                                     nullptr);
+      if (rc != MOSQ_ERR_SUCCESS) {
+        error = fmt::format("cannot connect to MQTT broker {}: {}", endpoint_, MosquittoError(rc, errno));
+      }
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+      if (m != nullptr) mosquitto_destroy(m);
+      SetDown(error);
+      Backoff(delay);
+      delay = std::min(delay * 2, opt_.reconnect_max);
+      continue;
+    }
+    {
+      std::lock_guard l(mu_);
+      mosq_ = m;
+      if (stop_) mosquitto_disconnect(m);
+    }
+    // The network loop: returns early when a publisher queues a packet; ends
+    // on any connection error (or after the DISCONNECT of a stop).
+    while (!stop_ && rc == MOSQ_ERR_SUCCESS) {
+      rc = mosquitto_loop(m, 1000, 1);
+    }
+    int loop_errno = errno;
+    bool was_connected = false;
+    {
+      std::lock_guard l(mu_);
+      was_connected = state_ == State::kConnected;
+      std::string why;
+      if (stop_) {
+        why = fmt::format("MQTT publisher for {} stopped", endpoint_);
+      } else if (!refused_.empty()) {
+        why = refused_;
+      } else if (was_connected) {
+        why = fmt::format("connection to MQTT broker {} lost: {}", endpoint_, MosquittoError(rc, loop_errno));
+      } else {
+        why = fmt::format("MQTT broker {} closed the connection before CONNACK: {}", endpoint_,
+                          MosquittoError(rc, loop_errno));
+      }
+      FailInflight(why);
+      mosq_ = nullptr;
+      last_error_ = std::move(why);
+      state_ = State::kDown;
+      cv_.notify_all();
+    }
+    mosquitto_destroy(m);
+    if (was_connected) delay = opt_.reconnect_min;
+    if (stop_) break;
+    Backoff(delay);
+    if (!was_connected) delay = std::min(delay * 2, opt_.reconnect_max);
+  }
+  std::lock_guard l(mu_);
+  state_ = State::kStopped;
+  cv_.notify_all();
+}
+
+void MqttPublisher::Impl::HandleConnect(int rc) {
+  std::lock_guard l(mu_);
+  if (rc == 0) {
+    state_ = State::kConnected;
+    last_error_.clear();
+  } else {
+    refused_ = fmt::format("MQTT broker {} refused the connection: {}", endpoint_, mosquitto_reason_string(rc));
+    last_error_ = refused_;
+    state_ = State::kDown;
+  }
+  cv_.notify_all();
+}
+
+void MqttPublisher::Impl::Finish(Slot& slot, Status result) {
+  slot.done = true;
+  slot.result = std::move(result);
+  --slot.batch->outstanding;
+}
+
+void MqttPublisher::Impl::HandlePuback(int mid, int reason) {
+  std::lock_guard l(mu_);
+  auto it = inflight_.find(mid);
+  if (it == inflight_.end()) return;  // its publisher gave up waiting
+  Slot& slot = *it->second;
+  inflight_.erase(it);
+  if (reason < 0x80) {
+    Finish(slot, {});
+  } else {
+    ErrorCode code = PermanentReason(reason) ? ErrorCode::kRejected : ErrorCode::kUnavailable;
+    Finish(slot, MakeError(code, fmt::format("MQTT broker {} refused event {}: {} (reason code {})", endpoint_,
+                                             slot.event->id.ToString(), mosquitto_reason_string(reason), reason)));
+  }
+  cv_.notify_all();
+}
+
+void MqttPublisher::Impl::FailInflight(const std::string& why) {
+  for (auto& [mid, slot] : inflight_) {
+    Finish(*slot, MakeError(ErrorCode::kUnavailable,
+                            fmt::format("{}; no PUBACK for event {}", why, slot->event->id.ToString())));
+  }
+  inflight_.clear();
+}
+
+Status MqttPublisher::Impl::SendLocked(const Event& event, Slot& slot) {
+  std::string topic = topic_.Expand(event);
+  auto reject = [&](std::string_view why) {
+    return MakeError(ErrorCode::kRejected, fmt::format("event {}: MQTT topic '{}' (from template '{}') {}",
+                                                       event.id.ToString(), topic, topic_.text(), why));
+  };
+  if (topic.empty()) return reject("is empty");
+  if (topic.size() > 65535) return reject("is longer than 65535 bytes");
+  if (topic.find('\0') != std::string::npos) return reject("contains NUL");
+  if (mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) != MOSQ_ERR_SUCCESS) {
+    return reject("is not valid UTF-8");
+  }
+  if (mosquitto_pub_topic_check2(topic.data(), topic.size()) != MOSQ_ERR_SUCCESS) {
+    return reject("contains a wildcard ('+' or '#')");
+  }
+  mosquitto_property* props = nullptr;
+  struct PropsGuard {
+    mosquitto_property** p;
+    ~PropsGuard() { mosquitto_property_free_all(p); }
+  } guard{&props};
+  std::string id = event.id.ToString();
+  if (mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, opt_.id_property.c_str(), id.c_str()) !=
+      MOSQ_ERR_SUCCESS) {
+    return MakeError(ErrorCode::kRejected,
+                     fmt::format("event {}: cannot add user property '{}'", id, opt_.id_property));
+  }
+  if (!event.encoding.empty()) {
+    std::string encoding(event.encoding);
+    if (mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, encoding.c_str()) != MOSQ_ERR_SUCCESS) {
+      return MakeError(ErrorCode::kRejected,
+                       fmt::format("event {}: encoding '{}' is not a valid MQTT content type", id, encoding));
+    }
+  }
+  if (opt_.headers_as_properties) {
+    for (const Header& h : event.headers) {
+      std::string name(h.name), value(h.value);
+      if (name.size() != h.name.size() || value.find('\0') != std::string::npos ||
+          mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, name.c_str(), value.c_str()) !=
+              MOSQ_ERR_SUCCESS) {
+        return MakeError(
+            ErrorCode::kRejected,
+            fmt::format("event {}: header '{}' is not a valid MQTT user property (UTF-8 without NUL)", id, name));
+      }
+    }
+  }
+  if (event.payload.size() > static_cast<size_t>(MQTT_MAX_PAYLOAD)) {
+    return MakeError(ErrorCode::kRejected,
+                     fmt::format("event {}: payload of {} bytes exceeds the MQTT limit", id, event.payload.size()));
+  }
+  int mid = 0;
+  int rc = mosquitto_publish_v5(mosq_, &mid, topic.c_str(), static_cast<int>(event.payload.size()),
+                                event.payload.data(), 1, opt_.retain, props);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    bool permanent = rc == MOSQ_ERR_PAYLOAD_SIZE || rc == MOSQ_ERR_OVERSIZE_PACKET || rc == MOSQ_ERR_MALFORMED_UTF8 ||
+                     rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_DUPLICATE_PROPERTY;
+    return MakeError(
+        permanent ? ErrorCode::kRejected : ErrorCode::kUnavailable,
+        fmt::format("publishing event {} to MQTT broker {} failed: {}", id, endpoint_, MosquittoError(rc, errno)));
+  }
+  slot.mid = mid;
+  inflight_[mid] = &slot;
+  return {};
+}
+
+void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
+  const size_t n = events.size();
+  Batch batch;
+  std::vector<Slot> slots(n);
+  std::unique_lock l(mu_);
+  // A connection attempt in progress (start-up, reconnect) is worth waiting
+  // for; a broker known to be down is not: the relay's retry policy decides.
+  cv_.wait_for(l, opt_.connect_timeout, [&] { return state_ != State::kConnecting || stop_; });
+  if (state_ != State::kConnected || mosq_ == nullptr) {
+    Error e(ErrorCode::kUnavailable,
+            last_error_.empty() ? fmt::format("not connected to MQTT broker {} yet", endpoint_) : last_error_);
+    for (size_t i = 0; i < n; ++i)
+      results[i] = tl::unexpected(ordered && i > 0 ? Aborted() : e);
+    return;
+  }
+  bool stopped = false;
+  for (size_t i = 0; i < n; ++i) {
+    Slot& s = slots[i];
+    s.batch = &batch;
+    s.event = &events[i];
+    ++batch.outstanding;
+    if (stopped) {
+      Finish(s, tl::unexpected(Aborted()));
+      continue;
+    }
+    if (Status st = SendLocked(events[i], s); !st) {
+      Finish(s, std::move(st));
+      if (ordered) stopped = true;
+    }
+  }
+  // Wait while PUBACKs keep coming: the timeout counts from the last progress.
+  size_t last_outstanding = batch.outstanding;
+  auto deadline = SteadyClock::now() + opt_.ack_timeout;
+  while (batch.outstanding > 0) {
+    if (cv_.wait_until(l, deadline) == std::cv_status::timeout && batch.outstanding == last_outstanding) break;
+    if (batch.outstanding < last_outstanding) {
+      last_outstanding = batch.outstanding;
+      deadline = SteadyClock::now() + opt_.ack_timeout;
+    }
+  }
+  for (Slot& s : slots) {
+    if (s.done) continue;
+    inflight_.erase(s.mid);
+    Finish(s, MakeError(ErrorCode::kUnavailable,
+                        fmt::format("no PUBACK from MQTT broker {} within {} ms for event {}", endpoint_,
+                                    opt_.ack_timeout.count(), s.event->id.ToString())));
+  }
+  l.unlock();
+  bool failed = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (failed && ordered && slots[i].result) {
+      results[i] = MakeError(ErrorCode::kAborted,
+                             fmt::format("event {} was acknowledged after an earlier event of the ordered batch "
+                                         "failed; it will be sent again",
+                                         events[i].id.ToString()));
+      continue;
+    }
+    results[i] = std::move(slots[i].result);
+    if (!results[i]) failed = true;
+  }
+}
+
+MqttPublisher::MqttPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MqttPublisher::~MqttPublisher() = default;
+
+Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
+  auto invalid = [](std::string msg) { return MakeError(ErrorCode::kInvalidArgument, "MqttOptions::" + msg); };
+  if (o.host.empty()) return invalid("host is empty");
+  if (o.port == 0) return invalid("port is 0");
+  if (o.id_property.empty()) return invalid("id_property is empty");
+  if (o.keepalive < std::chrono::seconds(5) || o.keepalive > std::chrono::seconds(65535)) {
+    return invalid(fmt::format("keepalive = {} s: must be in [5, 65535]", o.keepalive.count()));
+  }
+  if (o.ack_timeout <= milliseconds(0)) return invalid("ack_timeout must be > 0");
+  if (o.connect_timeout <= milliseconds(0)) return invalid("connect_timeout must be > 0");
+  if (o.reconnect_min <= milliseconds(0) || o.reconnect_max < o.reconnect_min) {
+    return invalid(fmt::format("reconnect_min = {} ms, reconnect_max = {} ms: need 0 < min <= max",
+                               o.reconnect_min.count(), o.reconnect_max.count()));
+  }
+  if (o.max_inflight < 1 || o.max_inflight > 65535) {
+    return invalid(fmt::format("max_inflight = {}: must be in [1, 65535]", o.max_inflight));
+  }
+  if (o.client_id.size() > 65535 ||
+      mosquitto_validate_utf8(o.client_id.data(), static_cast<int>(o.client_id.size())) != MOSQ_ERR_SUCCESS) {
+    return invalid("client_id is not valid UTF-8");
+  }
+  auto topic = TopicTemplate::Parse(o.topic);
+  if (!topic) return invalid("topic: " + topic.error().message());
+  static std::once_flag lib_init;
+  std::call_once(lib_init, [] { mosquitto_lib_init(); });
+  if (o.client_id.empty()) o.client_id = RandomClientId();
+  auto impl = std::make_unique<Impl>(std::move(o), std::move(*topic));
+  impl->Start();
+  return std::shared_ptr<MqttPublisher>(new MqttPublisher(std::move(impl)));
+}
+
+Status MqttPublisher::Publish(const Event& event) {
+  Status result;
+  impl_->PublishBatch(std::span<const Event>(&event, 1), true, std::span<Status>(&result, 1));
+  return result;
+}
+
+void MqttPublisher::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
+  impl_->PublishBatch(events, ordered, results);
+}
+
+bool MqttPublisher::connected() const {
+  return impl_->connected();
+}
+std::string MqttPublisher::last_error() const {
+  return impl_->last_error();
+}
+bool MqttPublisher::WaitConnected(std::chrono::milliseconds timeout) const {
+  return impl_->WaitConnected(timeout);
+}
+const std::string& MqttPublisher::endpoint() const {
+  return impl_->endpoint();
+}
+
+}  // namespace jaiminho
