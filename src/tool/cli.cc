@@ -1,0 +1,140 @@
+// The command line: CLI11 options into the commands' option structs.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "jaiminho/version.h"
+#include "tool/commands.h"
+
+namespace jaiminho::tool {
+namespace {
+
+constexpr const char* kExitCodes =
+    "Exit codes: 0 ok; 1 bad records found (verify) or the operation failed; 2 usage error, or the path does not "
+    "exist or is not a jaiminho database (nothing is created); 3 a write command found the database in use by "
+    "another process (nothing is changed).";
+
+CLI::Option* AddPath(CLI::App* cmd, std::string& path) {
+  return cmd->add_option("db", path, "Database directory")->required();
+}
+
+}  // namespace
+
+int Run(int argc, const char* const* argv, Io& io) {
+  CLI::App app{
+      "Inspects, relays, cleans and unsticks a jaiminho database.\n"
+      "Read commands (dump, streams, stats, verify) work while a program has the database open and never change it;\n"
+      "write commands (relay, clean, requeue, skip) refuse a database another process holds.",
+      "jaiminho-tool"};
+  app.require_subcommand(1);
+  app.footer(kExitCodes);
+  app.set_version_flag("--version", JAIMINHO_VERSION_STRING);
+  app.failure_message([](const CLI::App* /*app*/, const CLI::Error& e) {
+    return std::string("jaiminho-tool: ") + e.what() + " (run with --help for usage)\n";
+  });
+
+  DumpOptions dump;
+  uint64_t dump_limit = 0;
+  CLI::App* d = app.add_subcommand("dump", "Print events in key order (per stream, streams by name)");
+  AddPath(d, dump.path);
+  d->add_option("--stream", dump.streams, "Only this stream (repeatable)");
+  d->add_option("--state", dump.states, "Only these states: pending, retrying, sent, parked, corrupt (repeatable)")
+      ->delimiter(',');
+  d->add_option("--from-seq", dump.from_seq, "Only events with seq >= N");
+  CLI::Option* limit = d->add_option("--limit", dump_limit, "At most N events in all");
+  d->add_option("--type", dump.type, "Only events of this type");
+  d->add_flag("--full", dump.full, "Do not truncate payloads and long texts");
+  d->add_flag("--json", dump.json, "One JSON object per line (payloads never truncated)");
+
+  StreamsOptions streams;
+  CLI::App* s = app.add_subcommand("streams", "Each stream: strategy, backlog, cursor, parked, blocked and by what");
+  AddPath(s, streams.path);
+  s->add_option("--stream", streams.streams, "Only this stream (repeatable)");
+  s->add_flag("--json", streams.json, "One JSON object per stream");
+
+  StatsOptions stats;
+  CLI::App* st = app.add_subcommand("stats", "The metrics gauges of each stream");
+  AddPath(st, stats.path);
+  st->add_option("--stream", stats.streams, "Only this stream (repeatable)");
+  st->add_flag("--prometheus", stats.prometheus, "Prometheus text exposition format");
+  st->add_flag("--json", stats.json, "One JSON object per stream");
+
+  VerifyOptions verify;
+  CLI::App* v = app.add_subcommand("verify", "Verify every record; list the bad ones (exit 1 when any)");
+  AddPath(v, verify.path);
+  v->add_option("--stream", verify.streams, "Only this stream (repeatable)");
+  v->add_flag("--json", verify.json, "One JSON object per bad record");
+
+  RelayCommandOptions relay;
+  CLI::App* r = app.add_subcommand("relay", "Deliver events to a sink (once, or --loop until SIGINT/SIGTERM)");
+  AddPath(r, relay.path);
+  r->add_option("--sink", relay.sink,
+                "stdout (JSON lines) or exec:COMMAND (run per event with its JSON line on stdin; exit 0 = delivered)")
+      ->capture_default_str();
+  r->add_flag("--loop", relay.loop,
+              "Keep running until SIGINT/SIGTERM, retrying failed events when due (polls every --interval; the "
+              "database stays locked)");
+  r->add_option("--interval", relay.interval, "Loop poll and retry interval: 500ms, 2s, 1m, ...")
+      ->capture_default_str();
+  r->add_option("--stream", relay.streams, "Only this stream (repeatable; default: all)");
+
+  CleanOptions clean;
+  CLI::App* c = app.add_subcommand("clean", "Force the cleaner: drop sent events older than time_to_delete");
+  AddPath(c, clean.path);
+  c->add_flag("--json", clean.json, "The report as one JSON object");
+
+  RequeueOptions requeue;
+  uint64_t requeue_seq = 0;
+  CLI::App* q = app.add_subcommand("requeue", "Send a parked event (or a blocked head) back to delivery");
+  AddPath(q, requeue.path);
+  q->add_option("--stream", requeue.stream, "Stream")->required();
+  CLI::Option* seq = q->add_option("--seq", requeue_seq, "The event's seq");
+  CLI::Option* all = q->add_flag("--all-parked", requeue.all_parked, "Every parked event of the stream");
+  seq->excludes(all);
+  q->add_option("--note", requeue.note, "Recorded in the event's note")->capture_default_str();
+  q->add_flag("--json", requeue.json, "The result as one JSON object");
+
+  SkipOptions skip;
+  CLI::App* k = app.add_subcommand("skip", "Park a pending event with a reason (unblocks a keep-order stream)");
+  AddPath(k, skip.path);
+  k->add_option("--stream", skip.stream, "Stream")->required();
+  k->add_option("--seq", skip.seq, "The event's seq")->required();
+  k->add_option("--reason", skip.reason, "Why (recorded in the event's note)")->required();
+  k->add_flag("--json", skip.json, "The result as one JSON object");
+
+  for (CLI::App* cmd : {d, s, st, v, r, c, q, k})
+    cmd->footer(kExitCodes);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    io.out.flush();
+    int code = app.exit(e, io.out, io.err);
+    io.out.flush();
+    io.err.flush();
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (d->parsed()) {
+    if (limit->count() > 0) dump.limit = dump_limit;
+    return Dump(dump, io);
+  }
+  if (s->parsed()) return Streams(streams, io);
+  if (st->parsed()) return Stats(stats, io);
+  if (v->parsed()) return Verify(verify, io);
+  if (r->parsed()) return RelayCommand(relay, io);
+  if (c->parsed()) return Clean(clean, io);
+  if (q->parsed()) {
+    if (seq->count() > 0) requeue.seq = requeue_seq;
+    return Requeue(requeue, io);
+  }
+  if (k->parsed()) return Skip(skip, io);
+  return kExitUsage;  // unreachable: require_subcommand(1)
+}
+
+int Main(int argc, const char* const* argv) {
+  Io io{std::cout, std::cerr, ::isatty(1) == 1, ::isatty(2) == 1};
+  return Run(argc, argv, io);
+}
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,113 @@
+// The commands of jaiminho-tool, one function each (the CLI in cli.cc only
+// parses options into these structs). Each returns the process exit code
+// (tool::ExitCode) and writes only to io.out / io.err.
+//
+//   std::ostringstream out, err;
+//   tool::Io io{out, err};
+//   int code = tool::Dump({.path = "var/gw.db", .json = true}, io);
+//
+// Human output: an aligned table when io.out_tty, else tab-separated with a
+// header line. --json: one JSON object per line. Progress of long operations
+// goes to io.err only when io.err_tty.
+//
+// Thread-safety: each call is independent; commands on one database from
+// several threads are as safe as the library calls they make.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tool/common.h"
+
+namespace jaiminho::tool {
+
+// dump: events in key order per stream (streams by name).
+struct DumpOptions {
+  std::string path{};
+  std::vector<std::string> streams{};  // empty = every stream
+  std::vector<std::string> states{};   // pending, retrying, sent, parked, corrupt; empty = all
+  uint64_t from_seq = 0;
+  std::optional<uint64_t> limit{};  // records printed, over all streams
+  std::string type{};
+  bool full = false;  // payloads (and long texts in tables) untruncated
+  bool json = false;  // full payloads always
+};
+int Dump(const DumpOptions& o, Io& io);
+
+// streams: configuration and delivery state of each stream.
+struct StreamsOptions {
+  std::string path{};
+  std::vector<std::string> streams{};
+  bool json = false;
+};
+int Streams(const StreamsOptions& o, Io& io);
+
+// stats: the metrics gauges; --prometheus in the Prometheus text format.
+struct StatsOptions {
+  std::string path{};
+  std::vector<std::string> streams{};
+  bool prometheus = false;
+  bool json = false;
+};
+int Stats(const StatsOptions& o, Io& io);
+
+// verify: checks every record of every stream; exit 1 when any is bad.
+struct VerifyOptions {
+  std::string path{};
+  std::vector<std::string> streams{};
+  bool json = false;
+};
+int Verify(const VerifyOptions& o, Io& io);
+
+// relay: delivers to a sink once (everything due now): exit 1 when an attempt
+// failed or a stream is blocked. With `loop`, until SIGINT/SIGTERM: exit 0 then
+// (failures are retried by the loop). A summary line goes to io.err.
+struct RelayCommandOptions {
+  std::string path{};
+  std::string sink = "stdout";
+  bool loop = false;
+  std::string interval = "1s";
+  std::vector<std::string> streams{};
+};
+int RelayCommand(const RelayCommandOptions& o, Io& io);
+
+// clean: Outbox::Clean.
+struct CleanOptions {
+  std::string path{};
+  bool json = false;
+};
+int Clean(const CleanOptions& o, Io& io);
+
+// requeue: a parked event (or a blocked keep-order head) back to delivery, or
+// every parked event of the stream.
+struct RequeueOptions {
+  std::string path{};
+  std::string stream{};
+  std::optional<uint64_t> seq{};
+  bool all_parked = false;
+  std::string note = "requeued by operator";
+  bool json = false;
+};
+int Requeue(const RequeueOptions& o, Io& io);
+
+// skip: parks a pending event with a reason (unblocks a keep-order stream).
+struct SkipOptions {
+  std::string path{};
+  std::string stream{};
+  uint64_t seq = 0;
+  std::string reason{};
+  bool json = false;
+};
+int Skip(const SkipOptions& o, Io& io);
+
+// Parses argv (argv[0] is the program) and runs the command. --help on the
+// tool and on each command prints to io.out and returns 0; usage errors print
+// one line to io.err and return 2.
+int Run(int argc, const char* const* argv, Io& io);
+
+// Run() on std::cout / std::cerr, with isatty() deciding tables and progress.
+int Main(int argc, const char* const* argv);
+
+}  // namespace jaiminho::tool

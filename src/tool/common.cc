@@ -1,0 +1,86 @@
+#include "tool/common.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "storage/meta.h"
+#include "util/macros.h"
+
+namespace jaiminho::tool {
+
+int Report(Io& io, std::string_view command, const Error& error, int code) {
+  std::string line = fmt::format("jaiminho-tool {}: {}", command, error.ToString());
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  io.out.flush();
+  io.err << line << "\n" << std::flush;
+  return code;
+}
+
+int ReportOpenError(Io& io, std::string_view command, const Error& error) {
+  switch (error.code()) {
+    case ErrorCode::kNotADatabase:
+    case ErrorCode::kFormatTooNew:
+    case ErrorCode::kInvalidArgument:
+      return Report(io, command, error, kExitUsage);
+    case ErrorCode::kBusy:
+      return Report(io, command, error, kExitBusy);
+    default:
+      return Report(io, command, error, kExitFailed);
+  }
+}
+
+Status CheckDatabasePath(const std::string& path) {
+  JM_ASSIGN_OR_RETURN(internal::PathKind kind, internal::ClassifyPath(path));
+  switch (kind) {
+    case internal::PathKind::kMissing:
+      return MakeError(ErrorCode::kNotADatabase, fmt::format("{}: no such database (the path does not exist)", path));
+    case internal::PathKind::kEmptyDirectory:
+      return MakeError(ErrorCode::kNotADatabase, fmt::format("{} is an empty directory, not a database", path));
+    case internal::PathKind::kDatabase:
+      return {};
+  }
+  return {};
+}
+
+Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& path) {
+  JM_RETURN_IF_ERROR(CheckDatabasePath(path));
+  return internal::OpenReadOnly(path);
+}
+
+Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path) {
+  JM_RETURN_IF_ERROR(CheckDatabasePath(path));
+  // Outbox::Open would also refuse (kBusy), but only after RocksDB started its
+  // open, which rotates the holder's LOG file: ask the lock first.
+  if (auto pid = internal::LockHolderPid(path)) {
+    return MakeError(
+        ErrorCode::kBusy,
+        fmt::format("{} is in use by process {}; stop it first (read commands work while it runs)", path, *pid));
+  }
+  // The read-only probe inside Outbox::Open refuses a non-jaiminho database
+  // before anything is written.
+  return Outbox::Open({.path = path, .create_if_missing = false});
+}
+
+Result<std::vector<std::string>> SelectStreams(const internal::ReadOnlyDb& db, const std::string& path,
+                                               const std::vector<std::string>& only) {
+  std::vector<std::string> all;
+  for (const auto& family : db.names) {
+    if (auto s = internal::StreamOfFamily(family)) all.push_back(*s);
+  }
+  std::sort(all.begin(), all.end());
+  if (only.empty()) return all;
+  std::vector<std::string> out;
+  for (const auto& name : only) {
+    if (!std::binary_search(all.begin(), all.end(), name)) {
+      return MakeError(ErrorCode::kNotFound,
+                       fmt::format("{} has no stream '{}' (streams: {})", path, name,
+                                   all.empty() ? "none" : fmt::format("{}", fmt::join(all, ", "))));
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,73 @@
+// What every jaiminho-tool command shares: where output goes, exit codes,
+// error reporting and the two ways of opening a database.
+//
+// Read commands open with OpenForReading (RocksDB read-only: no lock, no LOG
+// file, nothing written; the WAL is replayed in memory at open, so a live
+// writer's commits up to that moment are seen). Write commands open with
+// OpenForWriting (Outbox::Open, create_if_missing=false), which refuses a
+// database another process holds before touching it.
+//
+// Thread-safety: Io is shared by a command's threads only through its streams;
+// commands write to out/err from one thread, or serialize (see Progress).
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/outbox.h"
+#include "jaiminho/result.h"
+#include "storage/open.h"
+
+namespace jaiminho::tool {
+
+// Exit codes of jaiminho-tool (documented in README.md, "jaiminho-tool").
+enum ExitCode : int {
+  kExitOk = 0,
+  // verify found bad records; an operation failed (I/O error, unknown stream or
+  // seq, refused operator action, relay attempts that failed).
+  kExitFailed = 1,
+  // Usage error (bad option or value), or the path does not exist, is not a
+  // jaiminho database, or has a newer on-disk format. Nothing was created or changed.
+  kExitUsage = 2,
+  // Write command on a database that another process holds open. Nothing was changed.
+  kExitBusy = 3,
+};
+
+// Where a command writes. `out_tty`/`err_tty` tell whether the streams are
+// terminals (tables and progress) or pipes/files (tab-separated, quiet).
+struct Io {
+  std::ostream& out;
+  std::ostream& err;
+  bool out_tty = false;
+  bool err_tty = false;
+};
+
+// Prints "jaiminho-tool <command>: <error>" as one line on io.err and returns `code`.
+int Report(Io& io, std::string_view command, const Error& error, int code = kExitFailed);
+
+// Prints an error from opening a database and returns its exit code: 2 for a
+// missing path, a non-database or a newer format, 3 when another process holds
+// it, 1 otherwise.
+int ReportOpenError(Io& io, std::string_view command, const Error& error);
+
+// Checks that `path` is an existing database directory without changing
+// anything. kNotADatabase naming the path otherwise.
+Status CheckDatabasePath(const std::string& path);
+
+// Read-only view (see the file comment).
+Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& path);
+
+// The database opened for writing. kBusy naming the holder's pid when another
+// process holds it (checked before RocksDB is asked to open it, so a live
+// database is not touched at all, not even its LOG file).
+Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path);
+
+// Stream names of a read-only database, sorted; `only` (when not empty) must
+// name existing streams (else kNotFound naming the path and the streams that exist).
+Result<std::vector<std::string>> SelectStreams(const internal::ReadOnlyDb& db, const std::string& path,
+                                               const std::vector<std::string>& only);
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,218 @@
+#include "tool/format.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+
+#include "util/json.h"
+
+namespace jaiminho::tool {
+
+std::string FormatTime(Timestamp t) {
+  int64_t us = ToMicros(t);
+  if (us == 0) return "";
+  // Floor division, so times before 1970 print correctly too.
+  int64_t secs = us / 1'000'000;
+  int64_t frac = us % 1'000'000;
+  if (frac < 0) {
+    frac += 1'000'000;
+    --secs;
+  }
+  std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  if (gmtime_r(&tt, &tm) == nullptr) return fmt::format("@{}us", us);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+std::string FormatAge(std::chrono::microseconds d) {
+  int64_t us = d.count();
+  std::string sign = us < 0 ? "-" : "";
+  if (us < 0) us = -us;
+  if (us < 1'000'000) return fmt::format("{}{}ms", sign, us / 1000);
+  int64_t s = us / 1'000'000;
+  if (s < 60) return fmt::format("{}{:.1f}s", sign, static_cast<double>(us) / 1e6);
+  if (s < 3600) return fmt::format("{}{}m{:02}s", sign, s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}{}h{:02}m", sign, s / 3600, (s % 3600) / 60);
+  return fmt::format("{}{}d{:02}h", sign, s / 86400, (s % 86400) / 3600);
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+Result<std::chrono::microseconds> ParseDuration(std::string_view text, std::string_view what) {
+  auto bad = [&] {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a positive duration (examples: 250ms, 2s, 1.5m, 1h)", what, text));
+  };
+  size_t unit_at = 0;
+  while (unit_at < text.size() && (std::isdigit(static_cast<unsigned char>(text[unit_at])) || text[unit_at] == '.'))
+    ++unit_at;
+  std::string_view number = text.substr(0, unit_at), unit = text.substr(unit_at);
+  if (number.empty()) return bad();
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc() || ptr != number.data() + number.size()) return bad();
+  double scale = 0;
+  if (unit.empty() || unit == "s") {
+    scale = 1e6;
+  } else if (unit == "ms") {
+    scale = 1e3;
+  } else if (unit == "us") {
+    scale = 1;
+  } else if (unit == "m" || unit == "min") {
+    scale = 60e6;
+  } else if (unit == "h") {
+    scale = 3600e6;
+  } else {
+    return bad();
+  }
+  double us = std::round(value * scale);
+  if (!(us >= 1) || us > 1e15) return bad();
+  return std::chrono::microseconds(static_cast<int64_t>(us));
+}
+
+namespace {
+// Length of the longest prefix of `s` with at most `limit` bytes that does not
+// split a UTF-8 sequence.
+size_t Utf8Prefix(std::string_view s, size_t limit) {
+  if (s.size() <= limit) return s.size();
+  size_t n = limit;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return n;
+}
+
+size_t Utf8Length(std::string_view s) {
+  size_t n = 0;
+  for (char c : s)
+    n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// Byte offset of the first `chars` UTF-8 characters.
+size_t Utf8Offset(std::string_view s, size_t chars) {
+  size_t i = 0;
+  for (size_t seen = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (seen == chars) break;
+      ++seen;
+    }
+  }
+  return i;
+}
+}  // namespace
+
+std::string RenderPayload(std::string_view payload, bool full, size_t limit) {
+  if (internal::IsPrintableUtf8(payload)) {
+    if (full || payload.size() <= limit) return std::string(payload);
+    return fmt::format("{}…({} bytes)", payload.substr(0, Utf8Prefix(payload, limit)), payload.size());
+  }
+  size_t keep = full ? payload.size() : std::min(payload.size(), limit / 2);
+  std::string out = "hex:" + internal::ToHex(payload.substr(0, keep));
+  if (keep < payload.size()) out += fmt::format("…({} bytes)", payload.size());
+  return out;
+}
+
+std::string Shorten(std::string_view text, size_t limit) {
+  if (Utf8Length(text) <= limit || limit == 0) return std::string(text);
+  return std::string(text.substr(0, Utf8Offset(text, limit - 1))) + "…";
+}
+
+std::string EscapeCell(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Table::Table(std::ostream& out, std::vector<std::string> header, bool aligned)
+    : out_(out), aligned_(aligned), header_(std::move(header)), widths_(header_.size(), 0) {
+  for (size_t i = 0; i < header_.size(); ++i) {
+    if (aligned_) {
+      for (char& c : header_[i])
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    widths_[i] = Utf8Length(header_[i]);
+  }
+}
+
+Table::~Table() {
+  Flush();
+}
+
+void Table::Add(std::vector<std::string> row) {
+  row.resize(header_.size());
+  for (auto& cell : row)
+    cell = EscapeCell(cell);
+  if (!aligned_) {
+    if (!header_written_) {
+      Write(header_);
+      header_written_ = true;
+    }
+    Write(row);
+    return;
+  }
+  for (size_t i = 0; i < row.size(); ++i)
+    widths_[i] = std::max(widths_[i], Utf8Length(row[i]));
+  buffered_.push_back(std::move(row));
+  if (buffered_.size() >= 256) Flush();
+}
+
+void Table::Flush() {
+  if (aligned_ && !header_written_) {
+    Write(header_);
+    header_written_ = true;
+  }
+  for (const auto& row : buffered_)
+    Write(row);
+  buffered_.clear();
+  out_.flush();
+}
+
+void Table::Write(const std::vector<std::string>& row) {
+  std::string line;
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (!aligned_) {
+      if (i > 0) line.push_back('\t');
+      line += row[i];
+      continue;
+    }
+    if (i > 0) line += "  ";
+    line += row[i];
+    if (i + 1 < row.size()) line.append(widths_[i] - std::min(widths_[i], Utf8Length(row[i])), ' ');
+  }
+  line.push_back('\n');
+  out_ << line;
+}
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,76 @@
+// Text helpers of jaiminho-tool: times, ages, durations, payloads and tables.
+//
+//   tool::Table t(out, {"stream", "seq"}, /*aligned=*/isatty(1));
+//   t.Add({"fills", "42"});
+//   t.Flush();
+//
+// Thread-safety: functions are pure; a Table is used by one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/clock.h"
+#include "jaiminho/result.h"
+
+namespace jaiminho::tool {
+
+// ISO-8601 UTC with microseconds: "2024-05-01T12:00:00.000123Z". Empty for the
+// zero timestamp (jaiminho's "not set").
+std::string FormatTime(Timestamp t);
+
+// A short human age or duration: "850ms", "12.3s", "5m07s", "3h05m", "2d04h".
+std::string FormatAge(std::chrono::microseconds d);
+
+// "0 B", "12.0 KiB", "3.4 MiB", ...
+std::string FormatBytes(uint64_t bytes);
+
+// Parses "250ms", "2s", "1.5s", "1m", "1h", "100us"; a bare number is seconds.
+// kInvalidArgument (naming `what` and the text) unless > 0.
+Result<std::chrono::microseconds> ParseDuration(std::string_view text, std::string_view what);
+
+// A payload for humans: the text when it is printable UTF-8, else "hex:" and its
+// hex digits. Unless `full`, at most `limit` bytes of text (cut at a character
+// boundary) or limit/2 bytes of hex are kept, followed by "…(N bytes)".
+std::string RenderPayload(std::string_view payload, bool full, size_t limit = 64);
+
+// Keeps at most `limit` characters of UTF-8 text, marking a cut with "…".
+std::string Shorten(std::string_view text, size_t limit);
+
+// Makes a cell one line: backslash, tab, newline and carriage return become
+// \\ \t \n \r, so tab-separated output can be split and read back.
+std::string EscapeCell(std::string_view s);
+
+// Rows for humans. Aligned: columns padded to their width, separated by two
+// spaces, header in capitals (widths come from the first rows buffered, and
+// grow afterwards); the header is written even without rows. Otherwise:
+// tab-separated, with a header line before the first row. Cells are escaped
+// with EscapeCell.
+class Table {
+ public:
+  Table(std::ostream& out, std::vector<std::string> header, bool aligned);
+  ~Table();
+  Table(const Table&) = delete;
+  Table& operator=(const Table&) = delete;
+
+  // REQUIRES: row.size() == header.size().
+  void Add(std::vector<std::string> row);
+  // Writes buffered rows (aligned mode buffers up to 256 rows to size columns).
+  void Flush();
+
+ private:
+  void Write(const std::vector<std::string>& row);
+
+  std::ostream& out_;
+  bool aligned_;
+  bool header_written_ = false;
+  std::vector<std::string> header_;
+  std::vector<size_t> widths_;
+  std::vector<std::vector<std::string>> buffered_;
+};
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,36 @@
+// The state of each stream of a read-only database, for `streams` and `stats`.
+//
+//   auto db = tool::OpenForReading(path);
+//   auto infos = tool::InspectStreams(**db, path, SystemClock()->Now());
+//
+// Thread-safety: a function; the ReadOnlyDb may be shared by readers.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "jaiminho/metrics.h"
+#include "storage/meta.h"
+#include "storage/open.h"
+
+namespace jaiminho::tool {
+
+struct StreamInfo {
+  // Gauges read from disk (internal::ScanStream): pending, retrying,
+  // parked_records, oldest_pending_age, blocked*. cursor is the persisted relay
+  // cursor; last_seq the highest seq found on disk (records, or the cursor).
+  // The counters (committed, published, ...) count inside the process that has
+  // the database open and are always 0 here.
+  StreamMetrics metrics{};
+  // The stream's stored configuration (nullopt if it was never written).
+  std::optional<internal::StreamConfig> config{};
+  // Seqs below it may have been issued (the seq reservation); nullopt if none yet.
+  std::optional<uint64_t> reserved{};
+};
+
+// Every stream in `streams` (names as given by SelectStreams), in that order.
+Result<std::vector<StreamInfo>> InspectStreams(const internal::ReadOnlyDb& db, const std::vector<std::string>& streams,
+                                               Timestamp now);
+
+}  // namespace jaiminho::tool

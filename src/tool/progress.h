@@ -1,0 +1,48 @@
+// Progress of long operations (relay, verify, dump) on a terminal's stderr.
+//
+//   tool::Progress progress(err, /*enabled=*/isatty(2), "verify");
+//   for (...) progress.Add(1);
+//   progress.Finish();   // "verify: 120000 events, 95000/s" and a newline
+//
+// When disabled (stderr is not a terminal) it writes nothing at all.
+// Thread-safety: Add, Clear and Finish may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <ostream>
+#include <string>
+
+namespace jaiminho::tool {
+
+class Progress {
+ public:
+  Progress(std::ostream& err, bool enabled, std::string label);
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // Counts `n` more events; redraws the line at most ten times a second.
+  void Add(uint64_t n = 1);
+  // Erases the progress line, so that other output to the same terminal starts
+  // on a clean line. The next Add draws it again.
+  void Clear();
+  // Draws the final count and rate and ends the line (when anything was drawn).
+  void Finish();
+
+  uint64_t count() const;
+
+ private:
+  void Draw(bool final);  // REQUIRES: mu_ held
+
+  std::ostream& err_;
+  const bool enabled_;
+  const std::string label_;
+  const std::chrono::steady_clock::time_point start_;
+  mutable std::mutex mu_;
+  uint64_t count_ = 0;                               // guarded by mu_
+  std::chrono::steady_clock::time_point last_draw_;  // guarded by mu_
+  bool drawn_ = false;                               // guarded by mu_
+};
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,77 @@
+// Reading and verifying the records of stream column families, for `dump` and
+// `verify` (one definition of "a good record", so both agree).
+//
+//   internal::AlignedArena arena;
+//   tool::Record r = tool::CheckRecord("fills", key, value, db_id, arena);
+//   if (!r.ok()) std::cout << r.error;
+//
+// Thread-safety: functions; an AlignedArena belongs to one thread.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "jaiminho/event.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+
+namespace jaiminho::tool {
+
+// One stored record of a stream family, checked.
+struct Record {
+  std::string_view stream;
+  std::string_view raw_key;
+  std::string_view raw_value;
+  // The decoded key; nullopt when the key is none of the forms of storage/keys.h.
+  std::optional<internal::DecodedKey> key;
+  // The event (views into the arena and `stream`), set when the record verified.
+  std::optional<Event> event;
+  // Why the record failed verification; empty when it is good.
+  std::string error;
+
+  bool ok() const { return error.empty(); }
+  // "pending", "retrying", "sent", "parked", or "corrupt" when it failed verification.
+  std::string_view state_name() const;
+};
+
+// Verifies one record stored in stream `stream`'s family: the key's form, the
+// envelope (FlatBuffers verification and field checks of DecodeEnvelope), that
+// the envelope's seq and stream match the key and the family, that a retry
+// key's due time is the envelope's next_attempt_at, that a sent record has
+// sent_at, and the record's authenticity (VerifyAuthenticity). The event's
+// views point into `arena` (copied there for alignment) and `stream`.
+Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                   internal::AlignedArena& arena);
+
+// The extension point for signatures: checks the envelope's signature and key id
+// once jaiminho signs events (DESIGN.md, SIGN_EVENTS / VERIFY_EVENTS_SIGNATURE).
+// Today no key is configured and every record passes. An error names what failed.
+Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope);
+
+// Which records of a stream family a scan visits.
+struct RecordFilter {
+  // States to visit (EventState values); empty = all. Records failing
+  // verification are visited only when `corrupt` is set (or no state is given).
+  std::vector<EventState> states{};
+  bool corrupt = false;
+  // Only records with seq >= from_seq (records whose seq is unknown are skipped
+  // when from_seq > 0).
+  uint64_t from_seq = 0;
+  // Only events of this type (corrupt records have none and are skipped).
+  std::string type{};
+
+  bool Wants(const Record& r) const;
+};
+
+// Visits the records of `cf` (stream `stream`) in key order; `visit` returns
+// false to stop. Reading errors (not bad records) fail with the stream named.
+Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
+                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit);
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,94 @@
+// stats: the metrics gauges of every stream, as a table, JSON or Prometheus text.
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "tool/commands.h"
+#include "tool/format.h"
+#include "tool/inspect.h"
+#include "util/json.h"
+
+namespace jaiminho::tool {
+namespace {
+
+// RenderPrometheus without its counter families: counters count inside the
+// process that has the database open, so a reader of the files has none.
+std::string GaugesOnly(const std::string& text) {
+  std::string out, family;
+  bool counter = false;
+  auto flush = [&] {
+    if (!counter) out += family;
+    family.clear();
+    counter = false;
+  };
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("# HELP ")) flush();
+    if (line.starts_with("# TYPE ") && line.ends_with(" counter")) counter = true;
+    family += line + "\n";
+  }
+  flush();
+  return out;
+}
+
+}  // namespace
+
+int Stats(const StatsOptions& o, Io& io) {
+  if (o.prometheus && o.json) {
+    return Report(io, "stats", Error(ErrorCode::kInvalidArgument, "--prometheus and --json exclude each other"),
+                  kExitUsage);
+  }
+  auto db = OpenForReading(o.path);
+  if (!db) return ReportOpenError(io, "stats", db.error());
+  auto names = SelectStreams(**db, o.path, o.streams);
+  if (!names) return Report(io, "stats", names.error());
+  auto infos = InspectStreams(**db, *names, SystemClock()->Now());
+  if (!infos) return Report(io, "stats", infos.error());
+  std::vector<StreamMetrics> metrics;
+  for (const StreamInfo& info : *infos)
+    metrics.push_back(info.metrics);
+
+  if (o.prometheus) {
+    io.out << GaugesOnly(RenderPrometheus(metrics)) << std::flush;
+    return kExitOk;
+  }
+  if (o.json) {
+    for (const StreamMetrics& m : metrics) {
+      std::string line = "{\"stream\":";
+      internal::AppendJsonString(line, m.stream);
+      line += fmt::format(",\"pending_events\":{},\"retrying_events\":{},\"parked_events\":{}", m.pending, m.retrying,
+                          m.parked_records);
+      line += fmt::format(",\"oldest_pending_age_seconds\":{}",
+                          m.oldest_pending_age ? static_cast<double>(m.oldest_pending_age->count()) / 1e6 : 0.0);
+      line += fmt::format(",\"blocked\":{},\"last_seq\":{}}}\n", m.blocked ? 1 : 0, m.last_seq);
+      io.out << line;
+    }
+    io.out.flush();
+    return kExitOk;
+  }
+  Table table(io.out, {"stream", "pending", "retrying", "parked", "oldest_pending", "blocked", "last_seq"}, io.out_tty);
+  StreamMetrics total;
+  uint64_t blocked = 0;
+  for (const StreamMetrics& m : metrics) {
+    table.Add({m.stream, std::to_string(m.pending), std::to_string(m.retrying), std::to_string(m.parked_records),
+               m.oldest_pending_age ? FormatAge(*m.oldest_pending_age) : "-", m.blocked ? "yes" : "no",
+               std::to_string(m.last_seq)});
+    total.pending += m.pending;
+    total.retrying += m.retrying;
+    total.parked_records += m.parked_records;
+    if (m.oldest_pending_age && (!total.oldest_pending_age || *m.oldest_pending_age > *total.oldest_pending_age)) {
+      total.oldest_pending_age = m.oldest_pending_age;
+    }
+    blocked += m.blocked ? 1 : 0;
+  }
+  if (io.out_tty && metrics.size() > 1) {
+    table.Add({"(all)", std::to_string(total.pending), std::to_string(total.retrying),
+               std::to_string(total.parked_records),
+               total.oldest_pending_age ? FormatAge(*total.oldest_pending_age) : "-", std::to_string(blocked), ""});
+  }
+  table.Flush();
+  return kExitOk;
+}
+
+}  // namespace jaiminho::tool

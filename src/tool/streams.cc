@@ -1,0 +1,85 @@
+// streams: each stream's configuration and delivery state.
+#include <fmt/format.h>
+
+#include "tool/commands.h"
+#include "tool/format.h"
+#include "tool/inspect.h"
+#include "util/json.h"
+
+namespace jaiminho::tool {
+namespace {
+
+std::string StreamJson(const StreamInfo& info) {
+  const StreamMetrics& m = info.metrics;
+  std::string out = "{\"stream\":";
+  internal::AppendJsonString(out, m.stream);
+  out += ",\"strategy\":";
+  internal::AppendJsonString(out, info.config ? ToString(m.strategy) : std::string_view("unknown"));
+  out += fmt::format(",\"pending\":{},\"retrying\":{},\"parked\":{}", m.pending, m.retrying, m.parked_records);
+  out += ",\"oldest_pending_age_us\":" +
+         (m.oldest_pending_age ? std::to_string(m.oldest_pending_age->count()) : std::string("null"));
+  out += fmt::format(",\"last_seq\":{},\"cursor\":{}", m.last_seq, m.cursor);
+  out += ",\"reserved\":" + (info.reserved ? std::to_string(*info.reserved) : std::string("null"));
+  out += fmt::format(",\"blocked\":{}", m.blocked ? "true" : "false");
+  if (m.blocked) {
+    out += fmt::format(",\"blocked_seq\":{},\"blocked_error\":", m.blocked_seq);
+    internal::AppendJsonString(out, m.blocked_error);
+  } else {
+    out += ",\"blocked_seq\":null,\"blocked_error\":null";
+  }
+  if (info.config) {
+    const internal::StreamConfig& c = *info.config;
+    out += fmt::format(
+        ",\"config\":{{\"max_attempts\":{},\"initial_backoff_us\":{},\"max_backoff_us\":{},\"multiplier\":{},"
+        "\"jitter\":{},\"on_exhaustion\":\"{}\",\"time_to_delete_s\":{}}}",
+        c.retry.max_attempts, c.retry.initial_backoff.count(), c.retry.max_backoff.count(), c.retry.multiplier,
+        c.retry.jitter, c.on_exhaustion == OnExhaustion::kPark ? "park" : "block", c.time_to_delete.count());
+  } else {
+    out += ",\"config\":null";
+  }
+  out += "}";
+  return out;
+}
+
+std::string Attempts(const std::optional<internal::StreamConfig>& c) {
+  if (!c) return "?";
+  std::string n = c->retry.max_attempts == 0 ? "unlimited" : std::to_string(c->retry.max_attempts);
+  return fmt::format("{}, then {}", n, c->on_exhaustion == OnExhaustion::kPark ? "park" : "block");
+}
+
+}  // namespace
+
+int Streams(const StreamsOptions& o, Io& io) {
+  auto db = OpenForReading(o.path);
+  if (!db) return ReportOpenError(io, "streams", db.error());
+  auto names = SelectStreams(**db, o.path, o.streams);
+  if (!names) return Report(io, "streams", names.error());
+  auto infos = InspectStreams(**db, *names, SystemClock()->Now());
+  if (!infos) return Report(io, "streams", infos.error());
+  if (o.json) {
+    for (const StreamInfo& info : *infos)
+      io.out << StreamJson(info) << "\n";
+    io.out.flush();
+    return kExitOk;
+  }
+  Table table(io.out,
+              {"stream", "strategy", "pending", "retrying", "oldest_pending", "last_seq", "cursor", "parked",
+               "attempts", "blocked"},
+              io.out_tty);
+  for (const StreamInfo& info : *infos) {
+    const StreamMetrics& m = info.metrics;
+    std::string blocked = "no";
+    if (m.blocked) {
+      std::string error = io.out_tty ? Shorten(m.blocked_error, 60) : m.blocked_error;
+      blocked = fmt::format("by seq {}: {}", m.blocked_seq, error);
+    }
+    table.Add({m.stream, info.config ? std::string(ToString(m.strategy)) : "unknown", std::to_string(m.pending),
+               std::to_string(m.retrying), m.oldest_pending_age ? FormatAge(*m.oldest_pending_age) : "-",
+               std::to_string(m.last_seq), std::to_string(m.cursor), std::to_string(m.parked_records),
+               Attempts(info.config), blocked});
+  }
+  table.Flush();
+  return kExitOk;
+}
+
+}  // namespace jaiminho::tool

@@ -1,0 +1,25 @@
+// Runs the built jaiminho-tool binary (JM_TOOL) and captures what it did.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace jaiminho::testing {
+
+struct ToolRun {
+  int code = -1;  // exit status, or 128 + signal
+  std::string out;
+  std::string err;
+  // Lines of `out` (without the newlines).
+  std::vector<std::string> OutLines() const;
+  std::vector<std::string> ErrLines() const;
+};
+
+// fork/exec of JM_TOOL with `args`, stdin from /dev/null, stdout and stderr
+// captured through pipes (read concurrently, so neither can fill up and block).
+ToolRun RunTool(const std::vector<std::string>& args);
+
+std::vector<std::string> SplitLines(const std::string& text);
+std::vector<std::string> SplitTabs(const std::string& line);
+
+}  // namespace jaiminho::testing

@@ -1,0 +1,237 @@
+// jaiminho_tool_lib in-process: formatting, sinks, record checks, and the
+// commands with captured streams (terminal and pipe modes).
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "support/test_util.h"
+#include "tool/commands.h"
+#include "tool/format.h"
+#include "tool/json_reader.h"
+#include "tool/progress.h"
+#include "tool/records.h"
+#include "tool/run_tool.h"
+#include "tool/sinks.h"
+
+namespace jaiminho {
+namespace {
+
+using testing::Json;
+using testing::MustOpen;
+using testing::TempDir;
+
+TEST(ToolFormat, TimesAreIso8601UtcWithMicroseconds) {
+  EXPECT_EQ(tool::FormatTime(FromMicros(1'700'000'000'123'456)), "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(tool::FormatTime(FromMicros(1)), "1970-01-01T00:00:00.000001Z");
+  EXPECT_EQ(tool::FormatTime(FromMicros(-1)), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(tool::FormatTime(FromMicros(0)), "") << "zero means not set";
+}
+
+TEST(ToolFormat, AgesAreShortAndReadable) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(tool::FormatAge(microseconds(850'000)), "850ms");
+  EXPECT_EQ(tool::FormatAge(microseconds(12'340'000)), "12.3s");
+  EXPECT_EQ(tool::FormatAge(std::chrono::seconds(5 * 60 + 7)), "5m07s");
+  EXPECT_EQ(tool::FormatAge(std::chrono::minutes(3 * 60 + 5)), "3h05m");
+  EXPECT_EQ(tool::FormatAge(std::chrono::hours(52)), "2d04h");
+}
+
+TEST(ToolFormat, DurationsParseWithUnits) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(*tool::ParseDuration("250ms", "x"), microseconds(250'000));
+  EXPECT_EQ(*tool::ParseDuration("2", "x"), microseconds(2'000'000));
+  EXPECT_EQ(*tool::ParseDuration("1.5s", "x"), microseconds(1'500'000));
+  EXPECT_EQ(*tool::ParseDuration("1m", "x"), microseconds(60'000'000));
+  EXPECT_EQ(*tool::ParseDuration("1h", "x"), microseconds(3'600'000'000));
+  EXPECT_EQ(*tool::ParseDuration("100us", "x"), microseconds(100));
+  for (const char* bad : {"", "0", "0s", "-1s", "s", "1d", "1.2.3s", "abc", "0.1us"}) {
+    auto r = tool::ParseDuration(bad, "--interval");
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("--interval"), std::string::npos);
+  }
+}
+
+TEST(ToolFormat, PayloadsAreTextWhenPrintableElseHexAndTruncated) {
+  EXPECT_EQ(tool::RenderPayload("hello", false), "hello");
+  EXPECT_EQ(tool::RenderPayload(std::string_view("\x00\xff", 2), false), "hex:00ff");
+  EXPECT_EQ(tool::RenderPayload(std::string(10, 'a'), false, 4), "aaaa…(10 bytes)");
+  EXPECT_EQ(tool::RenderPayload(std::string(10, 'a'), true, 4), std::string(10, 'a'));
+  EXPECT_EQ(tool::RenderPayload(std::string(10, '\x01'), false, 4), "hex:0101…(10 bytes)");
+  // "é" is two bytes: a cut never splits it.
+  EXPECT_EQ(tool::RenderPayload("aééé", false, 4), "aé…(7 bytes)");
+  EXPECT_EQ(tool::Shorten("abcdef", 4), "abc…");
+  EXPECT_EQ(tool::Shorten("abcd", 4), "abcd");
+}
+
+TEST(ToolFormat, CellsAreEscapedToOneLine) {
+  EXPECT_EQ(tool::EscapeCell("a\tb\nc\rd\\e"), "a\\tb\\nc\\rd\\\\e");
+}
+
+TEST(ToolFormat, TablesAreAlignedOnTerminalsAndTabSeparatedOtherwise) {
+  std::ostringstream aligned, piped;
+  {
+    tool::Table t(aligned, {"name", "n"}, true);
+    t.Add({"a", "1"});
+    t.Add({"longer", "22"});
+  }
+  EXPECT_EQ(aligned.str(), "NAME    N\na       1\nlonger  22\n");
+  {
+    tool::Table t(piped, {"name", "n"}, false);
+    t.Add({"a\tb", "1"});
+  }
+  EXPECT_EQ(piped.str(), "name\tn\na\\tb\t1\n");
+  std::ostringstream none;
+  { tool::Table t(none, {"name"}, false); }
+  EXPECT_EQ(none.str(), "") << "no rows, no header when piped";
+}
+
+TEST(ToolProgress, DrawsOnlyWhenEnabled) {
+  std::ostringstream on, off;
+  {
+    tool::Progress p(on, true, "verify");
+    p.Add(3);
+    p.Finish();
+    tool::Progress q(off, false, "verify");
+    q.Add(3);
+    q.Finish();
+    EXPECT_EQ(q.count(), 3u);
+  }
+  EXPECT_NE(on.str().find("verify: 3 events"), std::string::npos) << on.str();
+  EXPECT_EQ(on.str().back(), '\n');
+  EXPECT_EQ(off.str(), "");
+}
+
+TEST(ToolSinks, MakeSinkDispatchesOnTheSpec) {
+  std::ostringstream out;
+  ASSERT_OK_AND_ASSIGN(auto sink, tool::MakeSink("stdout", out));
+  Event e;
+  e.id.stream = "s";
+  e.id.seq = 7;
+  e.type = "t.v1";
+  e.payload = "p";
+  ASSERT_OK(sink->Publish(e));
+  auto j = Json::Parse(out.str());
+  ASSERT_TRUE(j) << out.str();
+  EXPECT_EQ((*j)["seq"].u64(), 7u);
+  EXPECT_EQ((*j)["payload"].str(), "p");
+
+  ASSERT_OK_AND_ASSIGN(auto ok, tool::MakeSink("exec:cat >/dev/null"));
+  EXPECT_OK(ok->Publish(e));
+  ASSERT_OK_AND_ASSIGN(auto failing, tool::MakeSink("exec:exit 4"));
+  auto s = failing->Publish(e);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().message().find("exited with 4"), std::string::npos) << s.error().ToString();
+
+  for (const char* bad : {"", "exec:", "stdout2", "kafka://broker/topic"}) {
+    auto r = tool::MakeSink(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+std::string Envelope(uint64_t seq, std::string_view stream, int64_t next_attempt_at = 0, int64_t sent_at = 0) {
+  internal::EnvelopeFields f;
+  f.seq = seq;
+  f.stream = stream;
+  f.type = "t.v1";
+  f.payload = "data";
+  f.created_at = 5;
+  f.next_attempt_at = next_attempt_at;
+  f.sent_at = sent_at;
+  std::string out;
+  internal::EncodeEnvelope(f, &out);
+  return out;
+}
+
+TEST(ToolRecords, CheckRecordAcceptsGoodRecordsAndNamesWhatIsWrong) {
+  internal::AlignedArena arena;
+  DatabaseId id;
+  auto key = [](internal::KeyBuf k) { return std::string(k.view()); };
+  std::string p3 = key(internal::SeqKey(internal::kPendingTag, 3));
+
+  std::string good_value = Envelope(3, "s");
+  tool::Record good = tool::CheckRecord("s", p3, good_value, id, arena);
+  ASSERT_TRUE(good.ok()) << good.error;
+  EXPECT_EQ(good.state_name(), "pending");
+  EXPECT_EQ(good.event->id.seq, 3u);
+  EXPECT_EQ(good.event->payload, "data");
+  EXPECT_EQ(good.event->state, EventState::kPending);
+
+  std::string wrong_seq = Envelope(4, "s");
+  EXPECT_EQ(tool::CheckRecord("s", p3, wrong_seq, id, arena).error, "envelope has seq 4 but is stored under seq 3");
+  std::string wrong_stream = Envelope(3, "other");
+  EXPECT_EQ(tool::CheckRecord("s", p3, wrong_stream, id, arena).error,
+            "envelope names stream 'other' but is stored in stream 's'");
+  tool::Record garbage = tool::CheckRecord("s", p3, "garbage!", id, arena);
+  EXPECT_FALSE(garbage.ok());
+  EXPECT_EQ(garbage.state_name(), "corrupt");
+  tool::Record bad_key = tool::CheckRecord("s", "x", good_value, id, arena);
+  EXPECT_NE(bad_key.error.find("unrecognized key 78"), std::string::npos) << bad_key.error;
+
+  std::string retry_key = key(internal::RetryKey(100, 3));
+  std::string due_100 = Envelope(3, "s", 100), due_200 = Envelope(3, "s", 200);
+  EXPECT_TRUE(tool::CheckRecord("s", retry_key, due_100, id, arena).ok());
+  EXPECT_NE(tool::CheckRecord("s", retry_key, due_200, id, arena).error.find("next_attempt_at"), std::string::npos);
+
+  std::string sent_key = key(internal::SeqKey(internal::kSentTag, 3));
+  std::string unsent = Envelope(3, "s"), sent = Envelope(3, "s", 0, 9);
+  EXPECT_EQ(tool::CheckRecord("s", sent_key, unsent, id, arena).error, "sent record without sent_at");
+  EXPECT_TRUE(tool::CheckRecord("s", sent_key, sent, id, arena).ok());
+}
+
+TEST(ToolRecords, FilterSelectsStatesSeqsAndTypes) {
+  internal::AlignedArena arena;
+  DatabaseId id;
+  std::string k = std::string(internal::SeqKey(internal::kPendingTag, 3).view());
+  std::string v = Envelope(3, "s");
+  tool::Record good = tool::CheckRecord("s", k, v, id, arena);
+  tool::Record bad = tool::CheckRecord("s", k, "junk", id, arena);
+  EXPECT_TRUE(tool::RecordFilter{}.Wants(good));
+  EXPECT_TRUE(tool::RecordFilter{}.Wants(bad));
+  EXPECT_TRUE(tool::RecordFilter{.states = {EventState::kPending}}.Wants(good));
+  EXPECT_FALSE(tool::RecordFilter{.states = {EventState::kPending}}.Wants(bad));
+  EXPECT_FALSE(tool::RecordFilter{.states = {EventState::kSent}}.Wants(good));
+  EXPECT_TRUE(tool::RecordFilter{.corrupt = true}.Wants(bad));
+  EXPECT_FALSE(tool::RecordFilter{.corrupt = true}.Wants(good));
+  EXPECT_TRUE(tool::RecordFilter{.from_seq = 3}.Wants(good));
+  EXPECT_FALSE(tool::RecordFilter{.from_seq = 4}.Wants(good));
+  EXPECT_TRUE(tool::RecordFilter{.type = "t.v1"}.Wants(good));
+  EXPECT_FALSE(tool::RecordFilter{.type = "u.v1"}.Wants(good));
+  EXPECT_FALSE(tool::RecordFilter{.type = "t.v1"}.Wants(bad));
+}
+
+// The commands in-process, with output captured and the terminal mode forced.
+TEST(ToolCommands, StreamsPrintsAnAlignedTableOnATerminal) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  {
+    auto outbox = MustOpen(path);
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("telemetry"));
+    auto txn = outbox->Begin();
+    ASSERT_OK(txn.Enqueue(*s, {.type = "t.v1", .payload = "x"}));
+    ASSERT_OK(txn.Commit());
+  }
+  std::ostringstream out, err;
+  tool::Io io{out, err, /*out_tty=*/true, /*err_tty=*/false};
+  const char* argv[] = {"jaiminho-tool", "streams", path.c_str()};
+  EXPECT_EQ(tool::Run(3, argv, io), tool::kExitOk) << err.str();
+  auto lines = testing::SplitLines(out.str());
+  ASSERT_EQ(lines.size(), 2u) << out.str();
+  EXPECT_EQ(lines[0].rfind("STREAM     STRATEGY", 0), 0u) << out.str();
+  EXPECT_EQ(lines[1].rfind("telemetry  publish-on-commit  1", 0), 0u) << out.str();
+  EXPECT_EQ(err.str(), "");
+
+  // A dump redirected from a terminal shows its progress on stderr.
+  std::ostringstream out2, err2;
+  tool::Io redirected{out2, err2, /*out_tty=*/false, /*err_tty=*/true};
+  EXPECT_EQ(tool::Dump({.path = path}, redirected), tool::kExitOk);
+  EXPECT_NE(err2.str().find("dump: 1 events"), std::string::npos) << err2.str();
+  EXPECT_EQ(testing::SplitLines(out2.str()).size(), 2u);
+}
+
+}  // namespace
+}  // namespace jaiminho
