@@ -45,7 +45,15 @@ Status CheckDatabasePath(const std::string& path) {
 
 Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& path) {
   JM_RETURN_IF_ERROR(CheckDatabasePath(path));
-  return internal::OpenReadOnly(path);
+  // A live writer may delete a WAL or SST file (after a flush or compaction)
+  // between the moment the read-only open lists it and the moment it reads it:
+  // such an open fails with an I/O or not-found error and succeeds when repeated.
+  auto db = internal::OpenReadOnly(path);
+  for (int attempt = 1; attempt < 3 && !db; ++attempt) {
+    if (db.error().code() != ErrorCode::kIOError && db.error().code() != ErrorCode::kNotFound) break;
+    db = internal::OpenReadOnly(path);
+  }
+  return db;
 }
 
 Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path) {

@@ -49,10 +49,11 @@ struct Record {
 Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
                    internal::AlignedArena& arena);
 
-// The extension point for signatures: checks the envelope's signature and key id
-// once jaiminho signs events (DESIGN.md, SIGN_EVENTS / VERIFY_EVENTS_SIGNATURE).
-// Today no key is configured and every record passes. An error names what failed.
-Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope);
+// The extension point for signatures: checks the envelope's signature and key
+// id once jaiminho signs events (DESIGN.md, SIGN_EVENTS / VERIFY_EVENTS_SIGNATURE).
+// Today no key is given to the tool and every record passes. An error names
+// what failed; CheckRecord turns it into the record's error.
+Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string_view stream);
 
 // Which records of a stream family a scan visits.
 struct RecordFilter {

@@ -41,10 +41,11 @@ std::string StreamJson(const StreamInfo& info) {
   return out;
 }
 
-std::string Attempts(const std::optional<internal::StreamConfig>& c) {
+// "unlimited", or "5, then park" / "5, then block" (keep-order streams block by default).
+std::string MaxAttempts(const std::optional<internal::StreamConfig>& c) {
   if (!c) return "?";
-  std::string n = c->retry.max_attempts == 0 ? "unlimited" : std::to_string(c->retry.max_attempts);
-  return fmt::format("{}, then {}", n, c->on_exhaustion == OnExhaustion::kPark ? "park" : "block");
+  if (c->retry.max_attempts == 0) return "unlimited";
+  return fmt::format("{}, then {}", c->retry.max_attempts, c->on_exhaustion == OnExhaustion::kPark ? "park" : "block");
 }
 
 }  // namespace
@@ -64,7 +65,7 @@ int Streams(const StreamsOptions& o, Io& io) {
   }
   Table table(io.out,
               {"stream", "strategy", "pending", "retrying", "oldest_pending", "last_seq", "cursor", "parked",
-               "attempts", "blocked"},
+               "max_attempts", "blocked"},
               io.out_tty);
   for (const StreamInfo& info : *infos) {
     const StreamMetrics& m = info.metrics;
@@ -76,7 +77,7 @@ int Streams(const StreamsOptions& o, Io& io) {
     table.Add({m.stream, info.config ? std::string(ToString(m.strategy)) : "unknown", std::to_string(m.pending),
                std::to_string(m.retrying), m.oldest_pending_age ? FormatAge(*m.oldest_pending_age) : "-",
                std::to_string(m.last_seq), std::to_string(m.cursor), std::to_string(m.parked_records),
-               Attempts(info.config), blocked});
+               MaxAttempts(info.config), blocked});
   }
   table.Flush();
   return kExitOk;

@@ -367,6 +367,7 @@ TEST(ToolBinary, BlockedKeepOrderStreamIsReportedAndSkipUnsticksIt) {
   ASSERT_EQ(table.OutLines().size(), 2u) << Describe(table);
   auto row = SplitTabs(table.OutLines()[1]);
   EXPECT_EQ(row.back().rfind("by seq 1: ", 0), 0u) << table.out;
+  EXPECT_EQ(row[8], "1, then block") << table.out;
 
   // The relay cannot get past the head: nothing is delivered, exit 1.
   ToolRun stuck = RunTool({"relay", path, "--sink", "stdout"});
