@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/utilities/options_util.h>
+#include <time.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <thread>
 
 namespace jbench {
@@ -50,20 +52,42 @@ void RemoveDir(const std::string& path) {
   fs::remove_all(path, ec);
 }
 
-std::string Bytes(size_t n, char seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i)
-    s[i] = static_cast<char>('a' + (static_cast<size_t>(seed) * 7 + i * 13) % 26);
-  return s;
+std::string_view Payload(uint64_t i) {
+  constexpr size_t kPool = 1 << 20;
+  static const std::string pool = [] {
+    std::mt19937_64 rng(42);
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string p(kPool + config().payload, '\0');
+    for (char& c : p)
+      c = kAlphabet[rng() % 64];
+    return p;
+  }();
+  return std::string_view(pool).substr((i * 7919) % kPool, config().payload);
 }
 
 std::string KeyOf(uint64_t n) {
   return fmt::format("dev/{:012d}", n % 1'000'000'000'000);
 }
 
+std::string ShortCount(size_t n) {
+  if (n >= 1'000'000 && n % 1'000'000 == 0) return fmt::format("{}M", n / 1'000'000);
+  if (n >= 1000 && n % 1000 == 0) return fmt::format("{}k", n / 1000);
+  return fmt::format("{}", n);
+}
+
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void WaitForBackgroundWork(rocksdb::DB* db) {
@@ -101,13 +125,12 @@ std::unique_ptr<Ours> OpenOurs(std::string_view name, jaiminho::OutboxOptions op
 }
 
 void FillOurs(Ours& ours, size_t n) {
-  const std::string payload = Bytes(config().payload, 'e');
   size_t done = 0;
   while (done < n) {
     auto txn = ours.outbox->Begin();
     for (size_t i = 0; i < config().fill_batch && done < n; ++i, ++done) {
       std::string key = KeyOf(done);
-      Check(txn.Enqueue(*ours.stream, {.type = kType, .key = key, .payload = payload}), "fill: enqueue");
+      Check(txn.Enqueue(*ours.stream, {.type = kType, .key = key, .payload = Payload(done)}), "fill: enqueue");
     }
     // The last commit syncs, as an application's default commit would: the
     // relay then publishes without a WAL sync of its own.
@@ -124,7 +147,7 @@ namespace {
 struct Reference {
   rocksdb::DBOptions db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;  // with our options
-  std::string envelope;
+  std::string envelope;                                   // of an event with payload Payload(0)
 };
 
 const Reference& Ref() {
@@ -135,9 +158,8 @@ const Reference& Ref() {
       auto ours = OpenOurs("reference");
       dir = ours->path + "/db";
       auto txn = ours->outbox->Begin();
-      const std::string payload = Bytes(config().payload, 'e');
       const std::string key = KeyOf(0);
-      Check(txn.Enqueue(*ours->stream, {.type = kType, .key = key, .payload = payload}), "reference: enqueue");
+      Check(txn.Enqueue(*ours->stream, {.type = kType, .key = key, .payload = Payload(0)}), "reference: enqueue");
       Check(txn.Commit({.sync = true}).map([](auto&&) {}), "reference: commit");
       Check(ours->outbox->Close(), "reference: close");
       ours->outbox.reset();
@@ -182,8 +204,15 @@ const Reference& Ref() {
 
 }  // namespace
 
-const std::string& EnvelopeBytes() {
-  return Ref().envelope;
+RawEnvelope::RawEnvelope() : bytes_(Ref().envelope) {
+  payload_at_ = bytes_.find(Payload(0));
+  if (payload_at_ == std::string::npos) Die("reference envelope: payload not found");
+}
+
+std::string_view RawEnvelope::For(uint64_t i) {
+  std::string_view p = Payload(i);
+  bytes_.replace(payload_at_, p.size(), p);
+  return bytes_;
 }
 
 std::string PendingKey(uint64_t seq) {
@@ -223,10 +252,11 @@ std::unique_ptr<Raw> OpenRaw(std::string_view name) {
 }
 
 void FillRaw(Raw& raw, size_t n) {
-  const std::string& value = EnvelopeBytes();
+  RawEnvelope envelope;
   rocksdb::WriteBatch b;
   for (size_t seq = 1; seq <= n; ++seq) {
-    b.Put(raw.stream, PendingKey(seq), value);
+    std::string_view value = envelope.For(seq - 1);
+    b.Put(raw.stream, PendingKey(seq), rocksdb::Slice(value.data(), value.size()));
     if (seq % config().fill_batch == 0 || seq == n) {
       rocksdb::WriteOptions wo;
       wo.sync = seq == n;  // as FillOurs
@@ -234,6 +264,45 @@ void FillRaw(Raw& raw, size_t n) {
       b.Clear();
     }
   }
+}
+
+namespace {
+uint64_t SeqOf(const rocksdb::Slice& key) {
+  uint64_t seq = 0;
+  for (int i = 1; i <= 8; ++i)
+    seq = (seq << 8) | static_cast<uint8_t>(key[i]);
+  return seq;
+}
+}  // namespace
+
+size_t RawRelayPass(Raw& raw, bool del) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = "q";  // the first key after the pending range
+  rocksdb::Slice ub(upper);
+  ro.iterate_upper_bound = &ub;
+  std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(ro, raw.stream));
+  rocksdb::WriteBatch batch;
+  size_t n = 0, in_batch = 0;
+  uint64_t first = 0, last = 0, touched = 0;
+  auto ack = [&] {
+    batch.DeleteRange(raw.stream, PendingKey(first), PendingKey(last + 1));
+    Check(raw.db->Write(rocksdb::WriteOptions(), &batch), "raw ack");
+    batch.Clear();
+    in_batch = 0;
+  };
+  for (it->Seek("p"); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key(), v = it->value();
+    touched += v.size() + static_cast<uint8_t>(v[0]);  // the no-op publisher reads the value
+    last = SeqOf(k);
+    if (in_batch++ == 0) first = last;
+    if (!del) batch.Put(raw.stream, SentKey(last), v);
+    ++n;
+    if (in_batch == kRelayBatch) ack();
+  }
+  Check(it->status(), "raw iterate");
+  if (in_batch > 0) ack();
+  if (touched == 0 && n > 0) Die("raw pass read nothing");
+  return n;
 }
 
 // ---------------------------------------------------------------------------
@@ -327,7 +396,7 @@ void Sqlite::Commit(std::string_view key, std::string_view value, std::string_vi
   commit_->Step();
 }
 
-void Sqlite::Fill(size_t n, std::string_view payload) {
+void Sqlite::Fill(size_t n) {
   size_t done = 0;
   while (done < n) {
     begin_->Step();
@@ -336,13 +405,48 @@ void Sqlite::Fill(size_t n, std::string_view payload) {
       enqueue_->Bind(1, kStream);
       enqueue_->Bind(2, kType);
       enqueue_->Bind(3, key);
-      enqueue_->BindBlob(4, payload);
+      enqueue_->BindBlob(4, Payload(done));
       enqueue_->Bind(5, std::string_view("application/octet-stream"));
       enqueue_->Bind(6, NowMicros());
       enqueue_->Step();
     }
     commit_->Step();
   }
+}
+
+size_t Sqlite::RelayLoop(bool del, int64_t sent_at) {
+  Stmt select(db_, fmt::format("SELECT id, stream, type, key, payload, encoding, created_at FROM outbox "
+                               "WHERE id > ?1 AND sent_at IS NULL ORDER BY id LIMIT {}",
+                               kRelayBatch));
+  Stmt ack(db_, del ? "DELETE FROM outbox WHERE id > ?1 AND id <= ?2"
+                    : "UPDATE outbox SET sent_at = ?3 WHERE id > ?1 AND id <= ?2");
+  int64_t last = 0;
+  size_t n = 0;
+  uint64_t touched = 0;
+  while (true) {
+    begin_->Step();
+    select.Bind(1, last);
+    int64_t id = last;
+    while (select.Step()) {
+      id = sqlite3_column_int64(select.get(), 0);
+      auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(select.get(), 4));
+      touched += static_cast<uint64_t>(sqlite3_column_bytes(select.get(), 4)) + (p ? p[0] : 0);
+      touched += static_cast<uint64_t>(sqlite3_column_bytes(select.get(), 2) + sqlite3_column_bytes(select.get(), 3));
+      ++n;
+    }
+    if (id == last) {
+      commit_->Step();
+      break;
+    }
+    ack.Bind(1, last);
+    ack.Bind(2, id);
+    if (!del) ack.Bind(3, sent_at);
+    ack.Step();
+    commit_->Step();
+    last = id;
+  }
+  if (touched == 0 && n > 0) Die("sqlite loop read nothing");
+  return n;
 }
 
 std::unique_ptr<Sqlite> OpenSqlite(std::string_view name, SqliteSync sync) {

@@ -13,6 +13,7 @@
 #include <rocksdb/db.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,10 +51,13 @@ void Check(const rocksdb::Status& s, std::string_view what);
 std::string FreshDir(std::string_view name);
 void RemoveDir(const std::string& path);
 
-// Deterministic bytes of length n.
-std::string Bytes(size_t n, char seed);
+// Payload number i: config().payload printable bytes from a random pool, so
+// that events differ from each other (and do not compress away) as real ones do.
+std::string_view Payload(uint64_t i);
 // A 16-byte key, "dev/" + 12 digits.
 std::string KeyOf(uint64_t n);
+// 10000 -> "10k", 1000000 -> "1M".
+std::string ShortCount(size_t n);
 inline constexpr std::string_view kType = "reading.v1";
 inline constexpr std::string_view kStream = "telemetry";
 inline constexpr std::string_view kBusiness = "devices";
@@ -76,6 +80,12 @@ std::unique_ptr<Ours> OpenOurs(std::string_view name, jaiminho::OutboxOptions op
 // only the last commit syncs.
 void FillOurs(Ours& ours, size_t n);
 
+// Accepts every event at once.
+class NoopPublisher final : public jaiminho::Publisher {
+ public:
+  jaiminho::Status Publish(const jaiminho::Event&) override { return {}; }
+};
+
 // --- Raw RocksDB with the RocksDB options our Outbox persists (read back from
 // its OPTIONS file; our compaction filter is not loadable there, so raw has
 // none), one column family for the business data and one for the stream.
@@ -88,14 +98,30 @@ struct Raw {
   ~Raw();
 };
 std::unique_ptr<Raw> OpenRaw(std::string_view name);
-// The exact bytes our Outbox stores for one event of config().payload bytes
-// (its envelope), so raw writes the same value sizes.
-const std::string& EnvelopeBytes();
+// The bytes our Outbox stores for an event whose payload is Payload(i) (its
+// envelope, read back from a reference Outbox, with the payload swapped), so
+// raw writes the same values. For() reuses one buffer.
+class RawEnvelope {
+ public:
+  RawEnvelope();
+  std::string_view For(uint64_t i);
+
+ private:
+  std::string bytes_;
+  size_t payload_at_ = 0;
+};
 // 'p' + big-endian seq, as our keys.
 std::string PendingKey(uint64_t seq);
 std::string SentKey(uint64_t seq);
-// Writes `n` pending events with EnvelopeBytes() in batches of config().fill_batch.
+// Writes `n` pending events (RawEnvelope) in batches of config().fill_batch.
 void FillRaw(Raw& raw, size_t n);
+// Events per relay batch in the baselines: RelayOptions::batch_size's default.
+inline constexpr size_t kRelayBatch = 256;
+// The raw relay pass: one iterator over the pending range, each value read (a
+// no-op publisher), and per kRelayBatch events one WriteBatch with a
+// DeleteRange of the run (`del`) or, to mark them sent, a Put of each value
+// under its sent key plus the DeleteRange. Returns the events delivered.
+size_t RawRelayPass(Raw& raw, bool del);
 
 // --- SQLite: WAL mode, a business table and an outbox table.
 enum class SqliteSync { kOff, kFull };
@@ -129,8 +155,12 @@ class Sqlite {
   void Exec(std::string_view sql);
   // One business upsert and one outbox insert in one transaction.
   void Commit(std::string_view key, std::string_view value, std::string_view payload);
-  // Inserts `n` outbox rows in transactions of config().fill_batch.
-  void Fill(size_t n, std::string_view payload);
+  // Inserts `n` outbox rows (payloads Payload(i)) in transactions of config().fill_batch.
+  void Fill(size_t n);
+  // The SQLite relay: per transaction, SELECT the next kRelayBatch unsent rows
+  // in id order (keyset: id > last), read them (a no-op publisher), then DELETE
+  // them (`del`) or set their sent_at. Returns the rows delivered.
+  size_t RelayLoop(bool del, int64_t sent_at);
 
  private:
   std::string path_;
@@ -141,5 +171,9 @@ class Sqlite {
 std::unique_ptr<Sqlite> OpenSqlite(std::string_view name, SqliteSync sync);
 
 int64_t NowMicros();
+double SecondsSince(std::chrono::steady_clock::time_point t0);
+// CPU time of the calling thread, in seconds: beside a wall-clock time it
+// tells waiting (I/O, locks, preemption by other processes) from work.
+double ThreadCpuSeconds();
 
 }  // namespace jbench

@@ -89,18 +89,17 @@ void CommitToPublish(benchmark::State& st) {
     g.relay = std::make_unique<jaiminho::Relay>(*g.ours->outbox, std::make_shared<TimingPublisher>());
     g.relay->Start();
   }
-  const std::string value = Bytes(config().payload, 'b');
-  std::string payload = Bytes(config().payload, 'e');
-  if (payload.size() < sizeof(uint64_t)) payload.resize(sizeof(uint64_t));
+  std::string payload;
   uint64_t i = 0;
   const uint64_t base = static_cast<uint64_t>(st.thread_index()) * n;
   for (auto _ : st) {
     Ours& o = *g.ours;
     const uint64_t slot = base + i;
-    std::memcpy(payload.data(), &slot, sizeof slot);
     const std::string key = KeyOf(slot);
+    payload = Payload(2 * slot + 1);
+    std::memcpy(payload.data(), &slot, sizeof slot);  // config().payload >= 8
     auto txn = o.outbox->Begin();
-    Check(txn.Put(o.business, key, value), "put");
+    Check(txn.Put(o.business, key, Payload(2 * slot)), "put");
     Check(txn.Enqueue(*o.stream, {.type = kType, .key = key, .payload = payload}), "enqueue");
     g.times[slot].start.store(NowNanos(), std::memory_order_relaxed);
     auto r = txn.Commit();

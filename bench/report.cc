@@ -123,10 +123,33 @@ bool Report::Finish(const std::string& dir) {
   for (const auto& e : errors_)
     ratios << "ERROR " << e << "\n";
 
-  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << ratios.str() << std::flush;
+  std::ostringstream counters;
+  for (const CounterTable& t : tables_) {
+    counters << "| " << t.title;
+    for (const auto& [counter, heading] : t.columns)
+      counters << " | " << heading;
+    counters << " |\n|---";
+    for (size_t i = 0; i < t.columns.size(); ++i)
+      counters << "|---:";
+    counters << "|\n";
+    for (const auto& [label, key] : t.rows) {
+      counters << "| " << label;
+      for (const auto& [counter, heading] : t.columns) {
+        auto v = Median(key, counter);
+        counters << " | "
+                 << (!v                              ? std::string("n/a")
+                     : counter == "items_per_second" ? Rate(*v)
+                                                     : fmt::format("{:.3g}", *v));
+      }
+      counters << " |\n";
+    }
+    counters << "\n";
+  }
+
+  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << counters.str() << ratios.str() << std::flush;
   if (dir.empty()) return ok;
 
-  std::ofstream(dir + "/table.md") << table.str() << "\n" << latency.str();
+  std::ofstream(dir + "/table.md") << table.str() << "\n" << latency.str() << "\n" << counters.str();
   std::ofstream(dir + "/ratios.txt") << ratios.str();
   // Plot data: one file per plot, one row per x, one column per series (median items/s).
   std::map<std::string, std::vector<std::string>> columns;

@@ -40,6 +40,13 @@ struct LatencyRow {
   std::string label;
 };
 
+// A table of counters (medians over repetitions), one row per benchmark.
+struct CounterTable {
+  std::string title{};
+  std::vector<std::pair<std::string, std::string>> columns{};  // counter, heading
+  std::vector<std::pair<std::string, std::string>> rows{};     // label, key
+};
+
 struct PlotPoint {
   std::string file;    // data file name, for example "relay_backlog.dat"
   std::string column;  // series name
@@ -54,6 +61,7 @@ class Report {
   void Compare(Comparison c) { comparisons_.push_back(std::move(c)); }
   void Latency(LatencyRow r) { latencies_.push_back(std::move(r)); }
   void Plot(PlotPoint p) { points_.push_back(std::move(p)); }
+  void Table(CounterTable t) { tables_.push_back(std::move(t)); }
 
   void Record(const benchmark::BenchmarkReporter::Run& run);
 
@@ -76,6 +84,7 @@ class Report {
   std::vector<Comparison> comparisons_;
   std::vector<LatencyRow> latencies_;
   std::vector<PlotPoint> points_;
+  std::vector<CounterTable> tables_;
   std::map<std::string, std::vector<Sample>> samples_;
   std::vector<std::string> errors_;
 };
