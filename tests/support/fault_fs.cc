@@ -1,5 +1,6 @@
 #include "support/fault_fs.h"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace jaiminho::testing {
@@ -13,7 +14,17 @@ class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                            rocksdb::IODebugContext* d) override {
     if (!fs_->active()) return rocksdb::IOStatus::OK();
-    if (auto s = fs_->MaybeFail(false); !s.ok()) return s;
+    if (auto s = fs_->MaybeFail(name_, false); !s.ok()) {
+      if (fs_->partial_appends() && data.size() > 1) {
+        // A torn write: half the data reaches the file, then the error.
+        rocksdb::Slice half(data.data(), data.size() / 2);
+        if (target()->Append(half, o, d).ok()) {
+          size_ += half.size();
+          fs_->Wrote(name_, size_);
+        }
+      }
+      return s;
+    }
     auto s = target()->Append(data, o, d);
     if (s.ok()) {
       size_ += data.size();
@@ -28,7 +39,7 @@ class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
   rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset, const rocksdb::IOOptions& o,
                                      rocksdb::IODebugContext* d) override {
     if (!fs_->active()) return rocksdb::IOStatus::OK();
-    if (auto s = fs_->MaybeFail(false); !s.ok()) return s;
+    if (auto s = fs_->MaybeFail(name_, false); !s.ok()) return s;
     auto s = target()->PositionedAppend(data, offset, o, d);
     if (s.ok()) {
       size_ = std::max(size_, offset + data.size());
@@ -69,7 +80,7 @@ class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
  private:
   rocksdb::IOStatus DoSync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) {
     if (!fs_->active()) return rocksdb::IOStatus::OK();
-    if (auto s = fs_->MaybeFail(true); !s.ok()) return s;
+    if (auto s = fs_->MaybeFail(name_, true); !s.ok()) return s;
     auto s = target()->Fsync(o, d);
     if (s.ok()) fs_->Synced(name_);
     return s;
@@ -95,25 +106,44 @@ std::unique_ptr<rocksdb::Env> FaultFileSystem::NewEnv() {
   return rocksdb::NewCompositeEnv(std::shared_ptr<rocksdb::FileSystem>(this, [](rocksdb::FileSystem*) {}));
 }
 
-rocksdb::IOStatus FaultFileSystem::MaybeFail(bool is_sync) {
+void FaultFileSystem::SetFaultFilter(std::string substring) {
+  std::lock_guard l(mu_);
+  filter_ = std::move(substring);
+}
+
+bool FaultFileSystem::Matches(const std::string& f) {
+  std::lock_guard l(mu_);
+  return filter_.empty() || f.find(filter_) != std::string::npos;
+}
+
+rocksdb::IOStatus FaultFileSystem::MaybeFail(const std::string& f, bool is_sync) {
   FaultKind k = write_fault_.load();
   if (k == FaultKind::kNone && is_sync) k = sync_fault_.load();
-  if (k == FaultKind::kNone) return rocksdb::IOStatus::OK();
+  if (k == FaultKind::kNone || !Matches(f)) return rocksdb::IOStatus::OK();
+  if (skip_.load() > 0 && skip_.fetch_sub(1) > 0) return rocksdb::IOStatus::OK();
   injected_.fetch_add(1);
   if (k == FaultKind::kNoSpace) return rocksdb::IOStatus::NoSpace("injected ENOSPC");
   return rocksdb::IOStatus::IOError("injected EIO");
 }
 
 void FaultFileSystem::Wrote(const std::string& f, uint64_t new_size) {
-  std::lock_guard l(mu_);
-  files_[f].size = new_size;
+  appends_.fetch_add(1);
+  {
+    std::lock_guard l(mu_);
+    files_[f].size = new_size;
+  }
+  if (deactivate_after_appends_.load() > 0 && Matches(f) && deactivate_after_appends_.fetch_sub(1) == 1) Deactivate();
 }
 
 void FaultFileSystem::Synced(const std::string& f) {
-  std::lock_guard l(mu_);
-  auto& st = files_[f];
-  st.synced = st.size;
-  st.ever_synced = true;
+  syncs_.fetch_add(1);
+  {
+    std::lock_guard l(mu_);
+    auto& st = files_[f];
+    st.synced = st.size;
+    st.ever_synced = true;
+  }
+  if (deactivate_after_syncs_.load() > 0 && Matches(f) && deactivate_after_syncs_.fetch_sub(1) == 1) Deactivate();
 }
 
 rocksdb::IOStatus FaultFileSystem::NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
@@ -193,23 +223,30 @@ rocksdb::IOStatus FaultFileSystem::DeleteFile(const std::string& f, const rocksd
   return st;
 }
 
-uint64_t FaultFileSystem::DropUnsyncedData() {
+uint64_t FaultFileSystem::DropUnsyncedData(std::mt19937_64* rng) {
   std::lock_guard l(mu_);
   uint64_t dropped = 0;
   for (auto& [name, st] : files_) {
     uint64_t on_disk = FileSize(name);
-    if (!st.ever_synced) {
+    uint64_t keep = st.ever_synced ? std::min(st.synced, on_disk) : 0;
+    if (rng != nullptr && on_disk > keep) {
+      // Some of the unsynced pages may have reached the disk before the cut.
+      keep += std::uniform_int_distribution<uint64_t>(0, on_disk - keep)(*rng);
+    }
+    if (!st.ever_synced && keep == 0) {
       dropped += on_disk;
       std::error_code ec;
       std::filesystem::remove(name, ec);
       continue;
     }
-    if (on_disk > st.synced) {
-      dropped += on_disk - st.synced;
-      std::filesystem::resize_file(name, st.synced);
+    if (on_disk > keep) {
+      dropped += on_disk - keep;
+      std::filesystem::resize_file(name, keep);
     }
   }
   files_.clear();
+  deactivate_after_syncs_.store(0);
+  deactivate_after_appends_.store(0);
   active_.store(true);
   return dropped;
 }

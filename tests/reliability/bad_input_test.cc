@@ -1,0 +1,382 @@
+// Bad input beyond open_test and relay_test: valid envelopes cut short (from the
+// codec) in both strategies and in the retry range, records that name another
+// stream or seq, an envelope from a newer library, malformed keys, an unknown
+// handler in a keep-order stream, limits at their edge, options the existing
+// tests do not cover, and corrupt meta records. Each gives a clear error or a
+// parked record with its reason, and nothing else is lost or blocked beyond
+// what the strategy says.
+#include <rocksdb/db.h>
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "jaiminho/fb/envelope_generated.h"
+#include "outbox_impl.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/meta.h"
+#include "support/test_util.h"
+
+namespace jaiminho {
+namespace {
+
+using testing::MustOpen;
+using testing::RawKeys;
+using testing::RecordingPublisher;
+using testing::StreamFamily;
+using testing::TempDir;
+
+struct Bed {
+  TempDir dir;
+  std::vector<Error> captured;
+  std::mutex mu;
+  std::unique_ptr<Outbox> outbox;
+  std::shared_ptr<RecordingPublisher> publisher = std::make_shared<RecordingPublisher>();
+
+  void Open(OutboxOptions o = {}) {
+    o.capture_error = [this](const Error& e) {
+      std::lock_guard l(mu);
+      captured.push_back(e);
+    };
+    outbox = MustOpen(dir.Sub("db"), std::move(o));
+    ASSERT_NE(outbox, nullptr);
+  }
+  void Commit(Stream* s, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto txn = outbox->Begin();
+      std::string payload = "payload-" + std::to_string(i);
+      ASSERT_OK(txn.Enqueue(*s, {.type = "t", .payload = payload}));
+      ASSERT_OK(txn.Commit());
+    }
+  }
+  // Writes raw bytes under a raw key of the stream's column family.
+  void Raw(Stream* s, std::string_view key, std::string_view value) {
+    ASSERT_TRUE(outbox->db()->Put(rocksdb::WriteOptions(), StreamFamily(*s), key, value).ok());
+  }
+  // A valid envelope of `stream` with `seq`, as the library writes it.
+  static std::string Envelope(std::string_view stream, uint64_t seq, Strategy strategy, std::string_view payload) {
+    internal::EnvelopeFields f;
+    f.seq = seq;
+    f.stream = stream;
+    f.type = "t";
+    f.payload = payload;
+    f.encoding = "application/octet-stream";
+    f.created_at = 1;
+    f.strategy = strategy;
+    std::string out;
+    internal::EncodeEnvelope(f, &out);
+    return out;
+  }
+  std::vector<uint64_t> Delivered(std::string_view stream) {
+    std::vector<uint64_t> out;
+    for (const auto& d : publisher->deliveries()) {
+      if (d.stream == stream) out.push_back(d.seq);
+    }
+    return out;
+  }
+  bool Captured(std::string_view needle) {
+    std::lock_guard l(mu);
+    for (const auto& e : captured) {
+      if (e.message().find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+std::string Pending(uint64_t seq) {
+  return std::string(internal::SeqKey(internal::kPendingTag, seq).view());
+}
+
+// Every length of a valid envelope cut short, over seq 2 of a stream of 3, in
+// each strategy: the record is parked as corrupt with its bytes kept (or, when
+// the cut only removed padding, delivered intact); seqs 1 and 3 are delivered,
+// a keep-order stream in order and not blocked by it.
+TEST(BadInput, TruncatedEnvelopesAreParkedWithTheirBytesAndBlockNothing) {
+  for (Strategy strategy : {Strategy::kKeepOrder, Strategy::kPublishOnCommit}) {
+    SCOPED_TRACE(std::string(ToString(strategy)));
+    // One stream per cut: about a dozen cuts spread over the envelope, and the last byte.
+    const size_t size = Bed::Envelope("cut.000", 2, strategy, "the real payload").size();
+    std::vector<size_t> cuts;
+    for (size_t cut = 0; cut < size; cut += std::max<size_t>(1, size / 12))
+      cuts.push_back(cut);
+    cuts.push_back(size - 1);
+    Bed b;
+    b.Open();
+    std::vector<std::pair<Stream*, std::string>> streams;
+    for (size_t cut : cuts) {
+      char name[16];
+      std::snprintf(name, sizeof name, "cut.%03zu", cut);
+      ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream(name, {.strategy = strategy}));
+      b.Commit(s, 3);
+      std::string truncated = Bed::Envelope(name, 2, strategy, "the real payload").substr(0, cut);
+      b.Raw(s, Pending(2), truncated);
+      streams.emplace_back(s, std::move(truncated));
+    }
+    Relay relay(*b.outbox, b.publisher);
+    ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+    size_t parked = 0, intact = 0;
+    for (const auto& [s, truncated] : streams) {
+      SCOPED_TRACE(s->name());
+      ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+      if (e->state == EventState::kParked) {
+        ++parked;
+        EXPECT_EQ(e->type, "jaiminho.corrupt");
+        EXPECT_EQ(e->payload, truncated) << "the bad bytes are kept";
+        EXPECT_NE(e->note.find("corrupt record"), std::string_view::npos) << e->note;
+        EXPECT_EQ(b.Delivered(s->name()), (std::vector<uint64_t>{1, 3}));
+      } else {
+        ++intact;
+        EXPECT_EQ(e->state, EventState::kSent);
+        EXPECT_EQ(e->payload, "the real payload");
+        EXPECT_EQ(b.Delivered(s->name()), (std::vector<uint64_t>{1, 2, 3}));
+      }
+    }
+    EXPECT_EQ(st.parked, parked);
+    EXPECT_GT(parked, cuts.size() - 3);
+    EXPECT_LE(intact, 1u) << "only a cut into the trailing padding may decode";
+  }
+}
+
+// A corrupt record in the retry range (a publish-on-commit event waiting for
+// its next attempt) is parked when due; the other retries are delivered.
+TEST(BadInput, CorruptRetryRecordIsParkedAndTheOtherRetriesGoOut) {
+  Bed b;
+  auto clock = std::make_shared<ManualClock>(FromMicros(1'700'000'000'000'000));
+  b.Open({.retry = RetryPolicy{.initial_backoff = std::chrono::seconds(1), .jitter = 0}, .clock = clock});
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s"));
+  b.Commit(s, 3);
+  b.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
+  Relay relay(*b.outbox, b.publisher);
+  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto retrying, b.outbox->List(*s, EventState::kRetrying));
+  ASSERT_EQ(retrying.size(), 3u);
+  // Overwrite seq 2's retry record with a cut envelope.
+  const int64_t due = ToMicros(retrying[1]->next_attempt_at);
+  std::string bytes = Bed::Envelope("s", 2, Strategy::kPublishOnCommit, "x");
+  b.Raw(s, internal::RetryKey(due, 2).view(), bytes.substr(0, bytes.size() / 2));
+  b.publisher->fail = nullptr;
+  clock->Advance(std::chrono::seconds(2));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  EXPECT_EQ(st.parked, 1u);
+  auto d = b.Delivered("s");
+  std::sort(d.begin(), d.end());
+  EXPECT_EQ(d, (std::vector<uint64_t>{1, 3}));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+  EXPECT_EQ(e->state, EventState::kParked);
+  EXPECT_NE(e->note.find("corrupt record"), std::string_view::npos);
+}
+
+// A well-formed envelope under the wrong key (another stream's, or another
+// seq's: a misplaced copy) is not published as if it belonged there: it is
+// parked with a reason naming both, and the stream goes on.
+TEST(BadInput, EnvelopeOfAnotherStreamOrSeqIsParkedNotPublished) {
+  Bed b;
+  b.Open();
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder}));
+  b.Commit(s, 4);
+  b.Raw(s, Pending(2), Bed::Envelope("other", 2, Strategy::kKeepOrder, "not ours"));
+  b.Raw(s, Pending(3), Bed::Envelope("s", 7, Strategy::kKeepOrder, "misplaced"));
+  Relay relay(*b.outbox, b.publisher);
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  EXPECT_EQ(st.parked, 2u);
+  EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 4}));
+  ASSERT_OK_AND_ASSIGN(StoredEvent two, b.outbox->Find(*s, 2));
+  EXPECT_EQ(two->state, EventState::kParked);
+  EXPECT_NE(two->note.find("'other'"), std::string_view::npos) << two->note;
+  ASSERT_OK_AND_ASSIGN(StoredEvent three, b.outbox->Find(*s, 3));
+  EXPECT_NE(three->note.find("seq 7"), std::string_view::npos) << three->note;
+}
+
+// A record written by a newer library (envelope version 2) is not guessed at:
+// it is parked with the version in its reason and its bytes kept, so a newer
+// library can requeue it; the stream goes on.
+TEST(BadInput, EnvelopeFromANewerLibraryIsParkedWithItsVersion) {
+  Bed b;
+  b.Open();
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder}));
+  b.Commit(s, 3);
+  std::string newer = Bed::Envelope("s", 2, Strategy::kKeepOrder, "from the future");
+  ASSERT_TRUE(fb::GetMutableEnvelope(newer.data())->mutate_version(2));
+  b.Raw(s, Pending(2), newer);
+  Relay relay(*b.outbox, b.publisher);
+  ASSERT_OK(relay.RunOnce());
+  EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 3}));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+  EXPECT_EQ(e->state, EventState::kParked);
+  EXPECT_NE(e->note.find("unknown envelope version 2"), std::string_view::npos) << e->note;
+  EXPECT_EQ(e->payload, newer);
+}
+
+// Keys that are not of the stream's key format (wrong length, unknown tag) are
+// left alone (for the operator's tools), reported, and do not stop delivery.
+TEST(BadInput, MalformedKeysAreReportedAndSkipped) {
+  Bed b;
+  b.Open();
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder}));
+  b.Commit(s, 3);
+  const std::string valid = Bed::Envelope("s", 1, Strategy::kKeepOrder, "x");
+  b.Raw(s, Pending(1) + "extra", valid);                     // 'p' with a long key, sorts between 1 and 2
+  b.Raw(s, Pending(2).substr(0, 5), valid);                  // 'p' with a short key, sorts before 1
+  b.Raw(s, std::string("q") + std::string(8, '\0'), valid);  // no such state
+  Relay relay(*b.outbox, b.publisher);
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  EXPECT_EQ(st.published, 3u);
+  EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(b.Captured("malformed key")) << "the relay reports what it skipped";
+  size_t left = 0;
+  for (auto [tag, seq] : RawKeys(*b.outbox, *s))
+    left += tag != internal::kSentTag;
+  EXPECT_EQ(left, 3u) << "malformed keys are kept, not deleted";
+}
+
+// An unknown handler parks the event (permanent), in a keep-order stream too,
+// and the stream is not blocked by it.
+TEST(BadInput, UnknownHandlerInAKeepOrderStreamParksAndTheStreamGoesOn) {
+  Bed b;
+  b.Open();
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder}));
+  for (std::string_view type : {"known", "unknown.v9", "known"}) {
+    auto txn = b.outbox->Begin();
+    ASSERT_OK(txn.Enqueue(*s, {.type = type}));
+    ASSERT_OK(txn.Commit());
+  }
+  auto handlers = std::make_shared<HandlerRegistry>();
+  std::vector<uint64_t> handled;
+  ASSERT_OK(handlers->Register("known", [&](const Event& e) -> Status {
+    handled.push_back(e.id.seq);
+    return {};
+  }));
+  Relay relay(*b.outbox, handlers);
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  EXPECT_EQ(st.parked, 1u);
+  EXPECT_EQ(handled, (std::vector<uint64_t>{1, 3}));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+  EXPECT_EQ(e->state, EventState::kParked);
+  EXPECT_NE(e->note.find("no handler registered for type 'unknown.v9'"), std::string_view::npos) << e->note;
+}
+
+// Limits at their edge: exactly max_payload_bytes is accepted, one more is
+// refused naming the stream and the limit; the same for the key, encoding and
+// header count. A refused Enqueue poisons only its own transaction.
+TEST(BadInput, LimitsAreExactAndARefusalPoisonsOnlyItsTransaction) {
+  Bed b;
+  b.Open({.max_payload_bytes = 16});
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("limits"));
+  auto ok = b.outbox->Begin();
+  ASSERT_OK(ok.Enqueue(*s, {.type = "t", .payload = std::string(16, 'x')}));
+  ASSERT_OK(ok.Enqueue(*s, {.type = std::string(256, 't')}));
+  ASSERT_OK(ok.Enqueue(*s, {.type = "t", .key = std::string(64 << 10, 'k')}));
+  ASSERT_OK(ok.Enqueue(*s, {.type = "t", .encoding = std::string(256, 'e')}));
+  std::vector<Header> many(64, Header{"h", "v"});
+  ASSERT_OK(ok.Enqueue(*s, {.type = "t", .headers = many}));
+  std::vector<Header> too_many(65, Header{"h", "v"});
+  struct Case {
+    Message m;
+    std::string mentions;
+  };
+  const std::string big_payload(17, 'x'), big_key((64 << 10) + 1, 'k'), big_encoding(257, 'e');
+  std::vector<Case> cases = {
+      {{.type = "t", .payload = big_payload}, "max_payload_bytes (16)"},
+      {{.type = "t", .key = big_key}, "key of 65537 bytes"},
+      {{.type = "t", .encoding = big_encoding}, "encoding of 257 bytes"},
+      {{.type = "t", .headers = too_many}, "65 headers"},
+      {{.type = "t", .strategy = static_cast<Strategy>(9)}, "unknown strategy 9"},
+  };
+  for (const auto& c : cases) {
+    auto bad = b.outbox->Begin();
+    auto r = bad.Enqueue(*s, c.m);
+    ASSERT_ERROR(r, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("limits"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find(c.mentions), std::string::npos) << r.error().message();
+    ASSERT_ERROR(bad.Commit(), ErrorCode::kInvalidArgument);
+  }
+  ASSERT_OK_AND_ASSIGN(Receipt receipt, ok.Commit());
+  EXPECT_EQ(receipt.events.size(), 5u);
+  EXPECT_EQ(receipt.events.front().seq, 1u) << "the refused transactions consumed no seq";
+  EXPECT_EQ(RawKeys(*b.outbox, *s).size(), 5u);
+}
+
+// Options open_test does not cover: each refused at Open with
+// kInvalidArgument naming it, creating nothing.
+TEST(BadInput, MoreInvalidOptionsAreRefusedByName) {
+  TempDir dir;
+  struct Case {
+    OutboxOptions options;
+    std::string mentions;
+  };
+  std::vector<Case> cases;
+  cases.push_back({{.path = dir.Sub("a"), .max_payload_bytes = (64u << 20) + 1}, "max_payload_bytes"});
+  cases.push_back({{.path = dir.Sub("b"), .inline_dispatch = static_cast<InlineDispatch>(9)}, "inline_dispatch"});
+  cases.push_back({{.path = dir.Sub("c"), .observers = {nullptr}}, "null observer"});
+  cases.push_back({{.path = dir.Sub("d"), .retry = {.jitter = -0.1}}, "jitter"});
+  cases.push_back({{.path = dir.Sub("e"), .retry = {.multiplier = std::nan("")}}, "multiplier"});
+  cases.push_back({{.path = dir.Sub("f"), .business_families = {{.name = ""}}}, "empty name"});
+  cases.push_back({{.path = dir.Sub("g"), .time_to_delete = std::chrono::seconds(-5)}, "time_to_delete"});
+  for (auto& c : cases) {
+    auto r = Outbox::Open(c.options);
+    ASSERT_ERROR(r, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(c.mentions), std::string::npos) << r.error().message();
+    EXPECT_FALSE(std::filesystem::exists(c.options.path)) << c.options.path;
+  }
+  auto outbox = MustOpen(dir.Sub("ok"));
+  auto r = outbox->OpenStream("s", {.on_exhaustion = static_cast<OnExhaustion>(7)});
+  ASSERT_ERROR(r, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("on_exhaustion"), std::string::npos) << r.error().message();
+  auto r2 = outbox->OpenStream("s", {.strategy = static_cast<Strategy>(0)});
+  ASSERT_ERROR(r2, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r2.error().message().find("strategy"), std::string::npos) << r2.error().message();
+}
+
+// Corrupt records in jaiminho.meta: Open refuses the database with
+// kCorruption naming what is wrong, and changes nothing.
+TEST(BadInput, CorruptMetaRecordsAreRefusedAtOpenNamingThem) {
+  struct Case {
+    std::string key;
+    std::string value;
+    std::string mentions;
+  };
+  const std::vector<Case> cases = {
+      {internal::StreamMetaKey("s", "hwm"), "abc", "seq reservation"},
+      {internal::StreamMetaKey("s", "cursor"), std::string(9, '\1'), "relay cursor"},
+      {internal::StreamMetaKey("s", "config"), "not a flatbuffer", "stream 's': bad stored config"},
+      {std::string(internal::kDbIdKey), "short", "database id"},
+      {std::string(internal::kFormatKey), "x", "format record"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.key);
+    TempDir dir;
+    std::string path = dir.Sub("db");
+    {
+      auto outbox = MustOpen(path);
+      ASSERT_OK(outbox->OpenStream("s"));
+      ASSERT_OK(outbox->Close());
+      // Written with plain RocksDB, as a disk error or a foreign tool would.
+      rocksdb::DBOptions dbo;
+      std::vector<std::string> names;
+      ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(dbo, path, &names).ok());
+      std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+      for (const auto& n : names)
+        descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+      std::vector<rocksdb::ColumnFamilyHandle*> handles;
+      rocksdb::DB* raw = nullptr;
+      ASSERT_TRUE(rocksdb::DB::Open(dbo, path, descs, &handles, &raw).ok());
+      std::unique_ptr<rocksdb::DB> db(raw);
+      auto meta = std::find(names.begin(), names.end(), std::string(internal::kMetaFamily)) - names.begin();
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      ASSERT_TRUE(db->Put(wo, handles[meta], c.key, c.value).ok());
+      for (auto* h : handles)
+        db->DestroyColumnFamilyHandle(h);
+      ASSERT_TRUE(db->Close().ok());
+    }
+    auto before = testing::Snapshot(path);
+    auto r = Outbox::Open({.path = path});
+    ASSERT_ERROR(r, ErrorCode::kCorruption);
+    EXPECT_NE(r.error().message().find(c.mentions), std::string::npos) << r.error().message();
+    EXPECT_EQ(testing::Snapshot(path), before) << "refusing a database must not write to it";
+  }
+}
+
+}  // namespace
+}  // namespace jaiminho
