@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Packaging: installs the main build to a temporary prefix, builds the
+# consumer project (tests/consumer) against it with find_package and again
+# with pkg-config, runs both, and checks that neither binary needs
+# librocksdb at run time (static link).
+set -euo pipefail
+work=$(realpath -m "$BUILD_DIR/install-test")
+prefix="$work/prefix"
+rm -rf "$work"
+mkdir -p "$work"
+cmake --install "$BUILD_DIR" --prefix "$prefix" >"$work/install.log"
+echo "installed $(find "$prefix" -type f | wc -l) files to $prefix"
+test -x "$prefix/bin/jaiminho-tool" || { echo "jaiminho-tool was not installed"; exit 1; }
+
+# The adapters this build has, required from the package.
+components=()
+grep -q '^JAIMINHO_WITH_MQTT:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" && components+=(mqtt)
+grep -q '^JAIMINHO_WITH_KAFKA:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" && components+=(kafka)
+echo "components: ${components[*]:-none}"
+
+no_rocksdb_needed() {
+  if readelf -d "$1" | grep -i 'NEEDED.*rocksdb'; then
+    echo "$1 needs librocksdb at run time: the static link failed"
+    exit 1
+  fi
+  echo "$1: no dynamic dependency on librocksdb ($(readelf -d "$1" | grep -c NEEDED) NEEDED entries)"
+}
+
+# 1. CMake: find_package(jaiminho CONFIG COMPONENTS ...).
+cmake -S tests/consumer -B "$work/cmake" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$prefix" -DJAIMINHO_COMPONENTS="$(IFS=';'; echo "${components[*]}")"
+cmake --build "$work/cmake"
+no_rocksdb_needed "$work/cmake/jaiminho-consumer"
+mkdir -p "$work/run-cmake"
+"$work/cmake/jaiminho-consumer" "$work/run-cmake"
+
+# 2. pkg-config: jaiminho.pc (+ jaiminho-<adapter>.pc).
+pcdir=$(dirname "$(find "$prefix" -name jaiminho.pc)")
+modules=(jaiminho)
+defines=()
+for c in "${components[@]}"; do
+  modules+=("jaiminho-$c")
+  defines+=("-DCONSUMER_WITH_$(echo "$c" | tr a-z A-Z)=1")
+done
+flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs "${modules[@]}")
+echo "pkg-config ${modules[*]}: $flags"
+# shellcheck disable=SC2086
+c++ -std=c++20 -O1 "${defines[@]}" tests/consumer/main.cc -o "$work/consumer-pc" $flags
+no_rocksdb_needed "$work/consumer-pc"
+mkdir -p "$work/run-pc"
+"$work/consumer-pc" "$work/run-pc"

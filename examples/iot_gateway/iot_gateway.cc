@@ -1,0 +1,341 @@
+// An IoT gateway: sensor readings and device state are committed together
+// with the events that announce them, and relayed to an MQTT broker over a
+// link that drops.
+//
+//   jaiminho-iot-gateway [--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]
+//
+// Each reading is one transaction: the reading itself ("readings" family),
+// the device's new state ("devices" family), a "reading.v1" event on the
+// publish-on-commit stream "telemetry" and, when the device's alarm state
+// flips, an "alarm.v1" event on the keep-order stream "device-state". Both,
+// or neither: a power cut never leaves a state change without its event.
+//
+// Without --broker (the demo) the gateway starts its own mosquitto broker
+// (/usr/sbin/mosquitto) on a free loopback port and a "cloud" subscriber, and
+// runs three phases of readings: link up; link down (the broker is stopped:
+// readings keep being committed and buffer in the outbox while the relay
+// retries); link back (the broker restarts and the backlog drains). It then
+// checks that the cloud received every event, device-state events in order,
+// and exits 0. With --broker it publishes there and waits until every event
+// was acknowledged.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/testing/mosquitto_broker.h"
+#include "adapters/testing/mqtt_subscriber.h"
+#include "jaiminho/adapters/mqtt.h"
+#include "jaiminho/jaiminho.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+struct Args {
+  std::string db = "var/iot-gateway.db";
+  int sensors = 4;
+  int readings = 3000;   // in total, over the three phases
+  std::string broker{};  // HOST:PORT; empty: run our own
+};
+
+// Counts acknowledged events (inline and by the relay), with a wait.
+class Acks final : public jaiminho::Observer {
+ public:
+  void OnPublished(const jaiminho::Event&) override { Add(); }
+  void OnPublishedByRelay(const jaiminho::Event&) override { Add(); }
+  bool WaitFor(uint64_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return acked_ >= n; });
+  }
+
+ private:
+  void Add() {
+    std::lock_guard l(mu_);
+    ++acked_;
+    cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t acked_ = 0;
+};
+
+// One sensor's state, as stored in the "devices" family: "readings=N last=V alarm=0|1".
+struct DeviceState {
+  uint64_t readings = 0;
+  double last = 0;
+  bool alarm = false;
+  std::string Encode() const {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "readings=%llu last=%.2f alarm=%d", static_cast<unsigned long long>(readings), last,
+                  alarm ? 1 : 0);
+    return buf;
+  }
+  static DeviceState Decode(const std::string& s) {
+    DeviceState d;
+    unsigned long long n = 0;
+    int alarm = 0;
+    if (std::sscanf(s.c_str(), "readings=%llu last=%lf alarm=%d", &n, &d.last, &alarm) == 3) {
+      d.readings = n;
+      d.alarm = alarm != 0;
+    }
+    return d;
+  }
+};
+
+struct Gateway {
+  jaiminho::Outbox* outbox;
+  jaiminho::Stream* telemetry;
+  jaiminho::Stream* device_state;
+  jaiminho::BusinessFamily devices;
+  jaiminho::BusinessFamily readings;
+  std::atomic<uint64_t> events{0};
+  std::atomic<uint64_t> alarms{0};
+
+  // Commits `count` readings of sensor `id`, continuing from its stored state.
+  jaiminho::Status RunSensor(int id, int count) {
+    std::string device = "sensor-" + std::to_string(id);
+    auto stored = outbox->Get(devices, device);
+    if (!stored) return tl::unexpected(stored.error());
+    DeviceState state = *stored ? DeviceState::Decode(**stored) : DeviceState{};
+    for (int i = 0; i < count; ++i) {
+      // A temperature that drifts across the 30 degree alarm threshold.
+      double value = 25 + 8 * std::sin(static_cast<double>(state.readings) / 40.0 + id);
+      bool alarm = value > 30;
+      std::string payload = "{\"sensor\":\"" + device + "\",\"n\":" + std::to_string(state.readings) +
+                            ",\"celsius\":" + std::to_string(value) + "}";
+      auto txn = outbox->Begin();
+      jaiminho::Status st = txn.Put(readings, device + "/" + std::to_string(state.readings), payload);
+      if (st)
+        st = txn.Enqueue(*telemetry,
+                         {.type = "reading.v1", .key = device, .payload = payload, .encoding = "application/json"});
+      if (st && alarm != state.alarm) {
+        st = txn.Enqueue(
+            *device_state,
+            {.type = "alarm.v1", .key = device, .payload = alarm ? "raised" : "cleared", .encoding = "text/plain"});
+      }
+      bool flipped = alarm != state.alarm;
+      DeviceState next{state.readings + 1, value, alarm};
+      if (st) st = txn.Put(devices, device, next.Encode());
+      if (!st) return st;
+      auto receipt = txn.Commit();  // sync: durable before it returns
+      if (!receipt) return tl::unexpected(receipt.error());
+      events += receipt->events.size();
+      if (flipped) ++alarms;
+      state = next;
+    }
+    return {};
+  }
+
+  jaiminho::Status RunPhase(int sensors, int per_sensor) {
+    std::vector<std::thread> threads;
+    std::vector<jaiminho::Status> results(static_cast<size_t>(sensors));
+    for (int s = 0; s < sensors; ++s)
+      threads.emplace_back([&, s] { results[static_cast<size_t>(s)] = RunSensor(s, per_sensor); });
+    for (auto& t : threads)
+      t.join();
+    for (auto& r : results)
+      if (!r) return r;
+    return {};
+  }
+};
+
+void PrintBacklog(jaiminho::Outbox& outbox, const jaiminho::MqttPublisher& mqtt) {
+  auto metrics = jaiminho::CollectMetrics(outbox);
+  if (!metrics) return;
+  for (const auto& m : *metrics) {
+    std::printf("  %-12s waiting %6llu (pending %llu, retrying %llu)%s\n", m.stream.c_str(),
+                static_cast<unsigned long long>(m.pending + m.retrying), static_cast<unsigned long long>(m.pending),
+                static_cast<unsigned long long>(m.retrying), m.blocked ? "  blocked at its head" : "");
+  }
+  std::printf("  publisher: %s\n", mqtt.connected() ? "connected" : mqtt.last_error().c_str());
+}
+
+int Fail(const std::string& what) {
+  std::cerr << "jaiminho-iot-gateway: " << what << "\n";
+  return 1;
+}
+
+Args ParseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << flag << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (flag == "--db") {
+      a.db = value();
+    } else if (flag == "--sensors") {
+      a.sensors = std::max(1, std::stoi(value()));
+    } else if (flag == "--readings") {
+      a.readings = std::max(3, std::stoi(value()));
+    } else if (flag == "--broker") {
+      a.broker = value();
+    } else {
+      std::cerr << "usage: jaiminho-iot-gateway [--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]\n";
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = ParseArgs(argc, argv);
+  const bool demo = args.broker.empty();
+  std::filesystem::path db = args.db;
+  std::filesystem::create_directories(db.parent_path().empty() ? "." : db.parent_path());
+
+  // The broker: ours (demo), or the one given.
+  std::unique_ptr<jaiminho::testing::MosquittoBroker> broker;
+  std::unique_ptr<jaiminho::testing::MqttSubscriber> cloud;
+  jaiminho::MqttOptions mqtt_options{.client_id = "iot-gateway-" + std::to_string(::getpid()),
+                                     .topic = "gw/{stream}/{key}",
+                                     .ack_timeout = 5s,
+                                     .connect_timeout = 1s,
+                                     .reconnect_min = 50ms,
+                                     .reconnect_max = 1s};
+  if (demo) {
+    auto started = jaiminho::testing::MosquittoBroker::Start({.dir = (db.parent_path() / "iot-broker").string()});
+    if (!started) return Fail(started.error().ToString());
+    broker = std::move(*started);
+    mqtt_options.host = broker->host();
+    mqtt_options.port = broker->port();
+    // The cloud side: a persistent session, so what the broker queues for it
+    // while it is offline survives the broker's restart.
+    auto sub = jaiminho::testing::MqttSubscriber::Connect(
+        {.port = broker->port(), .filter = "gw/#", .client_id = "cloud-" + std::to_string(::getpid())});
+    if (!sub) return Fail(sub.error().ToString());
+    cloud = std::move(*sub);
+    std::printf("mosquitto on %s:%u (log and persistence in %s)\n", broker->host().c_str(), broker->port(),
+                (db.parent_path() / "iot-broker").c_str());
+  } else {
+    auto parsed = jaiminho::ParseMqttUri("mqtt://" + args.broker);
+    if (!parsed) return Fail(parsed.error().ToString());
+    mqtt_options.host = parsed->host;
+    mqtt_options.port = parsed->port;
+  }
+  auto mqtt = jaiminho::MqttPublisher::Create(mqtt_options);
+  if (!mqtt) return Fail(mqtt.error().ToString());
+
+  auto acks = std::make_shared<Acks>();
+  jaiminho::OutboxOptions options{.path = db.string(),
+                                  .business_families = {{.name = "devices"}, {.name = "readings"}}};
+  options.publisher = *mqtt;  // publish-on-commit events go out right after their commit ...
+  options.inline_dispatch = jaiminho::InlineDispatch::kDispatcherThread;  // ... without blocking it
+  options.observers = {acks};
+  // Quick retries for the demo; the defaults (1 s doubling to 5 min) suit a real uplink.
+  options.retry = {.initial_backoff = 100ms, .max_backoff = 2s};
+  auto outbox = jaiminho::Outbox::Open(std::move(options));
+  if (!outbox) return Fail(outbox.error().ToString());
+  auto telemetry = (*outbox)->OpenStream("telemetry", {.strategy = jaiminho::Strategy::kPublishOnCommit});
+  auto device_state = (*outbox)->OpenStream("device-state", {.strategy = jaiminho::Strategy::kKeepOrder});
+  if (!telemetry) return Fail(telemetry.error().ToString());
+  if (!device_state) return Fail(device_state.error().ToString());
+  Gateway gw{.outbox = outbox->get(),
+             .telemetry = *telemetry,
+             .device_state = *device_state,
+             .devices = *(*outbox)->Business("devices"),
+             .readings = *(*outbox)->Business("readings")};
+
+  // The relay delivers the keep-order stream and retries whatever failed.
+  jaiminho::Relay relay(**outbox, *mqtt, {.interval = 200ms});
+  relay.Start();
+
+  const int per_phase = std::max(1, args.readings / 3 / args.sensors);
+  auto start = SteadyClock::now();
+  std::printf("phase 1, link up: %d sensors x %d readings\n", args.sensors, per_phase);
+  if (auto s = gw.RunPhase(args.sensors, per_phase); !s) return Fail(s.error().ToString());
+  if (!acks->WaitFor(gw.events, 60s)) return Fail("phase 1 was not acknowledged within 60 s");
+  PrintBacklog(**outbox, **mqtt);
+
+  if (demo) {
+    std::printf("phase 2, link down (broker stopped): %d sensors x %d readings\n", args.sensors, per_phase);
+    if (auto s = broker->Stop(); !s) return Fail(s.error().ToString());
+  } else {
+    std::printf("phase 2: %d sensors x %d readings\n", args.sensors, per_phase);
+  }
+  if (auto s = gw.RunPhase(args.sensors, per_phase); !s) return Fail(s.error().ToString());
+  std::printf("  committed %llu events so far; buffered in the outbox:\n",
+              static_cast<unsigned long long>(gw.events.load()));
+  PrintBacklog(**outbox, **mqtt);
+
+  auto back = SteadyClock::now();
+  if (demo) {
+    std::printf("phase 3, link back (broker restarted): %d sensors x %d readings\n", args.sensors, per_phase);
+    if (auto s = broker->Restart(); !s) return Fail(s.error().ToString());
+  } else {
+    std::printf("phase 3: %d sensors x %d readings\n", args.sensors, per_phase);
+  }
+  if (auto s = gw.RunPhase(args.sensors, per_phase); !s) return Fail(s.error().ToString());
+  const uint64_t total = gw.events;
+  if (!acks->WaitFor(total, 120s)) {
+    PrintBacklog(**outbox, **mqtt);
+    return Fail("not every event was acknowledged within 120 s");
+  }
+  auto drained = SteadyClock::now();
+  relay.Stop();
+  std::printf("  all %llu events acknowledged by the broker %.0f ms after the link came back\n",
+              static_cast<unsigned long long>(total),
+              std::chrono::duration<double, std::milli>(drained - back).count());
+  PrintBacklog(**outbox, **mqtt);
+
+  int status = 0;
+  if (demo) {
+    // What the cloud saw: every event (by id), device-state in seq order.
+    auto seq_of = [](const std::string& id) {
+      uint64_t seq = 0;
+      std::from_chars(id.data() + id.rfind('/') + 1, id.data() + id.size(), seq);
+      return seq;
+    };
+    std::set<std::string> ids;
+    bool complete = cloud->WaitUntil(
+        [&](const auto& msgs) {
+          ids.clear();
+          for (const auto& m : msgs)
+            ids.insert(m.Property("jaiminho-event-id").value_or(""));
+          return ids.size() >= total;
+        },
+        60s);
+    auto msgs = cloud->messages();
+    uint64_t contiguous = 0, first_state_seq = 0;
+    bool in_order = true;
+    for (const auto& m : msgs) {
+      std::string id = m.Property("jaiminho-event-id").value_or("");
+      if (id.find("/device-state/") == std::string::npos) continue;
+      uint64_t seq = seq_of(id);
+      if (first_state_seq == 0) contiguous = (first_state_seq = seq) - 1;  // earlier runs may precede
+      if (seq > contiguous + 1) in_order = false;
+      if (seq == contiguous + 1) contiguous = seq;
+    }
+    std::printf(
+        "cloud: %zu messages, %zu distinct events of %llu committed (%zu duplicates), alarms %llu, "
+        "device-state %s\n",
+        msgs.size(), ids.size(), static_cast<unsigned long long>(total), msgs.size() - ids.size(),
+        static_cast<unsigned long long>(gw.alarms.load()), in_order ? "in order" : "OUT OF ORDER");
+    if (!complete || !in_order) status = 1;
+  }
+  auto dev = (*outbox)->Get(gw.devices, "sensor-0");
+  if (dev && *dev) std::printf("device sensor-0: %s\n", (*dev)->c_str());
+  std::printf("%s in %.1f s; database %s\n", status == 0 ? "OK" : "FAILED",
+              std::chrono::duration<double>(SteadyClock::now() - start).count(), db.c_str());
+  if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());
+  return status;
+}
