@@ -31,7 +31,8 @@ struct Config {
   size_t payload = 200;                     // event payload and business value bytes
   std::vector<int> threads = {1, 4, 16, 64};
   std::vector<size_t> backlogs = {10'000, 100'000, 1'000'000};
-  size_t latency_commits = 5000;  // per committing thread
+  size_t relay_min_events = 200'000;  // events delivered per relay measurement
+  size_t latency_commits = 5000;      // per committing thread
   size_t clean_events = 1'000'000;
   size_t fill_batch = 1000;  // events per transaction when filling a backlog
 };

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     if (std::string_view(argv[i]) == "--jm_quick") {
       c.quick = true;
       c.backlogs = {10'000, 100'000};
+      c.relay_min_events = 50'000;
       c.latency_commits = 1000;
       c.clean_events = 100'000;
     }
