@@ -6,8 +6,11 @@
 //
 // Specs: "stdout" (JsonLinesSink on `out`: one JSON object per line) and
 // "exec:CMD" (ExecSink: CMD runs with /bin/sh -c once per event, the event's
-// JSON line on its stdin; exit status 0 is success). Broker adapters add their
-// scheme here ("mqtt://...", "kafka://...").
+// JSON line on its stdin; exit status 0 is success); with the broker adapters
+// built, "mqtt://HOST[:PORT][/TOPIC-TEMPLATE][?...]" (MqttPublisher, options as
+// in ParseMqttUri) and "kafka://HOST:PORT[,...][/TOPIC-TEMPLATE][?...]"
+// (KafkaPublisher, ParseKafkaUri); without them those schemes fail with
+// kNotSupported saying how to build them.
 //
 // Thread-safety: a function; the sinks it returns are safe for concurrent use.
 #pragma once

@@ -279,6 +279,8 @@ TEST(KafkaPublisher, PublishBatchThroughputOnTheMockCluster) {
     events[i].payload = payloads[i];
   }
   std::vector<Status> results(kN);
+  // Warm up: metadata, connections and the idempotent producer id.
+  ASSERT_OK(kafka->Publish(events[0]));
   auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < kN; i += 256) {
     size_t n = std::min<size_t>(256, kN - i);
@@ -293,8 +295,8 @@ TEST(KafkaPublisher, PublishBatchThroughputOnTheMockCluster) {
   double single_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("Kafka idempotent producer to the mock cluster: PublishBatch(256) %.0f events/s, Publish %.0f events/s\n",
               kN / batch_s, 500 / single_s);
-  std::vector<Record> got = Consume(mc.bootstraps(), "bulk", 1, kN + 500, kWait);
-  EXPECT_EQ(got.size(), kN + 500);
+  std::vector<Record> got = Consume(mc.bootstraps(), "bulk", 1, kN + 501, kWait);
+  EXPECT_EQ(got.size(), kN + 501);
 }
 
 }  // namespace
