@@ -4,7 +4,7 @@
 //
 //   auto mqtt = jaiminho::MqttPublisher::Create({.host = "broker.lan", .topic = "gw/{stream}/{key}"});
 //   if (!mqtt) { std::cerr << mqtt.error().ToString() << "\n"; return 1; }
-//   jaiminho::Relay relay(*outbox, std::move(*mqtt));
+//   jaiminho::Relay relay(outbox, *mqtt);   // outbox: jaiminho::Outbox&
 //   relay.Start();
 //
 // Delivery. Each event is one MQTT v5 PUBLISH at QoS 1 to the topic that
