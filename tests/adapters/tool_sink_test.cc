@@ -120,6 +120,12 @@ TEST(ToolSink, KafkaSchemeBuildsAWorkingKafkaPublisher) {
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(host);
 }
+
+TEST(ToolSink, KafkaSchemeCanRunTheInProcessMockCluster) {
+  // test.mock.num.brokers replaces the bootstrap servers: any host will do.
+  ASSERT_OK_AND_ASSIGN(auto sink, tool::MakeSink("kafka://mock/demo.{stream}?test.mock.num.brokers=1&log_level=3"));
+  ASSERT_OK(sink->Publish(MakeEvent("orders", 1)));
+}
 #else
 TEST(ToolSink, KafkaSchemeWithoutTheAdapterIsNotSupported) {
   ASSERT_ERROR(tool::MakeSink("kafka://h:9092"), ErrorCode::kNotSupported);
