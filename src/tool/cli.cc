@@ -70,7 +70,9 @@ int Run(int argc, const char* const* argv, Io& io) {
   CLI::App* r = app.add_subcommand("relay", "Deliver events to a sink (once, or --loop until SIGINT/SIGTERM)");
   AddPath(r, relay.path);
   r->add_option("--sink", relay.sink,
-                "stdout (JSON lines) or exec:COMMAND (run per event with its JSON line on stdin; exit 0 = delivered)")
+                "stdout (JSON lines), exec:COMMAND (run per event with its JSON line on stdin; exit 0 = delivered), "
+                "or, when built with the broker adapters, mqtt://HOST[:PORT]/TOPIC-TEMPLATE and "
+                "kafka://HOST:PORT[,...]/TOPIC-TEMPLATE")
       ->capture_default_str();
   r->add_flag("--loop", relay.loop,
               "Keep running until SIGINT/SIGTERM, retrying failed events when due (polls every --interval; the "
