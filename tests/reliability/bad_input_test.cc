@@ -378,5 +378,58 @@ TEST(BadInput, CorruptMetaRecordsAreRefusedAtOpenNamingThem) {
   }
 }
 
+// DISABLED until fixed (found by tests/fuzz/envelope_fuzz): a crafted
+// envelope that passes FlatBuffers verification can place a patchable scalar
+// on bytes that belong to something else: in the first input seq and sent_at
+// share offset 88; in the second, sent_at lies on the stream name's string.
+// DecodeEnvelope accepts both. The relay marks an event sent by patching
+// sent_at in place (DeliveryBatch::Succeeded), so it then rewrites the seq of
+// the first (the sent record names another seq than its key) and corrupts the
+// second (a delivered record becomes unreadable). The decoder should reject,
+// as corrupt, envelopes whose patchable scalars (seq, attempts,
+// next_attempt_at, sent_at) overlap each other, the vtable, or any string or
+// vector the envelope references.
+std::string FromHex(const std::string& hex) {
+  std::string bytes;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return bytes;
+}
+
+TEST(BadInput, DISABLED_EnvelopeWithOverlappingScalarsIsRejected) {
+  const std::string seq_on_sent_at = FromHex(
+      "340000004a4d4556000000000000260048000600240020001c001800140010000000340005000c0000002c0024000000"
+      "00000800260000000001010040000000000000005c000000840000008c00000090000000a40000000000000000000000"
+      "00000000000000000000000000000000010000000000000000001b000000000000007272757074207265636f72643a20"
+      "62616420656e76656c6f706500000000250000006170706c69636174696f6e2f782d6a61696d696e686f2d636f727275"
+      "70742d7265636f72640000000700000067617262616765000000000000000000100000006a61696d696e686f2e636f72"
+      "72757074000000000100000073000000");
+  const std::string sent_at_on_stream_name = FromHex(
+      "280000004a4d455620004400060038001c001800140010000c0000003000050008000000280060002000000000010100"
+      "00000000340000003c0000003c0000004000000044000000000000000000000000000000070000000000000000000000"
+      "010000000000000000000000000000000000000000000000000000000000000001000000740000000100000073000000");
+  internal::AlignedArena arena;
+  for (const std::string& bytes : {seq_on_sent_at, sent_at_on_stream_name}) {
+    auto d = internal::DecodeEnvelope(arena.Copy(bytes));
+    EXPECT_FALSE(d.has_value()) << "accepted an envelope whose scalars overlap other data";
+  }
+
+  // What the relay does to them today.
+  Bed b;
+  b.Open();
+  ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s"));
+  b.Commit(s, 1);  // seq 1, so that the relay reads up to it; then overwritten
+  b.Raw(s, Pending(0), seq_on_sent_at);
+  b.Raw(s, Pending(1), sent_at_on_stream_name);
+  Relay relay(*b.outbox, b.publisher);
+  ASSERT_OK(relay.RunOnce());
+  auto first = b.outbox->Find(*s, 0);
+  ASSERT_OK(first);
+  EXPECT_EQ((*first)->id.seq, 0u) << "the record under seq 0 now names seq " << (*first)->id.seq;
+  auto second = b.outbox->Find(*s, 1);
+  ASSERT_TRUE(second.has_value()) << "the delivered record of seq 1 became unreadable: " << second.error().ToString();
+  EXPECT_EQ((*second)->id.stream, "s") << "state " << ToString((*second)->state) << ", note " << (*second)->note;
+}
+
 }  // namespace
 }  // namespace jaiminho
