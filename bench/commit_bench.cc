@@ -185,13 +185,13 @@ void RegisterCommitBenchmarks() {
                     .section = section2,
                     .ours = Key("commit/sync/ours", t),
                     .baseline = Key("commit/sync/rocksdb", t),
-                    .label = fmt::format("{} threads: ours / RocksDB group commit", t),
+                    .label = fmt::format("{} thread{}: ours / RocksDB group commit", t, t > 1 ? "s" : ""),
                     .target = vs_raw});
     report.Compare({.name = fmt::format("commit_sync_{}t_vs_sqlite", t),
                     .section = section2,
                     .ours = Key("commit/sync/ours", t),
                     .baseline = Key("commit/sync/sqlite", t),
-                    .label = fmt::format("{} threads: ours / SQLite", t),
+                    .label = fmt::format("{} thread{}: ours / SQLite", t, t > 1 ? "s" : ""),
                     .target = vs_sqlite});
   }
 }
