@@ -44,6 +44,7 @@ Status ValidateOptions(const OutboxOptions& o) {
     }
     seen.push_back(b.name);
   }
+  JM_RETURN_IF_ERROR(internal::Signer::Validate(o.signing));
   for (const auto& obs : o.observers) {
     if (!obs) return bad("OutboxOptions.observers holds a null observer");
   }
@@ -91,6 +92,11 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     JM_ASSIGN_OR_RETURN(auto probe, internal::OpenReadOnly(path, options.env));
     existing = probe->names;
     probed = probe->snapshot;
+    // RocksDB creates its LOG file (rotating the holder's) before it takes the
+    // lock: refuse a database another process holds before opening it.
+    if (auto pid = internal::LockHolderPid(path)) {
+      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held)", path, *pid));
+    }
   }
 
   auto impl = std::make_unique<OutboxImpl>();
@@ -150,7 +156,8 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     if (names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
   }
 
-  if (kind != internal::PathKind::kDatabase) {
+  bool initialized = kind == internal::PathKind::kDatabase && probed.format != 0;
+  if (!initialized) {
     rocksdb::WriteBatch b;
     impl->id = NewDatabaseId();
     b.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
@@ -183,6 +190,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
       impl->business.emplace(names[i], info);
     }
   }
+  JM_ASSIGN_OR_RETURN(impl->signer, internal::Signer::Make(options.signing, impl->id));
   impl->committer = std::make_unique<Committer>(impl.get());
   impl->inline_publisher = std::make_unique<InlinePublisher>(impl.get());
   if (options.clean_interval.count() > 0) {

@@ -17,6 +17,7 @@
 #include "clean/cleaner.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
+#include "sign/signer.h"
 #include "storage/meta.h"
 
 namespace jaiminho {
@@ -163,6 +164,7 @@ class OutboxImpl {
   std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
   std::map<std::string, BusinessInfo, std::less<>> business;
   DatabaseId id;
+  std::unique_ptr<internal::Signer> signer;
   std::unique_ptr<Committer> committer;
   std::unique_ptr<InlinePublisher> inline_publisher;
   Outbox* owner = nullptr;

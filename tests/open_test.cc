@@ -184,7 +184,9 @@ TEST(Open, LockedDatabaseNamesTheHolder) {
   std::string path = dir.Sub("db");
   testing::Child holder({JM_HOLD_DB, path});
   ASSERT_EQ(holder.ReadLine().rfind("ready", 0), 0u);
+  auto before = Snapshot(path);
   auto r = Outbox::Open({.path = path});
+  EXPECT_EQ(Snapshot(path), before) << "refusing a held database must not touch it (not even its LOG)";
   ASSERT_ERROR(r, ErrorCode::kBusy);
   EXPECT_NE(r.error().message().find("process " + std::to_string(holder.pid())), std::string::npos)
       << r.error().message();

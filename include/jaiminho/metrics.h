@@ -50,6 +50,8 @@ struct StreamMetrics {
 
 // The Prometheus text exposition format (version 0.0.4), metric names
 // prefixed "jaiminho_", one series per stream (label stream="...").
-std::string RenderPrometheus(std::span<const StreamMetrics> metrics);
+// `counters`: include the *_total counter families (they count inside the
+// process that has the database open; a reader of the files has none).
+std::string RenderPrometheus(std::span<const StreamMetrics> metrics, bool counters = true);
 
 }  // namespace jaiminho

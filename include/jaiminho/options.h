@@ -94,6 +94,35 @@ struct BusinessFamilyOptions {
   std::shared_ptr<rocksdb::MergeOperator> merge_operator{};
 };
 
+// A key for signing events (HMAC-SHA256). Keys come from the program (a
+// secrets file, the environment), never from the database.
+struct SigningKey {
+  // Stored in each signed record so keys can rotate: 1-64 bytes. Required.
+  std::string id{};
+  // At least 16 bytes. Required.
+  std::string secret{};
+};
+
+// Event signing (django-jaiminho's SIGN_EVENTS / VERIFY_EVENTS_SIGNATURE), over
+// every field that matters: database id, stream, seq, type, key, payload,
+// encoding, headers, strategy, created_at and the key id (the seed signs only
+// the call). A record that fails verification is parked as tampered and never
+// published.
+struct SigningOptions {
+  // Accepted keys; keys[0] signs new events, all of them verify. Empty (the
+  // default): records are written unsigned and signatures are not checked.
+  std::vector<SigningKey> keys{};
+  // Sign new events. Default: on when keys are given.
+  std::optional<bool> sign_events{};
+  // Check signatures before publishing. Default: on when keys are given.
+  std::optional<bool> verify_signatures{};
+  // Refuse (park as tampered) records that carry no signature. Default: on when
+  // events are signed. Turn it off while records written before signing was
+  // enabled are still pending. Turning signing off never makes signed records
+  // fail: they are still verified with their key.
+  std::optional<bool> require_signature{};
+};
+
 // Where publish-on-commit events of a sync commit are published.
 enum class InlineDispatch : uint8_t {
   kCommittingThread = 1,  // inside Commit(), after the write is durable
@@ -143,6 +172,9 @@ struct OutboxOptions {
   // django-jaiminho's DEFAULT_CAPTURE_EXCEPTION: receives every publish failure
   // and every exception thrown by an observer. Default: none.
   std::function<void(const Error&)> capture_error{};
+
+  // Event signing. Default: off (no keys).
+  SigningOptions signing{};
 
   // Injectable clock (created_at, sent_at, backoff, cleaner). Default: system clock.
   std::shared_ptr<Clock> clock{};

@@ -19,6 +19,7 @@
 // transactions may commit concurrently.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -119,9 +120,11 @@ class Transaction {
   struct PendingEvent {
     Stream* stream;
     Strategy strategy;
-    uint32_t offset, size;  // envelope bytes in arena_
-    uint32_t seq_field;     // offset of the seq scalar inside the envelope
-    uint64_t seq;           // assigned at commit
+    uint32_t offset, size;           // envelope bytes in arena_
+    uint32_t seq_field;              // offset of the seq scalar inside the envelope
+    uint64_t seq;                    // assigned at commit
+    uint32_t sig_field;              // offset of the signature bytes; 0 when unsigned
+    std::array<uint8_t, 32> digest;  // of the signed fields, when signed
   };
 
   Status Fail(Error e);

@@ -4,6 +4,7 @@
 
 #include "outbox_impl.h"
 #include "relay/inline.h"
+#include "sign/signer.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
@@ -96,7 +97,11 @@ Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool*
         saved_next_.push_back(s.next_seq);
       }
       e.seq = s.next_seq++;
-      internal::PatchU64(w->txn->arena_.data() + e.offset, e.seq_field, e.seq);
+      char* envelope = w->txn->arena_.data() + e.offset;
+      internal::PatchU64(envelope, e.seq_field, e.seq);
+      if (e.sig_field != 0) {
+        outbox_->signer->Sign(s.name, e.seq, e.digest, reinterpret_cast<uint8_t*>(envelope + e.sig_field));
+      }
     }
   }
   // Reserve seqs durably before any is used beyond the reservation.

@@ -4,6 +4,7 @@
 #include "jaiminho/outbox.h"
 #include "outbox_impl.h"
 #include "relay/inline.h"
+#include "sign/signer.h"
 #include "storage/envelope.h"
 #include "util/macros.h"
 
@@ -102,10 +103,18 @@ Status Transaction::Enqueue(Stream& stream, const Message& m) {
   f.headers = m.headers;
   f.created_at = ToMicros(outbox_->Now());
   f.strategy = strategy;
-  PendingEvent e{&stream, strategy, static_cast<uint32_t>(arena_.size()), 0, 0, 0};
+  PendingEvent e{&stream, strategy, static_cast<uint32_t>(arena_.size()), 0, 0, 0, 0, {}};
+  static constexpr char kUnsigned[internal::kSignatureBytes] = {};
+  const internal::Signer& signer = *outbox_->signer;
+  if (signer.signs()) {
+    f.key_id = signer.signing_key_id();
+    f.signature = std::string_view(kUnsigned, sizeof kUnsigned);  // filled in at commit
+    e.digest = internal::Signer::FieldsDigest(f);
+  }
   internal::ScalarOffsets offsets = internal::EncodeEnvelope(f, &arena_);
   e.size = static_cast<uint32_t>(arena_.size() - e.offset);
   e.seq_field = offsets.seq;
+  e.sig_field = offsets.signature;
   events_.push_back(e);
   return {};
 }

@@ -43,18 +43,18 @@ struct Record {
   uint64_t seq = 0;
   std::string_view raw;
   std::optional<DecodedEnvelope> env;
-  std::optional<Error> corrupt;  // the value failed verification
-  bool claimed = false;          // being published inline; not ours
-  bool bad_key = false;          // the key itself is malformed
-  size_t event_index = 0;        // into the publish vector
+  std::optional<Error> corrupt;   // the value failed verification
+  std::optional<Error> tampered;  // the signature does not verify: never published
+  bool claimed = false;           // being published inline; not ours
+  bool bad_key = false;           // the key itself is malformed
+  size_t event_index = 0;         // into the publish vector
 };
 }  // namespace
 
 class Relay::Impl {
  public:
   Impl(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options)
-      : outbox_(outbox),
-        o_(OutboxAccess::Of(outbox)),
+      : o_(OutboxAccess::Of(outbox)),
         publisher_(std::move(publisher)),
         options_(std::move(options)),
         rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {
@@ -314,6 +314,9 @@ class Relay::Impl {
       } else {
         d->event.id.db = o_.id;
         d->event.id.stream = s.name;
+        if (o_.signer->verifies()) {
+          if (auto v = o_.signer->Verify(*d, s.name); !v) r.tampered = v.error();
+        }
         r.env = std::move(*d);
       }
       out.push_back(std::move(r));
@@ -352,7 +355,7 @@ class Relay::Impl {
     auto publish = [&](std::vector<Record>& recs, bool ordered) {
       events_.clear();
       for (Record& r : recs) {
-        if (!r.env) continue;
+        if (!r.env || r.tampered) continue;
         r.event_index = events_.size();
         events_.push_back(r.env->event);
       }
@@ -369,6 +372,11 @@ class Relay::Impl {
       if (r.claimed || r.bad_key) continue;
       if (r.corrupt) {
         batch.ParkCorrupt(r.seq, r.raw, *r.corrupt);
+        batch.RemoveKey(r.key.view(), false);
+        continue;
+      }
+      if (r.tampered) {
+        batch.Park(*r.env, fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
         batch.RemoveKey(r.key.view(), false);
         continue;
       }
@@ -425,6 +433,12 @@ class Relay::Impl {
         new_cursor = r.seq + 1;
         continue;
       }
+      if (r.tampered) {
+        batch.Park(*r.env, fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
+        extend_run(r, false);
+        new_cursor = r.seq + 1;
+        continue;
+      }
       const Status& st = results_[r.event_index];
       if (st) {
         batch.Succeeded(*r.env, r.raw, keep_as_sent);
@@ -443,15 +457,12 @@ class Relay::Impl {
     }
     close_run();
 
-    // The persisted cursor never passes a claimed event (a crash before its
-    // outcome is written leaves it pending for the next process).
+    // The persisted cursor never passes an event still claimed by a
+    // publish-on-commit attempt, wherever an earlier pass left the cursor: a
+    // crash before that attempt's outcome is written leaves the event pending
+    // for the next process, which starts reading at the persisted cursor.
     uint64_t persist = new_cursor;
-    for (uint64_t c : claims_) {
-      if (c >= cursor) {
-        persist = std::min(persist, c);
-        break;
-      }
-    }
+    if (!claims_.empty()) persist = std::min(persist, claims_.front());
     if (persist != s.persisted_cursor) batch.SetCursor(persist);
     JM_RETURN_IF_ERROR(batch.Commit());
     s.persisted_cursor = persist;
@@ -460,7 +471,6 @@ class Relay::Impl {
     return {};
   }
 
-  Outbox& outbox_;
   OutboxImpl& o_;
   std::shared_ptr<Publisher> publisher_;
   RelayOptions options_;

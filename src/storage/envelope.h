@@ -42,6 +42,7 @@ struct ScalarOffsets {
   uint32_t attempts = 0;
   uint32_t next_attempt_at = 0;
   uint32_t sent_at = 0;
+  uint32_t signature = 0;  // start of the signature bytes; 0 when unsigned
 };
 
 // Appends the encoded envelope to *out; returns the offsets of its scalars

@@ -29,6 +29,20 @@ Result<PathKind> ClassifyPath(const std::string& path) {
   auto it = fs::directory_iterator(path, ec);
   if (ec) return MakeError(ErrorCode::kIOError, fmt::format("cannot list {}: {}", path, ec.message()));
   if (it == fs::directory_iterator()) return PathKind::kEmptyDirectory;
+  // What a creation that failed before writing CURRENT leaves behind (a full
+  // disk, a power cut): no data, so it may be created again. A directory with
+  // any WAL or table file is never treated this way.
+  bool leftovers_only = true;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    bool leftover = n == "LOCK" || n == "IDENTITY" || n == "LOG" || n.starts_with("LOG.old.") ||
+                    n.starts_with("MANIFEST-") || n.starts_with("OPTIONS-") || n.ends_with(".dbtmp");
+    if (!leftover) {
+      leftovers_only = false;
+      break;
+    }
+  }
+  if (leftovers_only && !ec) return PathKind::kEmptyDirectory;
   return MakeError(ErrorCode::kNotADatabase,
                    fmt::format("{} is a non-empty directory that is not a database (no CURRENT file)", path));
 }
@@ -77,6 +91,13 @@ Result<MetaSnapshot> ReadMeta(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta
   std::string v;
   auto s = db->Get(ro, meta, std::string(kFormatKey), &v);
   if (s.IsNotFound()) {
+    // A creation interrupted before its first write (format and id are written
+    // together, before anything else): an empty meta family means "not yet
+    // initialized" (format 0); anything else without a format is corrupt.
+    std::unique_ptr<rocksdb::Iterator> any(db->NewIterator(ro, meta));
+    any->SeekToFirst();
+    JM_RETURN_IF_ERROR(ToStatus(any->status(), fmt::format("read jaiminho.meta of {}", path)));
+    if (!any->Valid()) return snap;
     return MakeError(ErrorCode::kCorruption, fmt::format("{}: jaiminho.meta has no format record", path));
   }
   JM_RETURN_IF_ERROR(ToStatus(s, fmt::format("read format of {}", path)));

@@ -36,7 +36,7 @@ struct StreamMeta {
   uint64_t cursor = 0;
 };
 struct MetaSnapshot {
-  uint32_t format = 0;
+  uint32_t format = 0;  // 0: created but never initialized (empty jaiminho.meta)
   DatabaseId id;
   std::map<std::string, StreamMeta, std::less<>> streams;
 };

@@ -1,38 +1,12 @@
 // stats: the metrics gauges of every stream, as a table, JSON or Prometheus text.
 #include <fmt/format.h>
 
-#include <sstream>
-
 #include "tool/commands.h"
 #include "tool/format.h"
 #include "tool/inspect.h"
 #include "util/json.h"
 
 namespace jaiminho::tool {
-namespace {
-
-// RenderPrometheus without its counter families: counters count inside the
-// process that has the database open, so a reader of the files has none.
-std::string GaugesOnly(const std::string& text) {
-  std::string out, family;
-  bool counter = false;
-  auto flush = [&] {
-    if (!counter) out += family;
-    family.clear();
-    counter = false;
-  };
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("# HELP ")) flush();
-    if (line.starts_with("# TYPE ") && line.ends_with(" counter")) counter = true;
-    family += line + "\n";
-  }
-  flush();
-  return out;
-}
-
-}  // namespace
 
 int Stats(const StatsOptions& o, Io& io) {
   if (o.prometheus && o.json) {
@@ -50,7 +24,7 @@ int Stats(const StatsOptions& o, Io& io) {
     metrics.push_back(info.metrics);
 
   if (o.prometheus) {
-    io.out << GaugesOnly(RenderPrometheus(metrics)) << std::flush;
+    io.out << RenderPrometheus(metrics, /*counters=*/false) << std::flush;
     return kExitOk;
   }
   if (o.json) {

@@ -131,12 +131,9 @@ TEST_P(CrashHarness, RandomKillsLoseNothingDuplicateOnlyInFlightAndKeepOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RelayOnly, CrashHarness, ::testing::Values(false));
-// DISABLED: fails on every run (bug: the relay persists its cursor past a
-// publish-on-commit event that is still claimed by an inline publish, so a
-// crash before that publish's outcome is written strands the event below the
-// cursor, never delivered; see PowerLoss.DISABLED_ClaimedEventBelowThePersistedCursorIsDeliveredAfterACrash).
-// Enable once the relay keeps its persisted cursor at or below every outstanding claim.
-INSTANTIATE_TEST_SUITE_P(DISABLED_WithInlinePublishOnCommit, CrashHarness, ::testing::Values(true));
+// With inline publish-on-commit: the relay never persists its cursor past an
+// event still claimed by an inline publish (it once did, stranding the event).
+INSTANTIATE_TEST_SUITE_P(WithInlinePublishOnCommit, CrashHarness, ::testing::Values(true));
 
 // ---------------------------------------------------------------------------
 // The checker itself, on hand-made logs: each rule must catch its violation

@@ -325,12 +325,12 @@ TEST(IoFault, IoErrorDuringFlushStopsCommitsUntilAReopenAndLosesNothing) {
 // whose first start hit a full or failing disk, or a power cut, must be able
 // to start again without an operator deleting the directory).
 
-// DISABLED until fixed: Open creates the RocksDB database, then writes the
+// Regression: Open creates the RocksDB database, then writes the
 // format and database id records; when that write fails (or the process dies
 // before it), the directory holds a database whose jaiminho.meta has no format
-// record, and every later Open refuses it with kCorruption "jaiminho.meta has
+// record, and every later Open refused it with kCorruption "jaiminho.meta has
 // no format record".
-TEST(IoFault, DISABLED_FailedFirstOpenLeavesAPathThatOpensOnceTheFaultClears_MetaWrite) {
+TEST(IoFault, FailedFirstOpenLeavesAPathThatOpensOnceTheFaultClears_MetaWrite) {
   Machine m;
   m.fs->SetFaultFilter(".log");
   m.fs->FailWrites(FaultKind::kIOError);
@@ -347,11 +347,11 @@ TEST(IoFault, DISABLED_FailedFirstOpenLeavesAPathThatOpensOnceTheFaultClears_Met
   EXPECT_EQ(CommitSome(m, rng, "c.", 3).size(), 3u);
 }
 
-// DISABLED until fixed: when RocksDB's creation itself fails before it writes
+// Regression: when RocksDB's creation itself fails before it writes
 // CURRENT (here: writing CURRENT's temporary file fails), the directory keeps
 // LOCK, LOG, IDENTITY and a MANIFEST, and every later Open refuses it with
 // kNotADatabase ("a non-empty directory that is not a database").
-TEST(IoFault, DISABLED_FailedFirstOpenLeavesAPathThatOpensOnceTheFaultClears_Current) {
+TEST(IoFault, FailedFirstOpenLeavesAPathThatOpensOnceTheFaultClears_Current) {
   Machine m;
   m.fs->SetFaultFilter("dbtmp");
   m.fs->FailWrites(FaultKind::kIOError);

@@ -214,13 +214,13 @@ TEST(PowerLoss, UnsyncedCommitsRecoverToAPrefixOfWholeCommits) {
   RecordProperty("survived", static_cast<int>(total_present));
 }
 
-// Regression (DISABLED until fixed): a publish-on-commit event claimed by an
+// Regression: a publish-on-commit event claimed by an
 // inline publish that has not finished must stay at or above the relay's
-// persisted cursor. The relay compares claims only with its in-memory cursor,
+// persisted cursor. The relay once compared claims only with its in-memory cursor,
 // which an earlier pass already moved past the claim, so a later pass
-// persists a cursor beyond it; a crash before the inline outcome is written
+// persisted a cursor beyond it; a crash before the inline outcome is written
 // then leaves the event pending below the cursor, where no relay looks again.
-TEST(PowerLoss, DISABLED_ClaimedEventBelowThePersistedCursorIsDeliveredAfterACrash) {
+TEST(PowerLoss, ClaimedEventBelowThePersistedCursorIsDeliveredAfterACrash) {
   // Blocks the inline publish of seq 1 until released.
   struct BlockingPublisher : Publisher {
     std::mutex mu;
