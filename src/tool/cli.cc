@@ -46,6 +46,8 @@ int Run(int argc, const char* const* argv, Io& io) {
   d->add_option("--type", dump.type, "Only events of this type");
   d->add_flag("--full", dump.full, "Do not truncate payloads and long texts");
   d->add_flag("--json", dump.json, "One JSON object per line (payloads never truncated)");
+  d->add_option("--keys", dump.keys_file,
+                "Signing keys file (lines 'ID SECRET'): records failing verification show as corrupt");
 
   StreamsOptions streams;
   CLI::App* s = app.add_subcommand("streams", "Each stream: strategy, backlog, cursor, parked, blocked and by what");
@@ -65,6 +67,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   AddPath(v, verify.path);
   v->add_option("--stream", verify.streams, "Only this stream (repeatable)");
   v->add_flag("--json", verify.json, "One JSON object per bad record");
+  v->add_option("--keys", verify.keys_file, "Signing keys file (lines 'ID SECRET'): check signatures too");
 
   RelayCommandOptions relay;
   CLI::App* r = app.add_subcommand("relay", "Deliver events to a sink (once, or --loop until SIGINT/SIGTERM)");
@@ -80,6 +83,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   r->add_option("--interval", relay.interval, "Loop poll and retry interval: 500ms, 2s, 1m, ...")
       ->capture_default_str();
   r->add_option("--stream", relay.streams, "Only this stream (repeatable; default: all)");
+  r->add_option("--keys", relay.keys_file, "Signing keys file (lines 'ID SECRET'): tampered events are parked");
 
   CleanOptions clean;
   CLI::App* c = app.add_subcommand("clean", "Force the cleaner: drop sent events older than time_to_delete");

@@ -31,8 +31,9 @@ struct DumpOptions {
   uint64_t from_seq = 0;
   std::optional<uint64_t> limit{};  // records printed, over all streams
   std::string type{};
-  bool full = false;  // payloads (and long texts in tables) untruncated
-  bool json = false;  // full payloads always
+  bool full = false;        // payloads (and long texts in tables) untruncated
+  bool json = false;        // full payloads always
+  std::string keys_file{};  // signing keys: records that fail verification show as corrupt
 };
 int Dump(const DumpOptions& o, Io& io);
 
@@ -58,6 +59,7 @@ struct VerifyOptions {
   std::string path{};
   std::vector<std::string> streams{};
   bool json = false;
+  std::string keys_file{};  // signing keys: signatures are checked too
 };
 int Verify(const VerifyOptions& o, Io& io);
 
@@ -70,6 +72,7 @@ struct RelayCommandOptions {
   bool loop = false;
   std::string interval = "1s";
   std::vector<std::string> streams{};
+  std::string keys_file{};  // signing keys: tampered records are parked, not published
 };
 int RelayCommand(const RelayCommandOptions& o, Io& io);
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "storage/meta.h"
 #include "util/macros.h"
@@ -56,7 +57,33 @@ Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& 
   return db;
 }
 
-Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path) {
+Result<std::vector<SigningKey>> LoadSigningKeys(const std::string& file) {
+  std::vector<SigningKey> keys;
+  if (file.empty()) return keys;
+  std::ifstream in(file);
+  if (!in) return MakeError(ErrorCode::kInvalidArgument, fmt::format("cannot read key file {}", file));
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t sp = line.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size()) {
+      return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} line {}: expected 'ID SECRET'", file, n));
+    }
+    keys.push_back(SigningKey{line.substr(0, sp), line.substr(sp + 1)});
+  }
+  if (keys.empty()) return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} holds no key", file));
+  JM_RETURN_IF_ERROR(internal::Signer::Validate({.keys = keys}));
+  return keys;
+}
+
+Result<std::unique_ptr<internal::Signer>> VerifierFromFile(const std::string& file, const DatabaseId& db) {
+  if (file.empty()) return std::unique_ptr<internal::Signer>();
+  JM_ASSIGN_OR_RETURN(auto keys, LoadSigningKeys(file));
+  return internal::Signer::Make(
+      {.keys = std::move(keys), .sign_events = false, .verify_signatures = true, .require_signature = true}, db);
+}
+
+Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys) {
   JM_RETURN_IF_ERROR(CheckDatabasePath(path));
   // Outbox::Open would also refuse (kBusy), but only after RocksDB started its
   // open, which rotates the holder's LOG file: ask the lock first.
@@ -67,7 +94,9 @@ Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path) {
   }
   // The read-only probe inside Outbox::Open refuses a non-jaiminho database
   // before anything is written.
-  return Outbox::Open({.path = path, .create_if_missing = false});
+  OutboxOptions o{.path = path, .create_if_missing = false};
+  if (!keys.empty()) o.signing = {.keys = std::move(keys), .sign_events = false, .require_signature = true};
+  return Outbox::Open(std::move(o));
 }
 
 Result<std::vector<std::string>> SelectStreams(const internal::ReadOnlyDb& db, const std::string& path,

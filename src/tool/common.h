@@ -19,6 +19,7 @@
 
 #include "jaiminho/outbox.h"
 #include "jaiminho/result.h"
+#include "sign/signer.h"
 #include "storage/open.h"
 
 namespace jaiminho::tool {
@@ -63,7 +64,15 @@ Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& 
 // The database opened for writing. kBusy naming the holder's pid when another
 // process holds it (checked before RocksDB is asked to open it, so a live
 // database is not touched at all, not even its LOG file).
-Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path);
+Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys = {});
+
+// Signing keys from a file: one key per line, "ID SECRET" (the secret is the
+// rest of the line); blank lines and lines starting with '#' are skipped.
+// Keys come from the operator, never from the database. An empty path gives none.
+Result<std::vector<SigningKey>> LoadSigningKeys(const std::string& file);
+
+// A verifying signer for the keys of `file` (null when `file` is empty).
+Result<std::unique_ptr<internal::Signer>> VerifierFromFile(const std::string& file, const DatabaseId& db);
 
 // Stream names of a read-only database, sorted; `only` (when not empty) must
 // name existing streams (else kNotFound naming the path and the streams that exist).

@@ -109,6 +109,8 @@ int Dump(const DumpOptions& o, Io& io) {
   if (!db) return ReportOpenError(io, "dump", db.error());
   auto names = SelectStreams(**db, o.path, o.streams);
   if (!names) return Report(io, "dump", names.error());
+  auto signer = VerifierFromFile(o.keys_file, (*db)->snapshot.id);
+  if (!signer) return Report(io, "dump", signer.error(), kExitUsage);
 
   // The table itself shows progress on a terminal; a redirected dump shows it on stderr.
   Progress progress(io.err, io.err_tty && !io.out_tty, "dump");
@@ -124,19 +126,21 @@ int Dump(const DumpOptions& o, Io& io) {
   for (const std::string& name : *names) {
     if (o.limit && printed >= *o.limit) break;
     rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
-    auto scanned = ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, filter, [&](const Record& r) {
-      if (o.limit && printed >= *o.limit) return false;
-      if (o.json) {
-        line = RecordJson(r);
-        line.push_back('\n');
-        io.out << line;
-      } else {
-        table->Add(RecordRow(r, o.full, io.out_tty));
-      }
-      ++printed;
-      progress.Add(1);
-      return true;
-    });
+    auto scanned = ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, filter,
+                               [&](const Record& r) {
+                                 if (o.limit && printed >= *o.limit) return false;
+                                 if (o.json) {
+                                   line = RecordJson(r);
+                                   line.push_back('\n');
+                                   io.out << line;
+                                 } else {
+                                   table->Add(RecordRow(r, o.full, io.out_tty));
+                                 }
+                                 ++printed;
+                                 progress.Add(1);
+                                 return true;
+                               },
+                               signer->get());
     if (!scanned) {
       if (table) table->Flush();
       progress.Clear();

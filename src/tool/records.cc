@@ -14,16 +14,14 @@ std::string_view Record::state_name() const {
   return ToString(key->state);
 }
 
-Status VerifyAuthenticity(const internal::DecodedEnvelope& /*envelope*/, std::string_view /*stream*/) {
-  // Signing is being added to the core (src/sign/signer.h). Once it is there:
-  // give the tool the verification keys (a --key-file option of verify and
-  // dump, building an internal::Signer that verifies()) and return
-  // signer->Verify(envelope, stream) here: kTampered naming the key id.
-  return {};
+Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string_view stream,
+                          const internal::Signer* signer) {
+  if (signer == nullptr || !signer->verifies()) return {};
+  return signer->Verify(envelope, stream);
 }
 
 Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
-                   internal::AlignedArena& arena) {
+                   internal::AlignedArena& arena, const internal::Signer* signer) {
   Record r;
   r.stream = stream;
   r.raw_key = key;
@@ -56,7 +54,7 @@ Record CheckRecord(std::string_view stream, std::string_view key, std::string_vi
     r.error = "sent record without sent_at";
     return r;
   }
-  if (auto s = VerifyAuthenticity(*d, stream); !s) {
+  if (auto s = VerifyAuthenticity(*d, stream, signer); !s) {
     r.error = s.error().message();
     return r;
   }
@@ -81,7 +79,8 @@ bool RecordFilter::Wants(const Record& r) const {
 }
 
 Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
-                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit) {
+                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit,
+                   const internal::Signer* signer) {
   // Key ranges whose every record the filter rejects are skipped with one seek.
   auto range_wanted = [&](char tag) {
     if (filter.corrupt || filter.states.empty()) return true;
@@ -109,7 +108,7 @@ Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string
       continue;
     }
     arena.Reset();
-    Record r = CheckRecord(stream, key, it->value().ToStringView(), db_id, arena);
+    Record r = CheckRecord(stream, key, it->value().ToStringView(), db_id, arena, signer);
     if (filter.Wants(r) && !visit(r)) return {};
     it->Next();
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "jaiminho/event.h"
+#include "sign/signer.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 
@@ -46,14 +47,15 @@ struct Record {
 // key's due time is the envelope's next_attempt_at, that a sent record has
 // sent_at, and the record's authenticity (VerifyAuthenticity). The event's
 // views point into `arena` (copied there for alignment) and `stream`.
+// With `signer` (keys given to the tool), signatures are checked too.
 Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
-                   internal::AlignedArena& arena);
+                   internal::AlignedArena& arena, const internal::Signer* signer = nullptr);
 
-// The extension point for signatures: checks the envelope's signature and key
-// id once jaiminho signs events (DESIGN.md, SIGN_EVENTS / VERIFY_EVENTS_SIGNATURE).
-// Today no key is given to the tool and every record passes. An error names
+// Checks the envelope's signature and key id with `signer` (the keys given to
+// the tool with --keys); without a signer every record passes. An error names
 // what failed; CheckRecord turns it into the record's error.
-Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string_view stream);
+Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string_view stream,
+                          const internal::Signer* signer);
 
 // Which records of a stream family a scan visits.
 struct RecordFilter {
@@ -73,6 +75,7 @@ struct RecordFilter {
 // Visits the records of `cf` (stream `stream`) in key order; `visit` returns
 // false to stop. Reading errors (not bad records) fail with the stream named.
 Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
-                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit);
+                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit,
+                   const internal::Signer* signer = nullptr);
 
 }  // namespace jaiminho::tool

@@ -95,7 +95,9 @@ int RelayCommand(const RelayCommandOptions& o, Io& io) {
   std::optional<StopSignals> signals;
   if (o.loop) signals.emplace();
 
-  auto opened = OpenForWriting(o.path);
+  auto keys = LoadSigningKeys(o.keys_file);
+  if (!keys) return Report(io, "relay", keys.error(), kExitUsage);
+  auto opened = OpenForWriting(o.path, std::move(*keys));
   if (!opened) return ReportOpenError(io, "relay", opened.error());
   Outbox& outbox = **opened;
   for (const std::string& name : o.streams) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "storage/envelope.h"
 #include "storage/keys.h"
 #include "support/child.h"
 #include "support/test_util.h"
@@ -338,6 +339,83 @@ TEST(ToolBinary, VerifyReportsAnEnvelopeStoredUnderTheWrongSeq) {
   ASSERT_EQ(reports.size(), 1u) << Describe(verify);
   EXPECT_EQ(reports[0]["seq"].u64(), 9u);
   EXPECT_EQ(reports[0]["error"].str(), "envelope has seq 1 but is stored under seq 9");
+}
+
+// --- signed events ------------------------------------------------------------
+
+// A signed database with one record whose payload was rewritten (a valid
+// envelope, its signature kept): only --keys tells it apart.
+TEST(ToolBinary, KeysFileChecksSignaturesInVerifyDumpAndRelay) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  const std::string keys = dir.Sub("keys.txt");
+  const std::string wrong = dir.Sub("wrong.txt");
+  std::ofstream(keys)
+      << "# rotated keys, newest last\nold-key 0123456789abcdef-old-secret\nkey-1 0123456789abcdef-secret-1\n";
+  std::ofstream(wrong) << "key-1 0123456789abcdef-not-the-secret\n";
+  {
+    auto outbox = MustOpen(path, {.signing = {.keys = {{"key-1", "0123456789abcdef-secret-1"}}}});
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(Stream * stream, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder}));
+    EnqueueN(*outbox, *stream, 3, "fill-");
+    auto key = internal::SeqKey(internal::kPendingTag, 2);
+    auto* cf = testing::StreamFamily(*stream);
+    std::string value;
+    ASSERT_TRUE(outbox->db()->Get(rocksdb::ReadOptions(), cf, rocksdb::Slice(key.bytes, key.size), &value).ok());
+    internal::AlignedArena arena;
+    auto decoded = internal::DecodeEnvelope(arena.Copy(value));
+    ASSERT_TRUE(decoded.has_value());
+    internal::EnvelopeFields fields = internal::FieldsOf(*decoded);
+    fields.payload = "fill-2 at a better price";
+    std::string forged;
+    internal::EncodeEnvelope(fields, &forged);
+    ASSERT_TRUE(outbox->db()->Put(rocksdb::WriteOptions(), cf, rocksdb::Slice(key.bytes, key.size), forged).ok());
+    ASSERT_OK(outbox->Close());
+  }
+
+  ToolRun plain = RunTool({"verify", path});
+  EXPECT_EQ(plain.code, 0) << "without keys the forged envelope is well formed\n" << Describe(plain);
+
+  ToolRun checked = RunTool({"verify", path, "--keys", keys, "--json"});
+  EXPECT_EQ(checked.code, 1) << Describe(checked);
+  auto reports = ParseLines(checked);
+  ASSERT_EQ(reports.size(), 1u) << Describe(checked);
+  EXPECT_EQ(reports[0]["stream"].str(), "orders");
+  EXPECT_EQ(reports[0]["seq"].u64(), 2u);
+  EXPECT_NE(reports[0]["error"].str().find("signature"), std::string::npos) << reports[0]["error"].str();
+  EXPECT_NE(reports[0]["error"].str().find("key-1"), std::string::npos) << reports[0]["error"].str();
+
+  ToolRun wrong_key = RunTool({"verify", path, "--keys", wrong, "--json"});
+  EXPECT_EQ(wrong_key.code, 1);
+  EXPECT_EQ(ParseLines(wrong_key).size(), 3u) << "a wrong secret fails every record\n" << Describe(wrong_key);
+
+  auto dumped = ParseLines(RunTool({"dump", path, "--keys", keys, "--json"}));
+  ASSERT_EQ(dumped.size(), 3u);
+  EXPECT_EQ(dumped[0]["state"].str(), "pending");
+  EXPECT_EQ(dumped[1]["state"].str(), "corrupt");
+  EXPECT_EQ(dumped[2]["state"].str(), "pending");
+
+  ToolRun missing = RunTool({"verify", path, "--keys", dir.Sub("absent.txt")});
+  EXPECT_EQ(missing.code, 2) << Describe(missing);
+  EXPECT_NE(missing.err.find("absent.txt"), std::string::npos) << missing.err;
+
+  // The relay parks the forged record as tampered and, the stream keeping
+  // order otherwise, delivers the two genuine ones around it.
+  const std::string received = dir.Sub("received.jsonl");
+  ToolRun relay = RunTool({"relay", path, "--keys", keys, "--sink", "exec:cat >> '" + received + "'"});
+  EXPECT_EQ(relay.code, 0) << Describe(relay);
+  std::ifstream in(received);
+  std::vector<std::string> got;
+  for (std::string line; std::getline(in, line);) {
+    auto j = Json::Parse(line);
+    ASSERT_TRUE(j) << line;
+    got.push_back((*j)["payload"].str());
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"fill-1", "fill-3"}));
+  auto parked = ParseLines(RunTool({"dump", path, "--json", "--state", "parked"}));
+  ASSERT_EQ(parked.size(), 1u);
+  EXPECT_EQ(parked[0]["seq"].u64(), 2u);
+  EXPECT_NE(parked[0]["note"].str().find("tampered"), std::string::npos) << parked[0]["note"].str();
 }
 
 // --- a blocked keep-order stream --------------------------------------------
