@@ -146,8 +146,11 @@ bool Report::Finish(const std::string& dir) {
     counters << "\n";
   }
 
-  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << counters.str() << ratios.str() << std::flush;
-  if (dir.empty()) return ok;
+  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << counters.str();
+  if (dir.empty()) {
+    std::cout << ratios.str() << std::flush;
+    return ok;
+  }
 
   std::ofstream(dir + "/table.md") << table.str() << "\n" << latency.str() << "\n" << counters.str();
   std::ofstream(dir + "/ratios.txt") << ratios.str();

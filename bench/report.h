@@ -65,8 +65,9 @@ class Report {
 
   void Record(const benchmark::BenchmarkReporter::Run& run);
 
-  // Prints the table and the RATIO / LATENCY lines to stdout; when `dir` is not
-  // empty also writes dir/table.md, dir/ratios.txt and the plot data files.
+  // Prints the tables to stdout. When `dir` is empty, prints the RATIO / LATENCY
+  // lines too; otherwise writes them to dir/ratios.txt (bench/run prints them
+  // last), the tables to dir/table.md and the plot data files.
   // Returns false when a benchmark failed (a comparison whose runs were filtered
   // out is shown as n/a).
   bool Finish(const std::string& dir);
