@@ -202,12 +202,27 @@ class Relay::Impl {
     }
     bool more = true;
     bool blocked = false;
+    {
+      std::lock_guard l(s.claim_mu);
+      s.resolved.clear();
+      s.pass_in_progress = true;
+    }
+    struct PassEnd {
+      StreamState& s;
+      ~PassEnd() {
+        std::lock_guard l(s.claim_mu);
+        s.pass_in_progress = false;
+        s.resolved.clear();
+        s.any_claims.store(!s.claimed.empty(), std::memory_order_release);
+      }
+    } pass_end{s};
+    DrainIterators iters;
     for (size_t n = 0; more && !blocked; ++n) {
       if (n == max_batches) {
         out.unfinished = true;
         break;
       }
-      JM_RETURN_IF_ERROR(Batch(s, stats, &more, &blocked, &out.next_due_us));
+      JM_RETURN_IF_ERROR(Batch(s, iters, stats, &more, &blocked, &out.next_due_us));
     }
     if (blocked) ++stats->blocked;
     // When does the first retry fall due?
@@ -226,9 +241,27 @@ class Relay::Impl {
     return out;
   }
 
+  // The iterators of one drain, kept from batch to batch: creating an iterator
+  // makes RocksDB 7.8 fragment every range tombstone of the memtable again (one
+  // per acknowledged run), which made a long drain quadratic. Each iterator
+  // reads the snapshot it was created with; what is committed later is read by
+  // the next drain (the relay loop sees the commit and runs again).
+  struct DrainIterators {
+    std::unique_ptr<rocksdb::Iterator> pending, retry;
+    uint64_t next_seq = 0;  // `pending` stands at the first key >= this seq
+    uint64_t horizon = 0;   // `pending` reads seqs up to here
+    KeyBuf pending_end, retry_end;
+    rocksdb::Slice pending_end_s, retry_end_s;
+
+    void Reset() {
+      pending.reset();
+      retry.reset();
+    }
+  };
+
   // Reads, publishes and acknowledges one batch of stream `s`.
-  // REQUIRES: s.delivery_mu held.
-  Status Batch(StreamState& s, RelayStats* stats, bool* more, bool* blocked, int64_t* next_due) {
+  // REQUIRES: s.delivery_mu held, s.pass_in_progress set.
+  Status Batch(StreamState& s, DrainIterators& iters, RelayStats* stats, bool* more, bool* blocked, int64_t* next_due) {
     *more = false;
     *blocked = false;
     const internal::StreamConfig config = s.config();
@@ -245,36 +278,46 @@ class Relay::Impl {
     const uint64_t horizon = s.durable_seq.load(std::memory_order_acquire);
     const uint64_t cursor = s.cursor.load(std::memory_order_acquire);
 
-    {
-      std::lock_guard l(s.claim_mu);
-      s.resolved.clear();
-      s.pass_in_progress = true;
-    }
-    struct PassEnd {
-      StreamState& s;
-      ~PassEnd() {
+    // New iterators when the cursor is not where the pending one stands (a
+    // rewind, a batch that stopped early) or when it has read everything up to
+    // its horizon and more has become durable since.
+    const bool pending_done = !iters.pending || !iters.pending->Valid();
+    if (iters.retry && (iters.next_seq != cursor || (pending_done && horizon > iters.horizon))) iters.Reset();
+    if (!iters.retry) {
+      // `resolved` lists claims released after the iterators were created
+      // (their records may still show): cleared first, then the iterators, then
+      // the claims are read below, so every claimed record the iterators can
+      // see is in one list or the other (claims are made before a commit is
+      // visible, released after its outcome is written).
+      {
         std::lock_guard l(s.claim_mu);
-        s.pass_in_progress = false;
         s.resolved.clear();
-        s.any_claims.store(!s.claimed.empty(), std::memory_order_release);
       }
-    } pass_end{s};
-
-    // Iterators first, then the claims: every claimed record the iterators can
-    // see is then in the snapshot (claims are made before a commit is visible).
-    KeyBuf r_lo = internal::RetryKey(0, 0);
-    KeyBuf r_hi = internal::RetryKey(now_us + 1, 0);
-    KeyBuf p_lo = internal::SeqKey(internal::kPendingTag, cursor);
-    KeyBuf p_hi = internal::SeqKey(internal::kPendingTag, horizon + 1);
-    rocksdb::Slice r_hi_s(r_hi.bytes, r_hi.size), p_hi_s(p_hi.bytes, p_hi.size);
-    rocksdb::ReadOptions rro, pro;
-    rro.iterate_upper_bound = &r_hi_s;
-    pro.iterate_upper_bound = &p_hi_s;
-    std::unique_ptr<rocksdb::Iterator> rit(o_.db->NewIterator(rro, s.cf));
-    std::unique_ptr<rocksdb::Iterator> pit(horizon + 1 > cursor ? o_.db->NewIterator(pro, s.cf) : nullptr);
+      rocksdb::ReadOptions ro;
+      ro.fill_cache = false;  // each record is read once
+      iters.retry_end = internal::TagEnd(internal::kRetryTag);
+      iters.retry_end_s = rocksdb::Slice(iters.retry_end.bytes, iters.retry_end.size);
+      ro.iterate_upper_bound = &iters.retry_end_s;
+      iters.retry.reset(o_.db->NewIterator(ro, s.cf));
+      iters.retry->Seek(rocksdb::Slice(&internal::kRetryTag, 1));
+      iters.next_seq = cursor;
+      iters.horizon = horizon;
+      if (horizon + 1 > cursor) {
+        iters.pending_end = internal::SeqKey(internal::kPendingTag, horizon + 1);
+        iters.pending_end_s = rocksdb::Slice(iters.pending_end.bytes, iters.pending_end.size);
+        ro.iterate_upper_bound = &iters.pending_end_s;
+        iters.pending.reset(o_.db->NewIterator(ro, s.cf));
+        KeyBuf from = internal::SeqKey(internal::kPendingTag, cursor);
+        iters.pending->Seek(rocksdb::Slice(from.bytes, from.size));
+      }
+    }
     claims_.clear();
     if (s.any_claims.load(std::memory_order_acquire)) {
       std::lock_guard l(s.claim_mu);
+      // Released claims below the cursor can no longer show in the pending
+      // iterator (it stands at or past the cursor); a retry record is written
+      // only by its claim's owner before the release, so the relay owns it.
+      std::erase_if(s.resolved, [&](uint64_t seq) { return seq < cursor; });
       claims_.insert(claims_.end(), s.claimed.begin(), s.claimed.end());
       claims_.insert(claims_.end(), s.resolved.begin(), s.resolved.end());
       std::sort(claims_.begin(), claims_.end());
@@ -322,34 +365,45 @@ class Relay::Impl {
       out.push_back(std::move(r));
     };
 
-    for (rit->Seek(rocksdb::Slice(r_lo.bytes, 1)); rit->Valid(); rit->Next()) {
+    // Retries that are due (keys ordered by due time); the iterator stays on
+    // the first one not yet due.
+    rocksdb::Iterator& rit = *iters.retry;
+    for (; rit.Valid(); rit.Next()) {
+      auto k = internal::DecodeKey(rit.key().ToStringView());
+      if (k && k->due_us > now_us) break;
       if (retries_.size() == limit) {
         *more = true;
         break;
       }
-      read(*rit, retries_);
+      read(rit, retries_);
       if (retries_.back().env) retries_.back().env->event.state = EventState::kRetrying;
     }
-    JM_RETURN_IF_ERROR(internal::ToStatus(rit->status(), fmt::format("read retries of stream '{}'", s.name)));
-    if (pit) {
-      for (pit->Seek(rocksdb::Slice(p_lo.bytes, p_lo.size)); pit->Valid(); pit->Next()) {
+    JM_RETURN_IF_ERROR(internal::ToStatus(rit.status(), fmt::format("read retries of stream '{}'", s.name)));
+    bool keep_iterators = true;
+    if (iters.pending) {
+      rocksdb::Iterator& pit = *iters.pending;
+      for (; pit.Valid(); pit.Next()) {
         if (retries_.size() + pendings_.size() >= limit) {
           *more = true;
           break;
         }
-        read(*pit, pendings_);
+        read(pit, pendings_);
         Record& r = pendings_.back();
         if (r.env && r.env->event.strategy == Strategy::kKeepOrder && ToMicros(r.env->event.next_attempt_at) > now_us) {
           // A keep-order head waiting for its backoff (or for an operator).
           *next_due = std::min(*next_due, ToMicros(r.env->event.next_attempt_at));
           *blocked = true;
           pendings_.pop_back();
+          keep_iterators = false;
           break;
         }
       }
-      JM_RETURN_IF_ERROR(internal::ToStatus(pit->status(), fmt::format("read pending of stream '{}'", s.name)));
+      JM_RETURN_IF_ERROR(internal::ToStatus(pit.status(), fmt::format("read pending of stream '{}'", s.name)));
     }
-    if (retries_.empty() && pendings_.empty()) return {};
+    if (retries_.empty() && pendings_.empty()) {
+      if (!keep_iterators) iters.Reset();
+      return {};
+    }
 
     // Publish: retries unordered, then the pending run (ordered when keep-order).
     auto publish = [&](std::vector<Record>& recs, bool ordered) {
@@ -444,12 +498,14 @@ class Relay::Impl {
         batch.Succeeded(*r.env, r.raw, keep_as_sent);
       } else if (st.error().code() == ErrorCode::kAborted) {
         *more = true;  // not attempted: resume here next batch
+        keep_iterators = false;
         break;
       } else if (batch.Failed(*r.env, st.error(), rng_, /*at_head=*/true) == internal::FailOutcome::kBlocked) {
         // The head was rewritten in place with its next attempt time.
         *blocked = true;
         *more = false;
         *next_due = std::min(*next_due, batch.last_due_us());
+        keep_iterators = false;
         break;
       }
       extend_run(r, r.env->event.attempts == 0);
@@ -467,6 +523,11 @@ class Relay::Impl {
     JM_RETURN_IF_ERROR(batch.Commit());
     s.persisted_cursor = persist;
     s.cursor.store(new_cursor, std::memory_order_release);
+    // The pending iterator stands just past the last record read; a malformed
+    // last key leaves the cursor before it, so the next batch seeks again.
+    if (!pendings_.empty() && pendings_.back().bad_key) keep_iterators = false;
+    if (!pendings_.empty()) iters.next_seq = new_cursor;
+    if (!keep_iterators) iters.Reset();
     *stats += batch.counts();
     return {};
   }
