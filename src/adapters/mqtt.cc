@@ -125,8 +125,8 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
   if (!uri->path.empty()) o.topic = uri->path;
   for (const auto& [name, value] : uri->query) {
     std::string what = fmt::format("'{}': {}", text, name);
-    auto ms = [&](milliseconds& out) -> Status {
-      auto n = internal::ParseNumber(value, 1, 86'400'000, what);
+    auto ms = [&, &v = value](milliseconds& out) -> Status {
+      auto n = internal::ParseNumber(v, 1, 86'400'000, what);
       if (!n) return tl::unexpected(n.error());
       out = milliseconds(*n);
       return {};
