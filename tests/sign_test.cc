@@ -65,6 +65,13 @@ struct SignFixture {
     internal::EncodeEnvelope(f, &out);
     PutRaw('p', to_seq ? to_seq : seq, out);
   }
+  // One relay pass parks exactly one record, whose note contains `text`.
+  void ExpectOneParked(std::string_view text) {
+    EXPECT_EQ(Deliver().parked, 1u);
+    auto notes = ParkedNotes();
+    ASSERT_EQ(notes.size(), 1u);
+    EXPECT_NE(notes[0].find(text), std::string::npos) << notes[0];
+  }
   std::vector<std::string> ParkedNotes() {
     std::vector<std::string> out;
     auto l = outbox->List(*s, EventState::kParked);
@@ -134,11 +141,7 @@ TEST(Sign, KeysRotate) {
   f.Commit(1);  // signed with B
   ASSERT_OK(f.outbox->Close());
   f.Open({.keys = {kKeyA}});  // B dropped: its records no longer verify
-  RelayStats st = f.Deliver();
-  EXPECT_EQ(st.parked, 1u);
-  auto notes = f.ParkedNotes();
-  ASSERT_EQ(notes.size(), 1u);
-  EXPECT_NE(notes[0].find("'key-b'"), std::string::npos) << notes[0];
+  f.ExpectOneParked("'key-b'");
 }
 
 TEST(Sign, TurningSigningOffDoesNotMakeSignedRecordsFail) {
@@ -172,11 +175,7 @@ TEST(Sign, UnsignedRecordsAreRefusedWhenSignaturesAreRequired) {
   f.Commit(1);  // unsigned again
   ASSERT_OK(f.outbox->Close());
   f.Open({.keys = {kKeyA}});
-  RelayStats st = f.Deliver();
-  EXPECT_EQ(st.parked, 1u);
-  auto notes = f.ParkedNotes();
-  ASSERT_EQ(notes.size(), 1u);
-  EXPECT_NE(notes[0].find("carries no signature"), std::string::npos) << notes[0];
+  f.ExpectOneParked("carries no signature");
 }
 
 TEST(Sign, SignatureIsBoundToTheDatabase) {

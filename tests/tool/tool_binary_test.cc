@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "storage/envelope.h"
 #include "storage/keys.h"
@@ -65,6 +66,18 @@ std::vector<Json> ParseLines(const ToolRun& r) {
     auto j = Json::Parse(line, &error);
     EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
     if (j) out.push_back(std::move(*j));
+  }
+  return out;
+}
+
+// `field` of each JSON line of `file` (lines that are not JSON fail the test).
+std::vector<std::string> ReadJsonLines(const std::string& file, const std::function<std::string(const Json&)>& field) {
+  std::vector<std::string> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    auto j = Json::Parse(line);
+    EXPECT_TRUE(j.has_value()) << "not JSON: " << line;
+    if (j) out.push_back(field(*j));
   }
   return out;
 }
@@ -404,14 +417,8 @@ TEST(ToolBinary, KeysFileChecksSignaturesInVerifyDumpAndRelay) {
   const std::string received = dir.Sub("received.jsonl");
   ToolRun relay = RunTool({"relay", path, "--keys", keys, "--sink", "exec:cat >> '" + received + "'"});
   EXPECT_EQ(relay.code, 0) << Describe(relay);
-  std::ifstream in(received);
-  std::vector<std::string> got;
-  for (std::string line; std::getline(in, line);) {
-    auto j = Json::Parse(line);
-    ASSERT_TRUE(j) << line;
-    got.push_back((*j)["payload"].str());
-  }
-  EXPECT_EQ(got, (std::vector<std::string>{"fill-1", "fill-3"}));
+  EXPECT_EQ(ReadJsonLines(received, [](const Json& j) { return j["payload"].str(); }),
+            (std::vector<std::string>{"fill-1", "fill-3"}));
   auto parked = ParseLines(RunTool({"dump", path, "--json", "--state", "parked"}));
   ASSERT_EQ(parked.size(), 1u);
   EXPECT_EQ(parked[0]["seq"].u64(), 2u);
@@ -680,14 +687,8 @@ TEST(ToolBinary, RelayExecSinkDeliversAndReportsFailures) {
   // Only stream b, through a command that appends each event's JSON line to a file.
   ToolRun ok = RunTool({"relay", path, "--stream", "b", "--sink", "exec:cat >> '" + received + "'"});
   EXPECT_EQ(ok.code, 0) << Describe(ok);
-  std::ifstream in(received);
-  std::vector<std::string> got;
-  for (std::string line; std::getline(in, line);) {
-    auto j = Json::Parse(line);
-    ASSERT_TRUE(j) << line;
-    got.push_back((*j)["stream"].str() + (*j)["payload"].str());
-  }
-  EXPECT_EQ(got, (std::vector<std::string>{"bb1", "bb2"}));
+  EXPECT_EQ(ReadJsonLines(received, [](const Json& j) { return j["stream"].str() + j["payload"].str(); }),
+            (std::vector<std::string>{"bb1", "bb2"}));
   ToolRun unknown = RunTool({"relay", path, "--stream", "nope"});
   EXPECT_EQ(unknown.code, 1) << Describe(unknown);
   EXPECT_NE(unknown.err.find("'nope'"), std::string::npos);
