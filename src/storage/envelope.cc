@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "jaiminho/fb/envelope_generated.h"
 
@@ -48,71 +50,69 @@ std::string_view View(const flatbuffers::Vector<uint8_t>* v) {
 // verified buffer is not enough: a crafted vtable can place those scalars on
 // bytes that belong to another field, the vtable, or a string or vector. They
 // must each own their bytes.
-bool PatchableScalarsAreDisjoint(const uint8_t* base, const fb::Envelope* env) {
-  struct Range {
-    const uint8_t* begin;
-    const uint8_t* end;
-  };
-  std::vector<Range> others;
+bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
   const auto* table = reinterpret_cast<const uint8_t*>(env);
   const uint8_t* vtable = table - flatbuffers::ReadScalar<flatbuffers::soffset_t>(table);
   const auto vsize = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable);
-  others.push_back({vtable, vtable + vsize});
-  others.push_back({table, table + sizeof(flatbuffers::soffset_t)});
-  // Byte sizes of the envelope's fields by id (fbs/envelope.fbs).
+  const auto tsize = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 2);
+  // Our envelope's inline part is well under 128 bytes (17 fields of at most 8).
+  constexpr size_t kMaxInline = 128;
+  if (tsize < sizeof(flatbuffers::soffset_t) || tsize > kMaxInline) return false;
+  // Every inline field, the patchable ones included, inside the table's inline
+  // bytes and owning its bytes (one byte map, no allocation: the relay decodes
+  // every record it reads).
   static constexpr uint8_t kSize[] = {2, 8, 4, 4, 4, 4, 4, 4, 8, 1, 4, 4, 8, 8, 4, 4, 4};
-  static constexpr bool kPatchable[] = {false, true, false, false, false, false, false, false, false,
-                                        false, true, false, true,  true,  false, false, false};
-  std::vector<Range> patchable;
-  const size_t nfields = (vsize - 4) / 2;
-  for (size_t id = 0; id < nfields && id < sizeof kSize; ++id) {
+  bool used[kMaxInline] = {};
+  for (size_t i = 0; i < sizeof(flatbuffers::soffset_t); ++i)
+    used[i] = true;
+  const size_t nfields = std::min<size_t>((vsize - 4) / 2, sizeof kSize);
+  for (size_t id = 0; id < nfields; ++id) {
     auto off = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 4 + 2 * id);
     if (off == 0) continue;
-    Range r{table + off, table + off + kSize[id]};
-    (kPatchable[id] ? patchable : others).push_back(r);
+    if (off + kSize[id] > tsize) return false;
+    for (size_t i = off; i < off + kSize[id]; ++i) {
+      if (used[i]) return false;
+      used[i] = true;
+    }
   }
-  auto add_string = [&](const flatbuffers::String* str) {
+  // Nothing the table refers to (its vtable, strings, vectors, header tables)
+  // lies on its inline bytes.
+  const uint8_t* const table_end = table + tsize;
+  bool ok = true;
+  auto outside = [&](const uint8_t* begin, const uint8_t* end) { ok = ok && (end <= table || begin >= table_end); };
+  outside(vtable, vtable + vsize);
+  auto string = [&](const flatbuffers::String* str) {
     if (str != nullptr) {
       auto* p = reinterpret_cast<const uint8_t*>(str);
-      others.push_back({p, p + 4 + str->size() + 1});
+      outside(p, p + 4 + str->size() + 1);
     }
   };
-  add_string(env->stream());
-  add_string(env->type());
-  add_string(env->key());
-  add_string(env->encoding());
-  add_string(env->last_error());
-  add_string(env->key_id());
-  add_string(env->note());
+  string(env->stream());
+  string(env->type());
+  string(env->key());
+  string(env->encoding());
+  string(env->last_error());
+  string(env->key_id());
+  string(env->note());
   for (const auto* v : {env->payload(), env->signature()}) {
     if (v != nullptr) {
       auto* p = reinterpret_cast<const uint8_t*>(v);
-      others.push_back({p, p + 4 + v->size()});
+      outside(p, p + 4 + v->size());
     }
   }
   if (const auto* hs = env->headers(); hs != nullptr) {
     auto* p = reinterpret_cast<const uint8_t*>(hs);
-    others.push_back({p, p + 4 + 4 * hs->size()});
+    outside(p, p + 4 + 4 * hs->size());
     for (const fb::Header* h : *hs) {
       auto* hp = reinterpret_cast<const uint8_t*>(h);
       const uint8_t* hv = hp - flatbuffers::ReadScalar<flatbuffers::soffset_t>(hp);
-      others.push_back({hv, hv + flatbuffers::ReadScalar<flatbuffers::voffset_t>(hv)});
-      others.push_back({hp, hp + flatbuffers::ReadScalar<flatbuffers::voffset_t>(hv + 2)});
-      add_string(h->name());
-      add_string(h->value());
+      outside(hv, hv + flatbuffers::ReadScalar<flatbuffers::voffset_t>(hv));
+      outside(hp, hp + flatbuffers::ReadScalar<flatbuffers::voffset_t>(hv + 2));
+      string(h->name());
+      string(h->value());
     }
   }
-  (void)base;
-  auto overlap = [](const Range& a, const Range& b) { return a.begin < b.end && b.begin < a.end; };
-  for (size_t i = 0; i < patchable.size(); ++i) {
-    for (size_t j = i + 1; j < patchable.size(); ++j) {
-      if (overlap(patchable[i], patchable[j])) return false;
-    }
-    for (const Range& o : others) {
-      if (overlap(patchable[i], o)) return false;
-    }
-  }
-  return true;
+  return ok;
 }
 
 Error Corrupt(std::string_view what) {
@@ -212,7 +212,7 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
        {fb::Envelope::VT_SEQ, fb::Envelope::VT_ATTEMPTS, fb::Envelope::VT_NEXT_ATTEMPT_AT, fb::Envelope::VT_SENT_AT}) {
     if (AsTable(env)->GetAddressOf(field) == nullptr) return tl::unexpected(Corrupt("missing scalar field"));
   }
-  if (!PatchableScalarsAreDisjoint(base, env)) {
+  if (!PatchableScalarsAreDisjoint(env)) {
     return tl::unexpected(Corrupt("a scalar field overlaps other data"));
   }
 
