@@ -19,6 +19,16 @@ CLI::Option* AddPath(CLI::App* cmd, std::string& path) {
   return cmd->add_option("db", path, "Database directory")->required();
 }
 
+// --stream S (repeatable): the streams a command looks at; all when absent.
+void AddStreams(CLI::App* cmd, std::vector<std::string>& streams) {
+  cmd->add_option("--stream", streams, "Only this stream (repeatable; default: all)");
+}
+
+// --keys FILE: signing keys (SigningOptions::keys) to check signatures with.
+void AddKeys(CLI::App* cmd, std::string& file, const std::string& effect) {
+  cmd->add_option("--keys", file, "Signing keys file (lines 'ID SECRET', signing key first): " + effect);
+}
+
 }  // namespace
 
 int Run(int argc, const char* const* argv, Io& io) {
@@ -38,7 +48,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   uint64_t dump_limit = 0;
   CLI::App* d = app.add_subcommand("dump", "Print events in key order (per stream, streams by name)");
   AddPath(d, dump.path);
-  d->add_option("--stream", dump.streams, "Only this stream (repeatable)");
+  AddStreams(d, dump.streams);
   d->add_option("--state", dump.states, "Only these states: pending, retrying, sent, parked, corrupt (repeatable)")
       ->delimiter(',');
   d->add_option("--from-seq", dump.from_seq, "Only events with seq >= N");
@@ -46,28 +56,27 @@ int Run(int argc, const char* const* argv, Io& io) {
   d->add_option("--type", dump.type, "Only events of this type");
   d->add_flag("--full", dump.full, "Do not truncate payloads and long texts");
   d->add_flag("--json", dump.json, "One JSON object per line (payloads never truncated)");
-  d->add_option("--keys", dump.keys_file,
-                "Signing keys file (lines 'ID SECRET'): records failing verification show as corrupt");
+  AddKeys(d, dump.keys_file, "records failing verification show as corrupt");
 
   StreamsOptions streams;
   CLI::App* s = app.add_subcommand("streams", "Each stream: strategy, backlog, cursor, parked, blocked and by what");
   AddPath(s, streams.path);
-  s->add_option("--stream", streams.streams, "Only this stream (repeatable)");
+  AddStreams(s, streams.streams);
   s->add_flag("--json", streams.json, "One JSON object per stream");
 
   StatsOptions stats;
   CLI::App* st = app.add_subcommand("stats", "The metrics gauges of each stream");
   AddPath(st, stats.path);
-  st->add_option("--stream", stats.streams, "Only this stream (repeatable)");
+  AddStreams(st, stats.streams);
   st->add_flag("--prometheus", stats.prometheus, "Prometheus text exposition format");
   st->add_flag("--json", stats.json, "One JSON object per stream");
 
   VerifyOptions verify;
   CLI::App* v = app.add_subcommand("verify", "Verify every record; list the bad ones (exit 1 when any)");
   AddPath(v, verify.path);
-  v->add_option("--stream", verify.streams, "Only this stream (repeatable)");
+  AddStreams(v, verify.streams);
   v->add_flag("--json", verify.json, "One JSON object per bad record");
-  v->add_option("--keys", verify.keys_file, "Signing keys file (lines 'ID SECRET'): check signatures too");
+  AddKeys(v, verify.keys_file, "check signatures too");
 
   RelayCommandOptions relay;
   CLI::App* r = app.add_subcommand("relay", "Deliver events to a sink (once, or --loop until SIGINT/SIGTERM)");
@@ -82,8 +91,8 @@ int Run(int argc, const char* const* argv, Io& io) {
               "database stays locked)");
   r->add_option("--interval", relay.interval, "Loop poll and retry interval: 500ms, 2s, 1m, ...")
       ->capture_default_str();
-  r->add_option("--stream", relay.streams, "Only this stream (repeatable; default: all)");
-  r->add_option("--keys", relay.keys_file, "Signing keys file (lines 'ID SECRET'): tampered events are parked");
+  AddStreams(r, relay.streams);
+  AddKeys(r, relay.keys_file, "tampered events are parked, never sent");
 
   CleanOptions clean;
   CLI::App* c = app.add_subcommand("clean", "Force the cleaner: drop sent events older than time_to_delete");
