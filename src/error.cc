@@ -40,6 +40,12 @@ std::string_view ToString(ErrorCode code) {
       return "aborted";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kClosed:
+      return "closed";
+    case ErrorCode::kResourceExhausted:
+      return "resource exhausted";
+    case ErrorCode::kFatal:
+      return "fatal";
   }
   return "unknown error";
 }

@@ -29,6 +29,11 @@ enum class ErrorCode : int {
   kTampered = 12,        // signature verification failed; parked
   kAborted = 13,         // not attempted (for example after an earlier failure)
   kInternal = 14,        // a bug in jaiminho or RocksDB
+  kClosed = 15,          // the Outbox (or the Relay) was closed; nothing was done
+  kResourceExhausted = 16,  // out of disk space (or a quota): nothing was written;
+                            // retry once space is back, the instance recovers by itself
+  kFatal = 17,           // the instance hit an error it cannot recover from in place
+                         // (failed WAL sync, EIO): close the Outbox and open it again
 };
 
 // "invalid argument", "io error", ...
