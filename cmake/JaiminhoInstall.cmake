@@ -34,7 +34,11 @@ set(JAIMINHO_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig" CACHE STRI
 function(_jaiminho_dependency lib out_find out_libs)
   set(find "")
   set(libs "")
-  if(lib MATCHES "^RocksDB::")
+  if(lib MATCHES "^RocksDB::" AND JAIMINHO_STATIC)
+    # The archives, as cmake/JaiminhoStatic.cmake links them (JAIMINHO_STATIC_CONFIG).
+    set(find "find_dependency(RocksDB CONFIG)")
+    set(libs "-l:librocksdb.a -l:libgflags.a -l:libsnappy.a -l:libz.a -l:libbz2.a -l:liblz4.a -l:libzstd.a")
+  elseif(lib MATCHES "^RocksDB::")
     set(find "find_dependency(RocksDB CONFIG)")
     # Debian's librocksdb.a and what it was built with (RocksDBTargets.cmake).
     set(libs "-l:librocksdb.a -lgflags -lsnappy -lz -lbz2 -llz4 -lzstd")
@@ -48,6 +52,9 @@ function(_jaiminho_dependency lib out_find out_libs)
   elseif(lib MATCHES "^flatbuffers::")
     set(find "find_dependency(FlatBuffers CONFIG)")
     set(libs "-l:libflatbuffers.a")
+  elseif(lib MATCHES "^OpenSSL::" AND JAIMINHO_STATIC_OPENSSL)
+    set(find "set(OPENSSL_USE_STATIC_LIBS TRUE)\nfind_dependency(OpenSSL COMPONENTS Crypto)")
+    set(libs "-l:libcrypto.a -ldl")
   elseif(lib MATCHES "^OpenSSL::")
     set(find "find_dependency(OpenSSL COMPONENTS Crypto)")
     set(libs "-lcrypto")
@@ -82,6 +89,14 @@ foreach(_lib IN LISTS _jm_public _jm_all)
   endif()
 endforeach()
 list(JOIN _jm_find_dependencies "\n" JAIMINHO_FIND_DEPENDENCIES)
+# pkg-config: the headers need C++20 (Cflags), and a static build's link options.
+list(JOIN JAIMINHO_STATIC_LINK_OPTIONS " " JAIMINHO_STATIC_LINK_OPTIONS_PC)
+set(JAIMINHO_STATIC_CONFIG "")
+if(JAIMINHO_STATIC)
+  get_target_property(_jm_static RocksDB::rocksdb INTERFACE_LINK_LIBRARIES)
+  set(JAIMINHO_STATIC_CONFIG "# Built with JAIMINHO_STATIC: RocksDB's dependencies as static archives.
+set_target_properties(RocksDB::rocksdb PROPERTIES INTERFACE_LINK_LIBRARIES \"${_jm_static}\")")
+endif()
 string(STRIP "${_jm_pc_libs}" JAIMINHO_PC_LIBS)
 
 # The pkg-config files find the prefix from their own location (relocatable,
@@ -168,7 +183,7 @@ includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
 Name: jaiminho
 Description: Transactional outbox on an embedded RocksDB database (static library)
 Version: ${PROJECT_VERSION}
-Cflags: -I\${includedir}
-Libs: -L\${libdir} -ljaiminho ${JAIMINHO_PC_LIBS}
+Cflags: -std=c++20 -I\${includedir}
+Libs: -L\${libdir} -ljaiminho ${JAIMINHO_PC_LIBS} ${JAIMINHO_STATIC_LINK_OPTIONS_PC}
 ")
 install(FILES "${PROJECT_BINARY_DIR}/pkgconfig/jaiminho.pc" DESTINATION "${JAIMINHO_INSTALL_PKGCONFIGDIR}")
