@@ -74,6 +74,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   if (kind != internal::PathKind::kDatabase && !options.create_if_missing) {
     return MakeError(ErrorCode::kNotFound, fmt::format("{}: no database there and create_if_missing is false", path));
   }
+  if (kind == internal::PathKind::kMissing) JM_RETURN_IF_ERROR(internal::CreateParentDirectories(path));
 
   rocksdb::DBOptions dbo;
   dbo.info_log_level = options.info_log_level;

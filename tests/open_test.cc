@@ -97,6 +97,29 @@ TEST(Open, MissingPathWithoutCreateIsNotFoundAndCreatesNothing) {
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
+// The README's first program opens "var/gw.db" in a fresh checkout, where var/
+// does not exist.
+TEST(Open, CreatesMissingParentDirectories) {
+  TempDir dir;
+  std::string path = dir.Sub("var/deeper/gw.db");
+  auto outbox = Outbox::Open({.path = path});
+  ASSERT_TRUE(outbox.has_value()) << outbox.error().ToString();
+  ASSERT_OK((*outbox)->OpenStream("telemetry"));
+  ASSERT_OK((*outbox)->Close());
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(path) / "CURRENT"));
+}
+
+TEST(Open, ParentThatIsAFileIsNamedAndNothingIsCreated) {
+  TempDir dir;
+  std::string file = dir.Sub("var");
+  { std::ofstream(file) << "a file where a directory should be"; }
+  auto before = Snapshot(dir.path());
+  auto r = Outbox::Open({.path = dir.Sub("var/sub/gw.db")});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find(file + " is not a directory"), std::string::npos) << r.error().ToString();
+  EXPECT_EQ(Snapshot(dir.path()), before);
+}
+
 TEST(Open, NewerFormatIsRefusedAndUntouched) {
   TempDir dir;
   std::string path = dir.Sub("db");

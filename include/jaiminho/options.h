@@ -132,7 +132,9 @@ enum class InlineDispatch : uint8_t {
 struct OutboxOptions {
   // Directory of the RocksDB database. Required.
   std::string path{};
-  // Create the database when the directory does not exist or is empty. Default: true.
+  // Create the database when the directory does not exist or is empty, with
+  // its missing parent directories (an ancestor that is a file is named in the
+  // error). Default: true.
   bool create_if_missing = true;
   // Business column families, created when missing. Default: none ("default" only).
   std::vector<BusinessFamilyOptions> business_families{};

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "jaiminho/version.h"
 #include "storage/status.h"
@@ -18,7 +19,9 @@ Result<PathKind> ClassifyPath(const std::string& path) {
   if (path.empty()) return MakeError(ErrorCode::kInvalidArgument, "path is empty");
   std::error_code ec;
   auto st = fs::status(path, ec);
-  if (ec && ec != std::errc::no_such_file_or_directory) {
+  // ENOTDIR: an ancestor is a file; the database is missing (and cannot be
+  // created there: CreateParentDirectories names the file).
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
     return MakeError(ErrorCode::kIOError, fmt::format("cannot stat {}: {}", path, ec.message()));
   }
   if (!fs::exists(st)) return PathKind::kMissing;
@@ -45,6 +48,32 @@ Result<PathKind> ClassifyPath(const std::string& path) {
   if (leftovers_only && !ec) return PathKind::kEmptyDirectory;
   return MakeError(ErrorCode::kNotADatabase,
                    fmt::format("{} is a non-empty directory that is not a database (no CURRENT file)", path));
+}
+
+Status CreateParentDirectories(const std::string& path) {
+  fs::path parent = fs::path(path).parent_path();
+  if (parent.empty()) return {};
+  // Walk up to the first ancestor that exists, so that the error can name the
+  // component in the way (a file) or the one that could not be made.
+  std::error_code ec;
+  std::vector<fs::path> missing;
+  fs::path base = parent;
+  while (!base.empty() && !fs::exists(base, ec) && base != base.parent_path()) {
+    missing.push_back(base);
+    base = base.parent_path();
+  }
+  if (base.empty()) base = ".";
+  if (!fs::is_directory(base, ec)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("cannot create {}: {} is not a directory", path, base.string()));
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (!fs::create_directory(*it, ec) && ec) {
+      return MakeError(ec == std::errc::no_space_on_device ? ErrorCode::kResourceExhausted : ErrorCode::kIOError,
+                       fmt::format("cannot create directory {} for {}: {}", it->string(), path, ec.message()));
+    }
+  }
+  return {};
 }
 
 std::optional<long> LockHolderPid(const std::string& path) {

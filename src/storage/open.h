@@ -23,6 +23,10 @@ enum class PathKind { kMissing, kEmptyDirectory, kDatabase };
 // or a non-empty directory without a RocksDB CURRENT file.
 Result<PathKind> ClassifyPath(const std::string& path);
 
+// Creates the missing ancestors of `path` (not `path` itself: RocksDB creates
+// the database directory). The error names the ancestor that could not be made.
+Status CreateParentDirectories(const std::string& path);
+
 // The process holding the RocksDB LOCK of `path`, when another process does.
 std::optional<long> LockHolderPid(const std::string& path);
 
