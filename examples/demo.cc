@@ -1,6 +1,6 @@
 // The main job: the real flow on the embedded default.
 //
-//   jaiminho-demo [DB_DIR] [TRANSACTIONS]
+//   jaiminho-demo [DB_DIR] [TRANSACTIONS]     (--help: usage)
 //
 // Opens (or creates) a RocksDB database in DB_DIR (default var/demo.db), commits
 // TRANSACTIONS (default 5000) business writes with their events from four
@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "example_args.h"
 #include "jaiminho/jaiminho.h"
 
 namespace {
@@ -52,8 +53,17 @@ int Fail(const jaiminho::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string path = argc > 1 ? argv[1] : "var/demo.db";
-  int transactions = argc > 2 ? std::stoi(argv[2]) : 5000;
+  std::string path = "var/demo.db";
+  int transactions = 5000;
+  example::CommandLine cli("jaiminho-demo", "[DB_DIR] [TRANSACTIONS]",
+                           "Commits TRANSACTIONS business writes with their events from four threads into the\n"
+                           "RocksDB database DB_DIR while a relay delivers them to a JSON-lines file beside it,\n"
+                           "then prints what it stored and delivered.");
+  cli.Positional("DB_DIR", "database directory, created with its parents when missing (default var/demo.db)",
+                 [&](const std::string& v) { path = v; });
+  cli.Positional("TRANSACTIONS", "how many (default 5000)",
+                 [&](const std::string& v) { transactions = cli.Int("TRANSACTIONS", v, 1); });
+  cli.Parse(argc, argv);
   std::filesystem::create_directories(std::filesystem::path(path).parent_path().empty()
                                           ? std::filesystem::path(".")
                                           : std::filesystem::path(path).parent_path());

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "example_args.h"
 #include "adapters/testing/mosquitto_broker.h"
 #include "adapters/testing/mqtt_subscriber.h"
 #include "jaiminho/adapters/mqtt.h"
@@ -170,28 +171,18 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << flag << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (flag == "--db") {
-      a.db = value();
-    } else if (flag == "--sensors") {
-      a.sensors = std::max(1, std::stoi(value()));
-    } else if (flag == "--readings") {
-      a.readings = std::max(3, std::stoi(value()));
-    } else if (flag == "--broker") {
-      a.broker = value();
-    } else {
-      std::cerr << "usage: jaiminho-iot-gateway [--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]\n";
-      std::exit(2);
-    }
-  }
+  example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]",
+                           "Commits sensor readings with their events and relays them to MQTT over a link that\n"
+                           "drops (without --broker: its own mosquitto, link up, down, back), then checks what\n"
+                           "the cloud received.");
+  cli.Option("--db", "DIR", "database directory (default var/iot-gateway.db)", [&](const std::string& v) { a.db = v; });
+  cli.Option("--sensors", "N", "sensors committing readings (default 4)",
+             [&](const std::string& v) { a.sensors = cli.Int("--sensors", v, 1); });
+  cli.Option("--readings", "N", "readings in all, over the three phases (default 3000)",
+             [&](const std::string& v) { a.readings = cli.Int("--readings", v, 3); });
+  cli.Option("--broker", "HOST:PORT", "a real broker instead of the built-in demo",
+             [&](const std::string& v) { a.broker = v; });
+  cli.Parse(argc, argv);
   return a;
 }
 

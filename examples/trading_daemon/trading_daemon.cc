@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "jaiminho/adapters/kafka.h"
+#include "example_args.h"
 #include "jaiminho/jaiminho.h"
 
 namespace {
@@ -297,28 +298,18 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << flag << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (flag == "--db") {
-      a.db = value();
-    } else if (flag == "--orders") {
-      a.orders = std::max(1, std::stoi(value()));
-    } else if (flag == "--threads") {
-      a.threads = std::max(1, std::stoi(value()));
-    } else if (flag == "--brokers") {
-      a.brokers = value();
-    } else {
-      std::cerr << "usage: jaiminho-trading-daemon [--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...]\n";
-      std::exit(2);
-    }
-  }
+  example::CommandLine cli("jaiminho-trading-daemon", "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...]",
+                           "Matches limit orders and commits each fill with its event on the keep-order stream\n"
+                           "'fills', relayed to Kafka (without --brokers: librdkafka's in-process mock cluster),\n"
+                           "then reads the topic back and checks every fill arrived once, in order.");
+  cli.Option("--db", "DIR", "database directory (default var/trading.db)", [&](const std::string& v) { a.db = v; });
+  cli.Option("--orders", "N", "orders to submit (default 20000)",
+             [&](const std::string& v) { a.orders = cli.Int("--orders", v, 1); });
+  cli.Option("--threads", "T", "submitting threads (default 4)",
+             [&](const std::string& v) { a.threads = cli.Int("--threads", v, 1); });
+  cli.Option("--brokers", "HOST:PORT,...", "a real Kafka cluster instead of the mock",
+             [&](const std::string& v) { a.brokers = v; });
+  cli.Parse(argc, argv);
   return a;
 }
 
