@@ -1,6 +1,8 @@
 // The command line: CLI11 options into the commands' option structs.
 #include <unistd.h>
 
+#include <rocksdb/version.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -39,7 +41,9 @@ int Run(int argc, const char* const* argv, Io& io) {
       "jaiminho-tool"};
   app.require_subcommand(1);
   app.footer(kExitCodes);
-  app.set_version_flag("--version", JAIMINHO_VERSION_STRING);
+  app.set_version_flag("--version", std::string("jaiminho-tool ") + JAIMINHO_VERSION_STRING + " (RocksDB " +
+                                        rocksdb::GetRocksVersionAsString() + ", on-disk format " +
+                                        std::to_string(kFormatVersion) + ")");
   app.failure_message([](const CLI::App* /*app*/, const CLI::Error& e) {
     return std::string("jaiminho-tool: ") + e.what() + " (run with --help for usage)\n";
   });

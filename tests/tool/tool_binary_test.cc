@@ -1,6 +1,7 @@
 // jaiminho-tool as operators run it: the built binary (JM_TOOL), on databases
 // these tests create, with its exit code, stdout and stderr captured.
 #include <gtest/gtest.h>
+#include <rocksdb/version.h>
 #include <signal.h>
 
 #include <filesystem>
@@ -112,7 +113,9 @@ TEST(ToolBinary, HelpWorksForTheToolAndEveryCommand) {
   EXPECT_NE(skip.out.find("--reason"), std::string::npos) << Describe(skip);
   ToolRun version = RunTool({"--version"});
   EXPECT_EQ(version.code, 0);
-  EXPECT_EQ(version.out, std::string(JAIMINHO_VERSION_STRING) + "\n");
+  EXPECT_EQ(version.out, std::string("jaiminho-tool ") + JAIMINHO_VERSION_STRING + " (RocksDB " +
+                            rocksdb::GetRocksVersionAsString() + ", on-disk format " +
+                            std::to_string(jaiminho::kFormatVersion) + ")\n");
 }
 
 TEST(ToolBinary, UsageErrorsExitTwoWithOneLine) {
