@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Packaging: installs the main build to a temporary prefix, builds the
 # consumer project (tests/consumer) against it with find_package and again
-# with pkg-config, runs both, and checks that neither binary needs
-# librocksdb at run time (static link).
+# with pkg-config (neither sets the C++ standard: the package carries it), runs
+# both, and checks that neither binary needs librocksdb at run time (static
+# link). Then every README block marked readme:program is compiled against the
+# same install with the README's own pkg-config line, and run.
 set -euo pipefail
 work=$(realpath -m "$BUILD_DIR/install-test")
 prefix="$work/prefix"
@@ -45,7 +47,19 @@ done
 flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs "${modules[@]}")
 echo "pkg-config ${modules[*]}: $flags"
 # shellcheck disable=SC2086
-c++ -std=c++20 -O1 "${defines[@]}" tests/consumer/main.cc -o "$work/consumer-pc" $flags
+c++ -O1 "${defines[@]}" tests/consumer/main.cc -o "$work/consumer-pc" $flags
 no_rocksdb_needed "$work/consumer-pc"
 mkdir -p "$work/run-pc"
 "$work/consumer-pc" "$work/run-pc"
+
+# 3. The README's programs, with the README's recipe:
+#    PKG_CONFIG_PATH=<prefix>/lib/pkgconfig; c++ gw.cc $(pkg-config --cflags --libs jaiminho) -o gw
+export PKG_CONFIG_PATH="$pcdir"
+for program in $(bash .ci/readme programs "$work/readme"); do
+  name=$(basename "$program" .cc)
+  # shellcheck disable=SC2046
+  c++ -Wall -Wextra -Werror "$program" $(pkg-config --cflags --libs jaiminho) -o "$work/readme/$name"
+  mkdir -p "$work/readme/run-$name"
+  (cd "$work/readme/run-$name" && "$work/readme/$name")
+  echo "README $name: compiled against the install and ran (exit 0)"
+done

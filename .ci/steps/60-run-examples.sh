@@ -2,13 +2,25 @@
 # The broker examples, small: the IoT gateway through its own mosquitto broker
 # (link up, down, back), and the trading daemon through librdkafka's mock
 # cluster. Each checks what its consumer received and exits non-zero if
-# anything is missing or out of order.
+# anything is missing or out of order. Before that, each example's command
+# line: --help exits 0 with its usage, an unknown option exits 2.
 set -euo pipefail
 run="$BUILD_DIR/examples-run"
 rm -rf "$run"
+
+check_command_line() {  # binary
+  "$1" --help | grep -q "^usage: $(basename "$1")"
+  local code=0
+  "$1" --no-such-option 2>/dev/null || code=$?
+  [[ $code -eq 2 ]] || { echo "$1 --no-such-option exited $code, expected 2"; exit 1; }
+}
+
+check_command_line "$BUILD_DIR/examples/jaiminho-demo"
 if [ -x "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" ]; then
+  check_command_line "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway"
   "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" --db "$run/iot-gateway.db" --readings 600
 fi
 if [ -x "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" ]; then
+  check_command_line "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon"
   "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" --db "$run/trading.db" --orders 2000 | grep -v '^#\|^jaiminho_'
 fi
