@@ -23,9 +23,9 @@ using testing::TempDir;
   std::_Exit(failure.empty() ? 0 : 1);
 }
 
-#define EXPECT_IN_CHILD(body)                                                             \
-  do {                                                                                    \
-    GTEST_FLAG_SET(death_test_style, "threadsafe");                                       \
+#define EXPECT_IN_CHILD(body)                                                            \
+  do {                                                                                   \
+    GTEST_FLAG_SET(death_test_style, "threadsafe");                                      \
     EXPECT_EXIT(ExitWith(body), ::testing::ExitedWithCode(0), "") << "see child stderr"; \
   } while (0)
 

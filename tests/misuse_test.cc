@@ -33,9 +33,9 @@ constexpr int64_t kT0 = 1'700'000'000'000'000;
 
 // Runs `body` in a child process; the test fails when the child crashes or
 // `body` returns a failure description.
-#define EXPECT_IN_CHILD(body)                                                             \
-  do {                                                                                    \
-    GTEST_FLAG_SET(death_test_style, "threadsafe");                                       \
+#define EXPECT_IN_CHILD(body)                                                            \
+  do {                                                                                   \
+    GTEST_FLAG_SET(death_test_style, "threadsafe");                                      \
     EXPECT_EXIT(ExitWith(body), ::testing::ExitedWithCode(0), "") << "see child stderr"; \
   } while (0)
 
@@ -238,8 +238,8 @@ struct TwoOutboxes {
   void Open() {
     // Same layouts: B's column family ids exist in A too, and B has more.
     a = MustOpen(path_a, {.business_families = {{.name = "devices"}}, .strategy = Strategy::kKeepOrder});
-    b = MustOpen(path_b, {.business_families = {{.name = "x"}, {.name = "y"}, {.name = "z"}},
-                          .strategy = Strategy::kKeepOrder});
+    b = MustOpen(
+        path_b, {.business_families = {{.name = "x"}, {.name = "y"}, {.name = "z"}}, .strategy = Strategy::kKeepOrder});
   }
 };
 
@@ -473,9 +473,8 @@ TEST(ExtremeDurations, BackoffNeverNegative) {
       EXPECT_GE(d.count(), 0) << "initial " << p.initial_backoff.count() << " multiplier " << p.multiplier
                               << " attempts " << attempts;
       EXPECT_GE(d.count(), previous_floor) << "attempts " << attempts;
-      previous_floor = std::min<int64_t>(d.count(), static_cast<int64_t>(
-                                                        static_cast<double>(p.initial_backoff.count()) *
-                                                        (1.0 - p.jitter)));
+      previous_floor = std::min<int64_t>(
+          d.count(), static_cast<int64_t>(static_cast<double>(p.initial_backoff.count()) * (1.0 - p.jitter)));
     }
   }
   auto d = internal::Backoff({.initial_backoff = us(1), .max_backoff = us(1), .jitter = 0.0}, 5, rng);
@@ -508,17 +507,18 @@ TEST(ExtremeDurations, HugeBackoffDoesNotRetryAtOnce) {
   for (Strategy strategy : {Strategy::kKeepOrder, Strategy::kPublishOnCommit}) {
     SCOPED_TRACE(std::string(ToString(strategy)));
     // The first delay is already "forever".
-    EXPECT_EQ(AttemptsWith({.initial_backoff = us::max(), .max_backoff = us::max(), .jitter = 0.0}, 5, us(1000),
+    EXPECT_EQ(
+        AttemptsWith({.initial_backoff = us::max(), .max_backoff = us::max(), .jitter = 0.0}, 5, us(1000), strategy),
+        1u);
+    EXPECT_EQ(AttemptsWith({.initial_backoff = us::max() / 2, .max_backoff = us::max(), .jitter = 0.5}, 5, us(1000),
                            strategy),
               1u);
-    EXPECT_EQ(AttemptsWith({.initial_backoff = us::max() / 2, .max_backoff = us::max(), .jitter = 0.5}, 5,
-                           us(1000), strategy),
-              1u);
     // 1 s, then a delay capped by the largest max_backoff.
-    EXPECT_EQ(AttemptsWith({.initial_backoff = std::chrono::seconds(1), .max_backoff = us::max(),
-                            .multiplier = 1e300, .jitter = 0.0},
-                           5, std::chrono::seconds(2), strategy),
-              2u);
+    EXPECT_EQ(
+        AttemptsWith(
+            {.initial_backoff = std::chrono::seconds(1), .max_backoff = us::max(), .multiplier = 1e300, .jitter = 0.0},
+            5, std::chrono::seconds(2), strategy),
+        2u);
     // The smallest delay: one attempt per pass.
     EXPECT_EQ(AttemptsWith({.initial_backoff = us(1), .max_backoff = us(1), .jitter = 0.0}, 3, us(2), strategy), 3u);
   }

@@ -102,8 +102,8 @@ class Relay::Impl {
         // up to INT64_MAX, must not overflow the steady clock).
         int64_t now_us = ToMicros(o_.Now());
         if (next_due_us_ < now_us + options_.interval.count()) {
-          auto due = std::chrono::steady_clock::now() +
-                     std::chrono::microseconds(std::max<int64_t>(next_due_us_ - now_us, 0));
+          auto due =
+              std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(next_due_us_ - now_us, 0));
           deadline = std::min(deadline, due);
         }
       }
