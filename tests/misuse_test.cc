@@ -467,16 +467,21 @@ TEST(ExtremeDurations, BackoffNeverNegative) {
   };
   std::mt19937_64 rng(7);
   for (const auto& p : policies) {
-    int64_t previous_floor = 0;
+    int64_t previous = 0;
     for (uint32_t attempts : {1u, 2u, 3u, 10u, 64u, 1000u, UINT32_MAX}) {
       auto d = internal::Backoff(p, attempts, rng);
       EXPECT_GE(d.count(), 0) << "initial " << p.initial_backoff.count() << " multiplier " << p.multiplier
                               << " attempts " << attempts;
-      EXPECT_GE(d.count(), previous_floor) << "attempts " << attempts;
-      previous_floor = std::min<int64_t>(
-          d.count(), static_cast<int64_t>(static_cast<double>(p.initial_backoff.count()) * (1.0 - p.jitter)));
+      // Without jitter the delay never shrinks as attempts grow.
+      if (p.jitter == 0.0) EXPECT_GE(d.count(), previous) << "attempts " << attempts;
+      previous = d.count();
     }
   }
+  // Saturated: the largest delays are microseconds::max(), never a wrapped value.
+  EXPECT_EQ(internal::Backoff(policies[1], 1, rng), us::max());
+  EXPECT_EQ(internal::Backoff(policies[4], 3, rng), us::max());
+  EXPECT_EQ(internal::DueAfter(kT0, us::max()), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(internal::DueAfter(kT0, us(5)), kT0 + 5);
   auto d = internal::Backoff({.initial_backoff = us(1), .max_backoff = us(1), .jitter = 0.0}, 5, rng);
   EXPECT_EQ(d.count(), 1);
 }
