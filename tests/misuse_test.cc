@@ -473,7 +473,9 @@ TEST(ExtremeDurations, BackoffNeverNegative) {
       EXPECT_GE(d.count(), 0) << "initial " << p.initial_backoff.count() << " multiplier " << p.multiplier
                               << " attempts " << attempts;
       // Without jitter the delay never shrinks as attempts grow.
-      if (p.jitter == 0.0) EXPECT_GE(d.count(), previous) << "attempts " << attempts;
+      if (p.jitter == 0.0) {
+        EXPECT_GE(d.count(), previous) << "attempts " << attempts;
+      }
       previous = d.count();
     }
   }
