@@ -54,6 +54,7 @@ Status ScanStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t cur
 
 Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox) {
   OutboxImpl& o = OutboxAccess::Of(outbox);
+  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("CollectMetrics"));
   std::vector<StreamMetrics> out;
   for (Stream* stream : o.Streams()) {
     StreamState& s = StreamAccess::Of(*stream);

@@ -20,12 +20,20 @@ using internal::StreamConfig;
 
 namespace {
 
+// 366 days: a longer period would not clean in any useful time, and the wait
+// for it must stay far from the clocks' overflow.
+constexpr std::chrono::seconds kMaxCleanInterval{366LL * 24 * 3600};
+
 Status ValidateOptions(const OutboxOptions& o) {
   auto bad = [](std::string msg) { return MakeError(ErrorCode::kInvalidArgument, std::move(msg)); };
   if (o.path.empty()) return bad("OutboxOptions.path is empty");
   JM_RETURN_IF_ERROR(internal::ValidateStrategy(o.strategy, "OutboxOptions.strategy"));
   JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(o.time_to_delete, "OutboxOptions"));
   JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(o.retry, "OutboxOptions"));
+  if (o.clean_interval.count() < 0 || o.clean_interval > kMaxCleanInterval) {
+    return bad(fmt::format("OutboxOptions.clean_interval must be in [0, {}] s (0 disables the pass), got {} s",
+                           kMaxCleanInterval.count(), o.clean_interval.count()));
+  }
   if (o.max_payload_bytes == 0 || o.max_payload_bytes > (64u << 20)) {
     return bad(fmt::format("OutboxOptions.max_payload_bytes must be in [1, 67108864], got {}", o.max_payload_bytes));
   }
@@ -181,7 +189,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
         cursor = it->second.cursor;
       }
       auto cleaner = cleaners[*stream];
-      cleaner->time_to_delete_us.store(config.time_to_delete.count() * 1'000'000);
+      cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(config.time_to_delete));
       JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor, std::move(cleaner)));
     } else if (names[i] != internal::kMetaFamily) {
       BusinessInfo info{names[i], handles[i], false};
@@ -206,9 +214,16 @@ OutboxImpl::~OutboxImpl() {
 }
 
 Status OutboxImpl::Close() {
-  if (closed_ || !db) return {};
-  closed_ = true;
+  std::lock_guard close_lock(close_mu_);
+  if (!db) return {};
+  // New calls now fail with kClosed; relays waiting for commits wake up and
+  // stop. Then wait for the calls in flight (commits finish and are kept).
+  ops_.fetch_or(OpGuard::kClosedBit, std::memory_order_acq_rel);
   InterruptWaiters();
+  for (uint32_t v = ops_.load(std::memory_order_acquire); v != OpGuard::kClosedBit;
+       v = ops_.load(std::memory_order_acquire)) {
+    ops_.wait(v, std::memory_order_acquire);
+  }
   {
     std::lock_guard l(maintenance_mu_);
     maintenance_stop_ = true;
@@ -236,6 +251,32 @@ Status OutboxImpl::Close() {
   return result;
 }
 
+Error OutboxImpl::ClosedError(std::string_view call) const {
+  return Error(ErrorCode::kClosed, fmt::format("{}: the Outbox of {} is closed", call, options.path));
+}
+
+Status OutboxImpl::CheckOwned(const StreamState& s, std::string_view call) const {
+  if (s.outbox == this) return {};
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: stream '{}' belongs to another Outbox, not to {}", call, s.name, options.path));
+}
+
+Result<const BusinessInfo*> OutboxImpl::CheckOwned(const BusinessFamily& f, std::string_view call) const {
+  if (f.owner == nullptr && f.handle == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: no business family given (use Outbox::Business of {})", call, options.path));
+  }
+  if (f.owner == this) {
+    for (const auto& [name, info] : business) {
+      if (info.handle == f.handle) return &info;
+    }
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: business family '{}' is not one of {} (another Outbox's, or not from "
+                               "Outbox::Business)",
+                               call, f.name, options.path));
+}
+
 StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
   StreamConfig c;
   c.strategy = o.strategy.value_or(options.strategy);
@@ -247,12 +288,13 @@ StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
 
 std::shared_ptr<internal::CleanerState> OutboxImpl::NewCleanerState(const std::string& name,
                                                                     const StreamConfig& config) const {
-  return std::make_shared<internal::CleanerState>(name, clock, config.time_to_delete.count() * 1'000'000);
+  return std::make_shared<internal::CleanerState>(name, clock, internal::TimeToDeleteMicros(config.time_to_delete));
 }
 
 Result<Stream*> OutboxImpl::AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, StreamConfig config,
                                       uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner) {
   auto state = std::make_unique<StreamState>(name, cf, config);
+  state->outbox = this;
   state->cleaner = std::move(cleaner);
   state->next_seq = hwm;
   state->hwm = hwm;
@@ -364,7 +406,7 @@ void OutboxImpl::WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_po
   uint64_t interrupts = interrupt_epoch_.load(std::memory_order_acquire);
   notify_cv_.wait_until(l, deadline, [&] {
     return commit_epoch_.load(std::memory_order_acquire) != seen ||
-           interrupt_epoch_.load(std::memory_order_acquire) != interrupts;
+           interrupt_epoch_.load(std::memory_order_acquire) != interrupts || closing();
   });
   waiters_.fetch_sub(1, std::memory_order_acq_rel);
 }
@@ -414,23 +456,28 @@ Status Outbox::Close() {
 }
 
 Result<Stream*> Outbox::OpenStream(std::string_view name, StreamOptions options) {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("OpenStream"));
   return impl_->OpenStream(name, options);
 }
 Result<Stream*> Outbox::FindStream(std::string_view name) const {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("FindStream"));
   return impl_->FindStream(name);
 }
 std::vector<Stream*> Outbox::Streams() const {
+  auto guard = impl_->Enter("Streams");
+  if (!guard) return {};
   return impl_->Streams();
 }
 
 Result<BusinessFamily> Outbox::Business(std::string_view name) const {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Business"));
   auto it = impl_->business.find(name);
   if (it == impl_->business.end()) {
     return MakeError(ErrorCode::kNotFound,
                      fmt::format("no business column family '{}' in {} (list it in OutboxOptions.business_families)",
                                  name, impl_->options.path));
   }
-  return BusinessFamily{it->second.handle, it->second.name, it->second.has_merge_operator};
+  return BusinessFamily{it->second.handle, it->second.name, it->second.has_merge_operator, impl_.get()};
 }
 
 Transaction Outbox::Begin() {
@@ -438,14 +485,17 @@ Transaction Outbox::Begin() {
 }
 
 Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std::string_view key) const {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Get"));
+  JM_ASSIGN_OR_RETURN(const BusinessInfo* info, impl_->CheckOwned(family, "Get"));
   std::string value;
-  auto s = impl_->db->Get(rocksdb::ReadOptions(), family.handle, key, &value);
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), info->handle, key, &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("read {} from family '{}'", key, family.name)));
   return std::optional<std::string>(std::move(value));
 }
 
 Result<CleanReport> Outbox::Clean() {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Clean"));
   return impl_->Clean();
 }
 

@@ -12,6 +12,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "clean/cleaner.h"
@@ -24,6 +25,7 @@ namespace jaiminho {
 
 class Committer;
 class InlinePublisher;
+class OutboxImpl;
 
 // Everything the library keeps per stream.
 class StreamState {
@@ -33,6 +35,9 @@ class StreamState {
 
   const std::string name;
   rocksdb::ColumnFamilyHandle* const cf;
+  // The Outbox the stream belongs to (set when it is added): a Stream of
+  // another Outbox is refused, never written into this one's column family.
+  const OutboxImpl* outbox = nullptr;
   // Shared with the stream's compaction filter.
   std::shared_ptr<internal::CleanerState> cleaner;
 
@@ -44,7 +49,7 @@ class StreamState {
     std::lock_guard l(config_mu_);
     config_ = c;
     strategy_.store(c.strategy, std::memory_order_relaxed);
-    if (cleaner) cleaner->time_to_delete_us.store(c.time_to_delete.count() * 1'000'000);
+    if (cleaner) cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(c.time_to_delete));
   }
   Strategy strategy() const { return strategy_.load(std::memory_order_relaxed); }
 
@@ -105,6 +110,27 @@ class OutboxAccess {
   static OutboxImpl& Of(const Outbox& o) { return *o.impl_; }
 };
 
+// Keeps the Outbox open during one public call: OutboxImpl::Enter() hands it
+// out, Close() waits until none is left. Movable, not copyable.
+class OpGuard {
+ public:
+  OpGuard(OpGuard&& o) noexcept : ops_(std::exchange(o.ops_, nullptr)) {}
+  OpGuard& operator=(OpGuard&&) = delete;
+  ~OpGuard() {
+    if (ops_ != nullptr) Leave(*ops_);
+  }
+
+ private:
+  friend class OutboxImpl;
+  static constexpr uint32_t kClosedBit = 1u << 31;
+  explicit OpGuard(std::atomic<uint32_t>* ops) : ops_(ops) {}
+  static void Leave(std::atomic<uint32_t>& ops) {
+    // The last call out of a closing Outbox wakes Close().
+    if (ops.fetch_sub(1, std::memory_order_release) == (kClosedBit | 1)) ops.notify_all();
+  }
+  std::atomic<uint32_t>* ops_;
+};
+
 struct BusinessInfo {
   std::string name;
   rocksdb::ColumnFamilyHandle* handle = nullptr;
@@ -116,7 +142,28 @@ class OutboxImpl {
   ~OutboxImpl();
 
   static Result<std::unique_ptr<OutboxImpl>> Open(OutboxOptions options);
+  // Refuses new calls (kClosed), waits for the calls in flight, then closes.
+  // Idempotent; concurrent calls wait for the first.
   Status Close();
+
+  // Every public entry point (Outbox, Transaction::Commit, Relay passes,
+  // CollectMetrics) holds a guard while it uses the database. Costs two atomic
+  // increments, no lock. kClosed, naming `call` and the path, once Close began.
+  [[nodiscard]] Result<OpGuard> Enter(std::string_view call) const {
+    if (ops_.fetch_add(1, std::memory_order_acquire) & OpGuard::kClosedBit) {
+      OpGuard::Leave(ops_);
+      return tl::unexpected(ClosedError(call));
+    }
+    return OpGuard(&ops_);
+  }
+  bool closing() const { return (ops_.load(std::memory_order_acquire) & OpGuard::kClosedBit) != 0; }
+  Error ClosedError(std::string_view call) const;
+
+  // Ownership checks (kInvalidArgument naming the stream or family, the call
+  // and the path): a stream or business family of another Outbox, or a
+  // BusinessFamily not obtained from Outbox::Business, is refused.
+  Status CheckOwned(const StreamState& s, std::string_view call) const;
+  Result<const BusinessInfo*> CheckOwned(const BusinessFamily& f, std::string_view call) const;
 
   Result<Stream*> OpenStream(std::string_view name, const StreamOptions& options);
   Result<Stream*> FindStream(std::string_view name) const;
@@ -185,7 +232,9 @@ class OutboxImpl {
   std::atomic<uint64_t> commit_epoch_{0};
   std::atomic<uint64_t> interrupt_epoch_{0};
   std::atomic<int> waiters_{0};
-  bool closed_ = false;
+  // Calls in flight (OpGuard), and OpGuard::kClosedBit once Close began.
+  mutable std::atomic<uint32_t> ops_{0};
+  std::mutex close_mu_;  // serializes Close
 
   std::mutex maintenance_mu_;
   std::condition_variable maintenance_cv_;

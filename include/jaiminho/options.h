@@ -64,7 +64,11 @@ struct RetryPolicy {
   std::chrono::microseconds initial_backoff = std::chrono::seconds(1);
   // Upper bound of the delay. Must be >= initial_backoff. Default: 5 min.
   std::chrono::microseconds max_backoff = std::chrono::minutes(5);
-  // Growth of the delay per attempt. Must be >= 1. Default: 2.
+  // Growth of the delay per attempt. Must be >= 1 and finite. Default: 2.
+  // No upper bounds: delays are computed with saturating arithmetic, and a
+  // delay (with jitter) or due time beyond the int64 microsecond range (about
+  // 292,000 years) means the event is not retried automatically; it waits for
+  // an operator (Outbox::Requeue).
   double multiplier = 2.0;
   // The delay is multiplied by a random factor in [1 - jitter, 1 + jitter].
   // Must be in [0, 1). Default: 0.2.
@@ -79,8 +83,8 @@ struct StreamOptions {
   std::optional<RetryPolicy> retry{};
   // Keep-order events that exhaust their attempts. Default: kBlock.
   OnExhaustion on_exhaustion = OnExhaustion::kBlock;
-  // Sent events older than this are dropped by the cleaner. Must be > 0.
-  // Default: OutboxOptions::time_to_delete.
+  // Sent events older than this are dropped by the cleaner. Must be > 0; no
+  // upper bound (see OutboxOptions::time_to_delete). Default: OutboxOptions::time_to_delete.
   std::optional<std::chrono::seconds> time_to_delete{};
 };
 
@@ -149,13 +153,15 @@ struct OutboxOptions {
   bool delete_after_send = false;
   // PUBLISH_STRATEGY. Default: kPublishOnCommit.
   Strategy strategy = Strategy::kPublishOnCommit;
-  // TIME_TO_DELETE: how long sent events are kept. Must be > 0. Default: 7 days.
+  // TIME_TO_DELETE: how long sent events are kept. Must be > 0. No upper bound: a
+  // value beyond the int64 microsecond range (about 292,000 years, for example
+  // std::chrono::seconds::max()) keeps sent events forever. Default: 7 days.
   std::chrono::seconds time_to_delete = std::chrono::hours(24 * 7);
 
   // How often a background pass flushes stream data and compacts away expired
   // sent events, so they disappear within time_to_delete + clean_interval even
   // on an idle database. 0 disables the pass (Outbox::Clean still works).
-  // Default: 1 hour.
+  // Must be in [0, 366 days] (31622400 s). Default: 1 hour.
   std::chrono::seconds clean_interval = std::chrono::hours(1);
 
   // Retry policy of streams that do not set their own.

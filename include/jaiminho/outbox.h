@@ -13,8 +13,11 @@
 // database id, stream configuration, seq reservations and relay cursors.
 //
 // Thread-safety: an Outbox is safe for concurrent use by many threads without
-// external synchronization. Stream pointers and BusinessFamily values stay
-// valid until the Outbox is destroyed.
+// external synchronization, Close() included: after Close() every call returns
+// ErrorCode::kClosed naming the path (Streams() returns an empty list). Stream
+// pointers stay valid until the Outbox is destroyed. A Stream or BusinessFamily
+// belongs to the Outbox that returned it: another Outbox refuses it
+// (kInvalidArgument, nothing written).
 #pragma once
 
 #include <memory>
@@ -86,8 +89,12 @@ class Outbox {
   // process holds it open (kBusy).
   [[nodiscard]] static Result<std::unique_ptr<Outbox>> Open(OutboxOptions options);
 
-  // Stops the dispatcher, records where each stream's seqs continue (so a clean
-  // restart leaves no gap) and closes the database. Idempotent.
+  // Refuses new calls (kClosed), waits for the calls in flight (a commit racing
+  // Close either completes, and is durable, or fails with kClosed), stops the
+  // dispatcher, records where each stream's seqs continue (so a clean restart
+  // leaves no gap) and closes the database. Idempotent; safe from any thread,
+  // but not from a publisher, observer or capture_error callback of this Outbox
+  // (it would wait for the call that runs the callback).
   [[nodiscard]] Status Close();
   ~Outbox();
 
@@ -135,8 +142,8 @@ class Outbox {
   // This database's identity (part of every EventId).
   const DatabaseId& id() const;
   const OutboxOptions& options() const;
-  // The underlying database, for reads of business data. Never write to the
-  // jaiminho.* column families directly.
+  // The underlying database, for reads of business data (null after Close).
+  // Never write to the jaiminho.* column families directly.
   rocksdb::DB* db() const;
 
  private:

@@ -21,8 +21,13 @@
 // Thread-safety: a Relay is safe to use from several threads. Several relays
 // may run in one process; a stream is delivered by one of them at a time
 // (others skip it), and never at the same time as a publish-on-commit attempt
-// of the same event. REQUIRES: every Relay of an Outbox is stopped and
-// destroyed before the Outbox is closed.
+// of the same event.
+//
+// Closing the Outbox while a Relay exists is safe: a pass in progress finishes
+// first (Close waits for it), later passes do nothing and return kClosed, and a
+// Start()ed loop reports kClosed to capture_error and ends (Stop() still joins
+// it). REQUIRES: every Relay of an Outbox is destroyed before the Outbox is
+// destroyed.
 #pragma once
 
 #include <chrono>

@@ -40,11 +40,16 @@ namespace jaiminho {
 class Stream;
 class OutboxImpl;
 
-// A business column family, from Outbox::Business(). Valid while the Outbox is open.
+// A business column family, from Outbox::Business(). Valid while the Outbox is
+// open. Only values from Outbox::Business (or copies of them) are accepted by
+// that Outbox: a default-constructed or hand-made one, or one of another
+// Outbox, is refused with kInvalidArgument.
 struct BusinessFamily {
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   std::string_view name{};
   bool has_merge_operator = false;
+  // The Outbox that returned it (opaque; set by Outbox::Business).
+  const void* owner = nullptr;
 };
 
 // What a successful Commit returns: the id of each enqueued event, in enqueue order.

@@ -20,8 +20,11 @@ bool ShouldDrop(std::string_view key, std::string_view value, int64_t now_us, in
     return false;
   }
   const int64_t sent_at = ToMicros(d->event.sent_at);
-  // As the seed: sent_at strictly before now - time_to_delete.
-  return sent_at > 0 && sent_at < now_us - ttd_us;
+  // As the seed: sent_at strictly before now - time_to_delete (saturated: a
+  // huge time_to_delete never drops anything).
+  int64_t limit = 0;
+  if (__builtin_sub_overflow(now_us, ttd_us, &limit)) return false;
+  return sent_at > 0 && sent_at < limit;
 }
 
 namespace {

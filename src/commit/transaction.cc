@@ -34,11 +34,12 @@ uint32_t Transaction::Append(std::string_view bytes) {
 }
 
 Status Transaction::Put(const BusinessFamily& family, std::string_view key, std::string_view value) {
-  if (family.handle == nullptr) return Fail(Error(ErrorCode::kInvalidArgument, "Put: no business family given"));
+  auto info = outbox_->CheckOwned(family, "Put");
+  if (!info) return Fail(info.error());
   if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
     return Fail(Error(ErrorCode::kInvalidArgument, "Put: transaction larger than 2 GiB"));
   }
-  Op op{OpType::kPut, family.handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  Op op{OpType::kPut, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
   op.key_offset = Append(key);
   op.value_offset = Append(value);
   ops_.push_back(op);
@@ -46,16 +47,18 @@ Status Transaction::Put(const BusinessFamily& family, std::string_view key, std:
 }
 
 Status Transaction::Delete(const BusinessFamily& family, std::string_view key) {
-  if (family.handle == nullptr) return Fail(Error(ErrorCode::kInvalidArgument, "Delete: no business family given"));
-  Op op{OpType::kDelete, family.handle, 0, static_cast<uint32_t>(key.size()), 0, 0};
+  auto info = outbox_->CheckOwned(family, "Delete");
+  if (!info) return Fail(info.error());
+  Op op{OpType::kDelete, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, 0};
   op.key_offset = Append(key);
   ops_.push_back(op);
   return {};
 }
 
 Status Transaction::Merge(const BusinessFamily& family, std::string_view key, std::string_view value) {
-  if (family.handle == nullptr) return Fail(Error(ErrorCode::kInvalidArgument, "Merge: no business family given"));
-  if (!family.has_merge_operator) {
+  auto info = outbox_->CheckOwned(family, "Merge");
+  if (!info) return Fail(info.error());
+  if (!(*info)->has_merge_operator) {
     return Fail(Error(ErrorCode::kInvalidArgument, fmt::format("Merge: business family '{}' has no merge operator "
                                                                "(set BusinessFamilyOptions.merge_operator)",
                                                                family.name)));
@@ -63,7 +66,7 @@ Status Transaction::Merge(const BusinessFamily& family, std::string_view key, st
   if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
     return Fail(Error(ErrorCode::kInvalidArgument, "Merge: transaction larger than 2 GiB"));
   }
-  Op op{OpType::kMerge, family.handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  Op op{OpType::kMerge, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
   op.key_offset = Append(key);
   op.value_offset = Append(value);
   ops_.push_back(op);
@@ -72,6 +75,7 @@ Status Transaction::Merge(const BusinessFamily& family, std::string_view key, st
 
 Status Transaction::Enqueue(Stream& stream, const Message& m) {
   const StreamState& s = StreamAccess::Of(stream);
+  if (auto owned = outbox_->CheckOwned(s, "Enqueue"); !owned) return Fail(owned.error());
   auto bad = [&](std::string msg) {
     return Fail(Error(ErrorCode::kInvalidArgument, fmt::format("Enqueue into stream '{}': {}", s.name, msg)));
   };
@@ -121,6 +125,8 @@ Status Transaction::Enqueue(Stream& stream, const Message& m) {
 
 Result<Receipt> Transaction::Commit(CommitOptions options) {
   if (error_) return tl::unexpected(*error_);
+  // Keeps the Outbox open until the commit (and its inline publish) is done.
+  JM_ASSIGN_OR_RETURN(auto guard, outbox_->Enter("Commit"));
   Receipt receipt;
   if (empty()) return receipt;
   bool synced = false;

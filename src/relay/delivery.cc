@@ -72,7 +72,7 @@ FailOutcome DeliveryBatch::Failed(const DecodedEnvelope& d, const Error& error, 
     signals_.push_back({Signal::kParked, &d.event, error, std::move(reason)});
     return FailOutcome::kParked;
   }
-  int64_t due = ToMicros(now_) + Backoff(config_.retry, attempts, rng).count();
+  int64_t due = DueAfter(ToMicros(now_), Backoff(config_.retry, attempts, rng));
   last_due_us_ = exhausted ? std::numeric_limits<int64_t>::max() : due;
   if (blocks) {
     // The head stays where it is and blocks the stream. When exhausted (and the

@@ -93,6 +93,8 @@ void Wake(OutboxImpl& o, StreamState& s) {
 Result<std::vector<StoredEvent>> Outbox::List(const Stream& stream, EventState state, size_t limit) const {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
+  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("List"));
+  JM_RETURN_IF_ERROR(o.CheckOwned(s, "List"));
   char tag = internal::TagOf(state);
   KeyBuf lo = state == EventState::kPending ? internal::SeqKey(tag, s.cursor.load(std::memory_order_acquire))
                                             : internal::SeqKey(tag, 0);
@@ -116,6 +118,8 @@ Result<std::vector<StoredEvent>> Outbox::List(const Stream& stream, EventState s
 
 Result<StoredEvent> Outbox::Find(const Stream& stream, uint64_t seq) const {
   StreamState& s = StreamAccess::Of(stream);
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Find"));
+  JM_RETURN_IF_ERROR(impl_->CheckOwned(s, "Find"));
   JM_ASSIGN_OR_RETURN(Located l, Locate(*impl_, s, seq));
   auto ev = StoredEventAccess::Make(l.raw, s.name, l.state, impl_->id);
   if (!ev) {
@@ -127,6 +131,8 @@ Result<StoredEvent> Outbox::Find(const Stream& stream, uint64_t seq) const {
 Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view note) {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
+  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("Requeue"));
+  JM_RETURN_IF_ERROR(o.CheckOwned(s, "Requeue"));
   std::lock_guard dl(s.delivery_mu);
   JM_ASSIGN_OR_RETURN(Located l, Locate(o, s, seq));
   if (l.state == EventState::kSent) {
@@ -158,6 +164,8 @@ Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view note
 Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view note) {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
+  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("RequeueAllParked"));
+  JM_RETURN_IF_ERROR(o.CheckOwned(s, "RequeueAllParked"));
   std::lock_guard dl(s.delivery_mu);
   KeyBuf lo = internal::SeqKey(internal::kParkedTag, 0);
   KeyBuf hi = internal::TagEnd(internal::kParkedTag);
@@ -194,6 +202,8 @@ Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view n
 Status Outbox::Skip(const Stream& stream, uint64_t seq, std::string_view reason) {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
+  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("Skip"));
+  JM_RETURN_IF_ERROR(o.CheckOwned(s, "Skip"));
   if (reason.empty()) return MakeError(ErrorCode::kInvalidArgument, "Skip: a reason is required");
   std::lock_guard dl(s.delivery_mu);
   JM_ASSIGN_OR_RETURN(Located l, Locate(o, s, seq));

@@ -90,15 +90,22 @@ class Relay::Impl {
           total += *r;
         } else {
           o_.Capture(r.error());
+          // The Outbox was closed: stop delivering (the loop cannot resume).
+          if (r.error().code() == ErrorCode::kClosed) return tl::unexpected(r.error());
           next_due_us_ = std::numeric_limits<int64_t>::max();
         }
       }
       if (stop.stop_requested()) break;
       auto deadline = std::chrono::steady_clock::now() + options_.interval;
       if (next_due_us_ != std::numeric_limits<int64_t>::max()) {
-        int64_t delay = next_due_us_ - ToMicros(o_.Now());
-        auto due = std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(delay, 0));
-        deadline = std::min(deadline, due);
+        // Only a due time sooner than the interval shortens the wait (a far one,
+        // up to INT64_MAX, must not overflow the steady clock).
+        int64_t now_us = ToMicros(o_.Now());
+        if (next_due_us_ < now_us + options_.interval.count()) {
+          auto due =
+              std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(next_due_us_ - now_us, 0));
+          deadline = std::min(deadline, due);
+        }
       }
       if (more_) continue;
       o_.WaitForCommit(epoch, deadline);
@@ -148,6 +155,8 @@ class Relay::Impl {
 
   Result<RelayStats> RunStreams(bool only_changed) {
     if (invalid_) return tl::unexpected(*invalid_);
+    // Holds the Outbox open for the pass (never across the loop's wait).
+    JM_ASSIGN_OR_RETURN(auto guard, o_.Enter("Relay"));
     JM_ASSIGN_OR_RETURN(auto streams, Selected());
     RelayStats stats;
     more_ = false;

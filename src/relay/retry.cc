@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace jaiminho::internal {
 
@@ -15,7 +17,20 @@ std::chrono::microseconds Backoff(const RetryPolicy& policy, uint32_t attempts, 
     std::uniform_real_distribution<double> d(1.0 - policy.jitter, 1.0 + policy.jitter);
     factor = d(rng);
   }
-  return std::chrono::microseconds(static_cast<int64_t>(std::llround(base * factor)));
+  // Beyond the int64 range (or infinite: multiplier^n overflowed and max_backoff
+  // is huge) the delay saturates; llround would overflow.
+  const double delay = base * factor;
+  constexpr double kLimit = 9.2e18;  // < 2^63, exactly representable
+  if (!(delay < kLimit)) return std::chrono::microseconds::max();
+  return std::chrono::microseconds(std::max<int64_t>(0, std::llround(delay)));
+}
+
+int64_t DueAfter(int64_t now_us, std::chrono::microseconds delay) {
+  int64_t due = 0;
+  if (__builtin_add_overflow(now_us, std::max<int64_t>(0, delay.count()), &due)) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return due;
 }
 
 bool Exhausted(const RetryPolicy& policy, uint32_t attempts) {

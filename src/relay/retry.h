@@ -12,8 +12,12 @@ namespace jaiminho::internal {
 
 // Delay before attempt `attempts + 1`, after `attempts` failures (>= 1):
 // initial * multiplier^(attempts-1), capped at max_backoff, times a random
-// factor in [1 - jitter, 1 + jitter].
+// factor in [1 - jitter, 1 + jitter]. Saturates: never negative, at most
+// microseconds::max() (which DueAfter turns into "no automatic retry").
 std::chrono::microseconds Backoff(const RetryPolicy& policy, uint32_t attempts, std::mt19937_64& rng);
+
+// now_us + delay, saturated at INT64_MAX (the "not before an operator acts" due time).
+int64_t DueAfter(int64_t now_us, std::chrono::microseconds delay);
 
 // True when `attempts` failures exhaust the policy.
 bool Exhausted(const RetryPolicy& policy, uint32_t attempts);
