@@ -191,10 +191,9 @@ TEST(MissingHandler, BlocksKeepOrderStreamUntilRegisteredThenDeliversInOrder) {
   Fixture f;
   f.Open(f.Options());
   // One attempt, then park: a missing handler must not count as an attempt.
-  ASSERT_OK_AND_ASSIGN(Stream * s,
-                       f.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder,
-                                                  .retry = RetryPolicy{.max_attempts = 1},
-                                                  .on_exhaustion = OnExhaustion::kPark}));
+  ASSERT_OK_AND_ASSIGN(Stream * s, f.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder,
+                                                              .retry = RetryPolicy{.max_attempts = 1},
+                                                              .on_exhaustion = OnExhaustion::kPark}));
   auto handlers = std::make_shared<HandlerRegistry>();
   std::vector<std::string> handled;
   std::mutex handled_mu;
@@ -318,8 +317,8 @@ TEST(EnqueueLimits, HeadersCountTowardMaxPayloadBytes) {
   f.Open(std::move(o));
   ASSERT_OK_AND_ASSIGN(Stream * s, f.outbox->OpenStream("s"));
   const std::string payload(40, 'x');
-  const std::string fits(23, 'v');      // 40 + 1 + 23 = 64
-  const std::string too_big(24, 'v');   // 65
+  const std::string fits(23, 'v');     // 40 + 1 + 23 = 64
+  const std::string too_big(24, 'v');  // 65
   const std::string huge(4096, 'v');
   auto txn = f.outbox->Begin();
   Header ok_h[] = {{"h", fits}};

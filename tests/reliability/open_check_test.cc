@@ -250,6 +250,11 @@ void ExpectLossReported(Damage damage) {
   ASSERT_OK_AND_ASSIGN(Stream * s, outbox->FindStream("s"));
   // The scenario is real: the acknowledged commits are gone.
   EXPECT_LT(RawKeys(*outbox, *s).size(), 22u);
+  // The lost seqs were acknowledged (and maybe delivered): never issued again.
+  auto txn = outbox->Begin();
+  ASSERT_OK(txn.Enqueue(*s, {.type = "t", .key = "k", .payload = "after"}));
+  ASSERT_OK_AND_ASSIGN(Receipt r, txn.Commit());
+  EXPECT_GT(r.events.at(0).seq, 22u);
 }
 
 TEST(OpenCheck, TruncatedWalLosingAcknowledgedCommitsIsReported) {
