@@ -1,11 +1,12 @@
 // Relay: delivers committed events to a Publisher, in seq order per stream,
 // until each is acknowledged (django-jaiminho's events_relay command).
 //
-//   jaiminho::Relay relay(*outbox, handlers, {.streams = {"telemetry"}});
-//   auto stats = relay.RunOnce();           // once: everything due now
-//   relay.Start();                          // or: a background loop, woken by commits
+//   auto relay = jaiminho::Relay::Make(*outbox, handlers, {.streams = {"telemetry"}});
+//   if (!relay) return relay.error();       // invalid options, unknown stream
+//   auto stats = (*relay)->RunOnce();       // once: everything due now
+//   (*relay)->Start();                      // or: a background loop, woken by commits
 //   ...
-//   relay.Stop();
+//   (*relay)->Stop();
 //
 // Per stream, a pass reads the due retries, then the pending range from the
 // stream's cursor up to the last durable seq (syncing the WAL first when
@@ -64,8 +65,16 @@ struct RelayStats {
 
 class Relay {
  public:
-  // Fails on the first RunOnce when an option is invalid or a named stream does
-  // not exist (kInvalidArgument / kNotFound).
+  // Validates everything before returning: a publisher is given, interval > 0,
+  // batch_size in [1, 65536] (kInvalidArgument naming the option and value),
+  // and every stream named in options.streams exists (kNotFound naming it).
+  [[nodiscard]] static Result<std::unique_ptr<Relay>> Make(Outbox& outbox, std::shared_ptr<Publisher> publisher,
+                                                           RelayOptions options = {});
+
+  // Kept for compatibility; prefer Make(). Invalid options are not refused
+  // here: every RunOnce fails with them (kInvalidArgument / kNotFound), and
+  // Start()/Run() report them to OutboxOptions::capture_error and end at once
+  // (an unknown stream is reported at every pass instead, as it may be created later).
   Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options = {});
   ~Relay();
   Relay(const Relay&) = delete;

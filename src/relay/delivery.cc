@@ -94,8 +94,8 @@ void DeliveryBatch::Park(const DecodedEnvelope& d, std::string_view reason, cons
   ++n_parked_;
   auto key = SeqKey(kParkedTag, d.event.id.seq);
   Rewrite(key.view(), d, d.event.attempts, error ? std::string_view(error->message()) : d.event.last_error, 0, reason);
-  signals_.push_back(
-      {Signal::kParked, &d.event, error ? std::optional<Error>(*error) : std::nullopt, std::string(reason)});
+  signals_.push_back({Signal::kParked, &d.event, error ? std::optional<Error>(*error) : std::nullopt,
+                      std::string(reason), error != nullptr && source_ != Source::kOperator});
 }
 
 void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error) {
@@ -120,7 +120,7 @@ void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error&
   e->state = EventState::kParked;
   e->type = "jaiminho.corrupt";
   e->strategy = f.strategy;
-  signals_.push_back({Signal::kParked, e.get(), error, std::move(reason)});
+  signals_.push_back({Signal::kParked, e.get(), error, std::move(reason), source_ != Source::kOperator});
   owned_events_.push_back(std::move(e));
 }
 
@@ -173,6 +173,12 @@ Status DeliveryBatch::Commit() {
         });
         break;
       case Signal::kParked:
+        if (p.capture) {
+          // Tampered or corrupt records are reported like publish failures
+          // (django-jaiminho reports tampering), not only to OnParked.
+          outbox_.Capture(Error(p.error ? p.error->code() : ErrorCode::kCorruption,
+                                fmt::format("stream '{}' seq {} parked: {}", stream_.name, p.event->id.seq, p.reason)));
+        }
         outbox_.Notify([&](Observer& o) { o.OnParked(*p.event, p.reason); });
         break;
     }

@@ -43,10 +43,12 @@ class DeliveryBatch {
   FailOutcome Failed(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool at_head);
 
   // Parks the event with `reason` (attempts unchanged). The caller removes the old key.
+  // With `error` (a tampered record), the relay also reports it to capture_error.
   void Park(const DecodedEnvelope& d, std::string_view reason, const Error* error = nullptr);
 
   // Parks a record that cannot be decoded: its bytes become the payload of an
-  // envelope of type "jaiminho.corrupt", so nothing is lost.
+  // envelope of type "jaiminho.corrupt", so nothing is lost. The relay also
+  // reports it to capture_error (an operator's skip does not).
   void ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error);
 
   // Requeue: a parked event goes to the retry range, due now, attempts reset.
@@ -75,6 +77,7 @@ class DeliveryBatch {
     const Event* event;
     std::optional<Error> error;
     std::string reason;
+    bool capture = false;  // kParked: also report to capture_error (bad records)
   };
   void Rewrite(std::string_view key, const DecodedEnvelope& d, uint32_t attempts, std::string_view last_error,
                int64_t next_attempt_at, std::string_view note);
