@@ -158,7 +158,9 @@ struct OutboxOptions {
 
   // Retry policy of streams that do not set their own.
   RetryPolicy retry{};
-  // Largest payload accepted by Enqueue. Must be in [1, 64 MiB]. Default: 1 MiB.
+  // Largest payload accepted by Enqueue, headers included (the payload plus every
+  // header's name and value). Must be in [1, 64 MiB]. Default: 1 MiB. The
+  // other limits of an event (key up to 64 KiB, ...) are in transaction.h.
   size_t max_payload_bytes = 1 << 20;
 
   // Publishes publish-on-commit events inline after a durable commit. When null,
