@@ -288,7 +288,7 @@ StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
   StreamConfig c;
   c.strategy = o.strategy.value_or(options.strategy);
   c.retry = o.retry.value_or(options.retry);
-  c.on_exhaustion = o.on_exhaustion;
+  c.on_exhaustion = o.on_exhaustion.value_or(OnExhaustion::kBlock);
   c.time_to_delete = o.time_to_delete.value_or(options.time_to_delete);
   return c;
 }
@@ -321,9 +321,9 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
   if (o.strategy) JM_RETURN_IF_ERROR(internal::ValidateStrategy(*o.strategy, where));
   if (o.retry) JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(*o.retry, where));
   if (o.time_to_delete) JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(*o.time_to_delete, where));
-  if (o.on_exhaustion != OnExhaustion::kBlock && o.on_exhaustion != OnExhaustion::kPark) {
+  if (o.on_exhaustion && *o.on_exhaustion != OnExhaustion::kBlock && *o.on_exhaustion != OnExhaustion::kPark) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(o.on_exhaustion)));
+                     fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(*o.on_exhaustion)));
   }
   StreamConfig config = Resolve(o);
   std::lock_guard create(create_mu_);
@@ -331,6 +331,12 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
   wo.sync = true;
   if (auto found = FindStream(name)) {
     StreamState& st = StreamAccess::Of(**found);
+    // Only the options given change a stored stream; the others keep their value.
+    config = st.config();
+    if (o.strategy) config.strategy = *o.strategy;
+    if (o.retry) config.retry = *o.retry;
+    if (o.on_exhaustion) config.on_exhaustion = *o.on_exhaustion;
+    if (o.time_to_delete) config.time_to_delete = *o.time_to_delete;
     if (!(st.config() == config)) {
       auto s = db->Put(wo, meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
       JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("store config of {}", where)));

@@ -71,14 +71,17 @@ struct RetryPolicy {
   double jitter = 0.2;
 };
 
-// Per-stream settings. Unset optionals take the outbox-wide value.
+// Per-stream settings, stored with the stream. When Outbox::OpenStream creates
+// a stream, unset fields take the defaults below. When the stream exists, only
+// the fields given change it (and are stored); unset fields keep the stored
+// value, so OpenStream(name) never changes a stream.
 struct StreamOptions {
   // Default strategy of events enqueued into this stream. Default: OutboxOptions::strategy.
   std::optional<Strategy> strategy{};
   // Default: OutboxOptions::retry.
   std::optional<RetryPolicy> retry{};
   // Keep-order events that exhaust their attempts. Default: kBlock.
-  OnExhaustion on_exhaustion = OnExhaustion::kBlock;
+  std::optional<OnExhaustion> on_exhaustion{};
   // Sent events older than this are dropped by the cleaner. Must be > 0.
   // Default: OutboxOptions::time_to_delete.
   std::optional<std::chrono::seconds> time_to_delete{};
