@@ -16,8 +16,10 @@
 // cursor. On failure: a keep-order event stays at the head and blocks its
 // stream, retried with backoff (or parked once its attempts are exhausted when
 // the stream says kPark); a publish-on-commit event moves to the retry range
-// and the stream goes on. Permanent failures (kRejected, kUnknownHandler,
-// kTampered, corrupt records) are parked with their reason.
+// and the stream goes on. Permanent failures (kRejected, kTampered, corrupt
+// records) are parked with their reason. An event whose type has no handler
+// (kUnknownHandler) is not an attempt: it blocks a keep-order stream, or waits
+// in the retry range, until the handler is registered (see publisher.h).
 //
 // Thread-safety: a Relay is safe to use from several threads. Several relays
 // may run in one process; a stream is delivered by one of them at a time

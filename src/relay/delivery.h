@@ -40,6 +40,7 @@ class DeliveryBatch {
   // The attempt failed. `at_head`: the event is the head of the pending range
   // (a keep-order event there blocks its stream in place); elsewhere it is
   // retried from the retry range. The caller removes the old key unless kBlocked.
+  // kUnknownHandler (no handler for the type) is no attempt: see MissingHandler.
   FailOutcome Failed(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool at_head);
 
   // Parks the event with `reason` (attempts unchanged). The caller removes the old key.
@@ -71,7 +72,7 @@ class DeliveryBatch {
   rocksdb::WriteBatch& batch() { return batch_; }
 
  private:
-  enum class Signal { kPublished, kFailed, kParked };
+  enum class Signal { kPublished, kFailed, kParked, kReport /* capture_error only */ };
   struct Pending {
     Signal signal;
     const Event* event;
@@ -79,6 +80,10 @@ class DeliveryBatch {
     std::string reason;
     bool capture = false;  // kParked: also report to capture_error (bad records)
   };
+  // No handler for the event's type: blocks a keep-order head in place (`blocks`),
+  // else moves the event to the retry range; attempts unchanged, no failure
+  // signal, reported once to capture_error.
+  FailOutcome MissingHandler(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool blocks);
   void Rewrite(std::string_view key, const DecodedEnvelope& d, uint32_t attempts, std::string_view last_error,
                int64_t next_attempt_at, std::string_view note);
 
