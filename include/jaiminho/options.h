@@ -155,7 +155,9 @@ struct OutboxOptions {
 
   // How often a background pass flushes stream data and compacts away expired
   // sent events, so they disappear within time_to_delete + clean_interval even
-  // on an idle database. 0 disables the pass (Outbox::Clean still works).
+  // on an idle database; it also syncs the WAL and records the durable watermark
+  // that lets Open detect a damaged WAL (README, "Failures and known limits").
+  // 0 disables the pass (Outbox::Clean still works).
   // Default: 1 hour.
   std::chrono::seconds clean_interval = std::chrono::hours(1);
 

@@ -5,6 +5,7 @@
 #include <rocksdb/db.h>
 
 #include "outbox_impl.h"
+#include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
@@ -78,6 +79,12 @@ Result<CleanReport> OutboxImpl::Clean() {
 }
 
 Status OutboxImpl::Maintain() {
+  // The durable watermark (storage/check.h), so that WAL damage is detected
+  // after a crash too, not only after a clean Close: what is written now is
+  // synced first.
+  const uint64_t sequence = db->GetLatestSequenceNumber();
+  JM_RETURN_IF_ERROR(internal::ToStatus(db->FlushWAL(/*sync=*/true), fmt::format("sync WAL of {}", options.path)));
+  JM_RETURN_IF_ERROR(internal::WriteDurableWatermark(options.path, sequence));
   const int64_t now = ToMicros(Now());
   for (Stream* s : Streams()) {
     StreamState& st = StreamAccess::Of(*s);

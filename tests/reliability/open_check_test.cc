@@ -11,6 +11,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "outbox_impl.h"
+#include "storage/check.h"
 #include "storage/keys.h"
 #include "storage/meta.h"
 #include "support/test_util.h"
@@ -263,6 +265,30 @@ TEST(OpenCheck, TruncatedWalLosingAcknowledgedCommitsIsReported) {
 
 TEST(OpenCheck, CorruptWalLosingAcknowledgedCommitsIsReported) {
   ExpectLossReported(Damage::kCorrupt);
+}
+
+// The maintenance pass records the watermark too, so damage of what was
+// written before it is detected after a crash (no clean Close).
+TEST(OpenCheck, MaintenanceRecordsTheDurableWatermark) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  auto outbox = MustOpen(path, KeepOrder(nullptr));
+  ASSERT_NE(outbox, nullptr);
+  ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("s"));
+  auto txn = outbox->Begin();
+  ASSERT_OK(txn.Enqueue(*s, {.type = "t", .payload = "unsynced"}));
+  ASSERT_OK(txn.Commit({.sync = false}));
+  const uint64_t latest = outbox->db()->GetLatestSequenceNumber();
+  ASSERT_OK(OutboxAccess::Of(*outbox).Maintain());
+  std::ifstream in(path + "/" + std::string(internal::kDurableFile));
+  ASSERT_TRUE(in.good()) << "no durable watermark after a maintenance pass";
+  std::string magic;
+  int version = 0;
+  uint64_t seq = 0;
+  in >> magic >> version >> seq;
+  EXPECT_EQ(magic, "jaiminho-durable");
+  EXPECT_EQ(version, 1);
+  EXPECT_EQ(seq, latest);
 }
 
 TEST(OpenCheck, CleanCloseAndReopenReportNothing) {
