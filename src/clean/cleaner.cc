@@ -82,9 +82,13 @@ Status OutboxImpl::Maintain() {
   // The durable watermark (storage/check.h), so that WAL damage is detected
   // after a crash too, not only after a clean Close: what is written now is
   // synced first.
+  // A failure here is reported and does not stop the cleaning below.
   const uint64_t sequence = db->GetLatestSequenceNumber();
-  JM_RETURN_IF_ERROR(internal::ToStatus(db->FlushWAL(/*sync=*/true), fmt::format("sync WAL of {}", options.path)));
-  JM_RETURN_IF_ERROR(internal::WriteDurableWatermark(options.path, sequence));
+  if (auto synced = db->FlushWAL(/*sync=*/true); !synced.ok()) {
+    Capture(internal::FromRocks(synced, fmt::format("sync WAL of {}", options.path)));
+  } else if (auto w = internal::WriteDurableWatermark(options.path, sequence); !w) {
+    Capture(w.error());
+  }
   const int64_t now = ToMicros(Now());
   for (Stream* s : Streams()) {
     StreamState& st = StreamAccess::Of(*s);
