@@ -32,7 +32,9 @@ Status ScanStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t cur
         if (d) {
           int64_t c = ToMicros(d->event.created_at);
           oldest = oldest ? std::min(*oldest, c) : c;
-          if (head && tag == kPendingTag && d->event.strategy == Strategy::kKeepOrder && d->event.attempts > 0) {
+          // Blocked: by failed attempts, or waiting for a handler (no attempt counted).
+          if (head && tag == kPendingTag && d->event.strategy == Strategy::kKeepOrder &&
+              (d->event.attempts > 0 || d->event.note.starts_with("blocked: no handler"))) {
             m->blocked = true;
             m->blocked_seq = d->event.id.seq;
             m->blocked_error = std::string(d->event.last_error);

@@ -8,6 +8,7 @@
 #include "jaiminho/version.h"
 #include "outbox_impl.h"
 #include "relay/inline.h"
+#include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/open.h"
@@ -96,7 +97,10 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
 
   std::vector<std::string> existing;
   internal::MetaSnapshot probed;
+  std::optional<uint64_t> watermark;
   if (kind == internal::PathKind::kDatabase) {
+    // Read before opening: what the last clean close knew to be durable.
+    watermark = internal::ReadDurableWatermark(path);
     // Probe read-only first: a database we must refuse is left exactly as it was.
     JM_ASSIGN_OR_RETURN(auto probe, internal::OpenReadOnly(path, options.env));
     existing = probe->names;
@@ -160,6 +164,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     return tl::unexpected(e);
   }
   impl->db.reset(raw);
+  const uint64_t recovered = impl->db->GetLatestSequenceNumber();
   impl->owned_handles = handles;
   for (size_t i = 0; i < names.size(); ++i) {
     if (names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
@@ -179,6 +184,16 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   JM_ASSIGN_OR_RETURN(internal::MetaSnapshot meta, internal::ReadMeta(impl->db.get(), impl->meta_cf, path));
   impl->id = meta.id;
 
+  // Meta records and the WAL checked against what is on disk (src/storage/check.h):
+  // repaired so that no seq is issued twice and no pending event is hidden, and
+  // reported through capture_error.
+  std::vector<std::string> problems;
+  auto wal_problem = internal::CheckWal(path, watermark, recovered);
+  if (wal_problem) problems.push_back(*wal_problem);
+  // Lost WAL records may have issued seqs (and reservations) that left no trace:
+  // each one used at least one RocksDB sequence number.
+  const uint64_t lost = wal_problem ? *watermark - recovered : 0;
+  rocksdb::WriteBatch repairs;
   for (size_t i = 0; i < names.size(); ++i) {
     if (auto stream = internal::StreamOfFamily(names[i])) {
       StreamConfig config = impl->Resolve({});
@@ -188,6 +203,21 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
         if (it->second.hwm) hwm = *it->second.hwm;
         cursor = it->second.cursor;
       }
+      JM_ASSIGN_OR_RETURN(internal::StreamExtent extent,
+                          internal::ScanStreamExtent(impl->db.get(), handles[i], *stream));
+      internal::StreamMetaCheck check = internal::CheckStreamMeta(*stream, hwm, cursor, extent);
+      problems.insert(problems.end(), check.problems.begin(), check.problems.end());
+      if (lost > 0) {
+        check.hwm += lost;
+        check.hwm_changed = true;
+      }
+      if (check.hwm_changed)
+        repairs.Put(impl->meta_cf, internal::StreamMetaKey(*stream, "hwm"), internal::EncodeU64(check.hwm));
+      if (check.cursor_changed) {
+        repairs.Put(impl->meta_cf, internal::StreamMetaKey(*stream, "cursor"), internal::EncodeU64(check.cursor));
+      }
+      hwm = check.hwm;
+      cursor = check.cursor;
       auto cleaner = cleaners[*stream];
       cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(config.time_to_delete));
       JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor, std::move(cleaner)));
@@ -199,6 +229,14 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
       impl->business.emplace(names[i], info);
     }
   }
+  if (repairs.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    JM_RETURN_IF_ERROR(
+        internal::ToStatus(impl->db->Write(wo, &repairs), fmt::format("repair jaiminho.meta of {}", path)));
+  }
+  for (const auto& p : problems)
+    impl->Capture(Error(ErrorCode::kCorruption, p));
   JM_ASSIGN_OR_RETURN(impl->signer, internal::Signer::Make(options.signing, impl->id));
   impl->committer = std::make_unique<Committer>(impl.get());
   impl->inline_publisher = std::make_unique<InlinePublisher>(impl.get());
@@ -242,6 +280,17 @@ Status OutboxImpl::Close() {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   Status result = internal::ToStatus(db->Write(wo, &b), fmt::format("close {}", options.path));
+  if (result) {
+    // Everything up to this sequence number is in the WAL; once it is synced,
+    // the next Open can tell whether the WAL lost part of it (storage/check.h).
+    const uint64_t sequence = db->GetLatestSequenceNumber();
+    auto synced = db->FlushWAL(/*sync=*/true);
+    if (synced.ok()) {
+      if (auto w = internal::WriteDurableWatermark(options.path, sequence); !w) Capture(w.error());
+    } else {
+      result = internal::ToStatus(synced, fmt::format("sync WAL of {} at close", options.path));
+    }
+  }
   for (auto* h : owned_handles)
     db->DestroyColumnFamilyHandle(h);
   owned_handles.clear();
@@ -281,7 +330,7 @@ StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
   StreamConfig c;
   c.strategy = o.strategy.value_or(options.strategy);
   c.retry = o.retry.value_or(options.retry);
-  c.on_exhaustion = o.on_exhaustion;
+  c.on_exhaustion = o.on_exhaustion.value_or(OnExhaustion::kBlock);
   c.time_to_delete = o.time_to_delete.value_or(options.time_to_delete);
   return c;
 }
@@ -315,9 +364,9 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
   if (o.strategy) JM_RETURN_IF_ERROR(internal::ValidateStrategy(*o.strategy, where));
   if (o.retry) JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(*o.retry, where));
   if (o.time_to_delete) JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(*o.time_to_delete, where));
-  if (o.on_exhaustion != OnExhaustion::kBlock && o.on_exhaustion != OnExhaustion::kPark) {
+  if (o.on_exhaustion && *o.on_exhaustion != OnExhaustion::kBlock && *o.on_exhaustion != OnExhaustion::kPark) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(o.on_exhaustion)));
+                     fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(*o.on_exhaustion)));
   }
   StreamConfig config = Resolve(o);
   std::lock_guard create(create_mu_);
@@ -325,6 +374,12 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
   wo.sync = true;
   if (auto found = FindStream(name)) {
     StreamState& st = StreamAccess::Of(**found);
+    // Only the options given change a stored stream; the others keep their value.
+    config = st.config();
+    if (o.strategy) config.strategy = *o.strategy;
+    if (o.retry) config.retry = *o.retry;
+    if (o.on_exhaustion) config.on_exhaustion = *o.on_exhaustion;
+    if (o.time_to_delete) config.time_to_delete = *o.time_to_delete;
     if (!(st.config() == config)) {
       auto s = db->Put(wo, meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
       JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("store config of {}", where)));

@@ -75,14 +75,17 @@ struct RetryPolicy {
   double jitter = 0.2;
 };
 
-// Per-stream settings. Unset optionals take the outbox-wide value.
+// Per-stream settings, stored with the stream. When Outbox::OpenStream creates
+// a stream, unset fields take the defaults below. When the stream exists, only
+// the fields given change it (and are stored); unset fields keep the stored
+// value, so OpenStream(name) never changes a stream.
 struct StreamOptions {
   // Default strategy of events enqueued into this stream. Default: OutboxOptions::strategy.
   std::optional<Strategy> strategy{};
   // Default: OutboxOptions::retry.
   std::optional<RetryPolicy> retry{};
   // Keep-order events that exhaust their attempts. Default: kBlock.
-  OnExhaustion on_exhaustion = OnExhaustion::kBlock;
+  std::optional<OnExhaustion> on_exhaustion{};
   // Sent events older than this are dropped by the cleaner. Must be > 0; no
   // upper bound (see OutboxOptions::time_to_delete). Default: OutboxOptions::time_to_delete.
   std::optional<std::chrono::seconds> time_to_delete{};
@@ -160,13 +163,17 @@ struct OutboxOptions {
 
   // How often a background pass flushes stream data and compacts away expired
   // sent events, so they disappear within time_to_delete + clean_interval even
-  // on an idle database. 0 disables the pass (Outbox::Clean still works).
+  // on an idle database; it also syncs the WAL and records the durable watermark
+  // that lets Open detect a damaged WAL (README, "Failures and known limits").
+  // 0 disables the pass (Outbox::Clean still works).
   // Must be in [0, 366 days] (31622400 s). Default: 1 hour.
   std::chrono::seconds clean_interval = std::chrono::hours(1);
 
   // Retry policy of streams that do not set their own.
   RetryPolicy retry{};
-  // Largest payload accepted by Enqueue. Must be in [1, 64 MiB]. Default: 1 MiB.
+  // Largest payload accepted by Enqueue, headers included (the payload plus every
+  // header's name and value). Must be in [1, 64 MiB]. Default: 1 MiB. The
+  // other limits of an event (key up to 64 KiB, ...) are in transaction.h.
   size_t max_payload_bytes = 1 << 20;
 
   // Publishes publish-on-commit events inline after a durable commit. When null,

@@ -99,8 +99,9 @@ class Outbox {
   ~Outbox();
 
   // Returns the stream, creating its column family on first use. Names are 1-128
-  // bytes of [A-Za-z0-9._-]. Options given here are stored and replace those of
-  // earlier calls.
+  // bytes of [A-Za-z0-9._-]. Options given here are stored; on an existing
+  // stream only the fields set change it, unset ones keep the stored value
+  // (OpenStream(name) opens the stream as it is).
   [[nodiscard]] Result<Stream*> OpenStream(std::string_view name, StreamOptions options = {});
   // An existing stream, or kNotFound.
   [[nodiscard]] Result<Stream*> FindStream(std::string_view name) const;

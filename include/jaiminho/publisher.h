@@ -9,7 +9,14 @@
 //
 // A publisher returns success only once the broker has acknowledged the event.
 // Failures are classified by ErrorCode:
-//   kRejected, kUnknownHandler, kTampered, kCorruption: permanent, the event is parked;
+//   kRejected, kTampered, kCorruption: permanent, the event is parked;
+//   kUnknownHandler (no handler for the event's type): a deployment error, not
+//     an attempt. A keep-order stream blocks at the event (blocked reason
+//     "no handler for type 'X'" in metrics and `jaiminho-tool streams`) until a
+//     handler exists, then resumes in order, or an operator skips it; any other
+//     event waits in the retry range. Never parked for it, no failure signal
+//     (django-jaiminho sends none for a missing function); reported once to
+//     capture_error. Rechecked every RetryPolicy::initial_backoff;
 //   anything else (kUnavailable, kIOError, ...): retried per the stream's RetryPolicy.
 // A publisher that throws is treated as a retryable failure.
 //
@@ -48,7 +55,8 @@ class Publisher {
 bool IsPermanent(ErrorCode code);
 
 // One handler per event type. Publishing an event whose type has no handler
-// fails with kUnknownHandler, which parks the event with that reason.
+// fails with kUnknownHandler (see above: it waits for the handler). Handlers
+// may be registered while relays run.
 // Thread-safety: Register and Publish may be called concurrently.
 class HandlerRegistry final : public Publisher {
  public:

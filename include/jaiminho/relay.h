@@ -1,11 +1,12 @@
 // Relay: delivers committed events to a Publisher, in seq order per stream,
 // until each is acknowledged (django-jaiminho's events_relay command).
 //
-//   jaiminho::Relay relay(*outbox, handlers, {.streams = {"telemetry"}});
-//   auto stats = relay.RunOnce();           // once: everything due now
-//   relay.Start();                          // or: a background loop, woken by commits
+//   auto relay = jaiminho::Relay::Make(*outbox, handlers, {.streams = {"telemetry"}});
+//   if (!relay) return relay.error();       // invalid options, unknown stream
+//   auto stats = (*relay)->RunOnce();       // once: everything due now
+//   (*relay)->Start();                      // or: a background loop, woken by commits
 //   ...
-//   relay.Stop();
+//   (*relay)->Stop();
 //
 // Per stream, a pass reads the due retries, then the pending range from the
 // stream's cursor up to the last durable seq (syncing the WAL first when
@@ -15,8 +16,10 @@
 // cursor. On failure: a keep-order event stays at the head and blocks its
 // stream, retried with backoff (or parked once its attempts are exhausted when
 // the stream says kPark); a publish-on-commit event moves to the retry range
-// and the stream goes on. Permanent failures (kRejected, kUnknownHandler,
-// kTampered, corrupt records) are parked with their reason.
+// and the stream goes on. Permanent failures (kRejected, kTampered, corrupt
+// records) are parked with their reason. An event whose type has no handler
+// (kUnknownHandler) is not an attempt: it blocks a keep-order stream, or waits
+// in the retry range, until the handler is registered (see publisher.h).
 //
 // Thread-safety: a Relay is safe to use from several threads. Several relays
 // may run in one process; a stream is delivered by one of them at a time
@@ -69,8 +72,16 @@ struct RelayStats {
 
 class Relay {
  public:
-  // Fails on the first RunOnce when an option is invalid or a named stream does
-  // not exist (kInvalidArgument / kNotFound).
+  // Validates everything before returning: a publisher is given, interval > 0,
+  // batch_size in [1, 65536] (kInvalidArgument naming the option and value),
+  // and every stream named in options.streams exists (kNotFound naming it).
+  [[nodiscard]] static Result<std::unique_ptr<Relay>> Make(Outbox& outbox, std::shared_ptr<Publisher> publisher,
+                                                           RelayOptions options = {});
+
+  // Kept for compatibility; prefer Make(). Invalid options are not refused
+  // here: every RunOnce fails with them (kInvalidArgument / kNotFound), and
+  // Start()/Run() report them to OutboxOptions::capture_error and end at once
+  // (an unknown stream is reported at every pass instead, as it may be created later).
   Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options = {});
   ~Relay();
   Relay(const Relay&) = delete;

@@ -25,7 +25,7 @@ enum class ErrorCode : int {
   kNotSupported = 8,     // the operation is not available in this configuration
   kUnavailable = 9,      // publisher: broker unreachable; retried per policy
   kRejected = 10,        // publisher: permanent rejection of this event; parked
-  kUnknownHandler = 11,  // no handler is registered for the event type; parked
+  kUnknownHandler = 11,  // no handler is registered for the event type; waits for one
   kTampered = 12,        // signature verification failed; parked
   kAborted = 13,         // not attempted (for example after an earlier failure)
   kInternal = 14,        // a bug in jaiminho or RocksDB

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -57,6 +58,15 @@ struct Receipt {
   std::vector<EventId> events{};
 };
 
+// Limits of Transaction::Enqueue (each is a kInvalidArgument naming the field):
+inline constexpr size_t kMaxEventTypeBytes = 256;      // type: 1-256 bytes
+inline constexpr size_t kMaxEventKeyBytes = 64 << 10;  // key: up to 64 KiB
+inline constexpr size_t kMaxEventEncodingBytes = 256;  // encoding: up to 256 bytes
+inline constexpr size_t kMaxEventHeaders = 64;         // headers: up to 64
+// payload + every header's name and value: up to OutboxOptions::max_payload_bytes.
+// Business keys and values (Put/Merge) are limited only by the transaction's
+// total size (2 GiB) and RocksDB.
+
 // Per-call options of Transaction::Emit.
 struct EmitOptions {
   std::string_view key{};
@@ -78,8 +88,10 @@ class Transaction {
   // REQUIRES: the family was opened with a merge operator (else kInvalidArgument).
   [[nodiscard]] Status Merge(const BusinessFamily& family, std::string_view key, std::string_view value);
 
-  // Adds an event to `stream`. Fails with kInvalidArgument when the type is empty
-  // or longer than 256 bytes, or the payload exceeds max_payload_bytes.
+  // Adds an event to `stream`. Fails with kInvalidArgument when a field is out
+  // of the limits above: the type is empty or longer than kMaxEventTypeBytes,
+  // the key longer than kMaxEventKeyBytes (64 KiB), or the payload plus the
+  // headers (names and values) exceed OutboxOptions::max_payload_bytes.
   [[nodiscard]] Status Enqueue(Stream& stream, const Message& message);
 
   // Encodes `value` with `codec` (default: Codec<T>) and enqueues it with

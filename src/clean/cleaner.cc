@@ -5,6 +5,7 @@
 #include <rocksdb/db.h>
 
 #include "outbox_impl.h"
+#include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
@@ -78,6 +79,16 @@ Result<CleanReport> OutboxImpl::Clean() {
 }
 
 Status OutboxImpl::Maintain() {
+  // The durable watermark (storage/check.h), so that WAL damage is detected
+  // after a crash too, not only after a clean Close: what is written now is
+  // synced first.
+  // A failure here is reported and does not stop the cleaning below.
+  const uint64_t sequence = db->GetLatestSequenceNumber();
+  if (auto synced = db->FlushWAL(/*sync=*/true); !synced.ok()) {
+    Capture(internal::FromRocks(synced, fmt::format("sync WAL of {}", options.path)));
+  } else if (auto w = internal::WriteDurableWatermark(options.path, sequence); !w) {
+    Capture(w.error());
+  }
   const int64_t now = ToMicros(Now());
   for (Stream* s : Streams()) {
     StreamState& st = StreamAccess::Of(*s);

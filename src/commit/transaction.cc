@@ -10,10 +10,10 @@
 
 namespace jaiminho {
 namespace {
-constexpr size_t kMaxTypeBytes = 256;
-constexpr size_t kMaxKeyBytes = 64 << 10;
-constexpr size_t kMaxEncodingBytes = 256;
-constexpr size_t kMaxHeaders = 64;
+constexpr size_t kMaxTypeBytes = kMaxEventTypeBytes;
+constexpr size_t kMaxKeyBytes = kMaxEventKeyBytes;
+constexpr size_t kMaxEncodingBytes = kMaxEventEncodingBytes;
+constexpr size_t kMaxHeaders = kMaxEventHeaders;
 constexpr size_t kMaxArenaBytes = size_t{1} << 31;
 }  // namespace
 
@@ -86,16 +86,24 @@ Status Transaction::Enqueue(Stream& stream, const Message& m) {
     return bad(fmt::format("payload of {} bytes exceeds max_payload_bytes ({})", m.payload.size(),
                            outbox_->options.max_payload_bytes));
   }
+  if (m.headers.size() > kMaxHeaders) return bad(fmt::format("{} headers exceed {}", m.headers.size(), kMaxHeaders));
+  // Headers travel with the payload to the broker: they count toward the same limit.
+  size_t header_bytes = 0;
+  for (const Header& h : m.headers)
+    header_bytes += h.name.size() + h.value.size();
+  if (m.payload.size() + header_bytes > outbox_->options.max_payload_bytes) {
+    return bad(fmt::format("payload of {} bytes plus headers of {} bytes exceed max_payload_bytes ({})",
+                           m.payload.size(), header_bytes, outbox_->options.max_payload_bytes));
+  }
   if (m.key.size() > kMaxKeyBytes) return bad(fmt::format("key of {} bytes exceeds {}", m.key.size(), kMaxKeyBytes));
   if (m.encoding.size() > kMaxEncodingBytes) {
     return bad(fmt::format("encoding of {} bytes exceeds {}", m.encoding.size(), kMaxEncodingBytes));
   }
-  if (m.headers.size() > kMaxHeaders) return bad(fmt::format("{} headers exceed {}", m.headers.size(), kMaxHeaders));
   Strategy strategy = m.strategy.value_or(s.strategy());
   if (strategy != Strategy::kPublishOnCommit && strategy != Strategy::kKeepOrder) {
     return bad(fmt::format("unknown strategy {}", static_cast<int>(strategy)));
   }
-  if (arena_.size() + m.payload.size() + m.key.size() + 4096 > kMaxArenaBytes) {
+  if (arena_.size() + m.payload.size() + header_bytes + m.key.size() + 4096 > kMaxArenaBytes) {
     return bad("transaction larger than 2 GiB");
   }
   internal::EnvelopeFields f;

@@ -49,7 +49,43 @@ void DeliveryBatch::Rewrite(std::string_view key, const DecodedEnvelope& d, uint
   batch_.Put(stream_.cf, rocksdb::Slice(key.data(), key.size()), scratch_);
 }
 
+FailOutcome DeliveryBatch::MissingHandler(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng,
+                                          bool blocks) {
+  // A deployment error, not a failed attempt: no failure signal, no attempt
+  // counted (so never parked for it); the event waits, in place at the head of
+  // a keep-order stream, and is tried again every initial backoff.
+  const std::string reason = fmt::format("no handler for type '{}'", d.event.type);
+  const std::string last_error = fmt::format("{}: {}", reason, error.message());
+  const std::string note = blocks ? fmt::format("blocked: {}; register one or skip the event", reason)
+                                  : fmt::format("waiting: {}; retried until one is registered", reason);
+  const int64_t due = ToMicros(now_) + Backoff(config_.retry, std::max<uint32_t>(d.event.attempts, 1), rng).count();
+  last_due_us_ = due;
+  if (d.event.note != note) {
+    // Reported once per event, not at every recheck.
+    signals_.push_back({Signal::kReport,
+                        &d.event,
+                        Error(ErrorCode::kUnknownHandler,
+                              fmt::format("stream '{}' seq {}: {} ({})", stream_.name, d.event.id.seq, reason,
+                                          blocks ? "the keep-order stream is blocked until a handler is registered "
+                                                   "or the event is skipped"
+                                                 : "the event is retried until a handler is registered")),
+                        {}});
+  }
+  if (blocks) {
+    auto key = SeqKey(kPendingTag, d.event.id.seq);
+    Rewrite(key.view(), d, d.event.attempts, last_error, due, note);
+    return FailOutcome::kBlocked;
+  }
+  ++n_retried_;
+  auto key = RetryKey(due, d.event.id.seq);
+  Rewrite(key.view(), d, d.event.attempts, last_error, due, note);
+  return FailOutcome::kRetryScheduled;
+}
+
 FailOutcome DeliveryBatch::Failed(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool at_head) {
+  if (error.code() == ErrorCode::kUnknownHandler) {
+    return MissingHandler(d, error, rng, at_head && d.event.strategy == Strategy::kKeepOrder);
+  }
   ++n_failed_;
   signals_.push_back({Signal::kFailed, &d.event, error, {}});
   const uint32_t attempts = d.event.attempts + 1;
@@ -94,8 +130,8 @@ void DeliveryBatch::Park(const DecodedEnvelope& d, std::string_view reason, cons
   ++n_parked_;
   auto key = SeqKey(kParkedTag, d.event.id.seq);
   Rewrite(key.view(), d, d.event.attempts, error ? std::string_view(error->message()) : d.event.last_error, 0, reason);
-  signals_.push_back(
-      {Signal::kParked, &d.event, error ? std::optional<Error>(*error) : std::nullopt, std::string(reason)});
+  signals_.push_back({Signal::kParked, &d.event, error ? std::optional<Error>(*error) : std::nullopt,
+                      std::string(reason), error != nullptr && source_ != Source::kOperator});
 }
 
 void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error) {
@@ -120,7 +156,7 @@ void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error&
   e->state = EventState::kParked;
   e->type = "jaiminho.corrupt";
   e->strategy = f.strategy;
-  signals_.push_back({Signal::kParked, e.get(), error, std::move(reason)});
+  signals_.push_back({Signal::kParked, e.get(), error, std::move(reason), source_ != Source::kOperator});
   owned_events_.push_back(std::move(e));
 }
 
@@ -172,7 +208,16 @@ Status DeliveryBatch::Commit() {
           relay ? o.OnFailedToPublishByRelay(*p.event, *p.error) : o.OnFailedToPublish(*p.event, *p.error);
         });
         break;
+      case Signal::kReport:
+        outbox_.Capture(*p.error);
+        break;
       case Signal::kParked:
+        if (p.capture) {
+          // Tampered or corrupt records are reported like publish failures
+          // (django-jaiminho reports tampering), not only to OnParked.
+          outbox_.Capture(Error(p.error ? p.error->code() : ErrorCode::kCorruption,
+                                fmt::format("stream '{}' seq {} parked: {}", stream_.name, p.event->id.seq, p.reason)));
+        }
         outbox_.Notify([&](Observer& o) { o.OnParked(*p.event, p.reason); });
         break;
     }

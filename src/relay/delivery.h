@@ -40,13 +40,16 @@ class DeliveryBatch {
   // The attempt failed. `at_head`: the event is the head of the pending range
   // (a keep-order event there blocks its stream in place); elsewhere it is
   // retried from the retry range. The caller removes the old key unless kBlocked.
+  // kUnknownHandler (no handler for the type) is no attempt: see MissingHandler.
   FailOutcome Failed(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool at_head);
 
   // Parks the event with `reason` (attempts unchanged). The caller removes the old key.
+  // With `error` (a tampered record), the relay also reports it to capture_error.
   void Park(const DecodedEnvelope& d, std::string_view reason, const Error* error = nullptr);
 
   // Parks a record that cannot be decoded: its bytes become the payload of an
-  // envelope of type "jaiminho.corrupt", so nothing is lost.
+  // envelope of type "jaiminho.corrupt", so nothing is lost. The relay also
+  // reports it to capture_error (an operator's skip does not).
   void ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error);
 
   // Requeue: a parked event goes to the retry range, due now, attempts reset.
@@ -69,13 +72,18 @@ class DeliveryBatch {
   rocksdb::WriteBatch& batch() { return batch_; }
 
  private:
-  enum class Signal { kPublished, kFailed, kParked };
+  enum class Signal { kPublished, kFailed, kParked, kReport /* capture_error only */ };
   struct Pending {
     Signal signal;
     const Event* event;
     std::optional<Error> error;
     std::string reason;
+    bool capture = false;  // kParked: also report to capture_error (bad records)
   };
+  // No handler for the event's type: blocks a keep-order head in place (`blocks`),
+  // else moves the event to the retry range; attempts unchanged, no failure
+  // signal, reported once to capture_error.
+  FailOutcome MissingHandler(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool blocks);
   void Rewrite(std::string_view key, const DecodedEnvelope& d, uint32_t attempts, std::string_view last_error,
                int64_t next_attempt_at, std::string_view note);
 

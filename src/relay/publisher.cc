@@ -23,7 +23,6 @@ void Publisher::PublishBatch(std::span<const Event> events, bool ordered, std::s
 bool IsPermanent(ErrorCode code) {
   switch (code) {
     case ErrorCode::kRejected:
-    case ErrorCode::kUnknownHandler:
     case ErrorCode::kTampered:
     case ErrorCode::kCorruption:
       return true;

@@ -76,8 +76,19 @@ class Relay::Impl {
     return RunStreams(/*only_changed=*/false);
   }
 
-  Result<RelayStats> Run(std::stop_token stop) {
+  // Options checked once, as Relay::Make does (named streams included).
+  Status Validate() {
     if (invalid_) return tl::unexpected(*invalid_);
+    return Selected().map([](auto&&) {});
+  }
+
+  Result<RelayStats> Run(std::stop_token stop) {
+    if (invalid_) {
+      // Nothing can be delivered: say so instead of looping silently (Start()
+      // has no caller to return the error to).
+      o_.Capture(Error(invalid_->code(), fmt::format("relay not started: {}", invalid_->message())));
+      return tl::unexpected(*invalid_);
+    }
     std::stop_callback wake(stop, [this] { o_.InterruptWaiters(); });
     RelayStats total;
     while (!stop.stop_requested()) {
@@ -567,6 +578,11 @@ class Relay::Impl {
 
 Relay::Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options)
     : impl_(std::make_unique<Impl>(outbox, std::move(publisher), std::move(options))) {}
+Result<std::unique_ptr<Relay>> Relay::Make(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options) {
+  auto relay = std::make_unique<Relay>(outbox, std::move(publisher), std::move(options));
+  JM_RETURN_IF_ERROR(relay->impl_->Validate());
+  return relay;
+}
 Relay::~Relay() = default;
 Result<RelayStats> Relay::RunOnce() {
   return impl_->RunOnce();

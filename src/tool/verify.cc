@@ -1,6 +1,9 @@
 // verify: every record of every stream through CheckRecord; lists the bad ones.
+// Also the checks Outbox::Open makes (storage/check.h): meta records against
+// each stream's keys, and the WAL against the durable watermark.
 #include <fmt/format.h>
 
+#include "storage/check.h"
 #include "storage/meta.h"
 #include "tool/commands.h"
 #include "tool/format.h"
@@ -11,6 +14,8 @@
 namespace jaiminho::tool {
 
 int Verify(const VerifyOptions& o, Io& io) {
+  // Read before opening: a writer closing meanwhile can only raise it.
+  const auto watermark = internal::ReadDurableWatermark(o.path);
   auto db = OpenForReading(o.path);
   if (!db) {
     // A database whose jaiminho.meta fails verification is a bad database, not a usage error.
@@ -72,16 +77,41 @@ int Verify(const VerifyOptions& o, Io& io) {
       return Report(io, "verify", scanned.error());
     }
   }
+  // Problems of the database as a whole: one line each on io.err.
+  std::vector<std::string> problems;
+  if (auto p = internal::CheckWal(o.path, watermark, (*db)->db->GetLatestSequenceNumber())) problems.push_back(*p);
+  for (const std::string& name : *names) {
+    rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
+    auto extent = internal::ScanStreamExtent((*db)->db.get(), cf, name);
+    if (!extent) {
+      progress.Clear();
+      return Report(io, "verify", extent.error());
+    }
+    uint64_t hwm = 1, cursor = 0;
+    if (auto it = (*db)->snapshot.streams.find(name); it != (*db)->snapshot.streams.end()) {
+      hwm = it->second.hwm.value_or(1);
+      cursor = it->second.cursor;
+    }
+    auto check = internal::CheckStreamMeta(name, hwm, cursor, *extent);
+    for (auto& p : check.problems) {
+      // What Outbox::Open would do about it, not what was done.
+      if (auto cut = p.rfind("; "); cut != std::string::npos) p = p.substr(0, cut) + " (Outbox::Open repairs it)";
+      problems.push_back(std::move(p));
+    }
+  }
   progress.Finish();
+  for (const auto& p : problems)
+    io.err << "verify: " << p << "\n";
   if (!o.json && io.out_tty && !rows.empty()) {
     Table table(io.out, header, true);
     for (auto& row : rows)
       table.Add(std::move(row));
   }
   io.out.flush();
-  io.err << fmt::format("verify: {} records in {} streams of {}: {} bad\n", records, names->size(), o.path, bad)
-         << std::flush;
-  return bad > 0 ? kExitFailed : kExitOk;
+  io.err << fmt::format("verify: {} records in {} streams of {}: {} bad", records, names->size(), o.path, bad);
+  if (!problems.empty()) io.err << fmt::format(", {} inconsistencies", problems.size());
+  io.err << "\n" << std::flush;
+  return bad > 0 || !problems.empty() ? kExitFailed : kExitOk;
 }
 
 }  // namespace jaiminho::tool
