@@ -9,6 +9,7 @@
 #include "outbox_impl.h"
 #include "relay/inline.h"
 #include "storage/envelope.h"
+#include "storage/info_log.h"
 #include "storage/keys.h"
 #include "storage/open.h"
 #include "storage/status.h"
@@ -76,7 +77,12 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   }
 
   rocksdb::DBOptions dbo;
+  // RocksDB's own LOG writer aborts the process on a full disk (Debian keeps
+  // its assertions): ours never fails (storage/info_log.h).
+  dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level);
   dbo.info_log_level = options.info_log_level;
+  auto recovery = std::make_shared<internal::WriteRecovery>(path);
+  dbo.listeners.push_back(recovery);
   if (options.env != nullptr) dbo.env = options.env;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
@@ -89,9 +95,20 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   internal::MetaSnapshot probed;
   if (kind == internal::PathKind::kDatabase) {
     // Probe read-only first: a database we must refuse is left exactly as it was.
-    JM_ASSIGN_OR_RETURN(auto probe, internal::OpenReadOnly(path, options.env));
-    existing = probe->names;
-    probed = probe->snapshot;
+    auto probe = internal::OpenReadOnly(path, options.env);
+    if (!probe) {
+      // Another process creating this database holds its lock and has not yet
+      // made it a jaiminho database (or is writing its MANIFEST): busy, not
+      // "not a database".
+      if (auto pid = internal::LockHolderPid(path)) {
+        return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path,
+                                                       *pid, probe.error().message()));
+      }
+      return tl::unexpected(probe.error());
+    }
+    existing = (*probe)->names;
+    probed = (*probe)->snapshot;
+    probe->reset();
     // RocksDB creates its LOG file (rotating the holder's) before it takes the
     // lock: refuse a database another process holds before opening it.
     if (auto pid = internal::LockHolderPid(path)) {
@@ -101,6 +118,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
 
   auto impl = std::make_unique<OutboxImpl>();
   impl->options = options;
+  impl->recovery = recovery;
   impl->clock = options.clock ? options.clock : SystemClock();
   // Each stream's filter needs its time_to_delete before the families open.
   std::map<std::string, std::shared_ptr<internal::CleanerState>> cleaners;
@@ -142,6 +160,13 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   auto s = rocksdb::DB::Open(dbo, path, descs, &handles, &raw);
   if (!s.ok()) {
     Error e = internal::FromRocks(s, fmt::format("open {}", path));
+    // Another process created the database (with streams this open did not
+    // know of) since the path was classified: start again from the probe.
+    if (kind != internal::PathKind::kDatabase && s.IsInvalidArgument()) {
+      if (auto now = internal::ClassifyPath(path); now && *now == internal::PathKind::kDatabase) {
+        return Open(std::move(options));
+      }
+    }
     if (e.code() == ErrorCode::kBusy) {
       auto pid = internal::LockHolderPid(path);
       std::string who = pid ? fmt::format("process {}", *pid) : std::string("this process or another one");
@@ -156,8 +181,10 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     if (names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
   }
 
-  bool initialized = kind == internal::PathKind::kDatabase && probed.format != 0;
-  if (!initialized) {
+  // Read under the lock: another process may have created and initialized the
+  // database since the path was classified (a creation race); never twice.
+  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot current, internal::ReadMeta(impl->db.get(), impl->meta_cf, path));
+  if (current.format == 0) {
     rocksdb::WriteBatch b;
     impl->id = NewDatabaseId();
     b.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));

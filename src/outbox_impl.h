@@ -19,6 +19,7 @@
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
 #include "storage/meta.h"
+#include "storage/write_recovery.h"
 
 namespace jaiminho {
 
@@ -160,6 +161,8 @@ class OutboxImpl {
   OutboxOptions options;
   std::shared_ptr<Clock> clock;
   std::unique_ptr<rocksdb::DB> db;
+  // Resumes writes after RocksDB stopped them; every write goes through it.
+  std::shared_ptr<internal::WriteRecovery> recovery;
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
   std::map<std::string, BusinessInfo, std::less<>> business;

@@ -284,9 +284,9 @@ TEST(FullDiskTmpfs, CommitsResumeInPlaceWhenALittleSpaceComesBack) {
   SKIP_UNLESS_MOUNTED(t);
   const std::string path = t.Sub("db");
   const std::string filler = t.Sub("filler");
-  ASSERT_EQ(WriteFiller(filler, 1536 << 10), uint64_t{1536 << 10});
+  ASSERT_EQ(WriteFiller(filler, 512 << 10), uint64_t{512 << 10});
   std::vector<int> acked;
-  RunInChild("fill the tmpfs, free 1.5 MiB, commit on", [&] {
+  RunInChild("fill the tmpfs, free 512 KiB, commit on", [&] {
     auto opened = Outbox::Open({.path = path});
     ASSERT_OK(opened);
     Outbox& outbox = **opened;
