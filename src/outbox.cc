@@ -360,7 +360,14 @@ Status OutboxImpl::MakeDurable() {
     needed |= written[i] > st.durable_seq.load(std::memory_order_acquire);
   }
   if (!needed) return {};
-  JM_RETURN_IF_ERROR(internal::ToStatus(db->SyncWAL(), fmt::format("sync WAL of {}", options.path)));
+  // Not DB::SyncWAL: after a failed WAL write (a full disk) it syncs the failed
+  // log writer and RocksDB asserts (WritableFileWriter). An empty synced write
+  // syncs every live log the same way, but in RocksDB's write queue, which
+  // refuses it while writes are stopped; and our recovery resumes them first.
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::WriteBatch empty;
+  JM_RETURN_IF_ERROR(recovery->Write(db.get(), wo, &empty, fmt::format("sync WAL of {}", options.path)));
   for (size_t i = 0; i < streams.size(); ++i) {
     auto& d = StreamAccess::Of(*streams[i]).durable_seq;
     uint64_t cur = d.load(std::memory_order_acquire);
