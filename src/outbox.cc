@@ -71,7 +71,16 @@ DatabaseId NewDatabaseId() {
 Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   JM_RETURN_IF_ERROR(ValidateOptions(options));
   const std::string path = options.path;
-  JM_ASSIGN_OR_RETURN(internal::PathKind kind, internal::ClassifyPath(path));
+  auto classified = internal::ClassifyPath(path);
+  if (!classified) {
+    // A directory another process is creating right now looks like no database.
+    if (auto pid = internal::LockHolderPid(path)) {
+      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path,
+                                                     *pid, classified.error().message()));
+    }
+    return tl::unexpected(classified.error());
+  }
+  const internal::PathKind kind = *classified;
   if (kind != internal::PathKind::kDatabase && !options.create_if_missing) {
     return MakeError(ErrorCode::kNotFound, fmt::format("{}: no database there and create_if_missing is false", path));
   }

@@ -35,12 +35,18 @@ Result<PathKind> ClassifyPath(const std::string& path) {
   // disk, a power cut): no data, so it may be created again. A directory with
   // any WAL or table file is never treated this way.
   bool leftovers_only = true;
+  std::string other;      // a file that is not a leftover of an interrupted creation
   std::string data_file;  // a RocksDB write-ahead log or table file
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     std::string n = it->path().filename().string();
+    // Created since the check above (another process creating the database).
+    if (n == "CURRENT") return PathKind::kDatabase;
     bool leftover = n == "LOCK" || n == "IDENTITY" || n == "LOG" || n.starts_with("LOG.old.") ||
                     n.starts_with("MANIFEST-") || n.starts_with("OPTIONS-") || n.ends_with(".dbtmp");
-    if (!leftover) leftovers_only = false;
+    if (!leftover) {
+      leftovers_only = false;
+      if (other.empty()) other = n;
+    }
     bool numbered = !n.empty() && n.find_first_not_of("0123456789") == n.find('.') && n.find('.') > 0;
     if (numbered && (n.ends_with(".log") || n.ends_with(".sst") || n.ends_with(".blob"))) data_file = n;
   }
@@ -54,7 +60,8 @@ Result<PathKind> ClassifyPath(const std::string& path) {
                                  path, data_file));
   }
   return MakeError(ErrorCode::kNotADatabase,
-                   fmt::format("{} is a non-empty directory that is not a database (no CURRENT file)", path));
+                   fmt::format("{} is a non-empty directory that is not a database (no CURRENT file; it holds {})",
+                               path, other));
 }
 
 std::optional<long> LockHolderPid(const std::string& path) {
