@@ -105,16 +105,17 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   if (kind == internal::PathKind::kDatabase) {
     // Probe read-only first: a database we must refuse is left exactly as it was.
     auto probe = internal::OpenReadOnly(path, options.env);
-    if (!probe) {
-      // Another process creating this database holds its lock and has not yet
-      // made it a jaiminho database (or is writing its MANIFEST): busy, not
-      // "not a database".
+    // Another process creating this database holds its lock and has not yet
+    // made it a jaiminho database: busy, not "not a database". It may also have
+    // finished (and closed it) since the probe: then a second probe sees it.
+    for (int attempt = 0; !probe && attempt < 2; ++attempt) {
       if (auto pid = internal::LockHolderPid(path)) {
         return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path,
                                                        *pid, probe.error().message()));
       }
-      return tl::unexpected(probe.error());
+      probe = internal::OpenReadOnly(path, options.env);
     }
+    if (!probe) return tl::unexpected(probe.error());
     existing = (*probe)->names;
     probed = (*probe)->snapshot;
     probe->reset();
