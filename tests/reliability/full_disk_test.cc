@@ -19,6 +19,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 
 #include "support/fault_fs.h"
@@ -216,9 +218,13 @@ TEST(FullDiskTmpfs, CommitsFailWithResourceExhaustedAndNeitherCloseNorOpenAborts
   const std::string path = t.Sub("db");
   std::vector<int> acked;
   SharedInt acked_count;
+  // RocksDB's info log at INFO, to a file on the full tmpfs: lines that
+  // cannot be written are dropped.
+  const std::string info_log = t.Sub("rocksdb.log");
   RunInChild("commit until the tmpfs is full, then commit, close and open again", [&] {
     {
-      auto opened = Outbox::Open({.path = path});
+      auto opened =
+          Outbox::Open({.path = path, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL, .info_log_path = info_log});
       ASSERT_OK(opened);
       Outbox& outbox = **opened;
       ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
@@ -247,6 +253,7 @@ TEST(FullDiskTmpfs, CommitsFailWithResourceExhaustedAndNeitherCloseNorOpenAborts
       if (!closed) ExpectOutOfSpace(closed.error(), path);
     }
   });
+  EXPECT_GT(fs::file_size(info_log), 0u) << "RocksDB's info log was not written to " << info_log;
   // With room again (the tmpfs grown), everything acknowledged is there.
   ASSERT_TRUE(t.Resize(4 * kTmpfsKiB));
   const int n = *acked_count;
@@ -373,6 +380,32 @@ TEST(FullDiskTmpfs, ToolCommandsExitWithAnErrorCodeNeverASignal) {
   EXPECT_EQ(relayed.OutLines().size(), 20u) << relayed.err;
 }
 #endif
+
+// RocksDB's info log never goes to a LOG file in the database directory: by
+// default it stays in memory, with info_log_path it goes to that file.
+TEST(InfoLog, GoesToTheNamedFileOrStaysInMemoryNeverToTheDatabaseDirectory) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  const std::string file = dir.Sub("rocksdb.log");
+  RunInChild("open, commit, close with and without info_log_path", [&] {
+    for (bool named : {false, true}) {
+      OutboxOptions o{.path = path, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL};
+      if (named) o.info_log_path = file;
+      auto opened = Outbox::Open(std::move(o));
+      ASSERT_OK(opened);
+      ASSERT_OK_AND_ASSIGN(Stream * stream, (*opened)->OpenStream("telemetry"));
+      ASSERT_OK(CommitOne(**opened, *stream, 0));
+      ASSERT_OK((*opened)->Close());
+      EXPECT_EQ(fs::exists(file), named);
+      for (const auto& e : fs::directory_iterator(path)) {
+        EXPECT_FALSE(e.path().filename().string().starts_with("LOG")) << "RocksDB wrote " << e.path();
+      }
+    }
+    std::ifstream in(file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("RocksDB version"), std::string::npos) << "the named file holds RocksDB's log:\n" << text;
+  });
+}
 
 // ---------------------------------------------------------------------------
 // The same through fault injection (FaultFileSystem): every write and sync of
