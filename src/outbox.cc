@@ -75,8 +75,8 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   if (!classified) {
     // A directory another process is creating right now looks like no database.
     if (auto pid = internal::LockHolderPid(path)) {
-      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path,
-                                                     *pid, classified.error().message()));
+      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path, *pid,
+                                                     classified.error().message()));
     }
     return tl::unexpected(classified.error());
   }
@@ -110,8 +110,8 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     // finished (and closed it) since the probe: then a second probe sees it.
     for (int attempt = 0; !probe && attempt < 2; ++attempt) {
       if (auto pid = internal::LockHolderPid(path)) {
-        return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path,
-                                                       *pid, probe.error().message()));
+        return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path, *pid,
+                                                       probe.error().message()));
       }
       probe = internal::OpenReadOnly(path, options.env);
     }

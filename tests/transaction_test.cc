@@ -242,8 +242,8 @@ struct FaultCase {
     auto r = txn->Commit();
     ASSERT_FALSE(r.has_value());
     // Out of space: retry later (kResourceExhausted); EIO on the log: close and reopen (kFatal).
-    EXPECT_EQ(r.error().code(), kind == testing::FaultKind::kNoSpace ? ErrorCode::kResourceExhausted
-                                                                       : ErrorCode::kFatal)
+    EXPECT_EQ(r.error().code(),
+              kind == testing::FaultKind::kNoSpace ? ErrorCode::kResourceExhausted : ErrorCode::kFatal)
         << r.error().ToString();
     EXPECT_NE(r.error().message().find(dir.Sub("db")), std::string::npos) << r.error().message();
     EXPECT_GT(fs->injected(), 0u);

@@ -74,8 +74,8 @@ Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
 Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool* synced) {
   // An earlier write (or a flush) failed and RocksDB stopped accepting
   // writes: ask it to resume first (the fault may have cleared).
-  JM_RETURN_IF_ERROR(outbox_->recovery->ResumeIfStopped(outbox_->db.get(),
-                                                        fmt::format("commit to {}", outbox_->options.path)));
+  JM_RETURN_IF_ERROR(
+      outbox_->recovery->ResumeIfStopped(outbox_->db.get(), fmt::format("commit to {}", outbox_->options.path)));
   batch_.Clear();
   touched_.clear();
   saved_next_.clear();

@@ -147,9 +147,9 @@ void DeliveryBatch::SetCursor(uint64_t cursor) {
 
 Status DeliveryBatch::Commit() {
   if (batch_.Count() > 0) {
-    auto s = outbox_.recovery->Write(outbox_.db.get(), rocksdb::WriteOptions(), &batch_,
-                                     fmt::format("record deliveries of stream '{}' in {}", stream_.name,
-                                                 outbox_.options.path));
+    auto s = outbox_.recovery->Write(
+        outbox_.db.get(), rocksdb::WriteOptions(), &batch_,
+        fmt::format("record deliveries of stream '{}' in {}", stream_.name, outbox_.options.path));
     if (!s) {
       Error e = s.error();
       outbox_.Capture(e);

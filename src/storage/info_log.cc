@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <functional>
 #include <ctime>
+#include <functional>
 #include <thread>
 
 namespace jaiminho::internal {

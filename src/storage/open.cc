@@ -59,9 +59,9 @@ Result<PathKind> ClassifyPath(const std::string& path) {
                                  "for example {}); restore CURRENT or the database from a backup",
                                  path, data_file));
   }
-  return MakeError(ErrorCode::kNotADatabase,
-                   fmt::format("{} is a non-empty directory that is not a database (no CURRENT file; it holds {})",
-                               path, other));
+  return MakeError(
+      ErrorCode::kNotADatabase,
+      fmt::format("{} is a non-empty directory that is not a database (no CURRENT file; it holds {})", path, other));
 }
 
 std::optional<long> LockHolderPid(const std::string& path) {
@@ -167,13 +167,11 @@ Error DamagedDatabase(const std::string& path, const rocksdb::Status& s) {
   current.pop_back();
   std::error_code ec;
   if (!fs::exists(fs::path(path) / current, ec)) {
-    return Error(ErrorCode::kCorruption,
-                 fmt::format("{} is a damaged database: {}, named by CURRENT, is missing: {}", path, current,
-                             s.ToString()));
+    return Error(ErrorCode::kCorruption, fmt::format("{} is a damaged database: {}, named by CURRENT, is missing: {}",
+                                                     path, current, s.ToString()));
   }
-  return Error(ErrorCode::kCorruption,
-               fmt::format("{} is a damaged database: {} (named by CURRENT) cannot be read: {}", path, current,
-                           s.ToString()));
+  return Error(ErrorCode::kCorruption, fmt::format("{} is a damaged database: {} (named by CURRENT) cannot be read: {}",
+                                                   path, current, s.ToString()));
 }
 
 Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, const rocksdb::DBOptions& options) {

@@ -30,8 +30,7 @@ class WriteRecovery final : public rocksdb::EventListener {
   const char* Name() const override { return "JaiminhoWriteRecovery"; }
 
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override;
-  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status error,
-                            bool* auto_recovery) override;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status error, bool* auto_recovery) override;
 
   // Before a write: when RocksDB stopped writes, asks it to resume. OK when
   // writes may go on; kResourceExhausted while there is still no room;

@@ -20,8 +20,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <functional>
+#include <iterator>
 
 #include "support/fault_fs.h"
 #include "support/test_util.h"
@@ -324,7 +324,8 @@ TEST(FullDiskTmpfs, CommitsResumeInPlaceWhenALittleSpaceComesBack) {
     }
     ASSERT_TRUE(fs::remove(filler));
     uint64_t free_bytes = t.FreeBytes();
-    std::cout << acked.size() << " commits filled the tmpfs; " << free_bytes << " bytes free after removing the filler\n";
+    std::cout << acked.size() << " commits filled the tmpfs; " << free_bytes
+              << " bytes free after removing the filler\n";
     ASSERT_LT(free_bytes, uint64_t{4} << 20);
     for (int n = 0; n < 20; ++n) {
       int i = static_cast<int>(acked.size());
