@@ -10,6 +10,7 @@
 #include "relay/inline.h"
 #include "storage/check.h"
 #include "storage/envelope.h"
+#include "storage/info_log.h"
 #include "storage/keys.h"
 #include "storage/open.h"
 #include "storage/status.h"
@@ -79,14 +80,28 @@ DatabaseId NewDatabaseId() {
 Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   JM_RETURN_IF_ERROR(ValidateOptions(options));
   const std::string path = options.path;
-  JM_ASSIGN_OR_RETURN(internal::PathKind kind, internal::ClassifyPath(path));
+  auto classified = internal::ClassifyPath(path);
+  if (!classified) {
+    // A directory another process is creating right now looks like no database.
+    if (auto pid = internal::LockHolderPid(path)) {
+      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path, *pid,
+                                                     classified.error().message()));
+    }
+    return tl::unexpected(classified.error());
+  }
+  const internal::PathKind kind = *classified;
   if (kind != internal::PathKind::kDatabase && !options.create_if_missing) {
     return MakeError(ErrorCode::kNotFound, fmt::format("{}: no database there and create_if_missing is false", path));
   }
   if (kind == internal::PathKind::kMissing) JM_RETURN_IF_ERROR(internal::CreateParentDirectories(path));
 
   rocksdb::DBOptions dbo;
+  // RocksDB's own LOG writer aborts the process on a full disk (Debian keeps
+  // its assertions): ours never fails (storage/info_log.h).
+  dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level);
   dbo.info_log_level = options.info_log_level;
+  auto recovery = std::make_shared<internal::WriteRecovery>(path);
+  dbo.listeners.push_back(recovery);
   if (options.env != nullptr) dbo.env = options.env;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
@@ -102,11 +117,24 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     // Read before opening: what the last clean close knew to be durable.
     watermark = internal::ReadDurableWatermark(path);
     // Probe read-only first: a database we must refuse is left exactly as it was.
-    JM_ASSIGN_OR_RETURN(auto probe, internal::OpenReadOnly(path, options.env));
-    existing = probe->names;
-    probed = probe->snapshot;
-    // RocksDB creates its LOG file (rotating the holder's) before it takes the
-    // lock: refuse a database another process holds before opening it.
+    auto probe = internal::OpenReadOnly(path, options.env);
+    // Another process creating this database holds its lock and has not yet
+    // made it a jaiminho database: busy, not "not a database". It may also have
+    // finished (and closed it) since the probe: then a second probe sees it.
+    for (int attempt = 0; !probe && attempt < 2; ++attempt) {
+      if (auto pid = internal::LockHolderPid(path)) {
+        return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path, *pid,
+                                                       probe.error().message()));
+      }
+      probe = internal::OpenReadOnly(path, options.env);
+    }
+    if (!probe) return tl::unexpected(probe.error());
+    existing = (*probe)->names;
+    probed = (*probe)->snapshot;
+    probe->reset();
+    // Refuse a database another process holds before RocksDB opens anything
+    // (it would create files, an info LOG among them when info_log_path names
+    // one inside the database, before taking the lock).
     if (auto pid = internal::LockHolderPid(path)) {
       return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held)", path, *pid));
     }
@@ -114,6 +142,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
 
   auto impl = std::make_unique<OutboxImpl>();
   impl->options = options;
+  impl->recovery = recovery;
   impl->clock = options.clock ? options.clock : SystemClock();
   // Each stream's filter needs its time_to_delete before the families open.
   std::map<std::string, std::shared_ptr<internal::CleanerState>> cleaners;
@@ -155,6 +184,13 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   auto s = rocksdb::DB::Open(dbo, path, descs, &handles, &raw);
   if (!s.ok()) {
     Error e = internal::FromRocks(s, fmt::format("open {}", path));
+    // Another process created the database (with streams this open did not
+    // know of) since the path was classified: start again from the probe.
+    if (kind != internal::PathKind::kDatabase && s.IsInvalidArgument()) {
+      if (auto now = internal::ClassifyPath(path); now && *now == internal::PathKind::kDatabase) {
+        return Open(std::move(options));
+      }
+    }
     if (e.code() == ErrorCode::kBusy) {
       auto pid = internal::LockHolderPid(path);
       std::string who = pid ? fmt::format("process {}", *pid) : std::string("this process or another one");
@@ -170,8 +206,10 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     if (names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
   }
 
-  bool initialized = kind == internal::PathKind::kDatabase && probed.format != 0;
-  if (!initialized) {
+  // Read under the lock: another process may have created and initialized the
+  // database since the path was classified (a creation race); never twice.
+  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot current, internal::ReadMeta(impl->db.get(), impl->meta_cf, path));
+  if (current.format == 0) {
     rocksdb::WriteBatch b;
     impl->id = NewDatabaseId();
     b.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
@@ -277,19 +315,14 @@ Status OutboxImpl::Close() {
       b.Put(meta_cf, internal::StreamMetaKey(st.name, "hwm"), internal::EncodeU64(st.next_seq));
     }
   }
+  // A synced write (empty when no stream moved) also syncs every write before
+  // it: everything up to the latest sequence number is durable, and the next
+  // Open can tell whether the WAL lost part of it (storage/check.h).
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  Status result = internal::ToStatus(db->Write(wo, &b), fmt::format("close {}", options.path));
+  Status result = recovery->Write(db.get(), wo, &b, fmt::format("close {}", options.path));
   if (result) {
-    // Everything up to this sequence number is in the WAL; once it is synced,
-    // the next Open can tell whether the WAL lost part of it (storage/check.h).
-    const uint64_t sequence = db->GetLatestSequenceNumber();
-    auto synced = db->FlushWAL(/*sync=*/true);
-    if (synced.ok()) {
-      if (auto w = internal::WriteDurableWatermark(options.path, sequence); !w) Capture(w.error());
-    } else {
-      result = internal::ToStatus(synced, fmt::format("sync WAL of {} at close", options.path));
-    }
+    if (auto w = internal::WriteDurableWatermark(options.path, db->GetLatestSequenceNumber()); !w) Capture(w.error());
   }
   for (auto* h : owned_handles)
     db->DestroyColumnFamilyHandle(h);
@@ -421,6 +454,18 @@ std::vector<Stream*> OutboxImpl::Streams() const {
   return out;
 }
 
+Status OutboxImpl::SyncWal() {
+  // Not DB::SyncWAL (nor FlushWAL(true)): after a failed WAL write (a full
+  // disk) it syncs the failed log writer and RocksDB asserts
+  // (WritableFileWriter). An empty synced write syncs every live log the same
+  // way, but in RocksDB's write queue, which refuses it while writes are
+  // stopped; and our recovery resumes them first.
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::WriteBatch empty;
+  return recovery->Write(db.get(), wo, &empty, fmt::format("sync WAL of {}", options.path));
+}
+
 Status OutboxImpl::MakeDurable() {
   auto streams = Streams();
   std::vector<uint64_t> written(streams.size());
@@ -431,7 +476,7 @@ Status OutboxImpl::MakeDurable() {
     needed |= written[i] > st.durable_seq.load(std::memory_order_acquire);
   }
   if (!needed) return {};
-  JM_RETURN_IF_ERROR(internal::ToStatus(db->SyncWAL(), fmt::format("sync WAL of {}", options.path)));
+  JM_RETURN_IF_ERROR(SyncWal());
   for (size_t i = 0; i < streams.size(); ++i) {
     auto& d = StreamAccess::Of(*streams[i]).durable_seq;
     uint64_t cur = d.load(std::memory_order_acquire);

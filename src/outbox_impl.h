@@ -20,6 +20,7 @@
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
 #include "storage/meta.h"
+#include "storage/write_recovery.h"
 
 namespace jaiminho {
 
@@ -179,6 +180,9 @@ class OutboxImpl {
   // Syncs the WAL when some stream has writes not known durable; afterwards
   // every commit written before the call is durable.
   Status MakeDurable();
+  // Makes every write made before the call durable (an empty synced write,
+  // never DB::SyncWAL: see outbox.cc).
+  Status SyncWal();
 
   // Wakes relays waiting for commits.
   void NotifyCommit();
@@ -207,6 +211,8 @@ class OutboxImpl {
   OutboxOptions options;
   std::shared_ptr<Clock> clock;
   std::unique_ptr<rocksdb::DB> db;
+  // Resumes writes after RocksDB stopped them; every write goes through it.
+  std::shared_ptr<internal::WriteRecovery> recovery;
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
   std::map<std::string, BusinessInfo, std::less<>> business;

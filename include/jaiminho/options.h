@@ -195,6 +195,13 @@ struct OutboxOptions {
   std::shared_ptr<Clock> clock{};
   // RocksDB's own log. Debian's build logs at DEBUG unless told. Default: WARN.
   rocksdb::InfoLogLevel info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // Where RocksDB's info log goes. Empty: the last 64 KiB of lines are kept in
+  // memory and no LOG file is written. A path: lines are appended to that file
+  // (renamed to "<path>.old" at 4 MiB). Either way jaiminho writes it, not
+  // RocksDB: a line that cannot be written (a full disk) is dropped, never an
+  // error or an abort. Put the file on another disk than the database to keep
+  // the lines about a full disk. Default: empty (in memory).
+  std::string info_log_path{};
   // A RocksDB Env to run on (tests inject faults through it). Default: the default Env.
   rocksdb::Env* env = nullptr;
   // Called on the DBOptions before open, to tune RocksDB. Default: none.

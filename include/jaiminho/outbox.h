@@ -86,7 +86,9 @@ class Outbox {
   // nothing, when: an option is invalid (kInvalidArgument, naming it); the path
   // is a file, or a directory that is not a jaiminho database (kNotADatabase);
   // the database's format is newer than this library (kFormatTooNew); another
-  // process holds it open (kBusy).
+  // process holds it open or is creating it (kBusy); the database is damaged
+  // (kCorruption, naming the path and the file). On a full disk it fails with
+  // kResourceExhausted (RocksDB writes a new MANIFEST at every open).
   [[nodiscard]] static Result<std::unique_ptr<Outbox>> Open(OutboxOptions options);
 
   // Refuses new calls (kClosed), waits for the calls in flight (a commit racing

@@ -84,8 +84,8 @@ Status OutboxImpl::Maintain() {
   // synced first.
   // A failure here is reported and does not stop the cleaning below.
   const uint64_t sequence = db->GetLatestSequenceNumber();
-  if (auto synced = db->FlushWAL(/*sync=*/true); !synced.ok()) {
-    Capture(internal::FromRocks(synced, fmt::format("sync WAL of {}", options.path)));
+  if (auto synced = SyncWal(); !synced) {
+    Capture(synced.error());
   } else if (auto w = internal::WriteDurableWatermark(options.path, sequence); !w) {
     Capture(w.error());
   }

@@ -8,6 +8,8 @@
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "storage/write_recovery.h"
+#include "util/macros.h"
 
 namespace jaiminho {
 namespace {
@@ -70,19 +72,10 @@ Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
 }
 
 Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool* synced) {
-  if (needs_resume_) {
-    // An earlier write failed and RocksDB stopped accepting writes until it
-    // recovers: try again now (the fault may have cleared).
-    auto r = outbox_->db->Resume();
-    if (!r.ok()) {
-      std::string hint = r.IsBusy() ? "RocksDB is still recovering; retry the commit"
-                                    : "the error is fatal for this instance; close and reopen the Outbox";
-      return MakeError(ErrorCode::kIOError,
-                       fmt::format("commit to {}: writes stopped after an earlier error ({}); {}: {}",
-                                   outbox_->options.path, last_write_error_, hint, r.ToString()));
-    }
-    needs_resume_ = false;
-  }
+  // An earlier write (or a flush) failed and RocksDB stopped accepting
+  // writes: ask it to resume first (the fault may have cleared).
+  JM_RETURN_IF_ERROR(
+      outbox_->recovery->ResumeIfStopped(outbox_->db.get(), fmt::format("commit to {}", outbox_->options.path)));
   batch_.Clear();
   touched_.clear();
   saved_next_.clear();
@@ -148,8 +141,6 @@ Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool*
   wo.sync = sync;
   auto s = outbox_->db->Write(wo, &batch_);
   if (!s.ok()) {
-    needs_resume_ = true;
-    last_write_error_ = s.ToString();
     for (size_t i = 0; i < touched_.size(); ++i)
       touched_[i]->next_seq = saved_next_[i];
     for (Writer* w : group) {
@@ -157,7 +148,7 @@ Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool*
       for (auto& e : w->txn->events_)
         e.seq = 0;
     }
-    return tl::unexpected(internal::FromRocks(s, fmt::format("commit to {}", outbox_->options.path)));
+    return tl::unexpected(outbox_->recovery->WriteFailed(s, fmt::format("commit to {}", outbox_->options.path)));
   }
   for (size_t i = 0; i < touched_.size(); ++i) {
     StreamState& st = *touched_[i];

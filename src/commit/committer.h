@@ -53,8 +53,6 @@ class Committer {
   rocksdb::WriteBatch batch_;
   std::vector<StreamState*> touched_;
   std::vector<uint64_t> saved_next_;
-  bool needs_resume_ = false;
-  std::string last_write_error_;
 };
 
 }  // namespace jaiminho

@@ -183,9 +183,11 @@ void DeliveryBatch::SetCursor(uint64_t cursor) {
 
 Status DeliveryBatch::Commit() {
   if (batch_.Count() > 0) {
-    auto s = outbox_.db->Write(rocksdb::WriteOptions(), &batch_);
-    if (!s.ok()) {
-      Error e = FromRocks(s, fmt::format("record deliveries of stream '{}' in {}", stream_.name, outbox_.options.path));
+    auto s = outbox_.recovery->Write(
+        outbox_.db.get(), rocksdb::WriteOptions(), &batch_,
+        fmt::format("record deliveries of stream '{}' in {}", stream_.name, outbox_.options.path));
+    if (!s) {
+      Error e = s.error();
       outbox_.Capture(e);
       batch_.Clear();
       signals_.clear();

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <system_error>
 #include <vector>
 
@@ -36,18 +38,33 @@ Result<PathKind> ClassifyPath(const std::string& path) {
   // disk, a power cut): no data, so it may be created again. A directory with
   // any WAL or table file is never treated this way.
   bool leftovers_only = true;
+  std::string other;      // a file that is not a leftover of an interrupted creation
+  std::string data_file;  // a RocksDB write-ahead log or table file
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     std::string n = it->path().filename().string();
+    // Created since the check above (another process creating the database).
+    if (n == "CURRENT") return PathKind::kDatabase;
     bool leftover = n == "LOCK" || n == "IDENTITY" || n == "LOG" || n.starts_with("LOG.old.") ||
                     n.starts_with("MANIFEST-") || n.starts_with("OPTIONS-") || n.ends_with(".dbtmp");
     if (!leftover) {
       leftovers_only = false;
-      break;
+      if (other.empty()) other = n;
     }
+    bool numbered = !n.empty() && n.find_first_not_of("0123456789") == n.find('.') && n.find('.') > 0;
+    if (numbered && (n.ends_with(".log") || n.ends_with(".sst") || n.ends_with(".blob"))) data_file = n;
   }
   if (leftovers_only && !ec) return PathKind::kEmptyDirectory;
-  return MakeError(ErrorCode::kNotADatabase,
-                   fmt::format("{} is a non-empty directory that is not a database (no CURRENT file)", path));
+  if (!data_file.empty()) {
+    // Data without the file that says which MANIFEST describes it: a damaged
+    // database (CURRENT deleted), never something to create a database over.
+    return MakeError(ErrorCode::kCorruption,
+                     fmt::format("{} is a damaged database: its CURRENT file is missing (it holds RocksDB data, "
+                                 "for example {}); restore CURRENT or the database from a backup",
+                                 path, data_file));
+  }
+  return MakeError(
+      ErrorCode::kNotADatabase,
+      fmt::format("{} is a non-empty directory that is not a database (no CURRENT file; it holds {})", path, other));
 }
 
 Status CreateParentDirectories(const std::string& path) {
@@ -161,14 +178,51 @@ Result<MetaSnapshot> ReadMeta(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta
   return snap;
 }
 
+Error DamagedDatabase(const std::string& path, const rocksdb::Status& s) {
+  // CURRENT names the MANIFEST (with a newline); the MANIFEST lists the
+  // column families and files.
+  std::string current;
+  {
+    std::ifstream in(fs::path(path) / "CURRENT", std::ios::binary);
+    current.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const bool readable = s.IsCorruption() || s.IsPathNotFound() || s.IsNotFound();
+  if (!readable) return FromRocks(s, fmt::format("read the MANIFEST of {}", path));
+  if (current.empty() || current.back() != '\n' || !current.starts_with("MANIFEST-")) {
+    return Error(ErrorCode::kCorruption, fmt::format("{} is a damaged database: its CURRENT file does not name a "
+                                                     "MANIFEST: {}",
+                                                     path, s.ToString()));
+  }
+  current.pop_back();
+  std::error_code ec;
+  if (!fs::exists(fs::path(path) / current, ec)) {
+    return Error(ErrorCode::kCorruption, fmt::format("{} is a damaged database: {}, named by CURRENT, is missing: {}",
+                                                     path, current, s.ToString()));
+  }
+  return Error(ErrorCode::kCorruption, fmt::format("{} is a damaged database: {} (named by CURRENT) cannot be read: {}",
+                                                   path, current, s.ToString()));
+}
+
 Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, const rocksdb::DBOptions& options) {
   std::vector<std::string> names;
   auto s = rocksdb::DB::ListColumnFamilies(options, path, &names);
-  if (!s.ok()) {
-    return MakeError(ErrorCode::kNotADatabase,
-                     fmt::format("{} is not a readable RocksDB database: {}", path, s.ToString()));
-  }
+  if (!s.ok()) return tl::unexpected(DamagedDatabase(path, s));
   if (std::find(names.begin(), names.end(), std::string(kMetaFamily)) == names.end()) {
+    // RocksDB lists only "default" from a MANIFEST it cannot parse at all:
+    // tell a damaged database from someone else's by opening it read-only.
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& n : names)
+      descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    auto os = rocksdb::DB::OpenForReadOnly(options, path, descs, &handles, &raw);
+    if (raw != nullptr) {
+      for (auto* h : handles)
+        raw->DestroyColumnFamilyHandle(h);
+      raw->Close().PermitUncheckedError();
+      delete raw;
+    }
+    if (!os.ok()) return tl::unexpected(DamagedDatabase(path, os));
     return MakeError(
         ErrorCode::kNotADatabase,
         fmt::format("{} is a RocksDB database but not a jaiminho one (no {} column family)", path, kMetaFamily));
@@ -218,6 +272,7 @@ Result<std::unique_ptr<ReadOnlyDb>> OpenReadOnly(const std::string& path, rocksd
   } else {
     s = rocksdb::DB::OpenAsSecondary(dbo, path, secondary_path, descs, &out->handles, &raw);
   }
+  if (s.IsCorruption()) return tl::unexpected(DamagedDatabase(path, s));
   JM_RETURN_IF_ERROR(ToStatus(s, fmt::format("open {} read-only", path)));
   out->db.reset(raw);
   out->names = names;

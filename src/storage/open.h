@@ -20,7 +20,9 @@ namespace jaiminho::internal {
 enum class PathKind { kMissing, kEmptyDirectory, kDatabase };
 
 // Classifies `path` without changing anything. kNotADatabase when it is a file,
-// or a non-empty directory without a RocksDB CURRENT file.
+// or a non-empty directory without a RocksDB CURRENT file; kCorruption when
+// such a directory holds RocksDB data (a write-ahead log or table file): a
+// database whose CURRENT was deleted.
 Result<PathKind> ClassifyPath(const std::string& path);
 
 // Creates the missing ancestors of `path` (not `path` itself: RocksDB creates
@@ -51,8 +53,13 @@ Result<MetaSnapshot> ReadMeta(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta
 // Refuses a format this library cannot read.
 Status CheckFormat(uint32_t format, const std::string& path);
 
+// Classifies why RocksDB could not read the database at `path` (CURRENT and
+// the MANIFEST it names): kCorruption naming the path and the damaged or
+// missing file; an I/O error (a permission, a full disk) as FromRocks maps it.
+Error DamagedDatabase(const std::string& path, const rocksdb::Status& s);
+
 // Lists column families of an existing database; kNotADatabase when it has no
-// jaiminho.meta family.
+// jaiminho.meta family, kCorruption when CURRENT or its MANIFEST is damaged.
 Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, const rocksdb::DBOptions& options);
 
 // Streams named by column families ("jaiminho.stream.<name>" -> "<name>").

@@ -44,7 +44,13 @@ Error FromRocks(const rocksdb::Status& s, std::string_view context) {
   if (s.IsIOError() && (detail.find("lock") != std::string::npos || detail.find("LOCK") != std::string::npos)) {
     code = ErrorCode::kBusy;
   }
-  if (s.IsIOError() && s.subcode() == rocksdb::Status::kNoSpace) code = ErrorCode::kIOError;
+  // Out of space (ENOSPC, or SstFileManager's space limit): retry later.
+  if (s.subcode() == rocksdb::Status::kNoSpace || s.subcode() == rocksdb::Status::kSpaceLimit) {
+    code = ErrorCode::kResourceExhausted;
+  }
+  // A background error RocksDB cannot recover from in place (it stopped the
+  // instance for good): close and reopen.
+  if (s.severity() >= rocksdb::Status::Severity::kFatalError) code = ErrorCode::kFatal;
   return Error(code, fmt::format("{}: {}", context, detail));
 }
 

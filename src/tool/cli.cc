@@ -15,7 +15,8 @@ namespace {
 constexpr const char* kExitCodes =
     "Exit codes: 0 ok; 1 bad records found (verify) or the operation failed; 2 usage error, or the path does not "
     "exist or is not a jaiminho database (nothing is created); 3 a write command found the database in use by "
-    "another process (nothing is changed).";
+    "another process (nothing is changed); 4 the database is damaged (CURRENT or MANIFEST missing or corrupt, "
+    "jaiminho.meta fails verification; nothing is changed).";
 
 CLI::Option* AddPath(CLI::App* cmd, std::string& path) {
   return cmd->add_option("db", path, "Database directory")->required();

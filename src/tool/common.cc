@@ -26,6 +26,8 @@ int ReportOpenError(Io& io, std::string_view command, const Error& error) {
       return Report(io, command, error, kExitUsage);
     case ErrorCode::kBusy:
       return Report(io, command, error, kExitBusy);
+    case ErrorCode::kCorruption:
+      return Report(io, command, error, kExitDamaged);
     default:
       return Report(io, command, error, kExitFailed);
   }

@@ -35,6 +35,10 @@ enum ExitCode : int {
   kExitUsage = 2,
   // Write command on a database that another process holds open. Nothing was changed.
   kExitBusy = 3,
+  // The database is damaged: its CURRENT file is missing or does not name a
+  // MANIFEST, the MANIFEST is missing or corrupt, or jaiminho.meta fails
+  // verification. Nothing was created or changed.
+  kExitDamaged = 4,
 };
 
 // Where a command writes. `out_tty`/`err_tty` tell whether the streams are
@@ -51,7 +55,8 @@ int Report(Io& io, std::string_view command, const Error& error, int code = kExi
 
 // Prints an error from opening a database and returns its exit code: 2 for a
 // missing path, a non-database or a newer format, 3 when another process holds
-// it, 1 otherwise.
+// it, 4 for a damaged database (kCorruption), 1 otherwise (an I/O error, no
+// space left: kResourceExhausted).
 int ReportOpenError(Io& io, std::string_view command, const Error& error);
 
 // Checks that `path` is an existing database directory without changing

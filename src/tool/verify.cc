@@ -17,11 +17,8 @@ int Verify(const VerifyOptions& o, Io& io) {
   // Read before opening: a writer closing meanwhile can only raise it.
   const auto watermark = internal::ReadDurableWatermark(o.path);
   auto db = OpenForReading(o.path);
-  if (!db) {
-    // A database whose jaiminho.meta fails verification is a bad database, not a usage error.
-    if (db.error().code() == ErrorCode::kCorruption) return Report(io, "verify", db.error(), kExitFailed);
-    return ReportOpenError(io, "verify", db.error());
-  }
+  // A database whose jaiminho.meta fails verification is damaged (exit 4), not a usage error.
+  if (!db) return ReportOpenError(io, "verify", db.error());
   auto names = SelectStreams(**db, o.path, o.streams);
   if (!names) return Report(io, "verify", names.error());
   auto signer = VerifierFromFile(o.keys_file, (*db)->snapshot.id);

@@ -1,0 +1,61 @@
+// Our resume policy after RocksDB stops writes (a failed WAL write, flush or
+// MANIFEST write), and what each failure means for the caller.
+//
+// RocksDB's own recovery from ENOSPC (its SstFileManager) retries every 5 s
+// and only once a whole write buffer (64 MiB by default) is free, so a small
+// volume stays stuck until a restart. This listener turns that off for
+// out-of-space errors and the next write asks RocksDB to resume instead
+// (DB::Resume), which needs only the room to flush the memtables. Errors
+// RocksDB cannot resume from in place become kFatal (close and reopen).
+//
+// Thread-safety: the listener callbacks come from RocksDB's threads; every
+// method is safe to call concurrently.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/listener.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "jaiminho/result.h"
+
+namespace jaiminho::internal {
+
+class WriteRecovery final : public rocksdb::EventListener {
+ public:
+  explicit WriteRecovery(std::string path) : path_(std::move(path)) {}
+  const char* Name() const override { return "JaiminhoWriteRecovery"; }
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status error, bool* auto_recovery) override;
+
+  // Before a write: when RocksDB stopped writes, asks it to resume. OK when
+  // writes may go on; kResourceExhausted while there is still no room;
+  // kFatal when the instance cannot resume. `what`: "commit to /var/gw.db".
+  Status ResumeIfStopped(rocksdb::DB* db, std::string_view what);
+
+  // The error a failed write reports to its caller (see result.h): kFatal when
+  // RocksDB stopped for good, kResourceExhausted when out of space, else as
+  // FromRocks maps it.
+  Error WriteFailed(const rocksdb::Status& s, std::string_view what);
+
+  // Writes of `db` through one call: resume if needed, write, classify.
+  Status Write(rocksdb::DB* db, const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+               std::string_view what);
+
+ private:
+  std::string Cause() const;
+  Error Fatal(std::string_view what, std::string_view detail) const;
+
+  const std::string path_;
+  std::mutex resume_mu_;  // one DB::Resume at a time
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> fatal_{false};
+  mutable std::mutex mu_;
+  std::string cause_;  // guarded by mu_: the background error that stopped writes
+};
+
+}  // namespace jaiminho::internal

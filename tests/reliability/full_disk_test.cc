@@ -1,0 +1,526 @@
+// A full disk (issue 13, items 1, 2 and 7): on a real small tmpfs and through
+// fault injection, committing, opening, closing and every jaiminho-tool command
+// get errors, never an abort; out of space is kResourceExhausted and commits
+// resume in place as soon as a little space is back; a failed WAL sync is
+// kFatal (close and reopen). Nothing acknowledged is lost.
+//
+// Every database of this file is opened in a forked child (RunInChild): an
+// abort (RocksDB's assertions) then fails the test instead of killing the test
+// binary, and no RocksDB background thread of the parent is lost across fork().
+// The tmpfs tests need root (mount); elsewhere they are skipped with the reason.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+
+#include "support/fault_fs.h"
+#include "support/test_util.h"
+#ifdef JM_TOOL
+#include "tool/run_tool.h"
+#endif
+
+namespace jaiminho::testing {
+namespace {
+namespace fs = std::filesystem;
+
+// A tmpfs of `kib` KiB mounted on a fresh directory; unmounted when destroyed.
+class Tmpfs {
+ public:
+  explicit Tmpfs(size_t kib) {
+    std::string data = fmt::format("size={}k", kib);
+    if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, data.c_str()) == 0) {
+      mounted_ = true;
+    } else {
+      reason_ = std::strerror(errno);
+    }
+  }
+  ~Tmpfs() {
+    if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+  Tmpfs(const Tmpfs&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& reason() const { return reason_; }
+  const std::string& path() const { return dir_.path(); }
+  std::string Sub(std::string_view name) const { return dir_.Sub(name); }
+  // Grows (or shrinks) the mounted tmpfs.
+  bool Resize(size_t kib) {
+    std::string data = fmt::format("size={}k", kib);
+    return ::mount("tmpfs", dir_.path().c_str(), "tmpfs", MS_REMOUNT, data.c_str()) == 0;
+  }
+  uint64_t FreeBytes() const {
+    struct statvfs v = {};
+    if (::statvfs(dir_.path().c_str(), &v) != 0) return 0;
+    return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  }
+
+ private:
+  TempDir dir_;
+  bool mounted_ = false;
+  std::string reason_;
+};
+
+#define SKIP_UNLESS_MOUNTED(t)                                                                             \
+  do {                                                                                                     \
+    if (!(t).mounted()) {                                                                                  \
+      GTEST_SKIP() << "cannot mount a tmpfs on " << (t).path() << ": " << (t).reason() << " (needs root)"; \
+    }                                                                                                      \
+  } while (0)
+
+// Writes up to `bytes` (all when 0: until the file system is full) to `file`;
+// returns how many were written.
+uint64_t WriteFiller(const std::string& file, uint64_t bytes) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return 0;
+  std::string block(4096, 'f');
+  uint64_t written = 0;
+  while (bytes == 0 || written < bytes) {
+    size_t n = bytes == 0 ? block.size() : std::min<uint64_t>(block.size(), bytes - written);
+    ssize_t w = ::write(fd, block.data(), n);
+    if (w <= 0) break;
+    written += static_cast<uint64_t>(w);
+  }
+  ::close(fd);
+  return written;
+}
+
+// An int a forked child can hand back to the test (shared memory).
+class SharedInt {
+ public:
+  SharedInt() {
+    void* p = ::mmap(nullptr, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    value_ = p == MAP_FAILED ? &fallback_ : static_cast<int*>(p);
+    *value_ = 0;
+  }
+  ~SharedInt() {
+    if (value_ != &fallback_) ::munmap(value_, sizeof(int));
+  }
+  SharedInt(const SharedInt&) = delete;
+  int& operator*() { return *value_; }
+
+ private:
+  int fallback_ = 0;
+  int* value_;
+};
+
+// Runs `body` in a forked child and expects it to end normally without a
+// failed assertion (the child's failures are printed by the child). A signal
+// (SIGABRT from an assertion in RocksDB) fails the test, naming the signal.
+void RunInChild(const std::string& what, const std::function<void()>& body) {
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0) << "fork: " << std::strerror(errno);
+  if (pid == 0) {
+    body();
+    bool failed = ::testing::Test::HasFailure();
+    std::cout.flush();
+    std::fflush(nullptr);
+    ::_exit(failed ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  if (WIFSIGNALED(status)) {
+    ADD_FAILURE() << what << ": the process was killed by signal " << WTERMSIG(status) << " ("
+                  << strsignal(WTERMSIG(status)) << ")";
+  } else {
+    EXPECT_EQ(WEXITSTATUS(status), 0) << what << ": failed (see the failures above)";
+  }
+}
+
+// Payloads: text, as programs send (it compresses, as real events do).
+std::string Payload(int i) {
+  std::string p;
+  while (p.size() < 4000)
+    p += fmt::format("{{\"reading\": {}, \"device\": \"dev/{}\", \"unit\": \"celsius\"}} ", i * 7 % 1000, i % 64);
+  return p;
+}
+
+// One commit: business key "k/<i>" and one event on `stream`.
+Result<Receipt> CommitOne(Outbox& outbox, Stream& stream, int i, bool sync = true) {
+  auto business = outbox.Business("default");
+  if (!business) return tl::unexpected(business.error());
+  Transaction txn = outbox.Begin();
+  std::string key = fmt::format("k/{}", i);
+  std::string payload = Payload(i);
+  if (auto s = txn.Put(*business, key, payload); !s) return tl::unexpected(s.error());
+  if (auto s = txn.Enqueue(stream, {.type = "reading.v1", .key = key, .payload = payload}); !s) {
+    return tl::unexpected(s.error());
+  }
+  return txn.Commit({.sync = sync});
+}
+
+// Commits until one fails (at most `limit`); `*acked` receives the indexes of
+// the acknowledged commits. Returns the first failure.
+std::optional<Error> FillWithCommits(Outbox& outbox, Stream& stream, std::vector<int>* acked, bool sync = true,
+                                     int limit = 20000) {
+  for (int i = static_cast<int>(acked->size()); i < limit; ++i) {
+    auto r = CommitOne(outbox, stream, i, sync);
+    if (!r) return r.error();
+    acked->push_back(i);
+  }
+  return std::nullopt;
+}
+
+void ExpectOutOfSpace(const Error& e, const std::string& path) {
+  EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.ToString();
+  EXPECT_NE(e.message().find(path), std::string::npos) << "the error names the database: " << e.message();
+}
+
+// A relay pass after commits failed for lack of space: it first makes the
+// log durable (a WAL sync, which RocksDB's DB::SyncWAL did on the failed log
+// writer, an assertion), then would record deliveries: an error, no abort.
+void RelayFailsOutOfSpace(Outbox& outbox, const std::string& path) {
+  auto publisher = std::make_shared<RecordingPublisher>();
+  Relay relay(outbox, publisher);
+  for (int pass = 0; pass < 3; ++pass) {
+    auto r = relay.RunOnce();
+    ASSERT_FALSE(r.has_value()) << "a relay pass succeeded on a full disk";
+    ExpectOutOfSpace(r.error(), path);
+  }
+}
+
+// Opens `path` (not creating it) and checks that every acknowledged commit is
+// there: its business write and its event.
+void ExpectAcknowledgedPresent(const std::string& path, const std::vector<int>& acked, rocksdb::Env* env = nullptr) {
+  auto opened = Outbox::Open({.path = path, .create_if_missing = false, .env = env});
+  ASSERT_OK(opened);
+  Outbox& outbox = **opened;
+  ASSERT_OK_AND_ASSIGN(BusinessFamily business, outbox.Business("default"));
+  for (int i : acked) {
+    ASSERT_OK_AND_ASSIGN(auto v, outbox.Get(business, fmt::format("k/{}", i)));
+    ASSERT_TRUE(v.has_value()) << "acknowledged commit " << i << " is lost";
+    ASSERT_EQ(*v, Payload(i));
+  }
+  ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.FindStream("telemetry"));
+  ASSERT_OK_AND_ASSIGN(auto pending, outbox.List(*stream, EventState::kPending, acked.size() + 100));
+  EXPECT_GE(pending.size(), acked.size()) << "acknowledged events are lost";
+  EXPECT_OK(outbox.Close());
+}
+
+constexpr size_t kTmpfsKiB = 2048;
+
+// ---------------------------------------------------------------------------
+// A real full tmpfs.
+
+TEST(FullDiskTmpfs, CommitsFailWithResourceExhaustedAndNeitherCloseNorOpenAborts) {
+  Tmpfs t(kTmpfsKiB);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  std::vector<int> acked;
+  SharedInt acked_count;
+  // RocksDB's info log at INFO, to a file on the full tmpfs: lines that
+  // cannot be written are dropped.
+  const std::string info_log = t.Sub("rocksdb.log");
+  RunInChild("commit until the tmpfs is full, then commit, close and open again", [&] {
+    {
+      auto opened =
+          Outbox::Open({.path = path, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL, .info_log_path = info_log});
+      ASSERT_OK(opened);
+      Outbox& outbox = **opened;
+      ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
+      // Unsynced: the relay pass below then syncs the log first.
+      std::optional<Error> first = FillWithCommits(outbox, *stream, &acked, /*sync=*/false);
+      ASSERT_TRUE(first.has_value()) << "a " << kTmpfsKiB << " KiB tmpfs never filled up";
+      std::cout << acked.size() << " commits acknowledged before: " << first->ToString() << "\n";
+      *acked_count = static_cast<int>(acked.size());
+      ExpectOutOfSpace(*first, path);
+      for (int i = 0; i < 20; ++i) {
+        auto r = CommitOne(outbox, *stream, 100000 + i);
+        ASSERT_FALSE(r.has_value()) << "a commit succeeded on a full disk";
+        ExpectOutOfSpace(r.error(), path);
+      }
+      ASSERT_NO_FATAL_FAILURE(RelayFailsOutOfSpace(outbox, path));
+      auto closed = outbox.Close();
+      if (!closed) ExpectOutOfSpace(closed.error(), path);
+    }
+    for (int round = 0; round < 3; ++round) {
+      auto again = Outbox::Open({.path = path});
+      if (!again) {
+        ExpectOutOfSpace(again.error(), path);
+        continue;
+      }
+      auto closed = (*again)->Close();
+      if (!closed) ExpectOutOfSpace(closed.error(), path);
+    }
+  });
+  EXPECT_GT(fs::file_size(info_log), 0u) << "RocksDB's info log was not written to " << info_log;
+  // With room again (the tmpfs grown), everything acknowledged is there.
+  ASSERT_TRUE(t.Resize(4 * kTmpfsKiB));
+  const int n = *acked_count;
+  ASSERT_GT(n, 0);
+  for (int i = 0; i < n; ++i)
+    acked.push_back(i);
+  RunInChild("reopen once space is back", [&] { ASSERT_NO_FATAL_FAILURE(ExpectAcknowledgedPresent(path, acked)); });
+}
+
+TEST(FullDiskTmpfs, OpenOnAnAlreadyFullTmpfsFailsWithResourceExhausted) {
+  Tmpfs t(kTmpfsKiB);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  std::vector<int> acked;
+  RunInChild("create a database with 10 commits", [&] {
+    auto opened = Outbox::Open({.path = path});
+    ASSERT_OK(opened);
+    ASSERT_OK_AND_ASSIGN(Stream * stream, (*opened)->OpenStream("telemetry"));
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_OK(CommitOne(**opened, *stream, i));
+      acked.push_back(i);
+    }
+    ASSERT_OK((*opened)->Close());
+  });
+  for (int i = 0; i < 10; ++i)
+    acked.push_back(i);
+  const std::string filler = t.Sub("filler");
+  ASSERT_GT(WriteFiller(filler, 0), 0u);
+  ASSERT_LT(t.FreeBytes(), 8192u);
+  RunInChild("open the database and create another one on the full tmpfs", [&] {
+    for (int round = 0; round < 5; ++round) {
+      auto opened = Outbox::Open({.path = path});
+      ASSERT_FALSE(opened.has_value()) << "opened a database on a full disk (RocksDB writes a MANIFEST at open)";
+      ExpectOutOfSpace(opened.error(), path);
+    }
+    const std::string fresh = t.Sub("fresh");
+    for (int round = 0; round < 3; ++round) {
+      auto created = Outbox::Open({.path = fresh});
+      ASSERT_FALSE(created.has_value()) << "created a database on a full disk";
+      ExpectOutOfSpace(created.error(), fresh);
+    }
+  });
+  fs::remove(filler);
+  RunInChild("reopen once space is back", [&] { ASSERT_NO_FATAL_FAILURE(ExpectAcknowledgedPresent(path, acked)); });
+}
+
+// Item 2: commits resume in place once a little space is back: the next
+// commit succeeds, without a reopen, with far less than RocksDB's 64 MiB.
+TEST(FullDiskTmpfs, CommitsResumeInPlaceWhenALittleSpaceComesBack) {
+  Tmpfs t(4096);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  const std::string filler = t.Sub("filler");
+  ASSERT_EQ(WriteFiller(filler, 512 << 10), uint64_t{512 << 10});
+  std::vector<int> acked;
+  RunInChild("fill the tmpfs, free 512 KiB, commit on", [&] {
+    auto opened = Outbox::Open({.path = path});
+    ASSERT_OK(opened);
+    Outbox& outbox = **opened;
+    ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
+    std::optional<Error> first = FillWithCommits(outbox, *stream, &acked);
+    ASSERT_TRUE(first.has_value());
+    ExpectOutOfSpace(*first, path);
+    for (int i = 0; i < 3; ++i) {
+      auto r = CommitOne(outbox, *stream, 100000 + i);
+      ASSERT_FALSE(r.has_value());
+      ExpectOutOfSpace(r.error(), path);
+    }
+    ASSERT_TRUE(fs::remove(filler));
+    uint64_t free_bytes = t.FreeBytes();
+    std::cout << acked.size() << " commits filled the tmpfs; " << free_bytes
+              << " bytes free after removing the filler\n";
+    ASSERT_LT(free_bytes, uint64_t{4} << 20);
+    for (int n = 0; n < 20; ++n) {
+      int i = static_cast<int>(acked.size());
+      auto r = CommitOne(outbox, *stream, i);
+      ASSERT_TRUE(r.has_value()) << "commit " << n << " after space came back: " << r.error().ToString();
+      acked.push_back(i);
+    }
+    EXPECT_OK(outbox.Close());
+    // The child's `acked` is its own: check here.
+    ASSERT_NO_FATAL_FAILURE(ExpectAcknowledgedPresent(path, acked));
+  });
+}
+
+#ifdef JM_TOOL
+// Every jaiminho-tool command on a database on a full tmpfs exits with an
+// error code (write commands) or succeeds (read commands write nothing),
+// never by a signal.
+TEST(FullDiskTmpfs, ToolCommandsExitWithAnErrorCodeNeverASignal) {
+  Tmpfs t(kTmpfsKiB);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  RunInChild("create a database with pending events", [&] {
+    auto opened = Outbox::Open({.path = path});
+    ASSERT_OK(opened);
+    ASSERT_OK_AND_ASSIGN(Stream * stream, (*opened)->OpenStream("telemetry"));
+    for (int i = 0; i < 20; ++i)
+      ASSERT_OK(CommitOne(**opened, *stream, i));
+    ASSERT_OK((*opened)->Close());
+  });
+  const std::string filler = t.Sub("filler");
+  ASSERT_GT(WriteFiller(filler, 0), 0u);
+  const std::vector<std::vector<std::string>> writes = {
+      {"relay", path},
+      {"relay", path, "--stream", "telemetry"},
+      {"clean", path},
+      {"requeue", path, "--stream", "telemetry", "--all-parked"},
+      {"skip", path, "--stream", "telemetry", "--seq", "1", "--reason", "test"}};
+  for (const auto& args : writes) {
+    for (int round = 0; round < 2; ++round) {
+      ToolRun r = RunTool(args);
+      EXPECT_LT(r.code, 128) << args[0] << " was killed by a signal:\n" << r.err;
+      EXPECT_EQ(r.code, 1) << args[0] << " on a full disk:\n" << r.err;
+      EXPECT_NE(r.err.find("resource exhausted"), std::string::npos) << r.err;
+    }
+  }
+  for (std::string command : {"dump", "streams", "stats", "verify"}) {
+    ToolRun r = RunTool({command, path});
+    EXPECT_EQ(r.code, 0) << command << " (writes nothing) on a full disk:\n" << r.err;
+  }
+  fs::remove(filler);
+  ToolRun relayed = RunTool({"relay", path});
+  EXPECT_EQ(relayed.code, 0) << relayed.err;
+  EXPECT_EQ(relayed.OutLines().size(), 20u) << relayed.err;
+}
+#endif
+
+// RocksDB's info log never goes to a LOG file in the database directory: by
+// default it stays in memory, with info_log_path it goes to that file.
+TEST(InfoLog, GoesToTheNamedFileOrStaysInMemoryNeverToTheDatabaseDirectory) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  const std::string file = dir.Sub("rocksdb.log");
+  RunInChild("open, commit, close with and without info_log_path", [&] {
+    for (bool named : {false, true}) {
+      OutboxOptions o{.path = path, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL};
+      if (named) o.info_log_path = file;
+      auto opened = Outbox::Open(std::move(o));
+      ASSERT_OK(opened);
+      ASSERT_OK_AND_ASSIGN(Stream * stream, (*opened)->OpenStream("telemetry"));
+      ASSERT_OK(CommitOne(**opened, *stream, 0));
+      ASSERT_OK((*opened)->Close());
+      EXPECT_EQ(fs::exists(file), named);
+      for (const auto& e : fs::directory_iterator(path)) {
+        EXPECT_FALSE(e.path().filename().string().starts_with("LOG")) << "RocksDB wrote " << e.path();
+      }
+    }
+    std::ifstream in(file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("RocksDB version"), std::string::npos) << "the named file holds RocksDB's log:\n" << text;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The same through fault injection (FaultFileSystem): every write and sync of
+// every file fails with ENOSPC.
+
+TEST(FullDiskFaultFs, NoSpaceEverywhereGivesErrorsNeverAnAbort) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  RunInChild("commit, close and open while every write fails with ENOSPC", [&] {
+    auto ffs = std::make_shared<FaultFileSystem>();
+    auto env = ffs->NewEnv();
+    std::vector<int> acked;
+    {
+      auto opened = Outbox::Open({.path = path, .env = env.get()});
+      ASSERT_OK(opened);
+      Outbox& outbox = **opened;
+      ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
+      for (int i = 0; i < 5; ++i) {
+        ASSERT_OK(CommitOne(outbox, *stream, i, /*sync=*/i < 4));
+        acked.push_back(i);
+      }
+      ffs->FailWrites(FaultKind::kNoSpace);
+      for (int i = 0; i < 10; ++i) {
+        auto r = CommitOne(outbox, *stream, 100 + i);
+        ASSERT_FALSE(r.has_value());
+        ExpectOutOfSpace(r.error(), path);
+      }
+      ASSERT_NO_FATAL_FAILURE(RelayFailsOutOfSpace(outbox, path));
+      auto closed = outbox.Close();
+      if (!closed) ExpectOutOfSpace(closed.error(), path);
+    }
+    for (int round = 0; round < 3; ++round) {
+      auto again = Outbox::Open({.path = path, .env = env.get()});
+      ASSERT_FALSE(again.has_value()) << "opened while every write fails";
+      ExpectOutOfSpace(again.error(), path);
+    }
+    auto fresh = Outbox::Open({.path = dir.Sub("fresh"), .env = env.get()});
+    ASSERT_FALSE(fresh.has_value());
+    ExpectOutOfSpace(fresh.error(), dir.Sub("fresh"));
+    ffs->ClearFaults();
+    ASSERT_NO_FATAL_FAILURE(ExpectAcknowledgedPresent(path, acked, env.get()));
+  });
+}
+
+TEST(FullDiskFaultFs, TheFirstCommitAfterSpaceIsBackSucceeds) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  RunInChild("ENOSPC on the log, then space again", [&] {
+    auto ffs = std::make_shared<FaultFileSystem>();
+    auto env = ffs->NewEnv();
+    std::vector<int> acked;
+    {
+      auto opened = Outbox::Open({.path = path, .env = env.get()});
+      ASSERT_OK(opened);
+      Outbox& outbox = **opened;
+      ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
+      ASSERT_OK(CommitOne(outbox, *stream, 0));
+      acked.push_back(0);
+      for (int round = 0; round < 3; ++round) {
+        ffs->FailWrites(FaultKind::kNoSpace);
+        for (int i = 0; i < 3; ++i) {
+          auto r = CommitOne(outbox, *stream, 1000 + i);
+          ASSERT_FALSE(r.has_value());
+          ExpectOutOfSpace(r.error(), path);
+        }
+        ffs->ClearFaults();
+        for (int i = 0; i < 5; ++i) {
+          int k = static_cast<int>(acked.size());
+          auto r = CommitOne(outbox, *stream, k);
+          ASSERT_TRUE(r.has_value()) << "round " << round << ", commit " << i
+                                     << " after the fault cleared: " << r.error().ToString();
+          acked.push_back(k);
+        }
+      }
+      EXPECT_OK(outbox.Close());
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectAcknowledgedPresent(path, acked, env.get()));
+  });
+}
+
+// Item 7: a failed WAL sync (EIO) is fatal for the instance: kFatal, and the
+// next commits say so too (close and reopen); a reopen carries on.
+TEST(FullDiskFaultFs, FailedLogSyncIsFatalUntilAReopen) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  RunInChild("EIO on the log's fsync", [&] {
+    auto ffs = std::make_shared<FaultFileSystem>();
+    auto env = ffs->NewEnv();
+    std::vector<int> acked;
+    {
+      auto opened = Outbox::Open({.path = path, .env = env.get()});
+      ASSERT_OK(opened);
+      Outbox& outbox = **opened;
+      ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
+      ASSERT_OK(CommitOne(outbox, *stream, 0));
+      acked.push_back(0);
+      ffs->SetFaultFilter(".log");
+      ffs->FailSyncs(FaultKind::kIOError);
+      auto failed = CommitOne(outbox, *stream, 1000);
+      ASSERT_FALSE(failed.has_value());
+      EXPECT_EQ(failed.error().code(), ErrorCode::kFatal) << failed.error().ToString();
+      EXPECT_NE(failed.error().message().find(path), std::string::npos) << failed.error().message();
+      ffs->ClearFaults();
+      for (int i = 0; i < 3; ++i) {
+        auto r = CommitOne(outbox, *stream, 1001 + i);
+        ASSERT_FALSE(r.has_value()) << "RocksDB accepted writes after a failed WAL sync";
+        EXPECT_EQ(r.error().code(), ErrorCode::kFatal) << r.error().ToString();
+        EXPECT_NE(r.error().message().find("reopen"), std::string::npos) << r.error().message();
+      }
+      (void)outbox.Close();
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectAcknowledgedPresent(path, acked, env.get()));
+  });
+}
+
+}  // namespace
+}  // namespace jaiminho::testing
