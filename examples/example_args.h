@@ -4,8 +4,8 @@
 //
 //   example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--readings N]", "What it does.");
 //   cli.Option("--db", "DIR", "database directory", [&](const std::string& v) { db = v; });
-//   cli.Option("--readings", "N", "readings per sensor", [&](const std::string& v) { n = cli.Int("--readings", v, 3); });
-//   cli.Parse(argc, argv);
+//   cli.Option("--readings", "N", "readings per sensor", [&](const std::string& v) { n = cli.Int("--readings", v, 3);
+//   }); cli.Parse(argc, argv);
 #pragma once
 
 #include <charconv>

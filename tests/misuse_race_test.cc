@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "support/child.h"
 #include "support/test_util.h"
 
 namespace jaiminho {
@@ -16,18 +17,6 @@ namespace {
 using testing::MustOpen;
 using testing::RecordingPublisher;
 using testing::TempDir;
-
-[[noreturn]] void ExitWith(const std::string& failure) {
-  if (!failure.empty()) std::fprintf(stderr, "child failed: %s\n", failure.c_str());
-  std::fflush(stderr);
-  std::_Exit(failure.empty() ? 0 : 1);
-}
-
-#define EXPECT_IN_CHILD(body)                                                            \
-  do {                                                                                   \
-    GTEST_FLAG_SET(death_test_style, "threadsafe");                                      \
-    EXPECT_EXIT(ExitWith(body), ::testing::ExitedWithCode(0), "") << "see child stderr"; \
-  } while (0)
 
 struct Committed {
   std::string key;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "relay/retry.h"
+#include "support/child.h"
 #include "support/test_util.h"
 
 namespace jaiminho {
@@ -23,21 +24,6 @@ using testing::RecordingPublisher;
 using testing::TempDir;
 
 constexpr int64_t kT0 = 1'700'000'000'000'000;
-
-// Ends the child: status 0 when `failure` is empty, else 1 with the reason on stderr.
-[[noreturn]] void ExitWith(const std::string& failure) {
-  if (!failure.empty()) std::fprintf(stderr, "child failed: %s\n", failure.c_str());
-  std::fflush(stderr);
-  std::_Exit(failure.empty() ? 0 : 1);
-}
-
-// Runs `body` in a child process; the test fails when the child crashes or
-// `body` returns a failure description.
-#define EXPECT_IN_CHILD(body)                                                            \
-  do {                                                                                   \
-    GTEST_FLAG_SET(death_test_style, "threadsafe");                                      \
-    EXPECT_EXIT(ExitWith(body), ::testing::ExitedWithCode(0), "") << "see child stderr"; \
-  } while (0)
 
 // "" when `r` failed with kClosed naming `path`; otherwise what happened.
 template <class R>

@@ -34,9 +34,9 @@
 #include <thread>
 #include <vector>
 
-#include "example_args.h"
 #include "adapters/testing/mosquitto_broker.h"
 #include "adapters/testing/mqtt_subscriber.h"
+#include "example_args.h"
 #include "jaiminho/adapters/mqtt.h"
 #include "jaiminho/jaiminho.h"
 

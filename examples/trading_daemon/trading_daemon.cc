@@ -37,8 +37,8 @@
 #include <thread>
 #include <vector>
 
-#include "jaiminho/adapters/kafka.h"
 #include "example_args.h"
+#include "jaiminho/adapters/kafka.h"
 #include "jaiminho/jaiminho.h"
 
 namespace {

@@ -1,7 +1,6 @@
 // The command line: CLI11 options into the commands' option structs.
-#include <unistd.h>
-
 #include <rocksdb/version.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <functional>
 
+#include "support/child.h"
 #include "support/test_util.h"
 #ifdef JM_TOOL
 #include "tool/run_tool.h"
@@ -25,33 +26,6 @@
 namespace jaiminho::testing {
 namespace {
 namespace fs = std::filesystem;
-
-// Forks, runs `body`, and returns the child's exit status (128 + signal when
-// killed). The child exits 1 when an assertion failed (printed by the child).
-pid_t Spawn(const std::function<void()>& body) {
-  std::cout.flush();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    body();
-    bool failed = ::testing::Test::HasFailure();
-    std::cout.flush();
-    std::fflush(nullptr);
-    ::_exit(failed ? 1 : 0);
-  }
-  return pid;
-}
-int WaitChild(pid_t pid) {
-  int st = 0;
-  if (::waitpid(pid, &st, 0) != pid) return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-void RunInChild(const std::string& what, const std::function<void()>& body) {
-  pid_t pid = Spawn(body);
-  ASSERT_GT(pid, 0) << "fork: " << std::strerror(errno);
-  int code = WaitChild(pid);
-  EXPECT_EQ(code, 0) << what << (code >= 128 ? ": killed by a signal" : ": failed (see above)");
-}
 
 // A database with one stream and 3 events, closed.
 void MakeDatabase(const std::string& path) {
@@ -193,7 +167,7 @@ TEST(CreationRace, TwoProcessesCreatingOneDatabaseGetItOrBusy) {
     ASSERT_EQ(::pipe(gate), 0);
     pid_t pids[2];
     for (int c = 0; c < 2; ++c) {
-      pids[c] = Spawn([&, c] {
+      pids[c] = ForkTest([&, c] {
         ::close(gate[1]);
         char b;
         (void)!::read(gate[0], &b, 1);  // returns at EOF: both start together

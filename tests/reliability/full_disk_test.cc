@@ -23,6 +23,7 @@
 #include <functional>
 #include <iterator>
 
+#include "support/child.h"
 #include "support/fault_fs.h"
 #include "support/test_util.h"
 #ifdef JM_TOOL
@@ -111,31 +112,6 @@ class SharedInt {
   int fallback_ = 0;
   int* value_;
 };
-
-// Runs `body` in a forked child and expects it to end normally without a
-// failed assertion (the child's failures are printed by the child). A signal
-// (SIGABRT from an assertion in RocksDB) fails the test, naming the signal.
-void RunInChild(const std::string& what, const std::function<void()>& body) {
-  std::cout.flush();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0) << "fork: " << std::strerror(errno);
-  if (pid == 0) {
-    body();
-    bool failed = ::testing::Test::HasFailure();
-    std::cout.flush();
-    std::fflush(nullptr);
-    ::_exit(failed ? 1 : 0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  if (WIFSIGNALED(status)) {
-    ADD_FAILURE() << what << ": the process was killed by signal " << WTERMSIG(status) << " ("
-                  << strsignal(WTERMSIG(status)) << ")";
-  } else {
-    EXPECT_EQ(WEXITSTATUS(status), 0) << what << ": failed (see the failures above)";
-  }
-}
 
 // Payloads: text, as programs send (it compresses, as real events do).
 std::string Payload(int i) {

@@ -3,7 +3,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iostream>
 
 namespace jaiminho::testing {
 
@@ -57,6 +61,44 @@ int Child::Wait() {
   waited_ = true;
   status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return status_;
+}
+
+pid_t ForkTest(const std::function<void()>& body) {
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    body();
+    bool failed = ::testing::Test::HasFailure();
+    std::cout.flush();
+    std::fflush(nullptr);
+    ::_exit(failed ? 1 : 0);
+  }
+  return pid;
+}
+
+int WaitChild(pid_t pid) {
+  int st = 0;
+  if (::waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void RunInChild(const std::string& what, const std::function<void()>& body) {
+  pid_t pid = ForkTest(body);
+  ASSERT_GT(pid, 0) << "fork: " << std::strerror(errno);
+  int code = WaitChild(pid);
+  if (code > 128) {
+    ADD_FAILURE() << what << ": the process was killed by signal " << code - 128 << " (" << strsignal(code - 128)
+                  << ")";
+  } else {
+    EXPECT_EQ(code, 0) << what << ": failed (see the failures above)";
+  }
+}
+
+void ExitWith(const std::string& failure) {
+  if (!failure.empty()) std::fprintf(stderr, "child failed: %s\n", failure.c_str());
+  std::fflush(stderr);
+  std::_Exit(failure.empty() ? 0 : 1);
 }
 
 }  // namespace jaiminho::testing

@@ -114,8 +114,8 @@ TEST(ToolBinary, HelpWorksForTheToolAndEveryCommand) {
   ToolRun version = RunTool({"--version"});
   EXPECT_EQ(version.code, 0);
   EXPECT_EQ(version.out, std::string("jaiminho-tool ") + JAIMINHO_VERSION_STRING + " (RocksDB " +
-                            rocksdb::GetRocksVersionAsString() + ", on-disk format " +
-                            std::to_string(jaiminho::kFormatVersion) + ")\n");
+                             rocksdb::GetRocksVersionAsString() + ", on-disk format " +
+                             std::to_string(jaiminho::kFormatVersion) + ")\n");
 }
 
 TEST(ToolBinary, UsageErrorsExitTwoWithOneLine) {
