@@ -11,6 +11,11 @@ function(jaiminho_set_warnings target)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
     target_compile_options(${target} PRIVATE -Wno-restrict)
   endif()
+  # Clang checks the thread-safety annotations (src/util/thread_annotations.h):
+  # GUARDED_BY fields touched without their mutex, REQUIRES not met.
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wthread-safety)
+  endif()
   if(JAIMINHO_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

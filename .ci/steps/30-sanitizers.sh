@@ -7,16 +7,14 @@
 #   TSan: the tests labelled `concurrency` (build-tsan; only their executables
 #   are built, found from the ASan tree's test list). Debian's librocksdb.a is
 #   not instrumented: tests/tsan.supp suppresses reports inside RocksDB only.
+# The trees are the `asan` and `tsan` presets of CMakePresets.json, in
+# ASAN_BUILD_DIR and TSAN_BUILD_DIR.
 # Each half prints its duration. SANITIZERS=asan or SANITIZERS=tsan runs one.
 set -euo pipefail
 JOBS=${JOBS:-$(nproc)}
 ASAN_DIR=${ASAN_BUILD_DIR:-build-asan}
 TSAN_DIR=${TSAN_BUILD_DIR:-build-tsan}
 WHICH=${SANITIZERS:-asan,tsan}
-common=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJAIMINHO_WERROR=ON
-        -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
-        "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
-        -DJAIMINHO_BUILD_BENCH=OFF -DJAIMINHO_BUILD_EXAMPLES=OFF)
 now() { date +%s; }
 
 # Executables of the tests with a label, from a configured and built tree.
@@ -26,7 +24,7 @@ executables_with_label() {
 
 if [[ $WHICH == *asan* ]]; then
   start=$(now)
-  cmake -S . -B "$ASAN_DIR" "${common[@]}" -DJAIMINHO_SANITIZE=address,undefined -DJAIMINHO_FUZZ=ON
+  cmake --preset asan -B "$ASAN_DIR"
   cmake --build "$ASAN_DIR" -j "$JOBS"
   built=$(now)
   # The crash and power-loss loops run shorter here: 10 kills, 4 cuts (the main
@@ -40,7 +38,7 @@ fi
 
 if [[ $WHICH == *tsan* ]]; then
   start=$(now)
-  cmake -S . -B "$TSAN_DIR" "${common[@]}" -DJAIMINHO_SANITIZE=thread
+  cmake --preset tsan -B "$TSAN_DIR"
   # The concurrency tests' executables, named like their targets. Taken from
   # the ASan tree when it exists (it built everything), else built in full.
   targets=()

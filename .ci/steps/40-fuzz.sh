@@ -2,7 +2,8 @@
 # Fuzzing (issue 7): runs each libFuzzer target for FUZZ_SECONDS (default 30)
 # over its seed corpus in tests/fuzz/corpus/<target>. The targets come from the
 # ASan tree of .ci/steps/30-sanitizers.sh when it built them (clang, ASan +
-# UBSan, JAIMINHO_FUZZ=ON), else from a clang build of their own (build-fuzz).
+# UBSan, JAIMINHO_FUZZ=ON), else from a clang build of their own (build-fuzz,
+# the `fuzz` preset of CMakePresets.json).
 # New inputs go to a scratch directory, never into the committed corpus; a
 # crash leaves its input in <build>/crashes/.
 set -euo pipefail
@@ -12,11 +13,7 @@ start=$(date +%s)
 FUZZ_DIR=${FUZZ_BUILD_DIR:-${ASAN_BUILD_DIR:-build-asan}}
 if [[ ! -x $FUZZ_DIR/tests/fuzz/envelope_fuzz ]]; then
   FUZZ_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
-  cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJAIMINHO_WERROR=ON \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
-    -DJAIMINHO_FUZZ=ON -DJAIMINHO_SANITIZE=address,undefined \
-    -DJAIMINHO_BUILD_BENCH=OFF -DJAIMINHO_BUILD_EXAMPLES=OFF
+  cmake --preset fuzz -B "$FUZZ_DIR"
   cmake --build "$FUZZ_DIR" -j "$JOBS" --target jaiminho_fuzz
 fi
 built=$(date +%s)

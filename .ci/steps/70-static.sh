@@ -7,11 +7,12 @@
 #      but glibc and libmosquitto with its libssl/libcrypto -- exactly one
 #      libcrypto in the process (jaiminho's HMAC uses the same shared one).
 # Prints each binary's ldd and stripped size. The compile flags are the main
-# build's, so with ccache (.ci/test) only the links are new work.
+# build's (the `release` preset), so with ccache (.ci/test) only the links are
+# new work.
 set -euo pipefail
 work=$(realpath -m "$BUILD_DIR/static")
 rm -rf "$work"
-common=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DJAIMINHO_WERROR=ON -DJAIMINHO_BUILD_TESTS=OFF -DJAIMINHO_BUILD_BENCH=OFF)
+common=(--preset release -DJAIMINHO_BUILD_TESTS=OFF -DJAIMINHO_BUILD_BENCH=OFF)
 
 show() {  # binary
   strip -o "$1.stripped" "$1"
@@ -20,7 +21,7 @@ show() {  # binary
 }
 
 # 1. Core only, fully static.
-cmake -S . -B "$work/core" "${common[@]}" -DJAIMINHO_STATIC=ON -DJAIMINHO_STATIC_LIBC=ON >"$work-core.log"
+cmake "${common[@]}" -B "$work/core" -DJAIMINHO_STATIC=ON -DJAIMINHO_STATIC_LIBC=ON >"$work-core.log"
 cmake --build "$work/core" -j "$JOBS" --target jaiminho-demo jaiminho-tool >>"$work-core.log"
 for b in "$work/core/examples/jaiminho-demo" "$work/core/tools/jaiminho-tool"; do
   show "$b"
@@ -31,7 +32,7 @@ done
 
 # 2. The MQTT gateway: one libcrypto.
 if pkg-config --exists libmosquitto; then
-  cmake -S . -B "$work/mqtt" "${common[@]}" -DJAIMINHO_STATIC=ON -DJAIMINHO_WITH_MQTT=ON >"$work-mqtt.log"
+  cmake "${common[@]}" -B "$work/mqtt" -DJAIMINHO_STATIC=ON -DJAIMINHO_WITH_MQTT=ON >"$work-mqtt.log"
   cmake --build "$work/mqtt" -j "$JOBS" --target jaiminho-iot-gateway >>"$work-mqtt.log"
   gw="$work/mqtt/examples/iot_gateway/jaiminho-iot-gateway"
   show "$gw"

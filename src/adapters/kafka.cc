@@ -342,7 +342,7 @@ Status KafkaPublisher::Impl::Produce(rd_kafka_t* rk, const Event& e, const std::
   }
   rd_kafka_error_t* error = rd_kafka_produceva(rk, vus.data(), n);
   if (error == nullptr) {
-    pending.release();  // owned by the record until its delivery report
+    (void)pending.release();  // owned by the record until its delivery report
     return {};
   }
   rd_kafka_resp_err_t code = rd_kafka_error_code(error);
@@ -409,7 +409,7 @@ KafkaPublisher::KafkaPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(imp
 KafkaPublisher::~KafkaPublisher() = default;
 
 Result<std::shared_ptr<KafkaPublisher>> KafkaPublisher::Create(KafkaOptions o) {
-  auto invalid = [](std::string msg) { return MakeError(ErrorCode::kInvalidArgument, "KafkaOptions::" + msg); };
+  auto invalid = [](const std::string& msg) { return MakeError(ErrorCode::kInvalidArgument, "KafkaOptions::" + msg); };
   bool mock =
       std::any_of(o.config.begin(), o.config.end(), [](const auto& kv) { return kv.first == "test.mock.num.brokers"; });
   if (o.bootstrap_servers.empty() && !mock) return invalid("bootstrap_servers is empty");

@@ -542,7 +542,7 @@ MqttPublisher::MqttPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 MqttPublisher::~MqttPublisher() = default;
 
 Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
-  auto invalid = [](std::string msg) { return MakeError(ErrorCode::kInvalidArgument, "MqttOptions::" + msg); };
+  auto invalid = [](const std::string& msg) { return MakeError(ErrorCode::kInvalidArgument, "MqttOptions::" + msg); };
   if (o.host.empty()) return invalid("host is empty");
   if (o.port == 0) return invalid("port is 0");
   if (o.id_property.empty()) return invalid("id_property is empty");

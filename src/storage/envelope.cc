@@ -102,7 +102,7 @@ bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
   }
   if (const auto* hs = env->headers(); hs != nullptr) {
     auto* p = reinterpret_cast<const uint8_t*>(hs);
-    outside(p, p + 4 + 4 * hs->size());
+    outside(p, p + 4 + size_t{4} * hs->size());
     for (const fb::Header* h : *hs) {
       auto* hp = reinterpret_cast<const uint8_t*>(h);
       const uint8_t* hv = hp - flatbuffers::ReadScalar<flatbuffers::soffset_t>(hp);
@@ -272,7 +272,7 @@ std::string_view AlignedArena::Copy(std::string_view bytes) {
     ++current_;
   if (current_ == blocks_.size()) {
     Block b;
-    b.capacity = std::max<size_t>(need, 64 * 1024);
+    b.capacity = std::max<size_t>(need, size_t{64} * 1024);
     b.words.reset(new uint64_t[b.capacity / 8]);
     blocks_.push_back(std::move(b));
   }
@@ -285,7 +285,7 @@ std::string_view AlignedArena::Copy(std::string_view bytes) {
 
 void AlignedArena::Reset() {
   // Keep the standard blocks for reuse; drop the oversized ones.
-  std::erase_if(blocks_, [](const Block& b) { return b.capacity != 64 * 1024; });
+  std::erase_if(blocks_, [](const Block& b) { return b.capacity != size_t{64} * 1024; });
   for (Block& b : blocks_)
     b.used = 0;
   current_ = 0;

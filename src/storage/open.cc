@@ -211,6 +211,7 @@ Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, c
     // RocksDB lists only "default" from a MANIFEST it cannot parse at all:
     // tell a damaged database from someone else's by opening it read-only.
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    descs.reserve(names.size());
     for (const auto& n : names)
       descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> handles;

@@ -68,8 +68,9 @@ class StopSignals {
     }
     return sig;
   }
-  // Ends a Wait() in `thread` from another thread.
-  static void Wake(pthread_t thread) { pthread_kill(thread, SIGTERM); }
+  // Ends a Wait() in `thread` from another thread. SIGTERM is blocked in every
+  // thread: it only ends the sigwait(), it kills nothing.
+  static void Wake(pthread_t thread) { pthread_kill(thread, SIGTERM); }  // NOLINT(bugprone-bad-signal-to-kill-thread)
 
  private:
   sigset_t set_{}, old_{};
