@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "clean/cleaner.h"
+#include "core/claim_table.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
@@ -74,14 +75,9 @@ class StreamState {
   // operator actions), so an idle relay loop knows to look again.
   std::atomic<uint64_t> poke{0};
 
-  // --- Publish-on-commit claims: events being published inline, which the relay
-  // must not touch; `resolved` holds claims released since the relay's last
-  // pass started (its iterator may still show them).
-  std::mutex claim_mu;
-  std::vector<uint64_t> claimed;
-  std::vector<uint64_t> resolved;
-  bool pass_in_progress = false;  // guarded by claim_mu
-  std::atomic<bool> any_claims{false};
+  // --- Publish-on-commit claims: events being published inline, which the
+  // relay must not touch (core/claim_table.h states the protocol).
+  internal::ClaimTable claims;
 
   // --- Metrics (since open).
   std::atomic<uint64_t> published{0};

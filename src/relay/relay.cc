@@ -255,19 +255,10 @@ class Relay::Impl {
       out.next_due_us = ToMicros(o_.Now()) + options_.interval.count();
       return out;
     }
-    {
-      std::lock_guard l(s.claim_mu);
-      s.resolved.clear();
-      s.pass_in_progress = true;
-    }
+    s.claims.BeginPass();
     struct PassEnd {
       StreamState& s;
-      ~PassEnd() {
-        std::lock_guard l(s.claim_mu);
-        s.pass_in_progress = false;
-        s.resolved.clear();
-        s.any_claims.store(!s.claimed.empty(), std::memory_order_release);
-      }
+      ~PassEnd() { s.claims.EndPass(); }
     } pass_end{s};
     DrainIterators iters;
     Flow flow{.more = true};
@@ -344,15 +335,15 @@ class Relay::Impl {
   };
 
   // Reads, publishes and acknowledges one batch of stream `s`, in named steps:
-  // Settle, OpenIterators, SnapshotClaims, ReadBatch, AckRetries, AckPending,
+  // Settle, OpenIterators, the claims' Snapshot, ReadBatch, AckRetries, AckPending,
   // CommitBatch.
-  // REQUIRES: s.delivery_mu held, s.pass_in_progress set.
+  // REQUIRES: s.delivery_mu held, s.claims.BeginPass() called.
   Result<BatchResult> Batch(StreamState& s, DrainIterators& iters) {
     const internal::StreamConfig config = s.config();
     const Timestamp now = o_.Now();
     JM_ASSIGN_OR_RETURN(const Window w, Settle(s));
     OpenIterators(s, iters, w);
-    SnapshotClaims(s, w.cursor);
+    s.claims.Snapshot(w.cursor, claims_);  // the seqs not ours to touch
     JM_ASSIGN_OR_RETURN(Flow flow, ReadBatch(s, iters, ToMicros(now)));
     if (retries_.empty() && pendings_.empty()) {
       if (!flow.keep_iterators) iters.Reset();
@@ -394,15 +385,9 @@ class Relay::Impl {
     const bool pending_done = !iters.pending || !iters.pending->Valid();
     if (iters.retry && (iters.next_seq != w.cursor || (pending_done && w.horizon > iters.horizon))) iters.Reset();
     if (iters.retry) return;
-    // `resolved` lists claims released after the iterators were created
-    // (their records may still show): cleared first, then the iterators, then
-    // the claims are read by SnapshotClaims, so every claimed record the
-    // iterators can see is in one list or the other (claims are made before a
-    // commit is visible, released after its outcome is written).
-    {
-      std::lock_guard l(s.claim_mu);
-      s.resolved.clear();
-    }
+    // A claim released before this point cannot show in the new iterators
+    // (core/claim_table.h).
+    s.claims.IteratorsCreating();
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // each record is read once
     iters.retry_end = internal::TagEnd(internal::kRetryTag);
@@ -420,20 +405,6 @@ class Relay::Impl {
       KeyBuf from = internal::SeqKey(internal::kPendingTag, w.cursor);
       iters.pending->Seek(rocksdb::Slice(from.bytes, from.size));
     }
-  }
-
-  // Copies the seqs the relay must not touch into claims_ (sorted).
-  void SnapshotClaims(StreamState& s, uint64_t cursor) {
-    claims_.clear();
-    if (!s.any_claims.load(std::memory_order_acquire)) return;
-    std::lock_guard l(s.claim_mu);
-    // Released claims below the cursor can no longer show in the pending
-    // iterator (it stands at or past the cursor); a retry record is written
-    // only by its claim's owner before the release, so the relay owns it.
-    std::erase_if(s.resolved, [&](uint64_t seq) { return seq < cursor; });
-    claims_.insert(claims_.end(), s.claimed.begin(), s.claimed.end());
-    claims_.insert(claims_.end(), s.resolved.begin(), s.resolved.end());
-    std::sort(claims_.begin(), claims_.end());
   }
 
   bool IsClaimed(uint64_t seq) const { return std::binary_search(claims_.begin(), claims_.end(), seq); }
@@ -618,10 +589,8 @@ class Relay::Impl {
   }
 
   // Writes the batch with the cursor, then advances the in-memory cursor.
-  // The persisted cursor never passes an event still claimed by a
-  // publish-on-commit attempt, wherever an earlier pass left the cursor: a
-  // crash before that attempt's outcome is written leaves the event pending
-  // for the next process, which starts reading at the persisted cursor.
+  // The persisted cursor never passes a claimed seq, wherever an earlier pass
+  // left the cursor (core/claim_table.h).
   Status CommitBatch(StreamState& s, DeliveryBatch& batch, uint64_t new_cursor) {
     uint64_t persist = new_cursor;
     if (!claims_.empty()) persist = std::min(persist, claims_.front());
