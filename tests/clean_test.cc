@@ -3,7 +3,7 @@
 // maintenance pass, and a queue head that does not rot.
 #include <rocksdb/perf_context.h>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "support/test_util.h"

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "outbox_impl.h"
-#include "relay/inline.h"
+#include "core/outbox_impl.h"
+#include "delivery/inline.h"
 #include "sign/signer.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"

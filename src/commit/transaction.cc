@@ -1,9 +1,9 @@
 #include <fmt/format.h>
 
 #include "commit/committer.h"
+#include "core/outbox_impl.h"
+#include "delivery/inline.h"
 #include "jaiminho/outbox.h"
-#include "outbox_impl.h"
-#include "relay/inline.h"
 #include "sign/signer.h"
 #include "storage/envelope.h"
 #include "util/macros.h"

@@ -7,9 +7,9 @@
 #include <map>
 #include <random>
 
-#include "outbox_impl.h"
-#include "relay/delivery.h"
-#include "relay/retry.h"
+#include "core/outbox_impl.h"
+#include "delivery/delivery.h"
+#include "delivery/retry.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/check.h"
 #include "storage/keys.h"
 #include "storage/meta.h"

@@ -4,10 +4,11 @@
 #include <filesystem>
 #include <random>
 
+#include "clean/cleaner.h"
 #include "commit/committer.h"
+#include "core/outbox_impl.h"
+#include "delivery/inline.h"
 #include "jaiminho/version.h"
-#include "outbox_impl.h"
-#include "relay/inline.h"
 #include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/info_log.h"

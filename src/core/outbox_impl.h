@@ -1,5 +1,6 @@
-// OutboxImpl and StreamState: the shared state behind the public classes.
-// Internal; included by src/ only.
+// OutboxImpl and StreamState: the shared engine state behind the public
+// classes (floor 2, src/LAYERS: includes only storage/, sign/, core/ and the
+// public headers). Internal; included by src/ only.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -15,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "clean/cleaner.h"
 #include "core/claim_table.h"
+#include "core/cleaner_state.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
@@ -167,7 +168,7 @@ class OutboxImpl {
   std::vector<Stream*> Streams() const;
   internal::StreamConfig Resolve(const StreamOptions& o) const;
 
-  // The cleaner (src/clean/cleaner.cc).
+  // The cleaner (defined in src/clean/cleaner.cc).
   Result<CleanReport> Clean();
   // One maintenance pass: flushes stream memtables holding data, then compacts
   // the expired prefix of each stream's sent range. Run every clean_interval.
@@ -177,7 +178,7 @@ class OutboxImpl {
   // every commit written before the call is durable.
   Status MakeDurable();
   // Makes every write made before the call durable (an empty synced write,
-  // never DB::SyncWAL: see outbox.cc).
+  // never DB::SyncWAL: see src/outbox/outbox.cc).
   Status SyncWal();
 
   // Wakes relays waiting for commits.

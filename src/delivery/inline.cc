@@ -1,12 +1,12 @@
-#include "relay/inline.h"
+#include "delivery/inline.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "outbox_impl.h"
-#include "relay/delivery.h"
-#include "relay/retry.h"
+#include "core/outbox_impl.h"
+#include "delivery/delivery.h"
+#include "delivery/retry.h"
 
 namespace jaiminho {
 
