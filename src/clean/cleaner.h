@@ -10,11 +10,19 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/cleaner_state.h"
+#include "jaiminho/outbox.h"
+
+namespace jaiminho {
+class OutboxImpl;
+}
 
 namespace jaiminho::internal {
 
@@ -29,5 +37,35 @@ std::shared_ptr<rocksdb::CompactionFilterFactory> NewSentEventFilterFactory(std:
 // Options of a stream column family: the filter factory, a compaction trigger
 // for files full of deletions (the queue head), periodic compaction.
 rocksdb::ColumnFamilyOptions StreamFamilyOptions(const std::shared_ptr<CleanerState>& state);
+
+// The forced clean (Outbox::Clean) and the periodic maintenance pass of one
+// Outbox, with the thread that runs the pass every clean_interval.
+// Clean and Maintain may run while the thread does.
+class Cleaner {
+ public:
+  explicit Cleaner(OutboxImpl& outbox) : o_(outbox) {}
+  ~Cleaner();
+
+  // Flushes and compacts every stream (the delivered head and the sent range).
+  Result<CleanReport> Clean();
+  // One maintenance pass: syncs the WAL and records the durable watermark
+  // (a failure there is reported, not returned), flushes stream memtables
+  // holding data, then compacts the expired prefix of each stream's sent range.
+  Status Maintain();
+
+  // Runs Maintain every options.clean_interval on a thread until Stop().
+  void Start();
+  // Stops and joins the thread. Idempotent; Start() after it does nothing.
+  void Stop();
+
+ private:
+  void Loop();
+
+  OutboxImpl& o_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
 
 }  // namespace jaiminho::internal

@@ -29,6 +29,9 @@ namespace jaiminho {
 class Committer;
 class InlinePublisher;
 class OutboxImpl;
+namespace internal {
+class Cleaner;
+}
 
 // Everything the library keeps per stream.
 class StreamState {
@@ -168,12 +171,6 @@ class OutboxImpl {
   std::vector<Stream*> Streams() const;
   internal::StreamConfig Resolve(const StreamOptions& o) const;
 
-  // The cleaner (defined in src/clean/cleaner.cc).
-  Result<CleanReport> Clean();
-  // One maintenance pass: flushes stream memtables holding data, then compacts
-  // the expired prefix of each stream's sent range. Run every clean_interval.
-  Status Maintain();
-
   // Syncs the WAL when some stream has writes not known durable; afterwards
   // every commit written before the call is durable.
   Status MakeDurable();
@@ -217,6 +214,7 @@ class OutboxImpl {
   std::unique_ptr<internal::Signer> signer;
   std::unique_ptr<Committer> committer;
   std::unique_ptr<InlinePublisher> inline_publisher;
+  std::unique_ptr<internal::Cleaner> maintenance;  // Outbox::Clean and the maintenance pass
   Outbox* owner = nullptr;
 
  private:
@@ -224,7 +222,6 @@ class OutboxImpl {
                             uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner);
   std::shared_ptr<internal::CleanerState> NewCleanerState(const std::string& name,
                                                           const internal::StreamConfig& config) const;
-  void MaintenanceLoop();
 
   mutable std::shared_mutex streams_mu_;
   std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
@@ -238,11 +235,6 @@ class OutboxImpl {
   // Calls in flight (OpGuard), and OpGuard::kClosedBit once Close began.
   mutable std::atomic<uint32_t> ops_{0};
   std::mutex close_mu_;  // serializes Close
-
-  std::mutex maintenance_mu_;
-  std::condition_variable maintenance_cv_;
-  bool maintenance_stop_ = false;
-  std::thread maintenance_;
 };
 
 }  // namespace jaiminho

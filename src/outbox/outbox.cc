@@ -279,10 +279,8 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   JM_ASSIGN_OR_RETURN(impl->signer, internal::Signer::Make(options.signing, impl->id));
   impl->committer = std::make_unique<Committer>(impl.get());
   impl->inline_publisher = std::make_unique<InlinePublisher>(impl.get());
-  if (options.clean_interval.count() > 0) {
-    OutboxImpl* raw_impl = impl.get();
-    impl->maintenance_ = std::thread([raw_impl] { raw_impl->MaintenanceLoop(); });
-  }
+  impl->maintenance = std::make_unique<internal::Cleaner>(*impl);
+  if (options.clean_interval.count() > 0) impl->maintenance->Start();
   return impl;
 }
 
@@ -301,12 +299,7 @@ Status OutboxImpl::Close() {
        v = ops_.load(std::memory_order_acquire)) {
     ops_.wait(v, std::memory_order_acquire);
   }
-  {
-    std::lock_guard l(maintenance_mu_);
-    maintenance_stop_ = true;
-  }
-  maintenance_cv_.notify_all();
-  if (maintenance_.joinable()) maintenance_.join();
+  if (maintenance) maintenance->Stop();
   if (inline_publisher) inline_publisher->Stop();
   // Record where each stream continues so that a clean restart leaves no gap.
   rocksdb::WriteBatch b;
@@ -597,7 +590,7 @@ Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std
 
 Result<CleanReport> Outbox::Clean() {
   JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Clean"));
-  return impl_->Clean();
+  return impl_->maintenance->Clean();
 }
 
 const DatabaseId& Outbox::id() const {
