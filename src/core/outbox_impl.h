@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -142,7 +143,6 @@ class OutboxImpl {
  public:
   ~OutboxImpl();
 
-  static Result<std::unique_ptr<OutboxImpl>> Open(OutboxOptions options);
   // Refuses new calls (kClosed), waits for the calls in flight, then closes.
   // Idempotent; concurrent calls wait for the first.
   Status Close();
@@ -166,7 +166,6 @@ class OutboxImpl {
   Status CheckOwned(const StreamState& s, std::string_view call) const;
   Result<const BusinessInfo*> CheckOwned(const BusinessFamily& f, std::string_view call) const;
 
-  Result<Stream*> OpenStream(std::string_view name, const StreamOptions& options);
   Result<Stream*> FindStream(std::string_view name) const;
   std::vector<Stream*> Streams() const;
   internal::StreamConfig Resolve(const StreamOptions& o) const;
@@ -175,7 +174,7 @@ class OutboxImpl {
   // every commit written before the call is durable.
   Status MakeDurable();
   // Makes every write made before the call durable (an empty synced write,
-  // never DB::SyncWAL: see src/outbox/outbox.cc).
+  // never DB::SyncWAL: see outbox_impl.cc).
   Status SyncWal();
 
   // Wakes relays waiting for commits.
@@ -212,20 +211,25 @@ class OutboxImpl {
   std::map<std::string, BusinessInfo, std::less<>> business;
   DatabaseId id;
   std::unique_ptr<internal::Signer> signer;
-  std::unique_ptr<Committer> committer;
-  std::unique_ptr<InlinePublisher> inline_publisher;
-  std::unique_ptr<internal::Cleaner> maintenance;  // Outbox::Clean and the maintenance pass
-  Outbox* owner = nullptr;
-
- private:
+  // The stream registry: adds a stream read or created by Open/OpenStream.
   Result<Stream*> AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, internal::StreamConfig config,
                             uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner);
   std::shared_ptr<internal::CleanerState> NewCleanerState(const std::string& name,
                                                           const internal::StreamConfig& config) const;
+  std::mutex create_mu;  // serializes column family creation (Outbox::OpenStream)
 
+  // Parts built by the floors above (src/outbox/ wires them at Open): held
+  // here, used through their own headers. Close runs stop_on_close, in order,
+  // once the calls in flight are done and before the database closes.
+  std::shared_ptr<Committer> committer;
+  std::shared_ptr<InlinePublisher> inline_publisher;
+  std::shared_ptr<internal::Cleaner> maintenance;  // Outbox::Clean and the maintenance pass
+  std::vector<std::function<void()>> stop_on_close;
+  Outbox* owner = nullptr;
+
+ private:
   mutable std::shared_mutex streams_mu_;
   std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
-  std::mutex create_mu_;  // serializes column family creation
 
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
