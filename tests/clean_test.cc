@@ -3,7 +3,8 @@
 // maintenance pass, and a queue head that does not rot.
 #include <rocksdb/perf_context.h>
 
-#include "outbox_impl.h"
+#include "clean/cleaner.h"
+#include "core/outbox_impl.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "support/test_util.h"
@@ -169,10 +170,10 @@ TEST(Cleaner, MaintenancePassCleansAnIdleDatabaseWithoutBeingAsked) {
   f.Commit(s, 10);
   f.Deliver(s);
   f.clock->Advance(kDay / 2);
-  ASSERT_OK(OutboxAccess::Of(*f.outbox).Maintain());
+  ASSERT_OK(OutboxAccess::Of(*f.outbox).maintenance->Maintain());
   EXPECT_EQ(f.Count(s, EventState::kSent), 10u) << "not expired yet";
   f.clock->Advance(kDay);
-  ASSERT_OK(OutboxAccess::Of(*f.outbox).Maintain());
+  ASSERT_OK(OutboxAccess::Of(*f.outbox).maintenance->Maintain());
   EXPECT_EQ(f.Count(s, EventState::kSent), 0u);
 }
 

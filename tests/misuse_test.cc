@@ -12,7 +12,7 @@
 #include <limits>
 #include <set>
 
-#include "relay/retry.h"
+#include "delivery/retry.h"
 #include "support/child.h"
 #include "support/test_util.h"
 

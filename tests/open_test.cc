@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/meta.h"
 #include "support/child.h"
 #include "support/test_util.h"

@@ -5,7 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "support/test_util.h"

@@ -1,10 +1,10 @@
-// Outbox::Clean and the periodic maintenance pass.
+// Outbox::Clean and the periodic maintenance pass (internal::Cleaner).
 #include "clean/cleaner.h"
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
@@ -41,9 +41,32 @@ Status CompactKeys(rocksdb::DB* db, StreamState& s, std::string_view begin, std:
 
 }  // namespace
 
-Result<CleanReport> OutboxImpl::Clean() {
+namespace internal {
+
+Cleaner::~Cleaner() {
+  Stop();
+}
+
+void Cleaner::Start() {
+  std::lock_guard l(mu_);
+  if (thread_.joinable() || stop_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Cleaner::Stop() {
+  {
+    std::lock_guard l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<CleanReport> Cleaner::Clean() {
+  auto& db = o_.db;
+  const auto& options = o_.options;
   CleanReport report;
-  auto streams = Streams();
+  auto streams = o_.Streams();
   if (streams.empty()) return report;
   uint64_t removed0 = 0, corrupt0 = 0;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
@@ -78,19 +101,20 @@ Result<CleanReport> OutboxImpl::Clean() {
   return report;
 }
 
-Status OutboxImpl::Maintain() {
+Status Cleaner::Maintain() {
+  auto& db = o_.db;
   // The durable watermark (storage/check.h), so that WAL damage is detected
   // after a crash too, not only after a clean Close: what is written now is
   // synced first.
   // A failure here is reported and does not stop the cleaning below.
   const uint64_t sequence = db->GetLatestSequenceNumber();
-  if (auto synced = SyncWal(); !synced) {
-    Capture(synced.error());
-  } else if (auto w = internal::WriteDurableWatermark(options.path, sequence); !w) {
-    Capture(w.error());
+  if (auto synced = o_.SyncWal(); !synced) {
+    o_.Capture(synced.error());
+  } else if (auto w = internal::WriteDurableWatermark(o_.options.path, sequence); !w) {
+    o_.Capture(w.error());
   }
-  const int64_t now = ToMicros(Now());
-  for (Stream* s : Streams()) {
+  const int64_t now = ToMicros(o_.Now());
+  for (Stream* s : o_.Streams()) {
     StreamState& st = StreamAccess::Of(*s);
     uint64_t mem_entries = 0;
     if (db->GetIntProperty(st.cf, "rocksdb.num-entries-active-mem-table", &mem_entries) && mem_entries > 0) {
@@ -127,15 +151,17 @@ Status OutboxImpl::Maintain() {
   return {};
 }
 
-void OutboxImpl::MaintenanceLoop() {
-  std::unique_lock l(maintenance_mu_);
-  while (!maintenance_stop_) {
-    maintenance_cv_.wait_for(l, options.clean_interval, [&] { return maintenance_stop_; });
-    if (maintenance_stop_) break;
+void Cleaner::Loop() {
+  std::unique_lock l(mu_);
+  while (!stop_) {
+    cv_.wait_for(l, o_.options.clean_interval, [&] { return stop_; });
+    if (stop_) break;
     l.unlock();
-    if (auto s = Maintain(); !s) Capture(s.error());
+    if (auto s = Maintain(); !s) o_.Capture(s.error());
     l.lock();
   }
 }
+
+}  // namespace internal
 
 }  // namespace jaiminho

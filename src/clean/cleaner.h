@@ -10,32 +10,21 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
-#include "jaiminho/clock.h"
+#include "core/cleaner_state.h"
+#include "jaiminho/outbox.h"
+
+namespace jaiminho {
+class OutboxImpl;
+}
 
 namespace jaiminho::internal {
-
-// Shared by a stream's filter factory and its StreamState.
-struct CleanerState {
-  CleanerState(std::string stream_name, std::shared_ptr<Clock> c, int64_t ttd_us)
-      : stream(std::move(stream_name)), clock(std::move(c)), time_to_delete_us(ttd_us) {}
-  const std::string stream;
-  const std::shared_ptr<Clock> clock;
-  std::atomic<int64_t> time_to_delete_us;
-  std::atomic<uint64_t> removed{0};       // sent events dropped
-  std::atomic<uint64_t> kept_corrupt{0};  // values that failed verification: kept
-};
-
-// time_to_delete in microseconds, saturated: a value beyond the int64
-// microsecond range (about 292,000 years, e.g. seconds::max()) means "never".
-inline int64_t TimeToDeleteMicros(std::chrono::seconds ttd) {
-  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1'000'000;
-  if (ttd.count() >= kMaxSeconds) return std::numeric_limits<int64_t>::max();
-  return std::max<int64_t>(0, ttd.count()) * 1'000'000;
-}
 
 // Decides one record. Only sent records ('s' keys) whose verified envelope has
 // sent_at > 0 and sent_at < now - time_to_delete are removed; everything else
@@ -48,5 +37,35 @@ std::shared_ptr<rocksdb::CompactionFilterFactory> NewSentEventFilterFactory(std:
 // Options of a stream column family: the filter factory, a compaction trigger
 // for files full of deletions (the queue head), periodic compaction.
 rocksdb::ColumnFamilyOptions StreamFamilyOptions(const std::shared_ptr<CleanerState>& state);
+
+// The forced clean (Outbox::Clean) and the periodic maintenance pass of one
+// Outbox, with the thread that runs the pass every clean_interval.
+// Clean and Maintain may run while the thread does.
+class Cleaner {
+ public:
+  explicit Cleaner(OutboxImpl& outbox) : o_(outbox) {}
+  ~Cleaner();
+
+  // Flushes and compacts every stream (the delivered head and the sent range).
+  Result<CleanReport> Clean();
+  // One maintenance pass: syncs the WAL and records the durable watermark
+  // (a failure there is reported, not returned), flushes stream memtables
+  // holding data, then compacts the expired prefix of each stream's sent range.
+  Status Maintain();
+
+  // Runs Maintain every options.clean_interval on a thread until Stop().
+  void Start();
+  // Stops and joins the thread. Idempotent; Start() after it does nothing.
+  void Stop();
+
+ private:
+  void Loop();
+
+  OutboxImpl& o_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
 
 }  // namespace jaiminho::internal

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "outbox_impl.h"
-#include "relay/inline.h"
+#include "core/outbox_impl.h"
+#include "delivery/inline.h"
 #include "sign/signer.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
@@ -21,7 +21,7 @@ size_t Committer::SizeOf(const Transaction& t) {
   return t.arena_.size() + 24 * (t.ops_.size() + t.events_.size());
 }
 
-Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
+Result<bool> Committer::Commit(Transaction& txn, bool sync) {
   Writer w;
   w.txn = &txn;
   w.sync = sync;
@@ -30,9 +30,8 @@ Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
   while (!w.done && &w != writers_.front())
     w.cv.wait(l);
   if (w.done) {
-    *synced = w.synced;
     if (w.error) return tl::unexpected(*w.error);
-    return {};
+    return w.synced;
   }
 
   // Leader: take a group from the front. A non-sync group never takes a sync
@@ -52,14 +51,13 @@ Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
   }
   l.unlock();
 
-  bool group_synced = false;
-  Status st = WriteGroup(group_, w.sync, &group_synced);
+  Result<bool> st = WriteGroup(group_, w.sync);
 
   l.lock();
   for (Writer* o : group_) {
     writers_.pop_front();
     if (!st) o->error = st.error();
-    o->synced = group_synced;
+    o->synced = st && *st;
     o->done = true;
     if (o != &w) o->cv.notify_one();
   }
@@ -67,21 +65,40 @@ Status Committer::Commit(Transaction& txn, bool sync, bool* synced) {
   l.unlock();
 
   if (st) outbox_->NotifyCommit();
-  *synced = group_synced;
   return st;
 }
 
-Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool* synced) {
+Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync) {
   // An earlier write (or a flush) failed and RocksDB stopped accepting
   // writes: ask it to resume first (the fault may have cleared).
   JM_RETURN_IF_ERROR(
       outbox_->recovery->ResumeIfStopped(outbox_->db.get(), fmt::format("commit to {}", outbox_->options.path)));
   batch_.Clear();
+  AssignSeqs(group);
+  // A new reservation must reach the disk before any seq beyond the old one is used.
+  if (ReserveSeqs()) sync = true;
+  // Claim publish-on-commit events for inline publishing before they are visible.
+  const bool claim = sync && outbox_->inline_publisher->enabled();
+  if (claim) {
+    for (Writer* w : group)
+      outbox_->inline_publisher->Claim(*w->txn);
+  }
+  AddWrites(group);
+
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  auto s = outbox_->db->Write(wo, &batch_);
+  if (!s.ok()) {
+    Undo(group, claim);
+    return tl::unexpected(outbox_->recovery->WriteFailed(s, fmt::format("commit to {}", outbox_->options.path)));
+  }
+  Written(sync);
+  return sync;
+}
+
+void Committer::AssignSeqs(const std::vector<Writer*>& group) {
   touched_.clear();
   saved_next_.clear();
-  const bool inline_publish = outbox_->inline_publisher->enabled();
-
-  // Assign seqs in queue order.
   for (Writer* w : group) {
     for (auto& e : w->txn->events_) {
       StreamState& s = StreamAccess::Of(*e.stream);
@@ -97,22 +114,23 @@ Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool*
       }
     }
   }
-  // Reserve seqs durably before any is used beyond the reservation.
-  std::vector<uint64_t> new_hwm(touched_.size(), 0);
+}
+
+bool Committer::ReserveSeqs() {
+  new_hwm_.assign(touched_.size(), 0);
+  bool reserved = false;
   for (size_t i = 0; i < touched_.size(); ++i) {
     StreamState& s = *touched_[i];
     if (s.next_seq > s.hwm) {
-      new_hwm[i] = s.next_seq + kSeqReservation;
-      batch_.Put(outbox_->meta_cf, internal::StreamMetaKey(s.name, "hwm"), internal::EncodeU64(new_hwm[i]));
-      sync = true;
+      new_hwm_[i] = s.next_seq + kSeqReservation;
+      batch_.Put(outbox_->meta_cf, internal::StreamMetaKey(s.name, "hwm"), internal::EncodeU64(new_hwm_[i]));
+      reserved = true;
     }
   }
-  // Claim publish-on-commit events for inline publishing before they are visible.
-  if (inline_publish && sync) {
-    for (Writer* w : group)
-      outbox_->inline_publisher->Claim(*w->txn);
-  }
+  return reserved;
+}
 
+void Committer::AddWrites(const std::vector<Writer*>& group) {
   for (Writer* w : group) {
     const Transaction& t = *w->txn;
     const char* a = t.arena_.data();
@@ -136,29 +154,26 @@ Status Committer::WriteGroup(const std::vector<Writer*>& group, bool sync, bool*
                  rocksdb::Slice(a + e.offset, e.size));
     }
   }
+}
 
-  rocksdb::WriteOptions wo;
-  wo.sync = sync;
-  auto s = outbox_->db->Write(wo, &batch_);
-  if (!s.ok()) {
-    for (size_t i = 0; i < touched_.size(); ++i)
-      touched_[i]->next_seq = saved_next_[i];
-    for (Writer* w : group) {
-      if (inline_publish && sync) outbox_->inline_publisher->Unclaim(*w->txn);
-      for (auto& e : w->txn->events_)
-        e.seq = 0;
-    }
-    return tl::unexpected(outbox_->recovery->WriteFailed(s, fmt::format("commit to {}", outbox_->options.path)));
+void Committer::Undo(const std::vector<Writer*>& group, bool claimed) {
+  for (size_t i = 0; i < touched_.size(); ++i)
+    touched_[i]->next_seq = saved_next_[i];
+  for (Writer* w : group) {
+    if (claimed) outbox_->inline_publisher->Unclaim(*w->txn);
+    for (auto& e : w->txn->events_)
+      e.seq = 0;
   }
+}
+
+void Committer::Written(bool sync) {
   for (size_t i = 0; i < touched_.size(); ++i) {
     StreamState& st = *touched_[i];
-    if (new_hwm[i] != 0) st.hwm = new_hwm[i];
+    if (new_hwm_[i] != 0) st.hwm = new_hwm_[i];
     st.committed.fetch_add(st.next_seq - saved_next_[i], std::memory_order_relaxed);
     st.written_seq.store(st.next_seq - 1, std::memory_order_release);
     if (sync) st.durable_seq.store(st.next_seq - 1, std::memory_order_release);
   }
-  *synced = sync;
-  return {};
 }
 
 }  // namespace jaiminho

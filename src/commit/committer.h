@@ -27,9 +27,9 @@ class Committer {
  public:
   explicit Committer(OutboxImpl* outbox) : outbox_(outbox) {}
 
-  // Writes the transaction. On success every event of `txn` has its seq set and
-  // `*synced` says whether the write reached the disk (the group was synced).
-  Status Commit(Transaction& txn, bool sync, bool* synced);
+  // Writes the transaction. On success every event of `txn` has its seq set,
+  // and the value says whether the write reached the disk (the group was synced).
+  Result<bool> Commit(Transaction& txn, bool sync);
 
  private:
   struct Writer {
@@ -41,8 +41,21 @@ class Committer {
     std::condition_variable cv;
   };
 
-  // Assigns seqs, builds the batch and writes it. Called by the leader without mu_.
-  Status WriteGroup(const std::vector<Writer*>& group, bool sync, bool* synced);
+  // Assigns seqs, builds the batch and writes it; the value says whether the
+  // write was synced. Called by the leader without mu_, in these steps:
+  Result<bool> WriteGroup(const std::vector<Writer*>& group, bool sync);
+  // Gives the group's events their seqs (queue order) and signs them; fills
+  // touched_ and saved_next_.
+  void AssignSeqs(const std::vector<Writer*>& group);
+  // Adds a new seq reservation for each touched stream that needs one; true
+  // when it added any (the write must then be synced).
+  bool ReserveSeqs();
+  // Adds the group's operations and pending records to batch_.
+  void AddWrites(const std::vector<Writer*>& group);
+  // After a failed write: seqs back, claims released.
+  void Undo(const std::vector<Writer*>& group, bool claimed);
+  // After the write: reservations, counts, written and durable seqs.
+  void Written(bool sync);
   static size_t SizeOf(const Transaction& t);
 
   OutboxImpl* const outbox_;
@@ -53,6 +66,7 @@ class Committer {
   rocksdb::WriteBatch batch_;
   std::vector<StreamState*> touched_;
   std::vector<uint64_t> saved_next_;
+  std::vector<uint64_t> new_hwm_;  // per touched_ stream; 0: no new reservation
 };
 
 }  // namespace jaiminho

@@ -1,9 +1,9 @@
 #include <fmt/format.h>
 
 #include "commit/committer.h"
+#include "core/outbox_impl.h"
+#include "delivery/inline.h"
 #include "jaiminho/outbox.h"
-#include "outbox_impl.h"
-#include "relay/inline.h"
 #include "sign/signer.h"
 #include "storage/envelope.h"
 #include "util/macros.h"
@@ -137,8 +137,7 @@ Result<Receipt> Transaction::Commit(CommitOptions options) {
   JM_ASSIGN_OR_RETURN(auto guard, outbox_->Enter("Commit"));
   Receipt receipt;
   if (empty()) return receipt;
-  bool synced = false;
-  JM_RETURN_IF_ERROR(outbox_->committer->Commit(*this, options.sync, &synced));
+  JM_ASSIGN_OR_RETURN(const bool synced, outbox_->committer->Commit(*this, options.sync));
   receipt.events.reserve(events_.size());
   for (const auto& e : events_) {
     receipt.events.push_back(EventId{outbox_->id, StreamAccess::Of(*e.stream).name, e.seq});

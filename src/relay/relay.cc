@@ -7,9 +7,9 @@
 #include <map>
 #include <random>
 
-#include "outbox_impl.h"
-#include "relay/delivery.h"
-#include "relay/retry.h"
+#include "core/outbox_impl.h"
+#include "delivery/delivery.h"
+#include "delivery/retry.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
@@ -37,6 +37,7 @@ namespace {
 // Runs of at least this many consecutive pending keys are removed with one
 // range deletion; shorter runs with point deletions.
 constexpr size_t kRangeDeleteMin = 32;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 struct Record {
   KeyBuf key;
@@ -48,6 +49,37 @@ struct Record {
   bool claimed = false;           // being published inline; not ours
   bool bad_key = false;           // the key itself is malformed
   size_t event_index = 0;         // into the publish vector
+};
+
+// Consecutive pending keys a batch removes, written as one range deletion when
+// there are at least kRangeDeleteMin of them, else as point deletions.
+class RemovalRun {
+ public:
+  explicit RemovalRun(DeliveryBatch& batch) : batch_(batch) {}
+
+  void Extend(uint64_t seq, const KeyBuf& key, bool single_delete_safe) {
+    if (keys_.empty()) first_ = seq;
+    last_ = seq;
+    keys_.emplace_back(key, single_delete_safe);
+  }
+
+  void Close() {
+    if (keys_.empty()) return;
+    if (keys_.size() >= kRangeDeleteMin) {
+      KeyBuf lo = internal::SeqKey(internal::kPendingTag, first_);
+      KeyBuf hi = internal::SeqKey(internal::kPendingTag, last_ + 1);
+      batch_.RemoveRange(lo.view(), hi.view());
+    } else {
+      for (auto& [k, single] : keys_)
+        batch_.RemoveKey(k.view(), single);
+    }
+    keys_.clear();
+  }
+
+ private:
+  DeliveryBatch& batch_;
+  uint64_t first_ = 0, last_ = 0;
+  std::vector<std::pair<KeyBuf, bool>> keys_;  // key, single-delete-safe
 };
 }  // namespace
 
@@ -93,7 +125,7 @@ class Relay::Impl {
     RelayStats total;
     while (!stop.stop_requested()) {
       uint64_t epoch = o_.commit_epoch();
-      next_due_us_ = std::numeric_limits<int64_t>::max();
+      next_due_us_ = kNever;
       {
         std::lock_guard l(run_mu_);
         auto r = RunStreams(/*only_changed=*/true);
@@ -103,12 +135,12 @@ class Relay::Impl {
           o_.Capture(r.error());
           // The Outbox was closed: stop delivering (the loop cannot resume).
           if (r.error().code() == ErrorCode::kClosed) return tl::unexpected(r.error());
-          next_due_us_ = std::numeric_limits<int64_t>::max();
+          next_due_us_ = kNever;
         }
       }
       if (stop.stop_requested()) break;
       auto deadline = std::chrono::steady_clock::now() + options_.interval;
-      if (next_due_us_ != std::numeric_limits<int64_t>::max()) {
+      if (next_due_us_ != kNever) {
         // Only a due time sooner than the interval shortens the wait (a far one,
         // up to INT64_MAX, must not overflow the steady clock).
         int64_t now_us = ToMicros(o_.Now());
@@ -183,7 +215,7 @@ class Relay::Impl {
       }
       // In loop mode a stream gets a bounded number of batches per round, so a
       // large backlog in one stream does not starve the others.
-      auto r = Drain(*s, only_changed ? 16 : SIZE_MAX, &stats);
+      auto r = Drain(*s, only_changed ? 16 : SIZE_MAX, stats);
       if (!r) {
         if (!first_error) first_error = r.error();
         m.written = UINT64_MAX;  // look again next round
@@ -209,56 +241,59 @@ class Relay::Impl {
 
   struct DrainResult {
     bool unfinished = false;  // stopped by the batch budget with more to do
-    int64_t next_due_us = std::numeric_limits<int64_t>::max();
+    int64_t next_due_us = kNever;
   };
 
-  Result<DrainResult> Drain(StreamState& s, size_t max_batches, RelayStats* stats) {
+  // Runs batches of stream `s` until it has nothing due, is blocked, or has
+  // used `max_batches`; adds what they did to `stats` (batch by batch, so an
+  // error keeps the counts of the batches before it).
+  Result<DrainResult> Drain(StreamState& s, size_t max_batches, RelayStats& stats) {
     std::unique_lock dl(s.delivery_mu, std::try_to_lock);
     DrainResult out;
     if (!dl.owns_lock()) {
-      ++stats->busy;
+      ++stats.busy;
       out.next_due_us = ToMicros(o_.Now()) + options_.interval.count();
       return out;
     }
-    bool more = true;
-    bool blocked = false;
-    {
-      std::lock_guard l(s.claim_mu);
-      s.resolved.clear();
-      s.pass_in_progress = true;
-    }
+    s.claims.BeginPass();
     struct PassEnd {
       StreamState& s;
-      ~PassEnd() {
-        std::lock_guard l(s.claim_mu);
-        s.pass_in_progress = false;
-        s.resolved.clear();
-        s.any_claims.store(!s.claimed.empty(), std::memory_order_release);
-      }
+      ~PassEnd() { s.claims.EndPass(); }
     } pass_end{s};
     DrainIterators iters;
-    for (size_t n = 0; more && !blocked; ++n) {
+    Flow flow{.more = true};
+    for (size_t n = 0; flow.more && !flow.blocked; ++n) {
       if (n == max_batches) {
         out.unfinished = true;
         break;
       }
-      JM_RETURN_IF_ERROR(Batch(s, iters, stats, &more, &blocked, &out.next_due_us));
+      JM_ASSIGN_OR_RETURN(BatchResult r, Batch(s, iters));
+      flow = r.flow;
+      out.next_due_us = std::min(out.next_due_us, flow.next_due_us);
+      stats += r.counts;
     }
-    if (blocked) ++stats->blocked;
-    // When does the first retry fall due?
+    if (flow.blocked) ++stats.blocked;
+    JM_ASSIGN_OR_RETURN(int64_t retry_due, FirstRetryDue(s));
+    out.next_due_us = std::min(out.next_due_us, retry_due);
+    return out;
+  }
+
+  // When the first retry of `s` falls due (kNever when there is none).
+  Result<int64_t> FirstRetryDue(const StreamState& s) {
     rocksdb::ReadOptions ro;
     KeyBuf upper = internal::TagEnd(internal::kRetryTag);
     rocksdb::Slice ub(upper.bytes, upper.size);
     ro.iterate_upper_bound = &ub;
     std::unique_ptr<rocksdb::Iterator> it(o_.db->NewIterator(ro, s.cf));
+    int64_t due = kNever;
     for (it->Seek(rocksdb::Slice(&internal::kRetryTag, 1)); it->Valid(); it->Next()) {
       auto k = internal::DecodeKey(it->key().ToStringView());
       if (!k) continue;
-      out.next_due_us = std::min(out.next_due_us, k->due_us);
+      due = k->due_us;
       break;
     }
     JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("read retries of stream '{}'", s.name)));
-    return out;
+    return due;
   }
 
   // The iterators of one drain, kept from batch to batch: creating an iterator
@@ -279,178 +314,212 @@ class Relay::Impl {
     }
   };
 
-  // Reads, publishes and acknowledges one batch of stream `s`.
-  // REQUIRES: s.delivery_mu held, s.pass_in_progress set.
-  Status Batch(StreamState& s, DrainIterators& iters, RelayStats* stats, bool* more, bool* blocked, int64_t* next_due) {
-    *more = false;
-    *blocked = false;
+  // How far a batch got: Drain goes on while `more` and not `blocked`.
+  struct Flow {
+    bool more = false;             // stopped by the batch limit or an unattempted event
+    bool blocked = false;          // a keep-order head waits for its next attempt
+    bool keep_iterators = true;    // the pending iterator stands where the next batch starts
+    int64_t next_due_us = kNever;  // the earliest next attempt seen
+  };
+
+  // What one batch did.
+  struct BatchResult {
+    Flow flow;
+    RelayStats counts;  // of the committed batch
+  };
+
+  // Where a batch reads: from the cursor up to the last durable seq.
+  struct Window {
+    uint64_t cursor = 0;
+    uint64_t horizon = 0;
+  };
+
+  // Reads, publishes and acknowledges one batch of stream `s`, in named steps:
+  // Settle, OpenIterators, the claims' Snapshot, ReadBatch, AckRetries, AckPending,
+  // CommitBatch.
+  // REQUIRES: s.delivery_mu held, s.claims.BeginPass() called.
+  Result<BatchResult> Batch(StreamState& s, DrainIterators& iters) {
     const internal::StreamConfig config = s.config();
     const Timestamp now = o_.Now();
-    const int64_t now_us = ToMicros(now);
-    const size_t limit = options_.batch_size;
+    JM_ASSIGN_OR_RETURN(const Window w, Settle(s));
+    OpenIterators(s, iters, w);
+    s.claims.Snapshot(w.cursor, claims_);  // the seqs not ours to touch
+    JM_ASSIGN_OR_RETURN(Flow flow, ReadBatch(s, iters, ToMicros(now)));
+    if (retries_.empty() && pendings_.empty()) {
+      if (!flow.keep_iterators) iters.Reset();
+      return BatchResult{flow, {}};
+    }
+    DeliveryBatch batch(o_, s, internal::Source::kRelay);
+    batch.Reset(config, now);
+    AckRetries(batch);
+    const Walk walk = AckPending(batch, config, w.cursor, flow);
+    JM_RETURN_IF_ERROR(CommitBatch(s, batch, walk.new_cursor));
+    flow = walk.flow;
+    // The pending iterator stands just past the last record read; a malformed
+    // last key leaves the cursor before it, so the next batch seeks again.
+    if (!pendings_.empty() && pendings_.back().bad_key) flow.keep_iterators = false;
+    if (!pendings_.empty()) iters.next_seq = walk.new_cursor;
+    if (!flow.keep_iterators) iters.Reset();
+    return BatchResult{flow, batch.counts()};
+  }
 
+  // Applies a publish-on-commit rewind and makes the stream's commits durable
+  // (the relay publishes durable records only).
+  Result<Window> Settle(StreamState& s) {
     if (uint64_t r = s.rewind.exchange(UINT64_MAX, std::memory_order_acq_rel); r < s.cursor.load()) {
       s.cursor.store(r, std::memory_order_release);
     }
     if (s.written_seq.load(std::memory_order_acquire) > s.durable_seq.load(std::memory_order_acquire)) {
       JM_RETURN_IF_ERROR(o_.MakeDurable());
     }
-    const uint64_t horizon = s.durable_seq.load(std::memory_order_acquire);
-    const uint64_t cursor = s.cursor.load(std::memory_order_acquire);
+    Window w;
+    w.horizon = s.durable_seq.load(std::memory_order_acquire);
+    w.cursor = s.cursor.load(std::memory_order_acquire);
+    return w;
+  }
 
-    // New iterators when the cursor is not where the pending one stands (a
-    // rewind, a batch that stopped early) or when it has read everything up to
-    // its horizon and more has become durable since.
+  // New iterators when the cursor is not where the pending one stands (a
+  // rewind, a batch that stopped early) or when it has read everything up to
+  // its horizon and more has become durable since.
+  void OpenIterators(StreamState& s, DrainIterators& iters, const Window& w) {
     const bool pending_done = !iters.pending || !iters.pending->Valid();
-    if (iters.retry && (iters.next_seq != cursor || (pending_done && horizon > iters.horizon))) iters.Reset();
-    if (!iters.retry) {
-      // `resolved` lists claims released after the iterators were created
-      // (their records may still show): cleared first, then the iterators, then
-      // the claims are read below, so every claimed record the iterators can
-      // see is in one list or the other (claims are made before a commit is
-      // visible, released after its outcome is written).
-      {
-        std::lock_guard l(s.claim_mu);
-        s.resolved.clear();
-      }
-      rocksdb::ReadOptions ro;
-      ro.fill_cache = false;  // each record is read once
-      iters.retry_end = internal::TagEnd(internal::kRetryTag);
-      iters.retry_end_s = rocksdb::Slice(iters.retry_end.bytes, iters.retry_end.size);
-      ro.iterate_upper_bound = &iters.retry_end_s;
-      iters.retry.reset(o_.db->NewIterator(ro, s.cf));
-      iters.retry->Seek(rocksdb::Slice(&internal::kRetryTag, 1));
-      iters.next_seq = cursor;
-      iters.horizon = horizon;
-      if (horizon + 1 > cursor) {
-        iters.pending_end = internal::SeqKey(internal::kPendingTag, horizon + 1);
-        iters.pending_end_s = rocksdb::Slice(iters.pending_end.bytes, iters.pending_end.size);
-        ro.iterate_upper_bound = &iters.pending_end_s;
-        iters.pending.reset(o_.db->NewIterator(ro, s.cf));
-        KeyBuf from = internal::SeqKey(internal::kPendingTag, cursor);
-        iters.pending->Seek(rocksdb::Slice(from.bytes, from.size));
-      }
+    if (iters.retry && (iters.next_seq != w.cursor || (pending_done && w.horizon > iters.horizon))) iters.Reset();
+    if (iters.retry) return;
+    // A claim released before this point cannot show in the new iterators
+    // (core/claim_table.h).
+    s.claims.IteratorsCreating();
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;  // each record is read once
+    iters.retry_end = internal::TagEnd(internal::kRetryTag);
+    iters.retry_end_s = rocksdb::Slice(iters.retry_end.bytes, iters.retry_end.size);
+    ro.iterate_upper_bound = &iters.retry_end_s;
+    iters.retry.reset(o_.db->NewIterator(ro, s.cf));
+    iters.retry->Seek(rocksdb::Slice(&internal::kRetryTag, 1));
+    iters.next_seq = w.cursor;
+    iters.horizon = w.horizon;
+    if (w.horizon + 1 > w.cursor) {
+      iters.pending_end = internal::SeqKey(internal::kPendingTag, w.horizon + 1);
+      iters.pending_end_s = rocksdb::Slice(iters.pending_end.bytes, iters.pending_end.size);
+      ro.iterate_upper_bound = &iters.pending_end_s;
+      iters.pending.reset(o_.db->NewIterator(ro, s.cf));
+      KeyBuf from = internal::SeqKey(internal::kPendingTag, w.cursor);
+      iters.pending->Seek(rocksdb::Slice(from.bytes, from.size));
     }
-    claims_.clear();
-    if (s.any_claims.load(std::memory_order_acquire)) {
-      std::lock_guard l(s.claim_mu);
-      // Released claims below the cursor can no longer show in the pending
-      // iterator (it stands at or past the cursor); a retry record is written
-      // only by its claim's owner before the release, so the relay owns it.
-      std::erase_if(s.resolved, [&](uint64_t seq) { return seq < cursor; });
-      claims_.insert(claims_.end(), s.claimed.begin(), s.claimed.end());
-      claims_.insert(claims_.end(), s.resolved.begin(), s.resolved.end());
-      std::sort(claims_.begin(), claims_.end());
-    }
-    auto is_claimed = [&](uint64_t seq) { return std::binary_search(claims_.begin(), claims_.end(), seq); };
+  }
 
+  bool IsClaimed(uint64_t seq) const { return std::binary_search(claims_.begin(), claims_.end(), seq); }
+
+  // Reads the record under `it`: its key, and unless claimed its value,
+  // decoded, checked against its key and verified.
+  Record ReadRecord(const StreamState& s, rocksdb::Iterator& it) {
+    Record r;
+    std::string_view key = it.key().ToStringView();
+    std::memcpy(r.key.bytes, key.data(), std::min<size_t>(key.size(), sizeof r.key.bytes));
+    r.key.size = static_cast<uint8_t>(std::min<size_t>(key.size(), sizeof r.key.bytes));
+    auto dk = internal::DecodeKey(key);
+    if (!dk) {
+      r.bad_key = true;
+      o_.Capture(Error(ErrorCode::kCorruption, fmt::format("stream '{}': malformed key {} skipped by the relay", s.name,
+                                                           internal::ToHex(key))));
+      return r;
+    }
+    r.seq = dk->seq;
+    if (IsClaimed(r.seq)) {
+      r.claimed = true;
+      return r;
+    }
+    r.raw = arena_.Copy(it.value().ToStringView());
+    auto d = internal::DecodeEnvelope(r.raw);
+    if (d && (d->event.id.seq != r.seq || d->stream != s.name)) {
+      d = MakeError(ErrorCode::kCorruption, fmt::format("record of stream '{}' seq {} holds stream '{}' seq {}", s.name,
+                                                        r.seq, d->stream, d->event.id.seq));
+    }
+    if (!d) {
+      r.corrupt = d.error();
+      return r;
+    }
+    d->event.id.db = o_.id;
+    d->event.id.stream = s.name;
+    if (o_.signer->verifies()) {
+      if (auto v = o_.signer->Verify(*d, s.name); !v) r.tampered = v.error();
+    }
+    r.env = std::move(*d);
+    return r;
+  }
+
+  // Reads the due retries into retries_ (keys ordered by due time; the
+  // iterator stays on the first one not yet due), then pending records from
+  // the cursor into pendings_: batch_size records at most.
+  Result<Flow> ReadBatch(const StreamState& s, DrainIterators& iters, int64_t now_us) {
     arena_.Reset();
     retries_.clear();
     pendings_.clear();
-    auto read = [&](rocksdb::Iterator& it, std::vector<Record>& out) {
-      Record r;
-      std::string_view key = it.key().ToStringView();
-      std::memcpy(r.key.bytes, key.data(), std::min<size_t>(key.size(), sizeof r.key.bytes));
-      r.key.size = static_cast<uint8_t>(std::min<size_t>(key.size(), sizeof r.key.bytes));
-      auto dk = internal::DecodeKey(key);
-      if (!dk) {
-        r.bad_key = true;
-        o_.Capture(Error(ErrorCode::kCorruption, fmt::format("stream '{}': malformed key {} skipped by the relay",
-                                                             s.name, internal::ToHex(key))));
-        out.push_back(std::move(r));
-        return;
-      }
-      r.seq = dk->seq;
-      if (is_claimed(r.seq)) {
-        r.claimed = true;
-        out.push_back(std::move(r));
-        return;
-      }
-      r.raw = arena_.Copy(it.value().ToStringView());
-      auto d = internal::DecodeEnvelope(r.raw);
-      if (d && (d->event.id.seq != r.seq || d->stream != s.name)) {
-        d = MakeError(ErrorCode::kCorruption, fmt::format("record of stream '{}' seq {} holds stream '{}' seq {}",
-                                                          s.name, r.seq, d->stream, d->event.id.seq));
-      }
-      if (!d) {
-        r.corrupt = d.error();
-      } else {
-        d->event.id.db = o_.id;
-        d->event.id.stream = s.name;
-        if (o_.signer->verifies()) {
-          if (auto v = o_.signer->Verify(*d, s.name); !v) r.tampered = v.error();
-        }
-        r.env = std::move(*d);
-      }
-      out.push_back(std::move(r));
-    };
-
-    // Retries that are due (keys ordered by due time); the iterator stays on
-    // the first one not yet due.
+    const size_t limit = options_.batch_size;
+    Flow flow;
     rocksdb::Iterator& rit = *iters.retry;
     for (; rit.Valid(); rit.Next()) {
       auto k = internal::DecodeKey(rit.key().ToStringView());
       if (k && k->due_us > now_us) break;
       if (retries_.size() == limit) {
-        *more = true;
+        flow.more = true;
         break;
       }
-      read(rit, retries_);
+      retries_.push_back(ReadRecord(s, rit));
       if (retries_.back().env) retries_.back().env->event.state = EventState::kRetrying;
     }
     JM_RETURN_IF_ERROR(internal::ToStatus(rit.status(), fmt::format("read retries of stream '{}'", s.name)));
-    bool keep_iterators = true;
-    if (iters.pending) {
-      rocksdb::Iterator& pit = *iters.pending;
-      for (; pit.Valid(); pit.Next()) {
-        if (retries_.size() + pendings_.size() >= limit) {
-          *more = true;
-          break;
-        }
-        read(pit, pendings_);
-        Record& r = pendings_.back();
-        if (r.env && r.env->event.strategy == Strategy::kKeepOrder && ToMicros(r.env->event.next_attempt_at) > now_us) {
-          // A keep-order head waiting for its backoff (or for an operator).
-          *next_due = std::min(*next_due, ToMicros(r.env->event.next_attempt_at));
-          *blocked = true;
-          pendings_.pop_back();
-          keep_iterators = false;
-          break;
-        }
+    if (!iters.pending) return flow;
+    rocksdb::Iterator& pit = *iters.pending;
+    for (; pit.Valid(); pit.Next()) {
+      if (retries_.size() + pendings_.size() >= limit) {
+        flow.more = true;
+        break;
       }
-      JM_RETURN_IF_ERROR(internal::ToStatus(pit.status(), fmt::format("read pending of stream '{}'", s.name)));
-    }
-    if (retries_.empty() && pendings_.empty()) {
-      if (!keep_iterators) iters.Reset();
-      return {};
-    }
-
-    // Publish: retries unordered, then the pending run (ordered when keep-order).
-    auto publish = [&](std::vector<Record>& recs, bool ordered) {
-      events_.clear();
-      for (Record& r : recs) {
-        if (!r.env || r.tampered) continue;
-        r.event_index = events_.size();
-        events_.push_back(r.env->event);
+      pendings_.push_back(ReadRecord(s, pit));
+      const Record& r = pendings_.back();
+      if (r.env && r.env->event.strategy == Strategy::kKeepOrder && ToMicros(r.env->event.next_attempt_at) > now_us) {
+        // A keep-order head waiting for its backoff (or for an operator).
+        flow.next_due_us = std::min(flow.next_due_us, ToMicros(r.env->event.next_attempt_at));
+        flow.blocked = true;
+        pendings_.pop_back();
+        flow.keep_iterators = false;
+        break;
       }
-      results_.assign(events_.size(), Status());
-      if (!events_.empty()) internal::CallPublishBatch(*publisher_, events_, ordered, results_);
-    };
+    }
+    JM_RETURN_IF_ERROR(internal::ToStatus(pit.status(), fmt::format("read pending of stream '{}'", s.name)));
+    return flow;
+  }
 
-    DeliveryBatch batch(o_, s, internal::Source::kRelay);
-    batch.Reset(config, now);
+  // Publishes the decoded, untampered events of `recs` in one call; each
+  // record's outcome is results_[r.event_index].
+  void Publish(std::vector<Record>& recs, bool ordered) {
+    events_.clear();
+    for (Record& r : recs) {
+      if (!r.env || r.tampered) continue;
+      r.event_index = events_.size();
+      events_.push_back(r.env->event);
+    }
+    results_.assign(events_.size(), Status());
+    if (!events_.empty()) internal::CallPublishBatch(*publisher_, events_, ordered, results_);
+  }
+
+  // Parks a record that failed verification (corrupt or tampered).
+  static void ParkUnreadable(DeliveryBatch& batch, const Record& r) {
+    if (r.corrupt) {
+      batch.ParkCorrupt(r.seq, r.raw, *r.corrupt);
+    } else {
+      batch.Park(*r.env, fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
+    }
+  }
+
+  // Publishes the due retries (unordered) and records their outcomes.
+  void AckRetries(DeliveryBatch& batch) {
+    Publish(retries_, /*ordered=*/false);
     const bool keep_as_sent = !o_.options.delete_after_send;
-
-    publish(retries_, /*ordered=*/false);
     for (Record& r : retries_) {
       if (r.claimed || r.bad_key) continue;
-      if (r.corrupt) {
-        batch.ParkCorrupt(r.seq, r.raw, *r.corrupt);
-        batch.RemoveKey(r.key.view(), false);
-        continue;
-      }
-      if (r.tampered) {
-        batch.Park(*r.env, fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
+      if (r.corrupt || r.tampered) {
+        ParkUnreadable(batch, r);
         batch.RemoveKey(r.key.view(), false);
         continue;
       }
@@ -464,91 +533,71 @@ class Relay::Impl {
       }
       batch.RemoveKey(r.key.view(), false);
     }
+  }
 
+  // How the walk over the pending records ended.
+  struct Walk {
+    Flow flow;
+    uint64_t new_cursor = 0;
+  };
+
+  // Publishes the pending run (ordered when keep-order) and records the
+  // outcomes in seq order; consecutive removed keys form runs. Stops at an
+  // unattempted event or a blocked keep-order head.
+  Walk AckPending(DeliveryBatch& batch, const internal::StreamConfig& config, uint64_t cursor, Flow flow) {
     bool ordered = config.strategy == Strategy::kKeepOrder;
     for (const Record& r : pendings_)
       ordered |= r.env && r.env->event.strategy == Strategy::kKeepOrder;
-    publish(pendings_, ordered);
-
-    // Walk the pending records in order; consecutive removed keys form runs.
-    uint64_t new_cursor = cursor;
-    struct Run {
-      uint64_t first = 0, last = 0;
-      std::vector<std::pair<KeyBuf, bool>> keys;  // key, single-delete-safe
-    } run;
-    auto close_run = [&] {
-      if (run.keys.empty()) return;
-      if (run.keys.size() >= kRangeDeleteMin) {
-        KeyBuf lo = internal::SeqKey(internal::kPendingTag, run.first);
-        KeyBuf hi = internal::SeqKey(internal::kPendingTag, run.last + 1);
-        batch.RemoveRange(lo.view(), hi.view());
-      } else {
-        for (auto& [k, single] : run.keys)
-          batch.RemoveKey(k.view(), single);
-      }
-      run.keys.clear();
-    };
-    auto extend_run = [&](const Record& r, bool single) {
-      if (run.keys.empty()) run.first = r.seq;
-      run.last = r.seq;
-      run.keys.emplace_back(r.key, single);
-    };
+    Publish(pendings_, ordered);
+    const bool keep_as_sent = !o_.options.delete_after_send;
+    Walk w{flow, cursor};
+    RemovalRun run(batch);
     for (const Record& r : pendings_) {
       if (r.bad_key || r.claimed) {
         // Not ours to remove: a malformed key stays for `verify`; a claimed
         // event is resolved by publish-on-commit.
-        close_run();
-        if (r.claimed) new_cursor = r.seq + 1;
+        run.Close();
+        if (r.claimed) w.new_cursor = r.seq + 1;
         continue;
       }
-      if (r.corrupt) {
-        batch.ParkCorrupt(r.seq, r.raw, *r.corrupt);
-        extend_run(r, false);
-        new_cursor = r.seq + 1;
-        continue;
-      }
-      if (r.tampered) {
-        batch.Park(*r.env, fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
-        extend_run(r, false);
-        new_cursor = r.seq + 1;
+      if (r.corrupt || r.tampered) {
+        ParkUnreadable(batch, r);
+        run.Extend(r.seq, r.key, /*single_delete_safe=*/false);
+        w.new_cursor = r.seq + 1;
         continue;
       }
       const Status& st = results_[r.event_index];
       if (st) {
         batch.Succeeded(*r.env, r.raw, keep_as_sent);
       } else if (st.error().code() == ErrorCode::kAborted) {
-        *more = true;  // not attempted: resume here next batch
-        keep_iterators = false;
+        w.flow.more = true;  // not attempted: resume here next batch
+        w.flow.keep_iterators = false;
         break;
       } else if (batch.Failed(*r.env, st.error(), rng_, /*at_head=*/true) == internal::FailOutcome::kBlocked) {
         // The head was rewritten in place with its next attempt time.
-        *blocked = true;
-        *more = false;
-        *next_due = std::min(*next_due, batch.last_due_us());
-        keep_iterators = false;
+        w.flow.blocked = true;
+        w.flow.more = false;
+        w.flow.next_due_us = std::min(w.flow.next_due_us, batch.last_due_us());
+        w.flow.keep_iterators = false;
         break;
       }
-      extend_run(r, r.env->event.attempts == 0);
-      new_cursor = r.seq + 1;
+      run.Extend(r.seq, r.key, r.env->event.attempts == 0);
+      w.new_cursor = r.seq + 1;
     }
-    close_run();
+    run.Close();
+    return w;
+  }
 
-    // The persisted cursor never passes an event still claimed by a
-    // publish-on-commit attempt, wherever an earlier pass left the cursor: a
-    // crash before that attempt's outcome is written leaves the event pending
-    // for the next process, which starts reading at the persisted cursor.
+  // Writes the batch with the cursor, then advances the in-memory cursor.
+  // The persisted cursor never passes a claimed seq, wherever an earlier pass
+  // left the cursor (core/claim_table.h).
+  Status CommitBatch(StreamState& s, DeliveryBatch& batch, uint64_t new_cursor) {
     uint64_t persist = new_cursor;
     if (!claims_.empty()) persist = std::min(persist, claims_.front());
     if (persist != s.persisted_cursor) batch.SetCursor(persist);
     JM_RETURN_IF_ERROR(batch.Commit());
     s.persisted_cursor = persist;
     s.cursor.store(new_cursor, std::memory_order_release);
-    // The pending iterator stands just past the last record read; a malformed
-    // last key leaves the cursor before it, so the next batch seeks again.
-    if (!pendings_.empty() && pendings_.back().bad_key) keep_iterators = false;
-    if (!pendings_.empty()) iters.next_seq = new_cursor;
-    if (!keep_iterators) iters.Reset();
-    *stats += batch.counts();
     return {};
   }
 
@@ -560,7 +609,7 @@ class Relay::Impl {
 
   std::mutex run_mu_;
   std::map<StreamState*, Memo> memo_;
-  int64_t next_due_us_ = std::numeric_limits<int64_t>::max();
+  int64_t next_due_us_ = kNever;
   bool more_ = false;
 
   AlignedArena arena_;

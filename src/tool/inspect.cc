@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "metrics_internal.h"
+#include "outbox/metrics_internal.h"
 #include "storage/keys.h"
 #include "storage/status.h"
 #include "util/macros.h"

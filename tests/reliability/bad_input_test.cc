@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <set>
 
+#include "core/outbox_impl.h"
 #include "jaiminho/fb/envelope_generated.h"
-#include "outbox_impl.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/meta.h"

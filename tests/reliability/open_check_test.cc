@@ -11,7 +11,8 @@
 #include <mutex>
 #include <sstream>
 
-#include "outbox_impl.h"
+#include "clean/cleaner.h"
+#include "core/outbox_impl.h"
 #include "storage/check.h"
 #include "storage/keys.h"
 #include "storage/meta.h"
@@ -279,7 +280,7 @@ TEST(OpenCheck, MaintenanceRecordsTheDurableWatermark) {
   ASSERT_OK(txn.Enqueue(*s, {.type = "t", .payload = "unsynced"}));
   ASSERT_OK(txn.Commit({.sync = false}));
   const uint64_t latest = outbox->db()->GetLatestSequenceNumber();
-  ASSERT_OK(OutboxAccess::Of(*outbox).Maintain());
+  ASSERT_OK(OutboxAccess::Of(*outbox).maintenance->Maintain());
   std::ifstream in(path + "/" + std::string(internal::kDurableFile));
   ASSERT_TRUE(in.good()) << "no durable watermark after a maintenance pass";
   std::string magic;

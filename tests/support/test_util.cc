@@ -4,7 +4,7 @@
 
 #include <condition_variable>
 
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
 #include "storage/keys.h"
 
 namespace jaiminho::testing {

@@ -1,11 +1,13 @@
-// OutboxImpl and StreamState: the shared state behind the public classes.
-// Internal; included by src/ only.
+// OutboxImpl and StreamState: the shared engine state behind the public
+// classes (floor 2, src/LAYERS: includes only storage/, sign/, core/ and the
+// public headers). Internal; included by src/ only.
 #pragma once
 
 #include <rocksdb/db.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,7 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "clean/cleaner.h"
+#include "core/claim_table.h"
+#include "core/cleaner_state.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
@@ -27,6 +30,9 @@ namespace jaiminho {
 class Committer;
 class InlinePublisher;
 class OutboxImpl;
+namespace internal {
+class Cleaner;
+}
 
 // Everything the library keeps per stream.
 class StreamState {
@@ -74,14 +80,9 @@ class StreamState {
   // operator actions), so an idle relay loop knows to look again.
   std::atomic<uint64_t> poke{0};
 
-  // --- Publish-on-commit claims: events being published inline, which the relay
-  // must not touch; `resolved` holds claims released since the relay's last
-  // pass started (its iterator may still show them).
-  std::mutex claim_mu;
-  std::vector<uint64_t> claimed;
-  std::vector<uint64_t> resolved;
-  bool pass_in_progress = false;  // guarded by claim_mu
-  std::atomic<bool> any_claims{false};
+  // --- Publish-on-commit claims: events being published inline, which the
+  // relay must not touch (core/claim_table.h states the protocol).
+  internal::ClaimTable claims;
 
   // --- Metrics (since open).
   std::atomic<uint64_t> published{0};
@@ -142,7 +143,6 @@ class OutboxImpl {
  public:
   ~OutboxImpl();
 
-  static Result<std::unique_ptr<OutboxImpl>> Open(OutboxOptions options);
   // Refuses new calls (kClosed), waits for the calls in flight, then closes.
   // Idempotent; concurrent calls wait for the first.
   Status Close();
@@ -166,22 +166,15 @@ class OutboxImpl {
   Status CheckOwned(const StreamState& s, std::string_view call) const;
   Result<const BusinessInfo*> CheckOwned(const BusinessFamily& f, std::string_view call) const;
 
-  Result<Stream*> OpenStream(std::string_view name, const StreamOptions& options);
   Result<Stream*> FindStream(std::string_view name) const;
   std::vector<Stream*> Streams() const;
   internal::StreamConfig Resolve(const StreamOptions& o) const;
-
-  // The cleaner (src/clean/cleaner.cc).
-  Result<CleanReport> Clean();
-  // One maintenance pass: flushes stream memtables holding data, then compacts
-  // the expired prefix of each stream's sent range. Run every clean_interval.
-  Status Maintain();
 
   // Syncs the WAL when some stream has writes not known durable; afterwards
   // every commit written before the call is durable.
   Status MakeDurable();
   // Makes every write made before the call durable (an empty synced write,
-  // never DB::SyncWAL: see outbox.cc).
+  // never DB::SyncWAL: see outbox_impl.cc).
   Status SyncWal();
 
   // Wakes relays waiting for commits.
@@ -218,20 +211,25 @@ class OutboxImpl {
   std::map<std::string, BusinessInfo, std::less<>> business;
   DatabaseId id;
   std::unique_ptr<internal::Signer> signer;
-  std::unique_ptr<Committer> committer;
-  std::unique_ptr<InlinePublisher> inline_publisher;
-  Outbox* owner = nullptr;
-
- private:
+  // The stream registry: adds a stream read or created by Open/OpenStream.
   Result<Stream*> AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, internal::StreamConfig config,
                             uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner);
   std::shared_ptr<internal::CleanerState> NewCleanerState(const std::string& name,
                                                           const internal::StreamConfig& config) const;
-  void MaintenanceLoop();
+  std::mutex create_mu;  // serializes column family creation (Outbox::OpenStream)
 
+  // Parts built by the floors above (src/outbox/ wires them at Open): held
+  // here, used through their own headers. Close runs stop_on_close, in order,
+  // once the calls in flight are done and before the database closes.
+  std::shared_ptr<Committer> committer;
+  std::shared_ptr<InlinePublisher> inline_publisher;
+  std::shared_ptr<internal::Cleaner> maintenance;  // Outbox::Clean and the maintenance pass
+  std::vector<std::function<void()>> stop_on_close;
+  Outbox* owner = nullptr;
+
+ private:
   mutable std::shared_mutex streams_mu_;
   std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
-  std::mutex create_mu_;  // serializes column family creation
 
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
@@ -241,11 +239,6 @@ class OutboxImpl {
   // Calls in flight (OpGuard), and OpGuard::kClosedBit once Close began.
   mutable std::atomic<uint32_t> ops_{0};
   std::mutex close_mu_;  // serializes Close
-
-  std::mutex maintenance_mu_;
-  std::condition_variable maintenance_cv_;
-  bool maintenance_stop_ = false;
-  std::thread maintenance_;
 };
 
 }  // namespace jaiminho

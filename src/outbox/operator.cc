@@ -4,11 +4,11 @@
 
 #include <cstring>
 
-#include "outbox_impl.h"
-#include "relay/delivery.h"
+#include "core/outbox_impl.h"
+#include "delivery/delivery.h"
 #include "storage/keys.h"
 #include "storage/status.h"
-#include "stored_event.h"
+#include "storage/stored_event.h"
 #include "util/macros.h"
 
 namespace jaiminho {

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "metrics_internal.h"
-#include "outbox_impl.h"
+#include "core/outbox_impl.h"
+#include "outbox/metrics_internal.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"

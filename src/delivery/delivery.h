@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/outbox_impl.h"
 #include "jaiminho/relay.h"
-#include "outbox_impl.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 

@@ -1,8 +1,8 @@
-#include "relay/delivery.h"
+#include "delivery/delivery.h"
 
 #include <fmt/format.h>
 
-#include "relay/retry.h"
+#include "delivery/retry.h"
 #include "storage/status.h"
 
 namespace jaiminho::internal {

@@ -2,11 +2,9 @@
 // right after it, in the committing thread or on a dispatcher thread.
 //
 // Before the commit's batch is written, its publish-on-commit events are
-// claimed in their stream (StreamState::claimed) so that no relay pass
-// publishes them at the same time; the claim is released once the outcome is
-// written (deleted / marked sent, or moved to the retry range on failure). A
-// crash in between leaves the event pending on disk, and the relay delivers it
-// after restart (at-least-once).
+// claimed in their stream's ClaimTable so that no relay pass publishes them at
+// the same time; the claim is released once the outcome is written
+// (core/claim_table.h states the protocol).
 #pragma once
 
 #include <condition_variable>

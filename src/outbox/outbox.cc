@@ -4,10 +4,11 @@
 #include <filesystem>
 #include <random>
 
+#include "clean/cleaner.h"
 #include "commit/committer.h"
+#include "core/outbox_impl.h"
+#include "delivery/inline.h"
 #include "jaiminho/version.h"
-#include "outbox_impl.h"
-#include "relay/inline.h"
 #include "storage/check.h"
 #include "storage/envelope.h"
 #include "storage/info_log.h"
@@ -77,7 +78,11 @@ DatabaseId NewDatabaseId() {
 // ---------------------------------------------------------------------------
 // Opening.
 
-Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
+namespace {
+
+// Opens the database and builds the engine with its parts: the committer, the
+// publish-on-commit publisher, the cleaner and its maintenance thread.
+Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   JM_RETURN_IF_ERROR(ValidateOptions(options));
   const std::string path = options.path;
   auto classified = internal::ClassifyPath(path);
@@ -188,7 +193,7 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
     // know of) since the path was classified: start again from the probe.
     if (kind != internal::PathKind::kDatabase && s.IsInvalidArgument()) {
       if (auto now = internal::ClassifyPath(path); now && *now == internal::PathKind::kDatabase) {
-        return Open(std::move(options));
+        return OpenImpl(std::move(options));
       }
     }
     if (e.code() == ErrorCode::kBusy) {
@@ -276,122 +281,18 @@ Result<std::unique_ptr<OutboxImpl>> OutboxImpl::Open(OutboxOptions options) {
   for (const auto& p : problems)
     impl->Capture(Error(ErrorCode::kCorruption, p));
   JM_ASSIGN_OR_RETURN(impl->signer, internal::Signer::Make(options.signing, impl->id));
-  impl->committer = std::make_unique<Committer>(impl.get());
-  impl->inline_publisher = std::make_unique<InlinePublisher>(impl.get());
-  if (options.clean_interval.count() > 0) {
-    OutboxImpl* raw_impl = impl.get();
-    impl->maintenance_ = std::thread([raw_impl] { raw_impl->MaintenanceLoop(); });
-  }
+  impl->committer = std::make_shared<Committer>(impl.get());
+  impl->inline_publisher = std::make_shared<InlinePublisher>(impl.get());
+  impl->maintenance = std::make_shared<internal::Cleaner>(*impl);
+  if (options.clean_interval.count() > 0) impl->maintenance->Start();
+  impl->stop_on_close.push_back([m = impl->maintenance.get()] { m->Stop(); });
+  impl->stop_on_close.push_back([p = impl->inline_publisher.get()] { p->Stop(); });
   return impl;
 }
 
-OutboxImpl::~OutboxImpl() {
-  (void)Close();
-}
-
-Status OutboxImpl::Close() {
-  std::lock_guard close_lock(close_mu_);
-  if (!db) return {};
-  // New calls now fail with kClosed; relays waiting for commits wake up and
-  // stop. Then wait for the calls in flight (commits finish and are kept).
-  ops_.fetch_or(OpGuard::kClosedBit, std::memory_order_acq_rel);
-  InterruptWaiters();
-  for (uint32_t v = ops_.load(std::memory_order_acquire); v != OpGuard::kClosedBit;
-       v = ops_.load(std::memory_order_acquire)) {
-    ops_.wait(v, std::memory_order_acquire);
-  }
-  {
-    std::lock_guard l(maintenance_mu_);
-    maintenance_stop_ = true;
-  }
-  maintenance_cv_.notify_all();
-  if (maintenance_.joinable()) maintenance_.join();
-  if (inline_publisher) inline_publisher->Stop();
-  // Record where each stream continues so that a clean restart leaves no gap.
-  rocksdb::WriteBatch b;
-  for (Stream* s : Streams()) {
-    StreamState& st = StreamAccess::Of(*s);
-    if (st.hwm != st.next_seq) {
-      b.Put(meta_cf, internal::StreamMetaKey(st.name, "hwm"), internal::EncodeU64(st.next_seq));
-    }
-  }
-  // A synced write (empty when no stream moved) also syncs every write before
-  // it: everything up to the latest sequence number is durable, and the next
-  // Open can tell whether the WAL lost part of it (storage/check.h).
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  Status result = recovery->Write(db.get(), wo, &b, fmt::format("close {}", options.path));
-  if (result) {
-    if (auto w = internal::WriteDurableWatermark(options.path, db->GetLatestSequenceNumber()); !w) Capture(w.error());
-  }
-  for (auto* h : owned_handles)
-    db->DestroyColumnFamilyHandle(h);
-  owned_handles.clear();
-  auto s = db->Close();
-  if (result && !s.ok()) result = internal::ToStatus(s, fmt::format("close {}", options.path));
-  db.reset();
-  return result;
-}
-
-Error OutboxImpl::ClosedError(std::string_view call) const {
-  return Error(ErrorCode::kClosed, fmt::format("{}: the Outbox of {} is closed", call, options.path));
-}
-
-Status OutboxImpl::CheckOwned(const StreamState& s, std::string_view call) const {
-  if (s.outbox == this) return {};
-  return MakeError(ErrorCode::kInvalidArgument,
-                   fmt::format("{}: stream '{}' belongs to another Outbox, not to {}", call, s.name, options.path));
-}
-
-Result<const BusinessInfo*> OutboxImpl::CheckOwned(const BusinessFamily& f, std::string_view call) const {
-  if (f.owner == nullptr && f.handle == nullptr) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("{}: no business family given (use Outbox::Business of {})", call, options.path));
-  }
-  if (f.owner == this) {
-    for (const auto& [name, info] : business) {
-      if (info.handle == f.handle) return &info;
-    }
-  }
-  return MakeError(ErrorCode::kInvalidArgument,
-                   fmt::format("{}: business family '{}' is not one of {} (another Outbox's, or not from "
-                               "Outbox::Business)",
-                               call, f.name, options.path));
-}
-
-StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
-  StreamConfig c;
-  c.strategy = o.strategy.value_or(options.strategy);
-  c.retry = o.retry.value_or(options.retry);
-  c.on_exhaustion = o.on_exhaustion.value_or(OnExhaustion::kBlock);
-  c.time_to_delete = o.time_to_delete.value_or(options.time_to_delete);
-  return c;
-}
-
-std::shared_ptr<internal::CleanerState> OutboxImpl::NewCleanerState(const std::string& name,
-                                                                    const StreamConfig& config) const {
-  return std::make_shared<internal::CleanerState>(name, clock, internal::TimeToDeleteMicros(config.time_to_delete));
-}
-
-Result<Stream*> OutboxImpl::AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, StreamConfig config,
-                                      uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner) {
-  auto state = std::make_unique<StreamState>(name, cf, config);
-  state->outbox = this;
-  state->cleaner = std::move(cleaner);
-  state->next_seq = hwm;
-  state->hwm = hwm;
-  state->written_seq = hwm - 1;
-  state->durable_seq = 0;  // unknown: the first relay pass syncs the WAL
-  state->cursor = cursor;
-  state->persisted_cursor = cursor;
-  auto stream = std::unique_ptr<Stream>(new Stream(std::move(state)));
-  Stream* out = stream.get();
-  std::unique_lock l(streams_mu_);
-  streams_.emplace(std::move(name), std::move(stream));
-  return out;
-}
-
-Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOptions& o) {
+// Outbox::OpenStream: creates the stream's column family (with the cleaner's
+// filter) or updates the stored options of an existing stream.
+Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, const StreamOptions& o) {
   JM_RETURN_IF_ERROR(internal::ValidateStreamName(name));
   std::string where = fmt::format("stream '{}'", name);
   if (o.strategy) JM_RETURN_IF_ERROR(internal::ValidateStrategy(*o.strategy, where));
@@ -401,11 +302,11 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
     return MakeError(ErrorCode::kInvalidArgument,
                      fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(*o.on_exhaustion)));
   }
-  StreamConfig config = Resolve(o);
-  std::lock_guard create(create_mu_);
+  StreamConfig config = impl.Resolve(o);
+  std::lock_guard create(impl.create_mu);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  if (auto found = FindStream(name)) {
+  if (auto found = impl.FindStream(name)) {
     StreamState& st = StreamAccess::Of(**found);
     // Only the options given change a stored stream; the others keep their value.
     config = st.config();
@@ -414,11 +315,12 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
     if (o.on_exhaustion) config.on_exhaustion = *o.on_exhaustion;
     if (o.time_to_delete) config.time_to_delete = *o.time_to_delete;
     if (!(st.config() == config)) {
-      auto s = db->Put(wo, meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
+      auto s =
+          impl.db->Put(wo, impl.meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
       JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("store config of {}", where)));
       if (config.time_to_delete != st.config().time_to_delete) {
         auto period = std::to_string(std::max<int64_t>(86400, config.time_to_delete.count()));
-        s = db->SetOptions(st.cf, {{"periodic_compaction_seconds", period}});
+        s = impl.db->SetOptions(st.cf, {{"periodic_compaction_seconds", period}});
         JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("set periodic compaction of {}", where)));
       }
       st.set_config(config);
@@ -427,119 +329,21 @@ Result<Stream*> OutboxImpl::OpenStream(std::string_view name, const StreamOption
   }
   rocksdb::ColumnFamilyHandle* cf = nullptr;
   std::string family = fmt::format("{}{}", internal::kStreamFamilyPrefix, name);
-  auto cleaner = NewCleanerState(std::string(name), config);
-  auto s = db->CreateColumnFamily(internal::StreamFamilyOptions(cleaner), family, &cf);
+  auto cleaner = impl.NewCleanerState(std::string(name), config);
+  auto s = impl.db->CreateColumnFamily(internal::StreamFamilyOptions(cleaner), family, &cf);
   JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("create column family {}", family)));
-  owned_handles.push_back(cf);
+  impl.owned_handles.push_back(cf);
   rocksdb::WriteBatch b;
-  b.Put(meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
-  b.Put(meta_cf, internal::StreamMetaKey(name, "hwm"), internal::EncodeU64(1));
-  JM_RETURN_IF_ERROR(internal::ToStatus(db->Write(wo, &b), fmt::format("store config of {}", where)));
-  return AddStream(std::string(name), cf, config, 1, 0, std::move(cleaner));
+  b.Put(impl.meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
+  b.Put(impl.meta_cf, internal::StreamMetaKey(name, "hwm"), internal::EncodeU64(1));
+  JM_RETURN_IF_ERROR(internal::ToStatus(impl.db->Write(wo, &b), fmt::format("store config of {}", where)));
+  return impl.AddStream(std::string(name), cf, config, 1, 0, std::move(cleaner));
 }
 
-Result<Stream*> OutboxImpl::FindStream(std::string_view name) const {
-  std::shared_lock l(streams_mu_);
-  auto it = streams_.find(name);
-  if (it == streams_.end()) return MakeError(ErrorCode::kNotFound, fmt::format("no stream '{}'", name));
-  return it->second.get();
-}
-
-std::vector<Stream*> OutboxImpl::Streams() const {
-  std::shared_lock l(streams_mu_);
-  std::vector<Stream*> out;
-  out.reserve(streams_.size());
-  for (const auto& [n, s] : streams_)
-    out.push_back(s.get());
-  return out;
-}
-
-Status OutboxImpl::SyncWal() {
-  // Not DB::SyncWAL (nor FlushWAL(true)): after a failed WAL write (a full
-  // disk) it syncs the failed log writer and RocksDB asserts
-  // (WritableFileWriter). An empty synced write syncs every live log the same
-  // way, but in RocksDB's write queue, which refuses it while writes are
-  // stopped; and our recovery resumes them first.
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  rocksdb::WriteBatch empty;
-  return recovery->Write(db.get(), wo, &empty, fmt::format("sync WAL of {}", options.path));
-}
-
-Status OutboxImpl::MakeDurable() {
-  auto streams = Streams();
-  std::vector<uint64_t> written(streams.size());
-  bool needed = false;
-  for (size_t i = 0; i < streams.size(); ++i) {
-    StreamState& st = StreamAccess::Of(*streams[i]);
-    written[i] = st.written_seq.load(std::memory_order_acquire);
-    needed |= written[i] > st.durable_seq.load(std::memory_order_acquire);
-  }
-  if (!needed) return {};
-  JM_RETURN_IF_ERROR(SyncWal());
-  for (size_t i = 0; i < streams.size(); ++i) {
-    auto& d = StreamAccess::Of(*streams[i]).durable_seq;
-    uint64_t cur = d.load(std::memory_order_acquire);
-    while (cur < written[i] && !d.compare_exchange_weak(cur, written[i], std::memory_order_acq_rel)) {
-    }
-  }
-  return {};
-}
-
-void OutboxImpl::NotifyCommit() {
-  commit_epoch_.fetch_add(1, std::memory_order_acq_rel);
-  if (waiters_.load(std::memory_order_acquire) > 0) {
-    std::lock_guard l(notify_mu_);
-    notify_cv_.notify_all();
-  }
-}
-
-void OutboxImpl::InterruptWaiters() {
-  interrupt_epoch_.fetch_add(1, std::memory_order_acq_rel);
-  std::lock_guard l(notify_mu_);
-  notify_cv_.notify_all();
-}
-
-void OutboxImpl::WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock l(notify_mu_);
-  waiters_.fetch_add(1, std::memory_order_acq_rel);
-  uint64_t interrupts = interrupt_epoch_.load(std::memory_order_acquire);
-  notify_cv_.wait_until(l, deadline, [&] {
-    return commit_epoch_.load(std::memory_order_acquire) != seen ||
-           interrupt_epoch_.load(std::memory_order_acquire) != interrupts || closing();
-  });
-  waiters_.fetch_sub(1, std::memory_order_acq_rel);
-}
-
-void OutboxImpl::Capture(const Error& e) {
-  if (!options.capture_error) return;
-  try {
-    options.capture_error(e);
-  } catch (...) {
-    // The capture hook itself failed; nothing else to report to.
-  }
-}
+}  // namespace
 
 // ---------------------------------------------------------------------------
-// Public classes.
-
-Stream::Stream(std::unique_ptr<StreamState> state) : state_(std::move(state)) {}
-Stream::~Stream() = default;
-const std::string& Stream::name() const {
-  return state_->name;
-}
-Strategy Stream::strategy() const {
-  return state_->strategy();
-}
-RetryPolicy Stream::retry() const {
-  return state_->config().retry;
-}
-OnExhaustion Stream::on_exhaustion() const {
-  return state_->config().on_exhaustion;
-}
-std::chrono::seconds Stream::time_to_delete() const {
-  return state_->config().time_to_delete;
-}
+// The public class.
 
 Outbox::Outbox(std::unique_ptr<OutboxImpl> impl) : impl_(std::move(impl)) {
   impl_->owner = this;
@@ -547,7 +351,7 @@ Outbox::Outbox(std::unique_ptr<OutboxImpl> impl) : impl_(std::move(impl)) {
 Outbox::~Outbox() = default;
 
 Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
-  JM_ASSIGN_OR_RETURN(auto impl, OutboxImpl::Open(std::move(options)));
+  JM_ASSIGN_OR_RETURN(auto impl, OpenImpl(std::move(options)));
   return std::unique_ptr<Outbox>(new Outbox(std::move(impl)));
 }
 
@@ -557,7 +361,7 @@ Status Outbox::Close() {
 
 Result<Stream*> Outbox::OpenStream(std::string_view name, StreamOptions options) {
   JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("OpenStream"));
-  return impl_->OpenStream(name, options);
+  return OpenOrUpdateStream(*impl_, name, options);
 }
 Result<Stream*> Outbox::FindStream(std::string_view name) const {
   JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("FindStream"));
@@ -596,7 +400,7 @@ Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std
 
 Result<CleanReport> Outbox::Clean() {
   JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Clean"));
-  return impl_->Clean();
+  return impl_->maintenance->Clean();
 }
 
 const DatabaseId& Outbox::id() const {

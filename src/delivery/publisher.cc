@@ -4,7 +4,7 @@
 
 #include <mutex>
 
-#include "relay/retry.h"
+#include "delivery/retry.h"
 
 namespace jaiminho {
 

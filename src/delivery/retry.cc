@@ -1,4 +1,4 @@
-#include "relay/retry.h"
+#include "delivery/retry.h"
 
 #include <fmt/format.h>
 

@@ -1,12 +1,12 @@
-#include "relay/inline.h"
+#include "delivery/inline.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "outbox_impl.h"
-#include "relay/delivery.h"
-#include "relay/retry.h"
+#include "core/outbox_impl.h"
+#include "delivery/delivery.h"
+#include "delivery/retry.h"
 
 namespace jaiminho {
 
@@ -24,20 +24,12 @@ InlinePublisher::~InlinePublisher() {
 void InlinePublisher::Claim(const Transaction& txn) {
   for (const auto& e : txn.events_) {
     if (e.strategy != Strategy::kPublishOnCommit) continue;
-    StreamState& s = StreamAccess::Of(*e.stream);
-    std::lock_guard l(s.claim_mu);
-    s.claimed.push_back(e.seq);
-    s.any_claims.store(true, std::memory_order_release);
+    StreamAccess::Of(*e.stream).claims.Claim(e.seq);
   }
 }
 
 void InlinePublisher::Release(StreamState& s, uint64_t seq) {
-  std::lock_guard l(s.claim_mu);
-  auto it = std::find(s.claimed.begin(), s.claimed.end(), seq);
-  if (it != s.claimed.end()) s.claimed.erase(it);
-  // A relay pass in progress may still see the record in its iterator.
-  if (s.pass_in_progress) s.resolved.push_back(seq);
-  s.any_claims.store(!s.claimed.empty() || !s.resolved.empty(), std::memory_order_release);
+  s.claims.Release(seq);
 }
 
 void InlinePublisher::Unclaim(const Transaction& txn) {
