@@ -13,8 +13,6 @@
 
 namespace jaiminho {
 
-using internal::KeyBuf;
-
 namespace {
 
 Result<uint64_t> LiveBytes(rocksdb::DB* db, const std::vector<Stream*>& streams) {

@@ -285,8 +285,8 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   impl->inline_publisher = std::make_shared<InlinePublisher>(impl.get());
   impl->maintenance = std::make_shared<internal::Cleaner>(*impl);
   if (options.clean_interval.count() > 0) impl->maintenance->Start();
-  impl->stop_on_close.push_back([m = impl->maintenance.get()] { m->Stop(); });
-  impl->stop_on_close.push_back([p = impl->inline_publisher.get()] { p->Stop(); });
+  impl->stop_on_close.emplace_back([m = impl->maintenance.get()] { m->Stop(); });
+  impl->stop_on_close.emplace_back([p = impl->inline_publisher.get()] { p->Stop(); });
   return impl;
 }
 
