@@ -8,6 +8,7 @@
 
 namespace jaiminho {
 // The on-disk format this library writes and the newest it can read. A database
-// whose format is newer is refused at Open (ErrorCode::kFormatTooNew).
-inline constexpr unsigned kFormatVersion = 1;
+// whose format is newer is refused at Open (ErrorCode::kFormatTooNew); an older
+// one is upgraded in place by Outbox::Open (format 1 -> 2: storage/delivery_log.h).
+inline constexpr unsigned kFormatVersion = 2;
 }  // namespace jaiminho

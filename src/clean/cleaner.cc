@@ -6,6 +6,7 @@
 
 #include "core/outbox_impl.h"
 #include "storage/check.h"
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
@@ -35,6 +36,33 @@ Status CompactKeys(rocksdb::DB* db, StreamState& s, std::string_view begin, std:
   o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
   rocksdb::Slice b(begin.data(), begin.size()), e(end.data(), end.size());
   return internal::ToStatus(db->CompactRange(o, s.cf, &b, &e), fmt::format("compact stream '{}'", s.name));
+}
+
+// Format 2 (storage/delivery_log.h): the delivered pending keys whose runs
+// are past time_to_delete (or that no run covers), and those runs, compacted
+// away once their boundary has moved since the last pass.
+Status CompactDeliveredPrefix(rocksdb::DB* db, StreamState& st, int64_t now_us, int64_t ttd_us) {
+  int64_t limit = 0;
+  if (__builtin_sub_overflow(now_us, ttd_us, &limit)) limit = std::numeric_limits<int64_t>::min();
+  const internal::CleanerState::Delivered d = st.cleaner->delivered();
+  uint64_t boundary = d.cursor;
+  for (const internal::SentRun& r : d.runs.runs()) {
+    if (r.sent_at_us >= limit) {
+      boundary = std::min(boundary, r.first);
+      break;
+    }
+  }
+  if (boundary > st.cleaner->compacted_below.load()) {
+    internal::KeyBuf lo = internal::SeqKey(internal::kPendingTag, 0);
+    internal::KeyBuf hi = internal::SeqKey(internal::kPendingTag, boundary);
+    JM_RETURN_IF_ERROR(CompactKeys(db, st, lo.view(), hi.view()));
+    internal::KeyBuf log_lo = internal::RunKey(0);
+    internal::KeyBuf log_hi = internal::RunKey(boundary);
+    JM_RETURN_IF_ERROR(CompactKeys(db, st, log_lo.view(), log_hi.view()));
+    st.cleaner->compacted_below.store(boundary);
+  }
+  st.cleaner->ForgetExpiredRuns(limit);
+  return {};
 }
 
 }  // namespace
@@ -80,10 +108,14 @@ Result<CleanReport> Cleaner::Clean() {
   JM_ASSIGN_OR_RETURN(report.bytes_before, LiveBytes(db.get(), streams));
   for (Stream* s : streams) {
     StreamState& st = StreamAccess::Of(*s);
-    // The delivered head (tombstones below the cursor) and the sent range.
+    // The delivered head (below the persisted cursor), the delivery log and
+    // the sent range.
     KeyBuf head_lo = internal::SeqKey(internal::kPendingTag, 0);
-    KeyBuf head_hi = internal::SeqKey(internal::kPendingTag, st.cursor.load(std::memory_order_acquire));
+    KeyBuf head_hi = internal::SeqKey(internal::kPendingTag, st.cleaner->delivered().cursor);
     JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, head_lo.view(), head_hi.view()));
+    KeyBuf log_lo = internal::RunKey(0);
+    KeyBuf log_hi = internal::TagEnd(internal::kRunTag);
+    JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, log_lo.view(), log_hi.view()));
     KeyBuf sent_lo = internal::SeqKey(internal::kSentTag, 0);
     KeyBuf sent_hi = internal::TagEnd(internal::kSentTag);
     JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, sent_lo.view(), sent_hi.view()));
@@ -120,8 +152,10 @@ Status Cleaner::Maintain() {
       fo.wait = true;
       JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, st.cf), fmt::format("flush stream '{}'", st.name)));
     }
-    // The expired prefix of the sent range (in seq order), compacted away.
     const int64_t ttd = st.cleaner->time_to_delete_us.load();
+    JM_RETURN_IF_ERROR(CompactDeliveredPrefix(db.get(), st, now, ttd));
+    // The expired prefix of the sent range (in seq order), compacted away.
+    const CleanerState::Delivered delivered = st.cleaner->delivered();
     KeyBuf lo = internal::SeqKey(internal::kSentTag, 0);
     KeyBuf hi = internal::TagEnd(internal::kSentTag);
     rocksdb::Slice hi_s(hi.bytes, hi.size);
@@ -134,7 +168,7 @@ Status Cleaner::Maintain() {
     uint64_t expired = 0;
     for (it->Seek(rocksdb::Slice(lo.bytes, lo.size)); it->Valid(); it->Next()) {
       bool corrupt = false;
-      if (!internal::ShouldDrop(it->key().ToStringView(), it->value().ToStringView(), now, ttd, &corrupt)) {
+      if (!internal::ShouldDrop(it->key().ToStringView(), it->value().ToStringView(), now, ttd, delivered, &corrupt)) {
         auto k = internal::DecodeKey(it->key().ToStringView());
         first_live = k ? k->seq : 0;
         break;

@@ -26,11 +26,14 @@ class OutboxImpl;
 
 namespace jaiminho::internal {
 
-// Decides one record. Only sent records ('s' keys) whose verified envelope has
-// sent_at > 0 and sent_at < now - time_to_delete are removed; everything else
-// (pending, retrying, parked, malformed keys, corrupt values) is kept.
-// Exposed for tests and the fuzzer.
-bool ShouldDrop(std::string_view key, std::string_view value, int64_t now_us, int64_t ttd_us, bool* corrupt);
+// Decides one record. Removed: sent records ('s' keys) whose verified envelope
+// has sent_at > 0 and sent_at < now - time_to_delete; delivered pending keys
+// (below `delivered.cursor`) whose run has such a sent_at, or that no run
+// covers (delivered with delete_after_send, or their run expired); runs below
+// the cursor past time_to_delete. Everything else (pending, retrying, parked,
+// malformed keys, corrupt values) is kept. Exposed for tests and the fuzzer.
+bool ShouldDrop(std::string_view key, std::string_view value, int64_t now_us, int64_t ttd_us,
+                const CleanerState::Delivered& delivered, bool* corrupt);
 
 std::shared_ptr<rocksdb::CompactionFilterFactory> NewSentEventFilterFactory(std::shared_ptr<CleanerState> state);
 

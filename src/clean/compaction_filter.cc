@@ -3,28 +3,52 @@
 #include <cstring>
 
 #include "clean/cleaner.h"
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 
 namespace jaiminho::internal {
 
-bool ShouldDrop(std::string_view key, std::string_view value, int64_t now_us, int64_t ttd_us, bool* corrupt) {
+bool ShouldDrop(std::string_view key, std::string_view value, int64_t now_us, int64_t ttd_us,
+                const CleanerState::Delivered& delivered, bool* corrupt) {
   *corrupt = false;
-  if (key.size() != 9 || key[0] != kSentTag) return false;
-  // Values handed to the filter are not aligned: verify an aligned copy.
-  thread_local AlignedArena arena;
-  arena.Reset();
-  auto d = DecodeEnvelope(arena.Copy(value));
-  if (!d) {
-    *corrupt = true;
-    return false;
-  }
-  const int64_t sent_at = ToMicros(d->event.sent_at);
+  if (key.size() != 9) return false;
   // As the seed: sent_at strictly before now - time_to_delete (saturated: a
-  // huge time_to_delete never drops anything).
+  // huge time_to_delete never drops anything sent).
   int64_t limit = 0;
-  if (__builtin_sub_overflow(now_us, ttd_us, &limit)) return false;
-  return sent_at > 0 && sent_at < limit;
+  const bool can_expire = !__builtin_sub_overflow(now_us, ttd_us, &limit);
+  auto expired = [&](int64_t sent_at) { return can_expire && sent_at > 0 && sent_at < limit; };
+  switch (key[0]) {
+    case kPendingTag: {
+      // Format 2: delivered events stay under their pending key
+      // (storage/delivery_log.h).
+      const PendingKeyState st = ClassifyPendingKey(GetBigEndian64(key.data() + 1), delivered.cursor, delivered.runs);
+      if (st.kind == PendingKeyState::kGone) return true;
+      return st.kind == PendingKeyState::kSent && expired(st.sent_at_us);
+    }
+    case kRunTag: {
+      auto run = DecodeRun(key, value);
+      if (!run) {
+        *corrupt = true;
+        return false;
+      }
+      // Once every event it covers is delivered and past time_to_delete.
+      return run->last < delivered.cursor && expired(run->sent_at_us);
+    }
+    case kSentTag: {
+      // Values handed to the filter are not aligned: verify an aligned copy.
+      thread_local AlignedArena arena;
+      arena.Reset();
+      auto d = DecodeEnvelope(arena.Copy(value));
+      if (!d) {
+        *corrupt = true;
+        return false;
+      }
+      return expired(ToMicros(d->event.sent_at));
+    }
+    default:
+      return false;
+  }
 }
 
 namespace {
@@ -32,7 +56,10 @@ namespace {
 class SentEventFilter final : public rocksdb::CompactionFilter {
  public:
   SentEventFilter(std::shared_ptr<CleanerState> state, int64_t now_us)
-      : state_(std::move(state)), now_us_(now_us), ttd_us_(state_->time_to_delete_us.load()) {}
+      : state_(std::move(state)),
+        now_us_(now_us),
+        ttd_us_(state_->time_to_delete_us.load()),
+        delivered_(state_->delivered()) {}
 
   Decision FilterV2(int /*level*/, const rocksdb::Slice& key, ValueType type, const rocksdb::Slice& value,
                     std::string* /*new_value*/, std::string* /*skip_until*/) const override {
@@ -41,7 +68,7 @@ class SentEventFilter final : public rocksdb::CompactionFilter {
     // Exceptions must not propagate into RocksDB: nothing below throws except
     // allocation failure, in which case keeping the record is the safe answer.
     try {
-      if (ShouldDrop(key.ToStringView(), value.ToStringView(), now_us_, ttd_us_, &corrupt)) {
+      if (ShouldDrop(key.ToStringView(), value.ToStringView(), now_us_, ttd_us_, delivered_, &corrupt)) {
         state_->removed.fetch_add(1, std::memory_order_relaxed);
         return Decision::kRemove;
       }
@@ -57,6 +84,7 @@ class SentEventFilter final : public rocksdb::CompactionFilter {
   std::shared_ptr<CleanerState> state_;
   const int64_t now_us_;
   const int64_t ttd_us_;
+  const CleanerState::Delivered delivered_;  // as of the compaction's start
 };
 
 class SentEventFilterFactory final : public rocksdb::CompactionFilterFactory {

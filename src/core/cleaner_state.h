@@ -1,5 +1,7 @@
 // CleanerState: what a stream's compaction filter (src/clean/) shares with its
-// StreamState: the stream's time_to_delete, the clock, and the filter's counts.
+// StreamState: the stream's time_to_delete, the clock, what the relay has
+// delivered (the persisted cursor and the delivery log's runs,
+// storage/delivery_log.h), and the filter's counts.
 #pragma once
 
 #include <algorithm>
@@ -8,9 +10,12 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "jaiminho/clock.h"
+#include "storage/delivery_log.h"
+#include "util/mutex.h"
 
 namespace jaiminho::internal {
 
@@ -23,6 +28,46 @@ struct CleanerState {
   std::atomic<int64_t> time_to_delete_us;
   std::atomic<uint64_t> removed{0};       // sent events dropped
   std::atomic<uint64_t> kept_corrupt{0};  // values that failed verification: kept
+  // The maintenance pass compacted the delivered pending keys below this seq.
+  std::atomic<uint64_t> compacted_below{0};
+
+  // What is delivered: pending keys below `cursor` (the persisted one), with
+  // the runs that say when. A copy is taken per compaction.
+  struct Delivered {
+    uint64_t cursor = 0;
+    SentRuns runs;
+  };
+  // At open, from meta and the stream's delivery log.
+  void SetDelivered(uint64_t cursor, SentRuns runs) EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    delivered_.cursor = cursor;
+    delivered_.runs = std::move(runs);
+  }
+  // After a relay batch that persisted `cursor` (and wrote `run`) is written.
+  void AddDelivered(uint64_t cursor, const std::optional<SentRun>& run) EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    delivered_.cursor = std::max(delivered_.cursor, cursor);
+    if (run) delivered_.runs.Append(*run);
+  }
+  // Forgets the runs that end before every run still within time_to_delete
+  // (`expired_before_us`): their events are dropped, or shown as gone, either way.
+  void ForgetExpiredRuns(int64_t expired_before_us) EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    uint64_t keep_from = 0;
+    for (const SentRun& r : delivered_.runs.runs()) {
+      if (r.sent_at_us >= expired_before_us) break;
+      keep_from = r.last + 1;
+    }
+    delivered_.runs.DropBelow(keep_from);
+  }
+  Delivered delivered() const EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    return delivered_;
+  }
+
+ private:
+  mutable Mutex mu_;
+  Delivered delivered_ GUARDED_BY(mu_);
 };
 
 // time_to_delete in microseconds, saturated: a value beyond the int64

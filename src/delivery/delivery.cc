@@ -16,6 +16,7 @@ void DeliveryBatch::Reset(const StreamConfig& config, Timestamp now) {
   batch_.Clear();
   signals_.clear();
   owned_events_.clear();
+  run_.reset();
   n_published_ = n_failed_ = n_retried_ = n_parked_ = 0;
 }
 
@@ -32,6 +33,20 @@ void DeliveryBatch::Succeeded(const DecodedEnvelope& d, std::string_view raw, bo
     auto key = SeqKey(kSentTag, d.event.id.seq);
     rocksdb::Slice key_slice(key.bytes, key.size);
     batch_.Put(stream_.cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 3));
+  }
+  ++n_published_;
+  signals_.push_back({Signal::kPublished, &d.event, std::nullopt, {}});
+}
+
+void DeliveryBatch::DeliveredInPlace(const DecodedEnvelope& d, bool log_run) {
+  const uint64_t seq = d.event.id.seq;
+  if (log_run) {
+    if (!run_) {
+      run_ = SentRun{seq, seq, ToMicros(now_)};
+    } else {
+      run_->first = std::min(run_->first, seq);
+      run_->last = std::max(run_->last, seq);
+    }
   }
   ++n_published_;
   signals_.push_back({Signal::kPublished, &d.event, std::nullopt, {}});
@@ -182,6 +197,10 @@ void DeliveryBatch::SetCursor(uint64_t cursor) {
 }
 
 Status DeliveryBatch::Commit() {
+  if (run_) {
+    const KeyBuf key = RunKey(run_->first);
+    batch_.Put(stream_.cf, rocksdb::Slice(key.bytes, key.size), EncodeRunValue(*run_));
+  }
   if (batch_.Count() > 0) {
     auto s = outbox_.recovery->Write(
         outbox_.db.get(), rocksdb::WriteOptions(), &batch_,

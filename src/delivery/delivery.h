@@ -13,6 +13,7 @@
 
 #include "core/outbox_impl.h"
 #include "jaiminho/relay.h"
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 
@@ -36,6 +37,14 @@ class DeliveryBatch {
   // The event was acknowledged. With `keep_as_sent` it is written to the sent
   // range with sent_at = now. The caller removes its old key.
   void Succeeded(const DecodedEnvelope& d, std::string_view raw, bool keep_as_sent);
+
+  // The event was acknowledged and stays under its pending key (format 2,
+  // storage/delivery_log.h): it is sent once the batch persists a cursor past
+  // it. With `log_run` (delete_after_send = false) its seq joins the batch's
+  // run record, which gives it its sent_at. The caller removes nothing.
+  void DeliveredInPlace(const DecodedEnvelope& d, bool log_run);
+  // The run record the batch writes (valid after Commit until the next Reset).
+  const std::optional<SentRun>& run() const { return run_; }
 
   // The attempt failed. `at_head`: the event is the head of the pending range
   // (a keep-order event there blocks its stream in place); elsewhere it is
@@ -96,6 +105,7 @@ class DeliveryBatch {
   std::vector<Pending> signals_;
   std::vector<std::unique_ptr<Event>> owned_events_;  // for corrupt records
   std::string scratch_;
+  std::optional<SentRun> run_;
   uint64_t n_published_ = 0, n_failed_ = 0, n_retried_ = 0, n_parked_ = 0;
   int64_t last_due_us_ = 0;
 };

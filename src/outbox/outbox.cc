@@ -10,6 +10,7 @@
 #include "delivery/inline.h"
 #include "jaiminho/version.h"
 #include "storage/check.h"
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
 #include "storage/info_log.h"
 #include "storage/keys.h"
@@ -248,7 +249,7 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
       }
       JM_ASSIGN_OR_RETURN(internal::StreamExtent extent,
                           internal::ScanStreamExtent(impl->db.get(), handles[i], *stream));
-      internal::StreamMetaCheck check = internal::CheckStreamMeta(*stream, hwm, cursor, extent);
+      internal::StreamMetaCheck check = internal::CheckStreamMeta(*stream, hwm, cursor, extent, meta.format);
       problems.insert(problems.end(), check.problems.begin(), check.problems.end());
       if (lost > 0) {
         check.hwm += lost;
@@ -263,6 +264,8 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
       cursor = check.cursor;
       auto cleaner = cleaners[*stream];
       cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(config.time_to_delete));
+      JM_ASSIGN_OR_RETURN(internal::SentRuns runs, internal::ReadRuns(impl->db.get(), handles[i], *stream));
+      cleaner->SetDelivered(cursor, std::move(runs));
       JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor, std::move(cleaner)));
     } else if (names[i] != internal::kMetaFamily) {
       BusinessInfo info{names[i], handles[i], false};
@@ -271,6 +274,13 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
       }
       impl->business.emplace(names[i], info);
     }
+  }
+  // A format-1 database is upgraded in place: its records are read as they
+  // are (format 1 kept no pending key below the cursor, which is what format 2
+  // reads as delivered), so only the version changes, with the repairs above,
+  // in one synced write: a crash leaves it at format 1, opened again the same way.
+  if (meta.format < kFormatVersion) {
+    repairs.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
   }
   if (repairs.Count() > 0) {
     rocksdb::WriteOptions wo;

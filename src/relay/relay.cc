@@ -34,9 +34,6 @@ RelayStats& RelayStats::operator+=(const RelayStats& o) {
 }
 
 namespace {
-// Runs of at least this many consecutive pending keys are removed with one
-// range deletion; shorter runs with point deletions.
-constexpr size_t kRangeDeleteMin = 32;
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 struct Record {
@@ -51,36 +48,6 @@ struct Record {
   size_t event_index = 0;         // into the publish vector
 };
 
-// Consecutive pending keys a batch removes, written as one range deletion when
-// there are at least kRangeDeleteMin of them, else as point deletions.
-class RemovalRun {
- public:
-  explicit RemovalRun(DeliveryBatch& batch) : batch_(batch) {}
-
-  void Extend(uint64_t seq, const KeyBuf& key, bool single_delete_safe) {
-    if (keys_.empty()) first_ = seq;
-    last_ = seq;
-    keys_.emplace_back(key, single_delete_safe);
-  }
-
-  void Close() {
-    if (keys_.empty()) return;
-    if (keys_.size() >= kRangeDeleteMin) {
-      KeyBuf lo = internal::SeqKey(internal::kPendingTag, first_);
-      KeyBuf hi = internal::SeqKey(internal::kPendingTag, last_ + 1);
-      batch_.RemoveRange(lo.view(), hi.view());
-    } else {
-      for (auto& [k, single] : keys_)
-        batch_.RemoveKey(k.view(), single);
-    }
-    keys_.clear();
-  }
-
- private:
-  DeliveryBatch& batch_;
-  uint64_t first_ = 0, last_ = 0;
-  std::vector<std::pair<KeyBuf, bool>> keys_;  // key, single-delete-safe
-};
 }  // namespace
 
 class Relay::Impl {
@@ -344,6 +311,9 @@ class Relay::Impl {
     JM_ASSIGN_OR_RETURN(const Window w, Settle(s));
     OpenIterators(s, iters, w);
     s.claims.Snapshot(w.cursor, claims_);  // the seqs not ours to touch
+    // The persisted cursor stops at the first of them, and at a rewind that
+    // arrived since Settle (a failed publish-on-commit outcome write).
+    persist_limit_ = std::min(claims_.empty() ? UINT64_MAX : claims_.front(), s.rewind.load(std::memory_order_acquire));
     JM_ASSIGN_OR_RETURN(Flow flow, ReadBatch(s, iters, ToMicros(now)));
     if (retries_.empty() && pendings_.empty()) {
       if (!flow.keep_iterators) iters.Reset();
@@ -542,8 +512,10 @@ class Relay::Impl {
   };
 
   // Publishes the pending run (ordered when keep-order) and records the
-  // outcomes in seq order; consecutive removed keys form runs. Stops at an
-  // unattempted event or a blocked keep-order head.
+  // outcomes in seq order. A delivered event stays where it is (format 2,
+  // storage/delivery_log.h): the cursor persisted with the batch says it was
+  // sent, and its run says when. Stops at an unattempted event or a blocked
+  // keep-order head.
   Walk AckPending(DeliveryBatch& batch, const internal::StreamConfig& config, uint64_t cursor, Flow flow) {
     bool ordered = config.strategy == Strategy::kKeepOrder;
     for (const Record& r : pendings_)
@@ -551,52 +523,64 @@ class Relay::Impl {
     Publish(pendings_, ordered);
     const bool keep_as_sent = !o_.options.delete_after_send;
     Walk w{flow, cursor};
-    RemovalRun run(batch);
     for (const Record& r : pendings_) {
       if (r.bad_key || r.claimed) {
         // Not ours to remove: a malformed key stays for `verify`; a claimed
         // event is resolved by publish-on-commit.
-        run.Close();
         if (r.claimed) w.new_cursor = r.seq + 1;
         continue;
       }
       if (r.corrupt || r.tampered) {
         ParkUnreadable(batch, r);
-        run.Extend(r.seq, r.key, /*single_delete_safe=*/false);
+        batch.RemoveKey(r.key.view(), /*single=*/false);
         w.new_cursor = r.seq + 1;
         continue;
       }
       const Status& st = results_[r.event_index];
       if (st) {
-        batch.Succeeded(*r.env, r.raw, keep_as_sent);
+        if (AbovePersistable(r.seq)) {
+          // Past a seq publish-on-commit is still publishing, where the
+          // persisted cursor cannot reach yet: moved as in format 1.
+          batch.Succeeded(*r.env, r.raw, keep_as_sent);
+          batch.RemoveKey(r.key.view(), r.env->event.attempts == 0);
+        } else {
+          batch.DeliveredInPlace(*r.env, keep_as_sent);
+        }
       } else if (st.error().code() == ErrorCode::kAborted) {
         w.flow.more = true;  // not attempted: resume here next batch
         w.flow.keep_iterators = false;
         break;
-      } else if (batch.Failed(*r.env, st.error(), rng_, /*at_head=*/true) == internal::FailOutcome::kBlocked) {
-        // The head was rewritten in place with its next attempt time.
-        w.flow.blocked = true;
-        w.flow.more = false;
-        w.flow.next_due_us = std::min(w.flow.next_due_us, batch.last_due_us());
-        w.flow.keep_iterators = false;
-        break;
+      } else {
+        const internal::FailOutcome outcome = batch.Failed(*r.env, st.error(), rng_, /*at_head=*/true);
+        if (outcome == internal::FailOutcome::kBlocked) {
+          // The head was rewritten in place with its next attempt time.
+          w.flow.blocked = true;
+          w.flow.more = false;
+          w.flow.next_due_us = std::min(w.flow.next_due_us, batch.last_due_us());
+          w.flow.keep_iterators = false;
+          break;
+        }
+        batch.RemoveKey(r.key.view(), r.env->event.attempts == 0);
       }
-      run.Extend(r.seq, r.key, r.env->event.attempts == 0);
       w.new_cursor = r.seq + 1;
     }
-    run.Close();
     return w;
   }
+
+  // Whether `seq` lies past the first seq the pass must not touch: the
+  // persisted cursor stops there (CommitBatch), so a delivery there cannot be
+  // implied by it.
+  bool AbovePersistable(uint64_t seq) const { return seq > persist_limit_; }
 
   // Writes the batch with the cursor, then advances the in-memory cursor.
   // The persisted cursor never passes a claimed seq, wherever an earlier pass
   // left the cursor (core/claim_table.h).
   Status CommitBatch(StreamState& s, DeliveryBatch& batch, uint64_t new_cursor) {
-    uint64_t persist = new_cursor;
-    if (!claims_.empty()) persist = std::min(persist, claims_.front());
+    const uint64_t persist = std::min({new_cursor, persist_limit_, s.rewind.load(std::memory_order_acquire)});
     if (persist != s.persisted_cursor) batch.SetCursor(persist);
     JM_RETURN_IF_ERROR(batch.Commit());
     s.persisted_cursor = persist;
+    s.cleaner->AddDelivered(persist, batch.run());
     s.cursor.store(new_cursor, std::memory_order_release);
     return {};
   }
@@ -617,6 +601,7 @@ class Relay::Impl {
   std::vector<Event> events_;
   std::vector<Status> results_;
   std::vector<uint64_t> claims_;
+  uint64_t persist_limit_ = UINT64_MAX;  // of the current batch: see Batch
 
   mutable std::mutex stats_mu_;
   RelayStats totals_;

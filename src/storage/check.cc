@@ -55,11 +55,12 @@ Result<StreamExtent> ScanStreamExtent(rocksdb::DB* db, rocksdb::ColumnFamilyHand
   return out;
 }
 
-StreamMetaCheck CheckStreamMeta(std::string_view stream, uint64_t hwm, uint64_t cursor, const StreamExtent& extent) {
+StreamMetaCheck CheckStreamMeta(std::string_view stream, uint64_t hwm, uint64_t cursor, const StreamExtent& extent,
+                                uint32_t format) {
   StreamMetaCheck c;
   c.hwm = hwm;
   c.cursor = cursor;
-  if (extent.lowest_pending && *extent.lowest_pending < cursor) {
+  if (format < 2 && extent.lowest_pending && *extent.lowest_pending < cursor) {
     c.problems.push_back(
         fmt::format("stream '{}': relay cursor {} is past pending seq {} (the relay and the gauges would skip it); "
                     "cursor lowered to {}",

@@ -3,8 +3,8 @@
 //
 // - per stream, the meta records (seq reservation "hwm", relay cursor) against
 //   the stream's keys: a reservation at or below a seq on disk would make new
-//   commits reuse (overwrite) acknowledged events; a cursor past a pending key
-//   hides that event from the relay and the gauges;
+//   commits reuse (overwrite) acknowledged events; in format 1, a cursor past a
+//   pending key hides that event from the relay and the gauges;
 // - the write-ahead log against the durable watermark recorded at the last
 //   clean close (the DURABLE_FILE below): RocksDB's point-in-time recovery stops
 //   silently at a truncated or corrupt WAL record, dropping everything after it.
@@ -40,11 +40,15 @@ struct StreamMetaCheck {
   bool cursor_changed = false;
   std::vector<std::string> problems;  // one sentence each, naming the stream and the values
 };
-// `hwm` and `cursor` as read from jaiminho.meta (hwm 1 when absent). The repair
-// never lets a seq be issued twice: the cursor goes down to the lowest pending
-// seq, the reservation up past every seq on disk and the cursor, with a margin
-// (seqs issued and deleted since may have left no key).
-StreamMetaCheck CheckStreamMeta(std::string_view stream, uint64_t hwm, uint64_t cursor, const StreamExtent& extent);
+// `hwm` and `cursor` as read from jaiminho.meta (hwm 1 when absent), in a
+// database of on-disk `format`. The repair never lets a seq be issued twice:
+// the reservation goes up past every seq on disk and the cursor, with a margin
+// (seqs issued and deleted since may have left no key). In format 1 no pending
+// key is below the cursor, so the cursor goes down to the lowest pending seq;
+// in format 2 the pending keys below the cursor are the delivered events
+// (storage/delivery_log.h), so that check no longer applies.
+StreamMetaCheck CheckStreamMeta(std::string_view stream, uint64_t hwm, uint64_t cursor, const StreamExtent& extent,
+                                uint32_t format);
 
 // The durable watermark: kDurableFile in the database directory, a small text file
 // (ON-DISK FORMAT: "jaiminho-durable 1 <rocksdb-sequence>\n"), written

@@ -89,7 +89,7 @@ int Verify(const VerifyOptions& o, Io& io) {
       hwm = it->second.hwm.value_or(1);
       cursor = it->second.cursor;
     }
-    auto check = internal::CheckStreamMeta(name, hwm, cursor, *extent);
+    auto check = internal::CheckStreamMeta(name, hwm, cursor, *extent, (*db)->snapshot.format);
     for (auto& p : check.problems) {
       // What Outbox::Open would do about it, not what was done.
       if (auto cut = p.rfind("; "); cut != std::string::npos) p = p.substr(0, cut) + " (Outbox::Open repairs it)";
