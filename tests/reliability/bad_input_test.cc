@@ -359,23 +359,7 @@ TEST(BadInput, CorruptMetaRecordsAreRefusedAtOpenNamingThem) {
       ASSERT_OK(outbox->OpenStream("s"));
       ASSERT_OK(outbox->Close());
       // Written with plain RocksDB, as a disk error or a foreign tool would.
-      rocksdb::DBOptions dbo;
-      std::vector<std::string> names;
-      ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(dbo, path, &names).ok());
-      std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-      for (const auto& n : names)
-        descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-      std::vector<rocksdb::ColumnFamilyHandle*> handles;
-      rocksdb::DB* raw = nullptr;
-      ASSERT_TRUE(rocksdb::DB::Open(dbo, path, descs, &handles, &raw).ok());
-      std::unique_ptr<rocksdb::DB> db(raw);
-      auto meta = std::find(names.begin(), names.end(), std::string(internal::kMetaFamily)) - names.begin();
-      rocksdb::WriteOptions wo;
-      wo.sync = true;
-      ASSERT_TRUE(db->Put(wo, handles[meta], c.key, c.value).ok());
-      for (auto* h : handles)
-        db->DestroyColumnFamilyHandle(h);
-      ASSERT_TRUE(db->Close().ok());
+      testing::RawDb(path).Put(internal::kMetaFamily, c.key, c.value);
     }
     auto before = testing::Snapshot(path);
     auto r = Outbox::Open({.path = path});

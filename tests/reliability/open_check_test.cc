@@ -62,27 +62,7 @@ struct Captured {
 
 // Writes jaiminho.meta records directly, as a damaged or hand-edited database would have them.
 void TamperMeta(const std::string& path, const std::string& key, uint64_t value) {
-  rocksdb::DBOptions dbo;
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(dbo, path, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const auto& n : names)
-    descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(dbo, path, descs, &handles, &raw).ok());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::ColumnFamilyHandle* meta = nullptr;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == internal::kMetaFamily) meta = handles[i];
-  }
-  ASSERT_NE(meta, nullptr);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  ASSERT_TRUE(db->Put(wo, meta, key, internal::EncodeU64(value)).ok());
-  for (auto* h : handles)
-    ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-  ASSERT_TRUE(db->Close().ok());
+  testing::RawDb(path).Put(internal::kMetaFamily, key, internal::EncodeU64(value));
 }
 
 struct VerifyRun {

@@ -88,4 +88,50 @@ std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o) {
   return std::move(*r);
 }
 
+RawDb::RawDb(const std::string& path, bool read_only) {
+  rocksdb::DBOptions dbo;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(dbo, path, &names_).ok()) << path;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names_)
+    descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(dbo, path, descs, &handles_, &raw)
+                                : rocksdb::DB::Open(dbo, path, descs, &handles_, &raw);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
+  db_.reset(raw);
+}
+
+RawDb::~RawDb() {
+  if (!db_) return;
+  for (auto* h : handles_)
+    db_->DestroyColumnFamilyHandle(h);
+  EXPECT_TRUE(db_->Close().ok());
+}
+
+rocksdb::ColumnFamilyHandle* RawDb::Family(std::string_view name) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) return handles_[i];
+  }
+  ADD_FAILURE() << "no column family " << name;
+  return nullptr;
+}
+
+void RawDb::Put(std::string_view family, std::string_view key, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  ASSERT_TRUE(db_ && Family(family));
+  rocksdb::Status s = db_->Put(wo, Family(family), rocksdb::Slice(key.data(), key.size()),
+                               rocksdb::Slice(value.data(), value.size()));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+std::optional<std::string> RawDb::Get(std::string_view family, std::string_view key) const {
+  std::string v;
+  if (!db_ || !Family(family)) return std::nullopt;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Family(family), rocksdb::Slice(key.data(), key.size()), &v);
+  if (s.IsNotFound()) return std::nullopt;
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return v;
+}
+
 }  // namespace jaiminho::testing

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,27 @@ class RecordingPublisher : public Publisher {
 rocksdb::ColumnFamilyHandle* StreamFamily(const Stream& stream);
 // Every key of a stream column family: (state tag, seq), in key order.
 std::vector<std::pair<char, uint64_t>> RawKeys(Outbox& outbox, const Stream& stream);
+// A database opened with plain RocksDB (every column family, default
+// options), as a disk error or a foreign tool would write it. Closed on
+// destruction. Test failures are recorded when it cannot be opened.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path, bool read_only = false);
+  ~RawDb();
+  RawDb(const RawDb&) = delete;
+  rocksdb::DB* db() const { return db_.get(); }
+  // The family named `name` (null, and a test failure, when absent).
+  rocksdb::ColumnFamilyHandle* Family(std::string_view name) const;
+  // A synced Put; a test failure when it does not succeed.
+  void Put(std::string_view family, std::string_view key, std::string_view value);
+  std::optional<std::string> Get(std::string_view family, std::string_view key) const;
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
 // Opens a fresh outbox in `dir` with `o` (path filled in).
 std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o = {});
 

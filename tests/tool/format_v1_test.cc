@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "storage/meta.h"
+#include "support/fault_fs.h"
 #include "support/test_util.h"
 #include "tool/commands.h"
 #include "tool/run_tool.h"
@@ -29,25 +31,80 @@ std::vector<std::string> SortedLines(const std::string& text) {
   return lines;
 }
 
+std::string Golden() {
+  std::ifstream golden(fs::path(JM_FIXTURES) / "format-v1" / "dump.jsonl");
+  EXPECT_TRUE(golden.good());
+  std::stringstream expected;
+  expected << golden.rdbuf();
+  return expected.str();
+}
+
+// `jaiminho-tool dump --json` of `db`: one line per record, sorted (the order
+// of the lines is not part of the format).
+std::vector<std::string> DumpLines(const std::string& db) {
+  std::ostringstream out, err;
+  tool::Io io{out, err};
+  EXPECT_EQ(tool::Dump({.path = db, .json = true}, io), tool::kExitOk) << err.str();
+  return SortedLines(out.str());
+}
+
+std::optional<uint32_t> StoredFormat(const std::string& db) {
+  auto v = testing::RawDb(db, /*read_only=*/true).Get(internal::kMetaFamily, internal::kFormatKey);
+  if (!v) return std::nullopt;
+  auto f = internal::DecodeU32(*v, "format");
+  return f ? std::optional<uint32_t>(*f) : std::nullopt;
+}
+
 TEST(FormatV1, ToolShowsEveryRecordAsFormat1WroteIt) {
   testing::TempDir dir;
   const std::string db = CopyFixture(dir);
-  std::ifstream golden(fs::path(JM_FIXTURES) / "format-v1" / "dump.jsonl");
-  ASSERT_TRUE(golden.good());
-  std::stringstream expected;
-  expected << golden.rdbuf();
-
-  std::ostringstream out, err;
-  tool::Io io{out, err};
-  ASSERT_EQ(tool::Dump({.path = db, .json = true}, io), tool::kExitOk) << err.str();
-  // The same records with the same fields (sent events with their sent_at);
-  // the order of the lines is not part of the format.
-  EXPECT_EQ(SortedLines(out.str()), SortedLines(expected.str()));
-  EXPECT_EQ(SortedLines(out.str()).size(), 12u);
+  // The same records with the same fields (sent events with their sent_at).
+  EXPECT_EQ(DumpLines(db), SortedLines(Golden()));
+  EXPECT_EQ(DumpLines(db).size(), 12u);
+  EXPECT_EQ(StoredFormat(db), 1u);  // the tool reads without upgrading
 
   std::ostringstream vout, verr;
   tool::Io vio{vout, verr};
   EXPECT_EQ(tool::Verify({.path = db}, vio), tool::kExitOk) << vout.str() << verr.str();
+}
+
+TEST(FormatV1, OpenUpgradesToFormat2InPlaceAndTheRecordsReadTheSame) {
+  testing::TempDir dir;
+  const std::string db = CopyFixture(dir);
+  {
+    ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+    ASSERT_OK(ob->Close());
+  }
+  EXPECT_EQ(StoredFormat(db), 2u);
+  EXPECT_EQ(DumpLines(db), SortedLines(Golden()));
+}
+
+// A power cut at every sync point of the upgrading Open: the database is
+// opened afterwards (at format 1 or 2), with every record as it was.
+TEST(FormatV1, PowerCutDuringTheUpgradeLosesNothing) {
+  const std::vector<std::string> golden = SortedLines(Golden());
+  bool finished = false;
+  for (uint64_t cut = 1; !finished && cut < 64; ++cut) {
+    SCOPED_TRACE("power cut after sync " + std::to_string(cut));
+    testing::TempDir dir;
+    const std::string db = CopyFixture(dir);
+    auto fs = std::make_shared<testing::FaultFileSystem>();
+    auto env = fs->NewEnv();
+    fs->DeactivateAfterSyncs(cut);
+    {
+      auto ob = Outbox::Open({.path = db, .clean_interval = std::chrono::seconds(0), .env = env.get()});
+      if (ob) (void)(*ob)->Close();
+    }
+    finished = fs->active();  // the whole Open and Close ran before the cut
+    fs->DropUnsyncedData();
+    {
+      ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+      ASSERT_OK(ob->Close());
+    }
+    EXPECT_EQ(StoredFormat(db), 2u);
+    EXPECT_EQ(DumpLines(db), golden);
+  }
+  EXPECT_TRUE(finished) << "the upgrade took more syncs than the test tries";
 }
 
 TEST(FormatV1, OpensAndDeliversWhatWasWaitingInOrder) {
