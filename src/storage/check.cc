@@ -60,11 +60,16 @@ StreamMetaCheck CheckStreamMeta(std::string_view stream, uint64_t hwm, uint64_t 
   StreamMetaCheck c;
   c.hwm = hwm;
   c.cursor = cursor;
-  if (format < 2 && extent.lowest_pending && *extent.lowest_pending < cursor) {
+  // In format 2 the pending keys below the cursor are the delivered events, so
+  // only a cursor past every seq ever issued is known to be wrong; lowering it
+  // delivers those events again rather than lose one.
+  const bool impossible = cursor > std::max(hwm, extent.highest_seq ? *extent.highest_seq + 1 : 1);
+  if ((format < 2 || impossible) && extent.lowest_pending && *extent.lowest_pending < cursor) {
     c.problems.push_back(
         fmt::format("stream '{}': relay cursor {} is past pending seq {} (the relay and the gauges would skip it); "
-                    "cursor lowered to {}",
-                    stream, cursor, *extent.lowest_pending, *extent.lowest_pending));
+                    "cursor lowered to {}{}",
+                    stream, cursor, *extent.lowest_pending, *extent.lowest_pending,
+                    format < 2 ? "" : " (the events above it still on disk are delivered again)"));
     c.cursor = *extent.lowest_pending;
     c.cursor_changed = true;
   }

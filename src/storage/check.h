@@ -46,7 +46,8 @@ struct StreamMetaCheck {
 // (seqs issued and deleted since may have left no key). In format 1 no pending
 // key is below the cursor, so the cursor goes down to the lowest pending seq;
 // in format 2 the pending keys below the cursor are the delivered events
-// (storage/delivery_log.h), so that check no longer applies.
+// (storage/delivery_log.h), so that is done only for a cursor past every seq
+// ever issued (above the reservation and the highest seq on disk).
 StreamMetaCheck CheckStreamMeta(std::string_view stream, uint64_t hwm, uint64_t cursor, const StreamExtent& extent,
                                 uint32_t format);
 
