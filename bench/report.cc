@@ -131,14 +131,14 @@ bool Report::Finish(const std::string& dir) {
   std::ostringstream volume;
   if (!write_volumes_.empty()) {
     volume << "| write volume per delivered event | written | WAL | flush | compaction | committed event | "
-              "written / committed | target |\n"
-           << "|---|---:|---:|---:|---:|---:|---:|---|\n";
+              "written / committed | target | committing wrote |\n"
+           << "|---|---:|---:|---:|---:|---:|---:|---|---:|\n";
   }
   for (const WriteVolumeRow& w : write_volumes_) {
     auto written = Median(w.key, "written_B"), committed = Median(w.key, "committed_B");
     if (!written || !committed || *committed <= 0) {
       ratios << fmt::format("WRITEVOL {} n/a\n", w.name);
-      volume << fmt::format("| `{}` {} | n/a | | | | | | |\n", w.name, w.label);
+      volume << fmt::format("| `{}` {} | n/a | | | | | | | |\n", w.name, w.label);
       continue;
     }
     auto bytes = [&](const char* counter) {
@@ -148,9 +148,9 @@ bool Report::Finish(const std::string& dir) {
     const double ratio = *written / *committed;
     std::string target;
     if (w.max_target) target = fmt::format("≤ {:.2f} {}", *w.max_target, ratio <= *w.max_target ? "met" : "**missed**");
-    volume << fmt::format("| `{}` {} | {} | {} | {} | {} | {} | **{:.2f}** | {} |\n", w.name, w.label,
+    volume << fmt::format("| `{}` {} | {} | {} | {} | {} | {} | **{:.2f}** | {} | {} |\n", w.name, w.label,
                           bytes("written_B"), bytes("wal_B"), bytes("flush_B"), bytes("compact_B"),
-                          bytes("committed_B"), ratio, target);
+                          bytes("committed_B"), ratio, target, bytes("fill_written_B"));
     ratios << fmt::format("WRITEVOL {} bytes_per_event={:.1f} committed_bytes={:.0f} vs_committed={:.3f}\n", w.name,
                           *written, *committed, ratio);
   }
