@@ -5,6 +5,7 @@
 #include "outbox/metrics_internal.h"
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/macros.h"
 
 namespace jaiminho::tool {
@@ -14,21 +15,20 @@ namespace {
 // range, and every retry key (that range is ordered by due time, not seq).
 Result<uint64_t> HighestSeq(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& stream) {
   uint64_t high = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
-  for (char tag : {internal::kPendingTag, internal::kSentTag, internal::kParkedTag}) {
-    internal::KeyBuf last = internal::SeqKey(tag, UINT64_MAX);
-    it->SeekForPrev(rocksdb::Slice(last.bytes, last.size));
-    if (it->Valid()) {
-      if (auto k = internal::DecodeKey(it->key().ToStringView()); k && it->key()[0] == tag)
-        high = std::max(high, k->seq);
+  const std::string what = fmt::format("read stream '{}'", stream);
+  for (EventState state : internal::kSeqKeyedStates) {
+    internal::StateRange range(db, cf, state);
+    range.SeekToLast();
+    if (range.Valid()) {
+      if (auto k = range.key()) high = std::max(high, k->seq);
     }
+    JM_RETURN_IF_ERROR(range.status(what));
   }
-  internal::KeyBuf r_end = internal::TagEnd(internal::kRetryTag);
-  for (it->Seek(rocksdb::Slice(&internal::kRetryTag, 1));
-       it->Valid() && it->key().compare(rocksdb::Slice(r_end.bytes, r_end.size)) < 0; it->Next()) {
-    if (auto k = internal::DecodeKey(it->key().ToStringView())) high = std::max(high, k->seq);
+  internal::StateRange retries(db, cf, EventState::kRetrying);
+  for (; retries.Valid(); retries.Next()) {
+    if (auto k = retries.key()) high = std::max(high, k->seq);
   }
-  JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("read stream '{}'", stream)));
+  JM_RETURN_IF_ERROR(retries.status(what));
   return high;
 }
 
