@@ -68,8 +68,9 @@ class StateRange {
   void Next() { it_->Next(); }
   // Positions at the first key >= `key` (within the bounds).
   void Seek(std::string_view key);
-  // Positions at the last key of the range.
+  // Positions at the last key of the range; Prev() steps back from there.
   void SeekToLast() { it_->SeekToLast(); }
+  void Prev() { it_->Prev(); }
 
   // REQUIRES: Valid(). Views valid until the range moves.
   std::string_view raw_key() const { return it_->key().ToStringView(); }
