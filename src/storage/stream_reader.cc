@@ -32,7 +32,7 @@ StateRange::StateRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, EventSt
   it_->Seek(lower_s_);
 }
 
-StateRange::StateRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, rocksdb::ReadOptions ro)
+StateRange::StateRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const rocksdb::ReadOptions& ro)
     : it_(db->NewIterator(ro, cf)) {
   it_->SeekToFirst();
 }

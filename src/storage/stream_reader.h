@@ -60,7 +60,7 @@ class StateRange {
   StateRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, EventState state, SeqBounds bounds = {},
              rocksdb::ReadOptions ro = {});
   // Every key of the family, malformed ones included (for verify and dump).
-  StateRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, rocksdb::ReadOptions ro = {});
+  StateRange(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const rocksdb::ReadOptions& ro = {});
   StateRange(const StateRange&) = delete;
   StateRange& operator=(const StateRange&) = delete;
 
