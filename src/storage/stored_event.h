@@ -10,9 +10,10 @@ namespace jaiminho {
 
 class StoredEventAccess {
  public:
-  // Copies `raw` into an aligned buffer owned by the result and decodes it.
-  // kCorruption when it fails verification.
-  static Result<StoredEvent> Make(std::string_view raw, std::string_view stream, EventState state,
+  // Copies `raw` (stored under `key`) into an aligned buffer owned by the
+  // result and checks it with internal::CheckAlignedRecord (no signer).
+  // kCorruption when it fails the check.
+  static Result<StoredEvent> Make(std::string_view key, std::string_view raw, std::string_view stream,
                                   const DatabaseId& db);
 };
 

@@ -41,19 +41,21 @@ struct Record {
   std::string_view state_name() const;
 };
 
-// Verifies one record stored in stream `stream`'s family: the key's form, the
-// envelope (FlatBuffers verification and field checks of DecodeEnvelope), that
-// the envelope's seq and stream match the key and the family, that a retry
-// key's due time is the envelope's next_attempt_at, that a sent record has
-// sent_at, and the record's authenticity (VerifyAuthenticity). The event's
-// views point into `arena` (copied there for alignment) and `stream`.
-// With `signer` (keys given to the tool), signatures are checked too.
+// Verifies one record stored in stream `stream`'s family with
+// internal::CheckRecord (storage/stream_reader.h, the check the relay applies
+// too): the key's form, the envelope (FlatBuffers verification and field
+// checks of DecodeEnvelope), that the envelope's seq and stream match the key
+// and the family, that a retry key's due time is the envelope's
+// next_attempt_at, that a sent record has sent_at, and the record's
+// authenticity. The event's views point into `arena` (copied there for
+// alignment) and `stream`. With `signer` (keys given to the tool), signatures
+// are checked too.
 Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
                    internal::AlignedArena& arena, const internal::Signer* signer = nullptr);
 
 // Checks the envelope's signature and key id with `signer` (the keys given to
 // the tool with --keys); without a signer every record passes. An error names
-// what failed; CheckRecord turns it into the record's error.
+// what failed (the same check CheckRecord applies).
 Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string_view stream,
                           const internal::Signer* signer);
 
