@@ -5,6 +5,7 @@
 #include <rocksdb/utilities/options_util.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -102,6 +103,26 @@ void WaitForBackgroundWork(rocksdb::DB* db) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Die("RocksDB background work did not settle within 5 minutes");
+}
+
+std::shared_ptr<rocksdb::Statistics> NewTickerStatistics() {
+  auto stats = rocksdb::CreateDBStatistics();
+  stats->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+  return stats;
+}
+
+WriteVolume Written(const rocksdb::Statistics& stats) {
+  auto t = [&](rocksdb::Tickers ticker) { return static_cast<double>(stats.getTickerCount(ticker)); };
+  return {.wal = t(rocksdb::WAL_FILE_BYTES),
+          .flush = t(rocksdb::FLUSH_WRITE_BYTES),
+          .compact = t(rocksdb::COMPACT_WRITE_BYTES)};
+}
+
+void FlushAndSettle(rocksdb::DB* db) {
+  std::vector<std::string> files;
+  uint64_t manifest_size = 0;
+  Check(db->GetLiveFiles(files, &manifest_size, /*flush_memtable=*/true), "flush every column family");
+  WaitForBackgroundWork(db);
 }
 
 // ---------------------------------------------------------------------------
@@ -236,12 +257,14 @@ Raw::~Raw() {
   RemoveDir(path);
 }
 
-std::unique_ptr<Raw> OpenRaw(std::string_view name) {
+std::unique_ptr<Raw> OpenRaw(std::string_view name, std::shared_ptr<rocksdb::Statistics> stats) {
   const Reference& ref = Ref();
   auto r = std::make_unique<Raw>();
   r->path = FreshDir(name);
+  rocksdb::DBOptions db_options = ref.db_options;
+  db_options.statistics = std::move(stats);
   rocksdb::DB* db = nullptr;
-  Check(rocksdb::DB::Open(ref.db_options, r->path + "/db", ref.families, &r->handles, &db), "open raw " + r->path);
+  Check(rocksdb::DB::Open(db_options, r->path + "/db", ref.families, &r->handles, &db), "open raw " + r->path);
   r->db.reset(db);
   for (size_t i = 0; i < ref.families.size(); ++i) {
     if (ref.families[i].name == kBusiness) r->business = r->handles[i];
@@ -305,6 +328,40 @@ size_t RawRelayPass(Raw& raw, bool del) {
   return n;
 }
 
+size_t RawReadPass(Raw& raw) {
+  rocksdb::ReadOptions ro;
+  const std::string upper = "q";
+  rocksdb::Slice ub(upper);
+  ro.iterate_upper_bound = &ub;
+  std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(ro, raw.stream));
+  const std::string cursor_key = "c";  // outside the pending range
+  std::string cursor(8, '\0');
+  size_t n = 0, in_batch = 0;
+  uint64_t last = 0, touched = 0;
+  auto ack = [&] {
+    for (int i = 0; i < 8; ++i)
+      cursor[i] = static_cast<char>(last >> (56 - 8 * i));
+    Check(raw.db->Put(rocksdb::WriteOptions(), raw.stream, cursor_key, cursor), "raw cursor put");
+    in_batch = 0;
+  };
+  for (it->Seek("p"); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key(), v = it->value();
+    touched += v.size() + static_cast<uint8_t>(v[0]);  // the no-op publisher reads the value
+    last = SeqOf(k);
+    ++n;
+    if (++in_batch == kRelayBatch) ack();
+  }
+  Check(it->status(), "raw iterate");
+  if (in_batch > 0) ack();
+  if (touched == 0 && n > 0) Die("raw read pass read nothing");
+  return n;
+}
+
+size_t EventBytes() {
+  RawEnvelope envelope;
+  return PendingKey(1).size() + envelope.For(0).size();
+}
+
 // ---------------------------------------------------------------------------
 // SQLite.
 
@@ -348,6 +405,14 @@ Sqlite::Sqlite(std::string path, SqliteSync sync) : path_(std::move(path)) {
       sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr),
       "open " + path_);
   Exec("PRAGMA journal_mode=WAL");
+  {
+    Stmt page_size(db_, "PRAGMA page_size");
+    if (page_size.Step()) page_size_ = static_cast<double>(sqlite3_column_int64(page_size.get(), 0));
+    page_size.Reset();
+  }
+  // Replaces the default hook (sqlite3_wal_autocheckpoint's) by one that does
+  // the same and counts.
+  sqlite3_wal_hook(db_, &Sqlite::WalHook, this);
   Exec(sync == SqliteSync::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF");
   // The business table is a key-value table (one b-tree); the outbox table is
   // django-jaiminho's Event model: rowid order is commit order.
@@ -412,6 +477,35 @@ void Sqlite::Fill(size_t n) {
     }
     commit_->Step();
   }
+}
+
+int Sqlite::WalHook(void* self, sqlite3* /*db*/, const char* name, int frames) {
+  auto* s = static_cast<Sqlite*>(self);
+  if (s->restart_pending_) {  // this commit restarted the WAL: all its frames are new
+    s->wal_frames_ += static_cast<uint64_t>(frames);
+    s->restart_pending_ = false;
+    s->ckpt_seen_ = 0;
+  } else {
+    s->wal_frames_ += static_cast<uint64_t>(std::max(0, frames - s->last_frames_));
+  }
+  s->last_frames_ = frames;
+  if (frames >= 1000) s->CountedCheckpoint(name, SQLITE_CHECKPOINT_PASSIVE);
+  return SQLITE_OK;
+}
+
+void Sqlite::CountedCheckpoint(const char* name, int mode) {
+  int log = 0, ckpt = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db_, name, mode, &log, &ckpt);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) SqlCheck(db_, rc, "wal checkpoint");
+  if (ckpt > ckpt_seen_) ckpt_frames_ += static_cast<uint64_t>(ckpt - ckpt_seen_);
+  ckpt_seen_ = std::max(ckpt, 0);
+  if (log >= 0 && ckpt == log) restart_pending_ = true;
+}
+
+void Sqlite::Checkpoint() {
+  // PASSIVE first: a TRUNCATE checkpoint reports 0 frames once it has reset the WAL.
+  CountedCheckpoint(nullptr, SQLITE_CHECKPOINT_PASSIVE);
+  CountedCheckpoint(nullptr, SQLITE_CHECKPOINT_TRUNCATE);
 }
 
 size_t Sqlite::RelayLoop(bool del, int64_t sent_at) {

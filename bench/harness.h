@@ -11,6 +11,7 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/statistics.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -34,7 +35,9 @@ struct Config {
   size_t relay_min_events = 200'000;  // events delivered per relay measurement
   size_t latency_commits = 5000;      // per committing thread
   size_t clean_events = 1'000'000;
-  size_t fill_batch = 1000;  // events per transaction when filling a backlog
+  size_t writevol_events = 1'000'000;  // events per write-volume pass
+  size_t mqtt_events = 100'000;        // events per end-to-end MQTT run
+  size_t fill_batch = 1000;            // events per transaction when filling a backlog
 };
 const Config& config();
 Config& mutable_config();
@@ -67,6 +70,25 @@ inline constexpr std::string_view kBusiness = "devices";
 // work caused by a setup phase does not land in the timed phase.
 void WaitForBackgroundWork(rocksdb::DB* db);
 
+// --- Write volume: bytes a database wrote to its files.
+// RocksDB's from its statistics tickers: WAL_FILE_BYTES (the write-ahead log),
+// FLUSH_WRITE_BYTES (memtables written as SST files) and COMPACT_WRITE_BYTES
+// (SST files rewritten by compactions).
+struct WriteVolume {
+  double wal = 0, flush = 0, compact = 0;
+  double total() const { return wal + flush + compact; }
+  WriteVolume operator-(const WriteVolume& o) const {
+    return {.wal = wal - o.wal, .flush = flush - o.flush, .compact = compact - o.compact};
+  }
+};
+// Statistics with tickers only (no histograms or timers: the least overhead).
+std::shared_ptr<rocksdb::Statistics> NewTickerStatistics();
+WriteVolume Written(const rocksdb::Statistics& stats);
+// Flushes the memtables of every column family (DB::GetLiveFiles with
+// flush_memtable) and waits for the flushes and the compactions they trigger,
+// so that the writes a pass deferred are counted.
+void FlushAndSettle(rocksdb::DB* db);
+
 // --- Ours: an Outbox with one business family and one keep-order stream.
 struct Ours {
   std::string path;
@@ -98,7 +120,8 @@ struct Raw {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   ~Raw();
 };
-std::unique_ptr<Raw> OpenRaw(std::string_view name);
+// `stats`, when given, is attached to the database (DBOptions::statistics).
+std::unique_ptr<Raw> OpenRaw(std::string_view name, std::shared_ptr<rocksdb::Statistics> stats = nullptr);
 // The bytes our Outbox stores for an event whose payload is Payload(i) (its
 // envelope, read back from a reference Outbox, with the payload swapped), so
 // raw writes the same values. For() reuses one buffer.
@@ -123,6 +146,14 @@ inline constexpr size_t kRelayBatch = 256;
 // DeleteRange of the run (`del`) or, to mark them sent, a Put of each value
 // under its sent key plus the DeleteRange. Returns the events delivered.
 size_t RawRelayPass(Raw& raw, bool del);
+// The raw read-only pass, the floor of any relay that must read each record:
+// one iterator over the pending range, each value read (a no-op publisher),
+// and per kRelayBatch events one small write (a Put of the last seq under a
+// cursor key in the same column family); no write per event. Returns the
+// events read.
+size_t RawReadPass(Raw& raw);
+// Bytes one event takes in the stream family: its key plus its envelope.
+size_t EventBytes();
 
 // --- SQLite: WAL mode, a business table and an outbox table.
 enum class SqliteSync { kOff, kFull };
@@ -163,9 +194,27 @@ class Sqlite {
   // them (`del`) or set their sent_at. Returns the rows delivered.
   size_t RelayLoop(bool del, int64_t sent_at);
 
+  // Write volume. Every commit's WAL frames are counted by a WAL hook, which
+  // also runs SQLite's default automatic checkpoint (PASSIVE at 1000 frames,
+  // as sqlite3_wal_autocheckpoint does) and counts the pages it copies into
+  // the database file. wal_bytes: frames x (24 + page size); checkpoint_bytes:
+  // checkpointed frames x page size.
+  double wal_bytes() const { return static_cast<double>(wal_frames_) * (24.0 + page_size_); }
+  double checkpoint_bytes() const { return static_cast<double>(ckpt_frames_) * page_size_; }
+  // A TRUNCATE checkpoint, counted: every WAL frame is copied to the database.
+  void Checkpoint();
+
  private:
+  static int WalHook(void* self, sqlite3* db, const char* name, int frames);
+  void CountedCheckpoint(const char* name, int mode);
+
   std::string path_;
   sqlite3* db_ = nullptr;
+  double page_size_ = 4096;
+  uint64_t wal_frames_ = 0, ckpt_frames_ = 0;
+  int last_frames_ = 0;           // frames in the WAL after the last commit
+  int ckpt_seen_ = 0;             // frames of the current WAL already checkpointed
+  bool restart_pending_ = false;  // the WAL was fully checkpointed: the next commit restarts it
   std::unique_ptr<Stmt> begin_, commit_, put_, enqueue_;
 };
 // A fresh database file "<dir>/<name>/db.sqlite".

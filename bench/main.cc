@@ -2,10 +2,12 @@
 //
 //   jaiminho-bench [--jm_quick] [--jm_dir=DIR] [--jm_report=DIR] [--jm_payload=BYTES]
 //                  [--jm_threads=1,4,16,64] [--jm_backlogs=10000,100000,1000000]
-//                  [--jm_latency_commits=N] [--jm_clean_events=N] [--benchmark_* flags]
+//                  [--jm_latency_commits=N] [--jm_clean_events=N] [--jm_writevol_events=N] [--jm_mqtt_events=N]
+//                  [--benchmark_* flags]
 //
 // --jm_quick picks a small workload (backlogs 10k and 100k, fewer latency
-// samples, a 100k-event clean) for CI; bench/run passes the rest. After the
+// samples, a 100k-event clean, 50k-event write-volume passes, 10k events to
+// mosquitto) for CI; bench/run passes the rest. After the
 // runs it prints the ratio table and one `RATIO <name> <ours/baseline>` line per
 // comparison (see report.h), and exits non-zero when a benchmark failed.
 #include <benchmark/benchmark.h>
@@ -29,6 +31,7 @@ void RegisterCommitBenchmarks();
 void RegisterRelayBenchmarks();
 void RegisterLatencyBenchmarks();
 void RegisterCleanBenchmarks();
+void RegisterMqttBenchmarks();
 }  // namespace jbench
 
 namespace {
@@ -66,6 +69,8 @@ int main(int argc, char** argv) {
       c.relay_min_events = 50'000;
       c.latency_commits = 1000;
       c.clean_events = 100'000;
+      c.writevol_events = 50'000;
+      c.mqtt_events = 10'000;
     }
   }
   for (int i = 1; i < argc; ++i) {
@@ -96,6 +101,10 @@ int main(int argc, char** argv) {
       ok = ParseNumber(value, &c.latency_commits);
     } else if (flag == "--jm_clean_events") {
       ok = ParseNumber(value, &c.clean_events);
+    } else if (flag == "--jm_mqtt_events") {
+      ok = ParseNumber(value, &c.mqtt_events);
+    } else if (flag == "--jm_writevol_events") {
+      ok = ParseNumber(value, &c.writevol_events);
     } else {
       ok = false;
     }
@@ -109,6 +118,7 @@ int main(int argc, char** argv) {
   jbench::RegisterRelayBenchmarks();
   jbench::RegisterLatencyBenchmarks();
   jbench::RegisterCleanBenchmarks();
+  jbench::RegisterMqttBenchmarks();
 
   int bargc = static_cast<int>(rest.size());
   benchmark::Initialize(&bargc, rest.data());
@@ -116,9 +126,10 @@ int main(int argc, char** argv) {
   if (!report_dir.empty()) {
     std::filesystem::create_directories(report_dir);
     std::ofstream(report_dir + "/workload.txt") << fmt::format(
-        "{}payload {} bytes; commit threads {}; backlogs {}; latency {} commits per thread; clean {} events",
+        "{}payload {} bytes; commit threads {}; backlogs {}; latency {} commits per thread; clean {} events; "
+        "write volume {} events; MQTT end to end {} events",
         c.quick ? "quick: " : "", c.payload, fmt::join(c.threads, "/"), fmt::join(c.backlogs, "/"), c.latency_commits,
-        c.clean_events);
+        c.clean_events, c.writevol_events, c.mqtt_events);
   }
   jbench::RecordingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

@@ -14,14 +14,16 @@ set xlabel "backlog (events)"
 set ylabel "events/s"
 set format x "%.0s%c"
 set key bottom left
-# Columns: ours, rocksdb, sqlite for delete-after-send (solid), then for mark-sent (dashed).
+# Columns: ours, rocksdb, sqlite for delete-after-send (solid), then for mark-sent (dashed),
+# then the raw read-only pass (dotted).
 set style line 2 lc 1 lw 2 pt 7 dt 1
 set style line 3 lc 2 lw 2 pt 7 dt 1
 set style line 4 lc 3 lw 2 pt 7 dt 1
 set style line 5 lc 1 lw 2 pt 6 dt 2
 set style line 6 lc 2 lw 2 pt 6 dt 2
 set style line 7 lc 3 lw 2 pt 6 dt 2
-plot for [i=2:7] datadir."/relay_backlog.dat" using 1:i with linespoints ls i
+set style line 8 lc rgb "black" lw 2 pt 2 dt 3
+plot for [i=2:8] datadir."/relay_backlog.dat" using 1:i with linespoints ls i
 
 set title "Commit sync=true: commits/s vs committing threads"
 set xlabel "threads"

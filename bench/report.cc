@@ -73,20 +73,25 @@ bool Report::Finish(const std::string& dir) {
         << "|---|---|---:|---:|---:|---:|---|\n";
   std::string section;
   for (const Comparison& c : comparisons_) {
-    auto ours = Median(c.ours, "items_per_second");
-    auto base = Median(c.baseline, "items_per_second");
+    auto ours = Median(c.ours, c.counter);
+    auto base = Median(c.baseline, c.counter);
     if (!ours || !base || *base <= 0) {  // filtered out, or failed (then in errors_)
       ratios << fmt::format("RATIO {} n/a\n", c.name);
       table << fmt::format("| {} | {} | missing | missing | n/a | | |\n", c.name, c.label);
       continue;
     }
-    double ratio = *ours / *base;
+    if (c.lower_is_better && *ours <= 0) {
+      ratios << fmt::format("RATIO {} n/a\n", c.name);
+      continue;
+    }
+    auto of = [&c](double o, double b) { return c.lower_is_better ? b / o : o / b; };
+    double ratio = of(*ours, *base);
     // Pair repetition i of ours with repetition i of the baseline.
-    auto ov = Values(c.ours, "items_per_second"), bv = Values(c.baseline, "items_per_second");
+    auto ov = Values(c.ours, c.counter), bv = Values(c.baseline, c.counter);
     double lo = ratio, hi = ratio;
     for (size_t i = 0; i < std::min(ov.size(), bv.size()); ++i) {
-      lo = std::min(lo, ov[i] / bv[i]);
-      hi = std::max(hi, ov[i] / bv[i]);
+      lo = std::min(lo, of(ov[i], bv[i]));
+      hi = std::max(hi, of(ov[i], bv[i]));
     }
     std::string spread = std::min(ov.size(), bv.size()) > 1 ? fmt::format("{:.2f}–{:.2f}", lo, hi) : "1 run";
     std::string target;
@@ -95,8 +100,11 @@ bool Report::Finish(const std::string& dir) {
       section = c.section;
       table << fmt::format("| **{}** | | | | | | |\n", section);
     }
-    table << fmt::format("| `{}` | {} | {} | {} | **{:.2f}** | {} | {} |\n", c.name, c.label, Rate(*ours), Rate(*base),
-                         ratio, spread, target);
+    auto shown = [&c](double v) {
+      return c.counter == "items_per_second" ? Rate(v) : fmt::format("{:.3g} {}", v, c.counter);
+    };
+    table << fmt::format("| `{}` | {} | {} | {} | **{:.2f}** | {} | {} |\n", c.name, c.label, shown(*ours),
+                         shown(*base), ratio, spread, target);
     ratios << fmt::format("RATIO {} {:.3f}\n", c.name, ratio);
   }
 
@@ -120,8 +128,38 @@ bool Report::Finish(const std::string& dir) {
                            us("ack_p99_us"), n.value_or(0));
     ratios << fmt::format("LATENCY {} p50_us={:.1f} p99_us={:.1f} p999_us={:.1f}\n", l.name, *p50, *p99, *p999);
   }
+  std::ostringstream volume;
+  if (!write_volumes_.empty()) {
+    volume << "| write volume per delivered event | written | WAL | flush | compaction | committed event | "
+              "written / committed | target | committing wrote |\n"
+           << "|---|---:|---:|---:|---:|---:|---:|---|---:|\n";
+  }
+  for (const WriteVolumeRow& w : write_volumes_) {
+    auto written = Median(w.key, "written_B"), committed = Median(w.key, "committed_B");
+    if (!written || !committed || *committed <= 0) {
+      ratios << fmt::format("WRITEVOL {} n/a\n", w.name);
+      volume << fmt::format("| `{}` {} | n/a | | | | | | | |\n", w.name, w.label);
+      continue;
+    }
+    auto bytes = [&](const char* counter) {
+      auto v = Median(w.key, counter);
+      return v ? fmt::format("{:.0f} B", *v) : std::string("n/a");
+    };
+    const double ratio = *written / *committed;
+    std::string target;
+    if (w.max_target) target = fmt::format("≤ {:.2f} {}", *w.max_target, ratio <= *w.max_target ? "met" : "**missed**");
+    volume << fmt::format("| `{}` {} | {} | {} | {} | {} | {} | **{:.2f}** | {} | {} |\n", w.name, w.label,
+                          bytes("written_B"), bytes("wal_B"), bytes("flush_B"), bytes("compact_B"),
+                          bytes("committed_B"), ratio, target, bytes("fill_written_B"));
+    ratios << fmt::format("WRITEVOL {} bytes_per_event={:.1f} committed_bytes={:.0f} vs_committed={:.3f}\n", w.name,
+                          *written, *committed, ratio);
+  }
   for (const auto& e : errors_)
     ratios << "ERROR " << e << "\n";
+  for (const auto& why : skipped_) {
+    ratios << "SKIP " << why << "\n";
+    std::cout << "SKIP " << why << "\n";
+  }
 
   std::ostringstream counters;
   for (const CounterTable& t : tables_) {
@@ -146,13 +184,16 @@ bool Report::Finish(const std::string& dir) {
     counters << "\n";
   }
 
-  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << counters.str();
+  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << volume.str() << "\n" << counters.str();
   if (dir.empty()) {
     std::cout << ratios.str() << std::flush;
     return ok;
   }
 
-  std::ofstream(dir + "/table.md") << table.str() << "\n" << latency.str() << "\n" << counters.str();
+  std::ofstream(dir + "/table.md") << table.str() << "\n"
+                                   << latency.str() << "\n"
+                                   << volume.str() << "\n"
+                                   << counters.str();
   std::ofstream(dir + "/ratios.txt") << ratios.str();
   // Plot data: one file per plot, one row per x, one column per series (median items/s).
   std::map<std::string, std::vector<std::string>> columns;

@@ -32,12 +32,29 @@ struct Comparison {
   std::string baseline;            // key
   std::string label;               // what the row compares, for example "ours / raw RocksDB"
   std::optional<double> target{};  // the minimum ratio, shown beside the result
+  // The counter compared (default: throughput). With lower_is_better (a cost
+  // such as CPU per event) the ratio is baseline / ours, so that > 1 still
+  // means jaiminho is better.
+  std::string counter = "items_per_second";
+  bool lower_is_better = false;
 };
 
 struct LatencyRow {
   std::string name;
   std::string key;
   std::string label;
+};
+
+// Write volume of one system's relay pass: the counters written_B, wal_B,
+// flush_B, compact_B (bytes per delivered event) and committed_B (bytes of one
+// committed event). Printed as a table and as one line
+//   WRITEVOL <name> bytes_per_event=<written_B> committed_bytes=<committed_B> vs_committed=<ratio>
+// where a smaller ratio is better (0 would be a relay that writes nothing).
+struct WriteVolumeRow {
+  std::string name;
+  std::string key;
+  std::string label;
+  std::optional<double> max_target{};  // the largest vs_committed
 };
 
 // A table of counters (medians over repetitions), one row per benchmark.
@@ -62,6 +79,9 @@ class Report {
   void Latency(LatencyRow r) { latencies_.push_back(std::move(r)); }
   void Plot(PlotPoint p) { points_.push_back(std::move(p)); }
   void Table(CounterTable t) { tables_.push_back(std::move(t)); }
+  void WriteVolumeOf(WriteVolumeRow r) { write_volumes_.push_back(std::move(r)); }
+  // A benchmark not registered, and why: printed as a `SKIP <why>` line.
+  void Skip(std::string why) { skipped_.push_back(std::move(why)); }
 
   void Record(const benchmark::BenchmarkReporter::Run& run);
 
@@ -86,6 +106,8 @@ class Report {
   std::vector<LatencyRow> latencies_;
   std::vector<PlotPoint> points_;
   std::vector<CounterTable> tables_;
+  std::vector<WriteVolumeRow> write_volumes_;
+  std::vector<std::string> skipped_;
   std::map<std::string, std::vector<Sample>> samples_;
   std::vector<std::string> errors_;
 };

@@ -86,12 +86,8 @@ struct Fixture {
     }
     return out;
   }
-  std::string Tags(Stream* s) {
-    std::string out;
-    for (auto [tag, seq] : RawKeys(*outbox, *s))
-      out.push_back(tag);
-    return out;
-  }
+  // The events' states as key tags, sorted (testing::StateTags).
+  std::string Tags(Stream* s) { return testing::StateTags(*outbox, *s); }
 };
 
 // ---------------------------------------------------------------------------

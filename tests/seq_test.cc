@@ -41,6 +41,8 @@ TEST(Seq, NotReusedAfterEveryEventWasDeleted) {
       CommitOne(*outbox, *s);
     Relay relay(*outbox, publisher);
     ASSERT_OK(relay.RunOnce());
+    // Delivered events are dropped by the cleaner's compaction (format 2).
+    ASSERT_OK(outbox->Clean());
     EXPECT_TRUE(testing::RawKeys(*outbox, *s).empty()) << "everything delivered and deleted";
   }
   auto outbox = MustOpen(dir.Sub("db"));

@@ -215,6 +215,7 @@ class MqttPublisher::Impl {
   // The publishes of one PublishBatch call that await a PUBACK.
   struct Batch {
     size_t outstanding = 0;
+    SteadyClock::time_point last_ack{};  // when the last PUBACK (or the send) was
   };
   struct Slot {
     Batch* batch = nullptr;
@@ -401,7 +402,10 @@ void MqttPublisher::Impl::HandlePuback(int mid, int reason) {
     Finish(slot, MakeError(code, fmt::format("MQTT broker {} refused event {}: {} (reason code {})", endpoint_,
                                              slot.event->id.ToString(), mosquitto_reason_string(reason), reason)));
   }
-  cv_.notify_all();
+  // The publisher waits for its whole batch: wake it once, at the batch's last
+  // PUBACK, not at every one (a context switch per event otherwise).
+  slot.batch->last_ack = SteadyClock::now();
+  if (slot.batch->outstanding == 0) cv_.notify_all();
 }
 
 void MqttPublisher::Impl::FailInflight(const std::string& why) {
@@ -506,15 +510,14 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
       if (ordered) stopped = true;
     }
   }
-  // Wait while PUBACKs keep coming: the timeout counts from the last progress.
-  size_t last_outstanding = batch.outstanding;
-  auto deadline = SteadyClock::now() + opt_.ack_timeout;
+  // Wait while PUBACKs keep coming: the timeout counts from the last progress
+  // (HandlePuback records it; it wakes this thread only at the last PUBACK).
+  batch.last_ack = SteadyClock::now();
+  auto deadline = batch.last_ack + opt_.ack_timeout;
   while (batch.outstanding > 0) {
-    if (cv_.wait_until(l, deadline) == std::cv_status::timeout && batch.outstanding == last_outstanding) break;
-    if (batch.outstanding < last_outstanding) {
-      last_outstanding = batch.outstanding;
-      deadline = SteadyClock::now() + opt_.ack_timeout;
-    }
+    if (cv_.wait_until(l, deadline) == std::cv_status::no_timeout) continue;
+    deadline = batch.last_ack + opt_.ack_timeout;
+    if (batch.outstanding > 0 && deadline <= SteadyClock::now()) break;
   }
   for (Slot& s : slots) {
     if (s.done) continue;

@@ -10,6 +10,7 @@
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/macros.h"
 
 namespace jaiminho {
@@ -158,24 +159,21 @@ Status Cleaner::Maintain() {
     const CleanerState::Delivered delivered = st.cleaner->delivered();
     KeyBuf lo = internal::SeqKey(internal::kSentTag, 0);
     KeyBuf hi = internal::TagEnd(internal::kSentTag);
-    rocksdb::Slice hi_s(hi.bytes, hi.size);
     rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &hi_s;
     ro.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, st.cf));
-    internal::AlignedArena arena;
+    internal::StateRange it(db.get(), st.cf, EventState::kSent, {}, ro);
     std::optional<uint64_t> first_live;
     uint64_t expired = 0;
-    for (it->Seek(rocksdb::Slice(lo.bytes, lo.size)); it->Valid(); it->Next()) {
+    for (; it.Valid(); it.Next()) {
       bool corrupt = false;
-      if (!internal::ShouldDrop(it->key().ToStringView(), it->value().ToStringView(), now, ttd, delivered, &corrupt)) {
-        auto k = internal::DecodeKey(it->key().ToStringView());
+      if (!internal::ShouldDrop(it.raw_key(), it.value(), now, ttd, delivered, &corrupt)) {
+        auto k = it.key();
         first_live = k ? k->seq : 0;
         break;
       }
       ++expired;
     }
-    JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("scan sent events of stream '{}'", st.name)));
+    JM_RETURN_IF_ERROR(it.status(fmt::format("scan sent events of stream '{}'", st.name)));
     if (expired == 0) continue;
     KeyBuf end = first_live ? internal::SeqKey(internal::kSentTag, *first_live) : hi;
     JM_RETURN_IF_ERROR(CompactKeys(db.get(), st, lo.view(), end.view()));

@@ -69,7 +69,8 @@ class SentEventFilter final : public rocksdb::CompactionFilter {
     // allocation failure, in which case keeping the record is the safe answer.
     try {
       if (ShouldDrop(key.ToStringView(), value.ToStringView(), now_us_, ttd_us_, delivered_, &corrupt)) {
-        state_->removed.fetch_add(1, std::memory_order_relaxed);
+        // Counts events; the delivery log's run records are not events.
+        if (!key.starts_with(rocksdb::Slice(&kRunTag, 1))) state_->removed.fetch_add(1, std::memory_order_relaxed);
         return Decision::kRemove;
       }
     } catch (...) {

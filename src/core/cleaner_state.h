@@ -33,10 +33,7 @@ struct CleanerState {
 
   // What is delivered: pending keys below `cursor` (the persisted one), with
   // the runs that say when. A copy is taken per compaction.
-  struct Delivered {
-    uint64_t cursor = 0;
-    SentRuns runs;
-  };
+  using Delivered = DeliveredView;
   // At open, from meta and the stream's delivery log.
   void SetDelivered(uint64_t cursor, SentRuns runs) EXCLUDES(mu_) {
     MutexLock l(mu_);
@@ -63,6 +60,15 @@ struct CleanerState {
   Delivered delivered() const EXCLUDES(mu_) {
     MutexLock l(mu_);
     return delivered_;
+  }
+  // What the record under pending key `seq` is (storage/delivery_log.h).
+  PendingKeyState ClassifyPending(uint64_t seq) const EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    return ClassifyPendingKey(seq, delivered_.cursor, delivered_.runs);
+  }
+  uint64_t delivered_cursor() const EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    return delivered_.cursor;
   }
 
  private:

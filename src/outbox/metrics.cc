@@ -5,8 +5,8 @@
 #include "core/outbox_impl.h"
 #include "outbox/metrics_internal.h"
 #include "storage/envelope.h"
-#include "storage/keys.h"
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/json.h"
 #include "util/macros.h"
 
@@ -16,25 +16,18 @@ namespace internal {
 Status ScanStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t cursor, Timestamp now, StreamMetrics* m) {
   AlignedArena arena;
   std::optional<int64_t> oldest;
-  auto count_range = [&](char tag, uint64_t from, uint64_t* n, bool inspect_all, bool inspect_head) -> Status {
-    KeyBuf lo = tag == kRetryTag ? KeyBuf{{kRetryTag}, 1} : SeqKey(tag, from);
-    KeyBuf hi = TagEnd(tag);
-    rocksdb::Slice hi_s(hi.bytes, hi.size);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &hi_s;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  auto count_range = [&](EventState state, uint64_t from, uint64_t* n, bool inspect_all, bool inspect_head) -> Status {
+    StateRange it(db, cf, state, {.from_seq = from});
     bool head = true;
-    for (it->Seek(rocksdb::Slice(lo.bytes, lo.size)); it->Valid(); it->Next()) {
+    for (; it.Valid(); it.Next()) {
       ++*n;
       if (inspect_all || (inspect_head && head)) {
         arena.Reset();
-        auto d = DecodeEnvelope(arena.Copy(it->value().ToStringView()));
+        auto d = DecodeEnvelope(arena.Copy(it.value()));
         if (d) {
           int64_t c = ToMicros(d->event.created_at);
           oldest = oldest ? std::min(*oldest, c) : c;
-          // Blocked: by failed attempts, or waiting for a handler (no attempt counted).
-          if (head && tag == kPendingTag && d->event.strategy == Strategy::kKeepOrder &&
-              (d->event.attempts > 0 || d->event.note.starts_with("blocked: no handler"))) {
+          if (head && state == EventState::kPending && IsBlockedHead(d->event, now)) {
             m->blocked = true;
             m->blocked_seq = d->event.id.seq;
             m->blocked_error = std::string(d->event.last_error);
@@ -43,11 +36,11 @@ Status ScanStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t cur
       }
       head = false;
     }
-    return ToStatus(it->status(), "scan stream");
+    return it.status("scan stream");
   };
-  JM_RETURN_IF_ERROR(count_range(kPendingTag, cursor, &m->pending, false, true));
-  JM_RETURN_IF_ERROR(count_range(kRetryTag, 0, &m->retrying, true, false));
-  JM_RETURN_IF_ERROR(count_range(kParkedTag, 0, &m->parked_records, false, false));
+  JM_RETURN_IF_ERROR(count_range(EventState::kPending, cursor, &m->pending, false, true));
+  JM_RETURN_IF_ERROR(count_range(EventState::kRetrying, 0, &m->retrying, true, false));
+  JM_RETURN_IF_ERROR(count_range(EventState::kParked, 0, &m->parked_records, false, false));
   if (oldest) m->oldest_pending_age = std::chrono::microseconds(std::max<int64_t>(0, ToMicros(now) - *oldest));
   return {};
 }

@@ -9,13 +9,14 @@
 #include "storage/keys.h"
 #include "storage/status.h"
 #include "storage/stored_event.h"
+#include "storage/stream_reader.h"
 #include "util/macros.h"
 
 namespace jaiminho {
 
 using internal::KeyBuf;
 
-Result<StoredEvent> StoredEventAccess::Make(std::string_view raw, std::string_view stream, EventState state,
+Result<StoredEvent> StoredEventAccess::Make(std::string_view key, std::string_view raw, std::string_view stream,
                                             const DatabaseId& db) {
   size_t words = (raw.size() + 7) / 8 + (stream.size() + 7) / 8 + 1;
   std::shared_ptr<uint64_t[]> buf(new uint64_t[words]);
@@ -23,12 +24,11 @@ Result<StoredEvent> StoredEventAccess::Make(std::string_view raw, std::string_vi
   std::memcpy(base, raw.data(), raw.size());
   char* name = base + ((raw.size() + 7) / 8) * 8;
   std::memcpy(name, stream.data(), stream.size());
-  JM_ASSIGN_OR_RETURN(internal::DecodedEnvelope d, internal::DecodeEnvelope(std::string_view(base, raw.size())));
+  internal::CheckedRecord r =
+      internal::CheckAlignedRecord(std::string_view(name, stream.size()), key, std::string_view(base, raw.size()), db);
+  if (!r.ok()) return tl::unexpected(*r.error);
   StoredEvent out;
-  out.event_ = std::move(d.event);
-  out.event_.id.db = db;
-  out.event_.id.stream = std::string_view(name, stream.size());
-  out.event_.state = state;
+  out.event_ = std::move(r.envelope->event);
   out.buffer_ = std::move(buf);
   return out;
 }
@@ -39,48 +39,51 @@ struct Located {
   KeyBuf key;
   EventState state;
   std::string raw;
+  int64_t sent_at_us = 0;  // a delivered event under its pending key (format 2)
 };
 
 // Finds seq in any range of the stream. kNotFound when absent.
 Result<Located> Locate(OutboxImpl& o, StreamState& s, uint64_t seq) {
   rocksdb::ReadOptions ro;
-  for (char tag : {internal::kPendingTag, internal::kParkedTag, internal::kSentTag}) {
-    KeyBuf k = internal::SeqKey(tag, seq);
+  for (EventState state : internal::kSeqKeyedStates) {
+    KeyBuf k = internal::SeqKey(internal::TagOf(state), seq);
     std::string v;
     auto st = o.db->Get(ro, s.cf, rocksdb::Slice(k.bytes, k.size), &v);
-    if (st.ok()) return Located{k, internal::DecodeKey(k.view())->state, std::move(v)};
+    if (st.ok() && state == EventState::kPending) {
+      // Format 2: below the delivered cursor it was delivered (storage/delivery_log.h).
+      const internal::PendingKeyState p = s.cleaner->ClassifyPending(seq);
+      if (p.kind == internal::PendingKeyState::kGone) continue;
+      if (p.kind == internal::PendingKeyState::kSent) return Located{k, EventState::kSent, std::move(v), p.sent_at_us};
+    }
+    if (st.ok()) return Located{k, state, std::move(v)};
     if (!st.IsNotFound()) {
       return tl::unexpected(internal::FromRocks(st, fmt::format("read stream '{}' seq {}", s.name, seq)));
     }
   }
-  KeyBuf hi = internal::TagEnd(internal::kRetryTag);
-  rocksdb::Slice hi_s(hi.bytes, hi.size);
-  ro.iterate_upper_bound = &hi_s;
-  std::unique_ptr<rocksdb::Iterator> it(o.db->NewIterator(ro, s.cf));
-  for (it->Seek(rocksdb::Slice(&internal::kRetryTag, 1)); it->Valid(); it->Next()) {
-    auto k = internal::DecodeKey(it->key().ToStringView());
+  internal::StateRange it(o.db.get(), s.cf, EventState::kRetrying);
+  for (; it.Valid(); it.Next()) {
+    auto k = it.key();
     if (k && k->seq == seq) {
       Located l;
-      std::memcpy(l.key.bytes, it->key().data(), it->key().size());
-      l.key.size = static_cast<uint8_t>(it->key().size());
+      std::memcpy(l.key.bytes, it.raw_key().data(), it.raw_key().size());
+      l.key.size = static_cast<uint8_t>(it.raw_key().size());
       l.state = EventState::kRetrying;
-      l.raw = it->value().ToString();
+      l.raw = std::string(it.value());
       return l;
     }
   }
-  JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("read retries of stream '{}'", s.name)));
+  JM_RETURN_IF_ERROR(it.status(fmt::format("read retries of stream '{}'", s.name)));
   return MakeError(ErrorCode::kNotFound, fmt::format("stream '{}' has no event with seq {}", s.name, seq));
 }
 
 Result<internal::DecodedEnvelope> DecodeLocated(internal::AlignedArena& arena, const Located& l, StreamState& s,
                                                 OutboxImpl& o, uint64_t seq) {
-  auto d = internal::DecodeEnvelope(arena.Copy(l.raw));
-  if (!d) {
-    return MakeError(ErrorCode::kCorruption, fmt::format("stream '{}' seq {}: {}", s.name, seq, d.error().message()));
+  // No signer: an operator can requeue or skip a tampered record.
+  internal::CheckedRecord r = internal::CheckRecord(s.name, l.key.view(), l.raw, o.id, arena);
+  if (!r.ok()) {
+    return MakeError(ErrorCode::kCorruption, fmt::format("stream '{}' seq {}: {}", s.name, seq, r.error->message()));
   }
-  d->event.id = EventId{o.id, s.name, seq};
-  d->event.state = l.state;
-  return d;
+  return std::move(*r.envelope);
 }
 
 void Wake(OutboxImpl& o, StreamState& s) {
@@ -95,24 +98,39 @@ Result<std::vector<StoredEvent>> Outbox::List(const Stream& stream, EventState s
   StreamState& s = StreamAccess::Of(stream);
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("List"));
   JM_RETURN_IF_ERROR(o.CheckOwned(s, "List"));
-  char tag = internal::TagOf(state);
-  KeyBuf lo = state == EventState::kPending ? internal::SeqKey(tag, s.cursor.load(std::memory_order_acquire))
-                                            : internal::SeqKey(tag, 0);
-  if (state == EventState::kRetrying) lo.size = 1;
-  KeyBuf hi = internal::TagEnd(tag);
-  rocksdb::Slice hi_s(hi.bytes, hi.size);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &hi_s;
-  std::unique_ptr<rocksdb::Iterator> it(o.db->NewIterator(ro, s.cf));
+  // Format 2 (storage/delivery_log.h): pending keys below the delivered cursor
+  // hold delivered events, listed as sent.
+  const internal::DeliveredView delivered = s.cleaner->delivered();
   std::vector<StoredEvent> out;
-  for (it->Seek(rocksdb::Slice(lo.bytes, lo.size)); it->Valid() && out.size() < limit; it->Next()) {
-    auto ev = StoredEventAccess::Make(it->value().ToStringView(), s.name, state, o.id);
-    if (ev) out.push_back(std::move(*ev));  // records failing verification: see `jaiminho-tool verify`
+  // Up to `limit` from each range read (the sent ones come from two ranges:
+  // merged by seq, then cut to `limit`).
+  auto read = [&](EventState range, internal::SeqBounds bounds) -> Status {
+    internal::StateRange it(o.db.get(), s.cf, range, bounds);
+    const size_t cap = out.size() + limit;
+    for (; it.Valid() && out.size() < cap; it.Next()) {
+      auto ev = StoredEventAccess::Make(it.raw_key(), it.value(), s.name, o.id);
+      if (!ev) continue;  // records failing verification: see `jaiminho-tool verify`
+      if (range == EventState::kPending && state == EventState::kSent) {
+        const internal::PendingKeyState p = internal::ClassifyPendingKey((*ev)->id.seq, delivered.cursor, delivered.runs);
+        if (p.kind != internal::PendingKeyState::kSent) continue;
+        StoredEventAccess::MarkSent(*ev, FromMicros(p.sent_at_us));
+      }
+      out.push_back(std::move(*ev));
+    }
+    return it.status(fmt::format("list stream '{}'", s.name));
+  };
+  if (state == EventState::kPending) {
+    JM_RETURN_IF_ERROR(read(EventState::kPending, {.from_seq = delivered.cursor}));
+  } else if (state == EventState::kSent) {
+    JM_RETURN_IF_ERROR(read(EventState::kPending, {.end_seq = delivered.cursor}));
+    JM_RETURN_IF_ERROR(read(EventState::kSent, {}));
+  } else {
+    JM_RETURN_IF_ERROR(read(state, {}));
   }
-  JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("list stream '{}'", s.name)));
-  if (state == EventState::kRetrying) {
+  if (state == EventState::kRetrying || state == EventState::kSent) {
     std::sort(out.begin(), out.end(), [](const StoredEvent& a, const StoredEvent& b) { return a->id.seq < b->id.seq; });
   }
+  if (out.size() > limit) out.erase(out.begin() + static_cast<std::ptrdiff_t>(limit), out.end());
   return out;
 }
 
@@ -121,9 +139,12 @@ Result<StoredEvent> Outbox::Find(const Stream& stream, uint64_t seq) const {
   JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Find"));
   JM_RETURN_IF_ERROR(impl_->CheckOwned(s, "Find"));
   JM_ASSIGN_OR_RETURN(Located l, Locate(*impl_, s, seq));
-  auto ev = StoredEventAccess::Make(l.raw, s.name, l.state, impl_->id);
+  auto ev = StoredEventAccess::Make(l.key.view(), l.raw, s.name, impl_->id);
   if (!ev) {
     return MakeError(ErrorCode::kCorruption, fmt::format("stream '{}' seq {}: {}", s.name, seq, ev.error().message()));
+  }
+  if (l.state == EventState::kSent && l.key.view()[0] == internal::kPendingTag) {
+    StoredEventAccess::MarkSent(*ev, FromMicros(l.sent_at_us));
   }
   return ev;
 }
@@ -167,25 +188,18 @@ Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view n
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("RequeueAllParked"));
   JM_RETURN_IF_ERROR(o.CheckOwned(s, "RequeueAllParked"));
   std::lock_guard dl(s.delivery_mu);
-  KeyBuf lo = internal::SeqKey(internal::kParkedTag, 0);
-  KeyBuf hi = internal::TagEnd(internal::kParkedTag);
-  rocksdb::Slice hi_s(hi.bytes, hi.size);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &hi_s;
-  std::unique_ptr<rocksdb::Iterator> it(o.db->NewIterator(ro, s.cf));
+  internal::StateRange it(o.db.get(), s.cf, EventState::kParked);
   internal::AlignedArena arena;
   internal::DeliveryBatch batch(o, s, internal::Source::kOperator);
   batch.Reset(s.config(), o.Now());
   std::string text = fmt::format("{} at {}", note, ToMicros(o.Now()));
   size_t n = 0;
   std::vector<internal::DecodedEnvelope> keep;
-  for (it->Seek(rocksdb::Slice(lo.bytes, lo.size)); it->Valid(); it->Next()) {
-    auto k = internal::DecodeKey(it->key().ToStringView());
-    if (!k) continue;
-    auto d = internal::DecodeEnvelope(arena.Copy(it->value().ToStringView()));
-    if (!d) continue;  // an undecodable record stays parked
-    batch.Requeue(*d, text);
-    batch.RemoveKey(it->key().ToStringView(), false);
+  for (; it.Valid(); it.Next()) {
+    internal::CheckedRecord r = internal::CheckRecord(s.name, it.raw_key(), it.value(), o.id, arena);
+    if (!r.ok()) continue;  // a record failing the check stays parked
+    batch.Requeue(*r.envelope, text);
+    batch.RemoveKey(it.raw_key(), false);
     ++n;
     if (batch.batch().Count() >= 1024) {
       JM_RETURN_IF_ERROR(batch.Commit());
@@ -193,7 +207,7 @@ Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view n
       batch.Reset(s.config(), o.Now());
     }
   }
-  JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("list parked of stream '{}'", s.name)));
+  JM_RETURN_IF_ERROR(it.status(fmt::format("list parked of stream '{}'", s.name)));
   JM_RETURN_IF_ERROR(batch.Commit());
   if (n > 0) Wake(o, s);
   return n;

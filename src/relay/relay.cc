@@ -13,6 +13,7 @@
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/json.h"
 #include "util/macros.h"
 
@@ -247,19 +248,15 @@ class Relay::Impl {
 
   // When the first retry of `s` falls due (kNever when there is none).
   Result<int64_t> FirstRetryDue(const StreamState& s) {
-    rocksdb::ReadOptions ro;
-    KeyBuf upper = internal::TagEnd(internal::kRetryTag);
-    rocksdb::Slice ub(upper.bytes, upper.size);
-    ro.iterate_upper_bound = &ub;
-    std::unique_ptr<rocksdb::Iterator> it(o_.db->NewIterator(ro, s.cf));
+    internal::StateRange it(o_.db.get(), s.cf, EventState::kRetrying);
     int64_t due = kNever;
-    for (it->Seek(rocksdb::Slice(&internal::kRetryTag, 1)); it->Valid(); it->Next()) {
-      auto k = internal::DecodeKey(it->key().ToStringView());
+    for (; it.Valid(); it.Next()) {
+      auto k = it.key();
       if (!k) continue;
       due = k->due_us;
       break;
     }
-    JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("read retries of stream '{}'", s.name)));
+    JM_RETURN_IF_ERROR(it.status(fmt::format("read retries of stream '{}'", s.name)));
     return due;
   }
 
@@ -269,11 +266,9 @@ class Relay::Impl {
   // reads the snapshot it was created with; what is committed later is read by
   // the next drain (the relay loop sees the commit and runs again).
   struct DrainIterators {
-    std::unique_ptr<rocksdb::Iterator> pending, retry;
+    std::unique_ptr<internal::StateRange> pending, retry;
     uint64_t next_seq = 0;  // `pending` stands at the first key >= this seq
     uint64_t horizon = 0;   // `pending` reads seqs up to here
-    KeyBuf pending_end, retry_end;
-    rocksdb::Slice pending_end_s, retry_end_s;
 
     void Reset() {
       pending.reset();
@@ -314,7 +309,7 @@ class Relay::Impl {
     // The persisted cursor stops at the first of them, and at a rewind that
     // arrived since Settle (a failed publish-on-commit outcome write).
     persist_limit_ = std::min(claims_.empty() ? UINT64_MAX : claims_.front(), s.rewind.load(std::memory_order_acquire));
-    JM_ASSIGN_OR_RETURN(Flow flow, ReadBatch(s, iters, ToMicros(now)));
+    JM_ASSIGN_OR_RETURN(Flow flow, ReadBatch(s, iters, now));
     if (retries_.empty() && pendings_.empty()) {
       if (!flow.keep_iterators) iters.Reset();
       return BatchResult{flow, {}};
@@ -360,33 +355,27 @@ class Relay::Impl {
     s.claims.IteratorsCreating();
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // each record is read once
-    iters.retry_end = internal::TagEnd(internal::kRetryTag);
-    iters.retry_end_s = rocksdb::Slice(iters.retry_end.bytes, iters.retry_end.size);
-    ro.iterate_upper_bound = &iters.retry_end_s;
-    iters.retry.reset(o_.db->NewIterator(ro, s.cf));
-    iters.retry->Seek(rocksdb::Slice(&internal::kRetryTag, 1));
+    iters.retry =
+        std::make_unique<internal::StateRange>(o_.db.get(), s.cf, EventState::kRetrying, internal::SeqBounds{}, ro);
     iters.next_seq = w.cursor;
     iters.horizon = w.horizon;
     if (w.horizon + 1 > w.cursor) {
-      iters.pending_end = internal::SeqKey(internal::kPendingTag, w.horizon + 1);
-      iters.pending_end_s = rocksdb::Slice(iters.pending_end.bytes, iters.pending_end.size);
-      ro.iterate_upper_bound = &iters.pending_end_s;
-      iters.pending.reset(o_.db->NewIterator(ro, s.cf));
-      KeyBuf from = internal::SeqKey(internal::kPendingTag, w.cursor);
-      iters.pending->Seek(rocksdb::Slice(from.bytes, from.size));
+      iters.pending = std::make_unique<internal::StateRange>(
+          o_.db.get(), s.cf, EventState::kPending, internal::SeqBounds{.from_seq = w.cursor, .end_seq = w.horizon + 1},
+          ro);
     }
   }
 
   bool IsClaimed(uint64_t seq) const { return std::binary_search(claims_.begin(), claims_.end(), seq); }
 
   // Reads the record under `it`: its key, and unless claimed its value,
-  // decoded, checked against its key and verified.
-  Record ReadRecord(const StreamState& s, rocksdb::Iterator& it) {
+  // checked by internal::CheckRecord (the tool's `verify` check, signature included).
+  Record ReadRecord(const StreamState& s, const internal::StateRange& it) {
     Record r;
-    std::string_view key = it.key().ToStringView();
+    std::string_view key = it.raw_key();
     std::memcpy(r.key.bytes, key.data(), std::min<size_t>(key.size(), sizeof r.key.bytes));
     r.key.size = static_cast<uint8_t>(std::min<size_t>(key.size(), sizeof r.key.bytes));
-    auto dk = internal::DecodeKey(key);
+    auto dk = it.key();
     if (!dk) {
       r.bad_key = true;
       o_.Capture(Error(ErrorCode::kCorruption, fmt::format("stream '{}': malformed key {} skipped by the relay", s.name,
@@ -398,48 +387,40 @@ class Relay::Impl {
       r.claimed = true;
       return r;
     }
-    r.raw = arena_.Copy(it.value().ToStringView());
-    auto d = internal::DecodeEnvelope(r.raw);
-    if (d && (d->event.id.seq != r.seq || d->stream != s.name)) {
-      d = MakeError(ErrorCode::kCorruption, fmt::format("record of stream '{}' seq {} holds stream '{}' seq {}", s.name,
-                                                        r.seq, d->stream, d->event.id.seq));
-    }
-    if (!d) {
-      r.corrupt = d.error();
+    internal::CheckedRecord c = internal::CheckRecord(s.name, key, it.value(), o_.id, arena_, o_.signer.get());
+    r.raw = c.value;
+    if (!c.envelope) {
+      r.corrupt = *c.error;
       return r;
     }
-    d->event.id.db = o_.id;
-    d->event.id.stream = s.name;
-    if (o_.signer->verifies()) {
-      if (auto v = o_.signer->Verify(*d, s.name); !v) r.tampered = v.error();
-    }
-    r.env = std::move(*d);
+    if (c.problem == internal::RecordProblem::kTampered) r.tampered = *c.error;
+    r.env = std::move(c.envelope);
     return r;
   }
 
   // Reads the due retries into retries_ (keys ordered by due time; the
   // iterator stays on the first one not yet due), then pending records from
   // the cursor into pendings_: batch_size records at most.
-  Result<Flow> ReadBatch(const StreamState& s, DrainIterators& iters, int64_t now_us) {
+  Result<Flow> ReadBatch(const StreamState& s, DrainIterators& iters, Timestamp now) {
+    const int64_t now_us = ToMicros(now);
     arena_.Reset();
     retries_.clear();
     pendings_.clear();
     const size_t limit = options_.batch_size;
     Flow flow;
-    rocksdb::Iterator& rit = *iters.retry;
+    internal::StateRange& rit = *iters.retry;
     for (; rit.Valid(); rit.Next()) {
-      auto k = internal::DecodeKey(rit.key().ToStringView());
+      auto k = rit.key();
       if (k && k->due_us > now_us) break;
       if (retries_.size() == limit) {
         flow.more = true;
         break;
       }
       retries_.push_back(ReadRecord(s, rit));
-      if (retries_.back().env) retries_.back().env->event.state = EventState::kRetrying;
     }
-    JM_RETURN_IF_ERROR(internal::ToStatus(rit.status(), fmt::format("read retries of stream '{}'", s.name)));
+    JM_RETURN_IF_ERROR(rit.status(fmt::format("read retries of stream '{}'", s.name)));
     if (!iters.pending) return flow;
-    rocksdb::Iterator& pit = *iters.pending;
+    internal::StateRange& pit = *iters.pending;
     for (; pit.Valid(); pit.Next()) {
       if (retries_.size() + pendings_.size() >= limit) {
         flow.more = true;
@@ -447,7 +428,7 @@ class Relay::Impl {
       }
       pendings_.push_back(ReadRecord(s, pit));
       const Record& r = pendings_.back();
-      if (r.env && r.env->event.strategy == Strategy::kKeepOrder && ToMicros(r.env->event.next_attempt_at) > now_us) {
+      if (r.env && internal::BlockedHeadWaits(r.env->event, now)) {
         // A keep-order head waiting for its backoff (or for an operator).
         flow.next_due_us = std::min(flow.next_due_us, ToMicros(r.env->event.next_attempt_at));
         flow.blocked = true;
@@ -456,7 +437,7 @@ class Relay::Impl {
         break;
       }
     }
-    JM_RETURN_IF_ERROR(internal::ToStatus(pit.status(), fmt::format("read pending of stream '{}'", s.name)));
+    JM_RETURN_IF_ERROR(pit.status(fmt::format("read pending of stream '{}'", s.name)));
     return flow;
   }
 

@@ -11,6 +11,7 @@
 
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/macros.h"
 
 namespace jaiminho::internal {
@@ -28,30 +29,30 @@ Result<StreamExtent> ScanStreamExtent(rocksdb::DB* db, rocksdb::ColumnFamilyHand
   const std::string what = fmt::format("check keys of stream '{}'", stream);
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
-  for (char tag : {kPendingTag, kSentTag, kParkedTag}) {
+  for (EventState state : kSeqKeyedStates) {
     // The last well-formed key of the range (malformed keys are verify's business).
-    KeyBuf last = SeqKey(tag, UINT64_MAX);
-    for (it->SeekForPrev(rocksdb::Slice(last.bytes, last.size)); it->Valid() && it->key()[0] == tag; it->Prev()) {
-      if (auto k = DecodeKey(it->key().ToStringView())) {
+    StateRange range(db, cf, state, {}, ro);
+    for (range.SeekToLast(); range.Valid(); range.Prev()) {
+      if (auto k = range.key()) {
         note(k->seq);
         break;
       }
     }
-    JM_RETURN_IF_ERROR(ToStatus(it->status(), what));
+    JM_RETURN_IF_ERROR(range.status(what));
   }
-  KeyBuf first = SeqKey(kPendingTag, 0);
-  for (it->Seek(rocksdb::Slice(first.bytes, first.size)); it->Valid() && it->key()[0] == kPendingTag; it->Next()) {
-    if (auto k = DecodeKey(it->key().ToStringView())) {
+  StateRange pending(db, cf, EventState::kPending, {}, ro);
+  for (; pending.Valid(); pending.Next()) {
+    if (auto k = pending.key()) {
       out.lowest_pending = k->seq;
       break;
     }
   }
-  JM_RETURN_IF_ERROR(ToStatus(it->status(), what));
-  for (it->Seek(rocksdb::Slice(&kRetryTag, 1)); it->Valid() && it->key()[0] == kRetryTag; it->Next()) {
-    if (auto k = DecodeKey(it->key().ToStringView())) note(k->seq);
+  JM_RETURN_IF_ERROR(pending.status(what));
+  StateRange retries(db, cf, EventState::kRetrying, {}, ro);
+  for (; retries.Valid(); retries.Next()) {
+    if (auto k = retries.key()) note(k->seq);
   }
-  JM_RETURN_IF_ERROR(ToStatus(it->status(), what));
+  JM_RETURN_IF_ERROR(retries.status(what));
   return out;
 }
 

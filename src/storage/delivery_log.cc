@@ -89,6 +89,14 @@ Result<SentRuns> ReadRuns(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std:
   return out;
 }
 
+Result<DeliveredView> ReadDelivered(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream,
+                                    uint64_t cursor, const rocksdb::Snapshot* snapshot) {
+  DeliveredView v;
+  v.cursor = cursor;
+  JM_ASSIGN_OR_RETURN(v.runs, ReadRuns(db, cf, stream, snapshot));
+  return v;
+}
+
 PendingKeyState ClassifyPendingKey(uint64_t seq, uint64_t cursor, const SentRuns& runs) {
   if (seq >= cursor) return {PendingKeyState::kPending, 0};
   if (const SentRun* r = runs.Find(seq)) return {PendingKeyState::kSent, r->sent_at_us};

@@ -69,6 +69,15 @@ class SentRuns {
 Result<SentRuns> ReadRuns(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream,
                           const rocksdb::Snapshot* snapshot = nullptr);
 
+// What the relay has delivered in a stream: the persisted cursor and the runs.
+struct DeliveredView {
+  uint64_t cursor = 0;
+  SentRuns runs;
+};
+// The view of a stream whose persisted cursor is `cursor` (from jaiminho.meta).
+Result<DeliveredView> ReadDelivered(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream,
+                                    uint64_t cursor, const rocksdb::Snapshot* snapshot = nullptr);
+
 // What a record under a 'p' key is, given the stream's cursor and runs.
 struct PendingKeyState {
   enum Kind { kPending, kSent, kGone } kind = kPending;  // kGone: delivered and deleted or expired

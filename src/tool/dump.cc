@@ -126,7 +126,9 @@ int Dump(const DumpOptions& o, Io& io) {
   for (const std::string& name : *names) {
     if (o.limit && printed >= *o.limit) break;
     rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
-    auto scanned = ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, filter,
+    auto delivered = DeliveredOf(**db, name);
+    if (!delivered) return Report(io, "dump", delivered.error());
+    auto scanned = ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, *delivered, filter,
                                [&](const Record& r) {
                                  if (o.limit && printed >= *o.limit) return false;
                                  if (o.json) {

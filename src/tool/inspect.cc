@@ -3,36 +3,10 @@
 #include <fmt/format.h>
 
 #include "outbox/metrics_internal.h"
-#include "storage/keys.h"
-#include "storage/status.h"
+#include "storage/check.h"
 #include "util/macros.h"
 
 namespace jaiminho::tool {
-namespace {
-
-// The highest seq of any record of the family: the last key of each seq-keyed
-// range, and every retry key (that range is ordered by due time, not seq).
-Result<uint64_t> HighestSeq(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& stream) {
-  uint64_t high = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
-  for (char tag : {internal::kPendingTag, internal::kSentTag, internal::kParkedTag}) {
-    internal::KeyBuf last = internal::SeqKey(tag, UINT64_MAX);
-    it->SeekForPrev(rocksdb::Slice(last.bytes, last.size));
-    if (it->Valid()) {
-      if (auto k = internal::DecodeKey(it->key().ToStringView()); k && it->key()[0] == tag)
-        high = std::max(high, k->seq);
-    }
-  }
-  internal::KeyBuf r_end = internal::TagEnd(internal::kRetryTag);
-  for (it->Seek(rocksdb::Slice(&internal::kRetryTag, 1));
-       it->Valid() && it->key().compare(rocksdb::Slice(r_end.bytes, r_end.size)) < 0; it->Next()) {
-    if (auto k = internal::DecodeKey(it->key().ToStringView())) high = std::max(high, k->seq);
-  }
-  JM_RETURN_IF_ERROR(internal::ToStatus(it->status(), fmt::format("read stream '{}'", stream)));
-  return high;
-}
-
-}  // namespace
 
 Result<std::vector<StreamInfo>> InspectStreams(const internal::ReadOnlyDb& db, const std::vector<std::string>& streams,
                                                Timestamp now) {
@@ -52,8 +26,10 @@ Result<std::vector<StreamInfo>> InspectStreams(const internal::ReadOnlyDb& db, c
     if (!scanned) {
       return MakeError(scanned.error().code(), fmt::format("stream '{}': {}", name, scanned.error().message()));
     }
-    JM_ASSIGN_OR_RETURN(uint64_t high, HighestSeq(db.db.get(), cf, name));
-    info.metrics.last_seq = std::max(high, info.metrics.cursor > 0 ? info.metrics.cursor - 1 : 0);
+    // The highest seq of any record of the family (or the cursor).
+    JM_ASSIGN_OR_RETURN(internal::StreamExtent extent, internal::ScanStreamExtent(db.db.get(), cf, name));
+    info.metrics.last_seq =
+        std::max(extent.highest_seq.value_or(0), info.metrics.cursor > 0 ? info.metrics.cursor - 1 : 0);
     out.push_back(std::move(info));
   }
   return out;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/json.h"
 
 namespace jaiminho::tool {
@@ -20,49 +21,25 @@ Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string
   return signer->Verify(envelope, stream);
 }
 
-Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
-                   internal::AlignedArena& arena, const internal::Signer* signer) {
+namespace {
+Record ToRecord(std::string_view stream, std::string_view key, std::string_view value, internal::CheckedRecord c) {
   Record r;
   r.stream = stream;
   r.raw_key = key;
   r.raw_value = value;
-  r.key = internal::DecodeKey(key);
-  if (!r.key) {
-    r.error = fmt::format("unrecognized key {} ({} bytes)", internal::ToHex(key), key.size());
+  r.key = c.key;
+  if (!c.ok()) {
+    r.error = c.error->message();
     return r;
   }
-  auto d = internal::DecodeEnvelope(arena.Copy(value));
-  if (!d) {
-    r.error = d.error().message();
-    return r;
-  }
-  const Event& e = d->event;
-  if (e.id.seq != r.key->seq) {
-    r.error = fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq);
-    return r;
-  }
-  if (d->stream != stream) {
-    r.error = fmt::format("envelope names stream '{}' but is stored in stream '{}'", d->stream, stream);
-    return r;
-  }
-  if (r.key->state == EventState::kRetrying && ToMicros(e.next_attempt_at) != r.key->due_us) {
-    r.error = fmt::format("retry key is due at {} but the envelope's next_attempt_at is {}", r.key->due_us,
-                          ToMicros(e.next_attempt_at));
-    return r;
-  }
-  if (r.key->state == EventState::kSent && ToMicros(e.sent_at) == 0) {
-    r.error = "sent record without sent_at";
-    return r;
-  }
-  if (auto s = VerifyAuthenticity(*d, stream, signer); !s) {
-    r.error = s.error().message();
-    return r;
-  }
-  r.event = std::move(d->event);
-  r.event->id.db = db;
-  r.event->id.stream = stream;
-  r.event->state = r.key->state;
+  r.event = std::move(c.envelope->event);
   return r;
+}
+}  // namespace
+
+Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                   internal::AlignedArena& arena, const internal::Signer* signer) {
+  return ToRecord(stream, key, value, internal::CheckRecord(stream, key, value, db, arena, signer));
 }
 
 bool RecordFilter::Wants(const Record& r) const {
@@ -78,41 +55,64 @@ bool RecordFilter::Wants(const Record& r) const {
   return type.empty() || r.event->type == type;
 }
 
+Result<internal::DeliveredView> DeliveredOf(const internal::ReadOnlyDb& db, const std::string& stream) {
+  uint64_t cursor = 0;
+  if (auto it = db.snapshot.streams.find(stream); it != db.snapshot.streams.end()) cursor = it->second.cursor;
+  return internal::ReadDelivered(db.db.get(), db.Family(std::string(internal::kStreamFamilyPrefix) + stream), stream,
+                                 cursor);
+}
+
 Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
-                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit,
-                   const internal::Signer* signer) {
+                   const internal::DeliveredView& delivered, const RecordFilter& filter,
+                   const std::function<bool(const Record&)>& visit, const internal::Signer* signer) {
   // Key ranges whose every record the filter rejects are skipped with one seek.
   auto range_wanted = [&](char tag) {
     if (filter.corrupt || filter.states.empty()) return true;
     for (EventState s : filter.states) {
       if (internal::TagOf(s) == tag) return true;
+      // Delivered events stay under their pending key (format 2).
+      if (s == EventState::kSent && tag == internal::kPendingTag) return true;
     }
     return false;
   };
   internal::AlignedArena arena;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
-  it->SeekToFirst();
-  while (it->Valid()) {
-    std::string_view key = it->key().ToStringView();
+  internal::StateRange it(db, cf);  // the whole family: malformed keys are records too
+  while (it.Valid()) {
+    std::string_view key = it.raw_key();
     const char tag = key.empty() ? '\0' : key[0];
-    const bool seq_keyed = tag == internal::kPendingTag || tag == internal::kSentTag || tag == internal::kParkedTag;
+    const bool seq_keyed = internal::IsSeqKeyedTag(tag);
     if ((seq_keyed || tag == internal::kRetryTag) && !range_wanted(tag)) {
-      internal::KeyBuf end = internal::TagEnd(tag);
-      it->Seek(rocksdb::Slice(end.bytes, end.size));
+      it.Seek(internal::TagEnd(tag).view());
       continue;
     }
     if (filter.from_seq > 0 && seq_keyed && key.size() == 9 &&
         internal::GetBigEndian64(key.data() + 1) < filter.from_seq) {
-      internal::KeyBuf from = internal::SeqKey(tag, filter.from_seq);
-      it->Seek(rocksdb::Slice(from.bytes, from.size));
+      it.Seek(internal::SeqKey(tag, filter.from_seq).view());
+      continue;
+    }
+    if (tag == internal::kRunTag) {
+      // The delivery log (storage/delivery_log.h) holds no event; a malformed
+      // run record is a bad record.
+      if (auto run = internal::DecodeRun(key, it.value()); !run) {
+        Record r;
+        r.stream = stream;
+        r.raw_key = key;
+        r.raw_value = it.value();
+        r.error = run.error().message();
+        if (filter.Wants(r) && !visit(r)) return {};
+      }
+      it.Next();
       continue;
     }
     arena.Reset();
-    Record r = CheckRecord(stream, key, it->value().ToStringView(), db_id, arena, signer);
-    if (filter.Wants(r) && !visit(r)) return {};
-    it->Next();
+    internal::CheckedRecord c = internal::CheckRecord(stream, key, it.value(), db_id, arena, signer);
+    if (internal::ApplyDelivered(c, delivered)) {
+      Record r = ToRecord(stream, key, it.value(), std::move(c));
+      if (filter.Wants(r) && !visit(r)) return {};
+    }
+    it.Next();
   }
-  return internal::ToStatus(it->status(), fmt::format("read stream '{}'", stream));
+  return it.status(fmt::format("read stream '{}'", stream));
 }
 
 }  // namespace jaiminho::tool

@@ -19,7 +19,9 @@
 
 #include "jaiminho/event.h"
 #include "sign/signer.h"
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
+#include "storage/open.h"
 #include "storage/keys.h"
 
 namespace jaiminho::tool {
@@ -41,19 +43,21 @@ struct Record {
   std::string_view state_name() const;
 };
 
-// Verifies one record stored in stream `stream`'s family: the key's form, the
-// envelope (FlatBuffers verification and field checks of DecodeEnvelope), that
-// the envelope's seq and stream match the key and the family, that a retry
-// key's due time is the envelope's next_attempt_at, that a sent record has
-// sent_at, and the record's authenticity (VerifyAuthenticity). The event's
-// views point into `arena` (copied there for alignment) and `stream`.
-// With `signer` (keys given to the tool), signatures are checked too.
+// Verifies one record stored in stream `stream`'s family with
+// internal::CheckRecord (storage/stream_reader.h, the check the relay applies
+// too): the key's form, the envelope (FlatBuffers verification and field
+// checks of DecodeEnvelope), that the envelope's seq and stream match the key
+// and the family, that a retry key's due time is the envelope's
+// next_attempt_at, that a sent record has sent_at, and the record's
+// authenticity. The event's views point into `arena` (copied there for
+// alignment) and `stream`. With `signer` (keys given to the tool), signatures
+// are checked too.
 Record CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
                    internal::AlignedArena& arena, const internal::Signer* signer = nullptr);
 
 // Checks the envelope's signature and key id with `signer` (the keys given to
 // the tool with --keys); without a signer every record passes. An error names
-// what failed; CheckRecord turns it into the record's error.
+// what failed (the same check CheckRecord applies).
 Status VerifyAuthenticity(const internal::DecodedEnvelope& envelope, std::string_view stream,
                           const internal::Signer* signer);
 
@@ -72,10 +76,19 @@ struct RecordFilter {
   bool Wants(const Record& r) const;
 };
 
+// What the relay has delivered in `stream` of a database opened by the tool:
+// the cursor of its meta snapshot and its delivery log.
+Result<internal::DeliveredView> DeliveredOf(const internal::ReadOnlyDb& db, const std::string& stream);
+
 // Visits the records of `cf` (stream `stream`) in key order; `visit` returns
-// false to stop. Reading errors (not bad records) fail with the stream named.
+// false to stop. Delivered events under pending keys are visited as sent, or
+// not at all when no run covers them (format 2, storage/delivery_log.h, with
+// `delivered` from ReadDelivered); delivery-log records are checked and
+// visited only when malformed. Reading errors (not bad records) fail with the
+// stream named.
 Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
-                   const RecordFilter& filter, const std::function<bool(const Record&)>& visit,
+                   const internal::DeliveredView& delivered, const RecordFilter& filter,
+                   const std::function<bool(const Record&)>& visit,
                    const internal::Signer* signer = nullptr);
 
 }  // namespace jaiminho::tool

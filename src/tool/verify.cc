@@ -67,8 +67,13 @@ int Verify(const VerifyOptions& o, Io& io) {
   };
   for (const std::string& name : *names) {
     rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
-    auto scanned =
-        ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, RecordFilter{}, report_bad, signer->get());
+    auto delivered = DeliveredOf(**db, name);
+    if (!delivered) {
+      progress.Clear();
+      return Report(io, "verify", delivered.error());
+    }
+    auto scanned = ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, *delivered, RecordFilter{}, report_bad,
+                               signer->get());
     if (!scanned) {
       progress.Clear();
       return Report(io, "verify", scanned.error());

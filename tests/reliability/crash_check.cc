@@ -7,6 +7,7 @@
 #include <climits>
 #include <filesystem>
 
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/meta.h"
@@ -31,15 +32,33 @@ Result<DbContents> ReadDatabase(const std::string& path) {
         out.business[it->key().ToString().substr(kBusinessPrefix.size())] = it->value().ToString();
       }
     } else if (auto stream = internal::StreamOfFamily(family)) {
+      // Format 2: delivered events stay under their pending key below the
+      // cursor (storage/delivery_log.h): read as sent, or as deleted when no
+      // run covers them (delete_after_send).
+      uint64_t cursor = 0;
+      if (auto m = (*ro)->snapshot.streams.find(*stream); m != (*ro)->snapshot.streams.end()) cursor = m->second.cursor;
+      auto delivered = internal::ReadDelivered((*ro)->db.get(), (*ro)->handles[i], *stream, cursor);
+      if (!delivered) return tl::unexpected(delivered.error());
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        if (it->key().starts_with(rocksdb::Slice(&internal::kRunTag, 1))) {
+          if (!internal::DecodeRun(it->key().ToStringView(), it->value().ToStringView())) {
+            out.events[EventRef{*stream, 0}] = DbRecord{.corrupt = true};
+          }
+          continue;
+        }
         auto key = internal::DecodeKey(it->key().ToStringView());
         DbRecord rec;
+        if (key && key->state == EventState::kPending) {
+          auto p = internal::ClassifyPendingKey(key->seq, delivered->cursor, delivered->runs);
+          if (p.kind == internal::PendingKeyState::kGone) continue;
+          if (p.kind == internal::PendingKeyState::kSent) key->state = EventState::kSent;
+        }
         if (!key) {
           rec.corrupt = true;
           out.events[EventRef{*stream, 0}] = rec;
           continue;
         }
-        rec.state = it->key()[0];
+        rec.state = internal::TagOf(key->state);
         arena.Reset();
         auto env = internal::DecodeEnvelope(arena.Copy(it->value().ToStringView()));
         if (!env || env->event.id.seq != key->seq || env->stream != *stream) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 
 #include "core/outbox_impl.h"
@@ -86,6 +87,22 @@ std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o) {
     return nullptr;
   }
   return std::move(*r);
+}
+
+std::string StateTags(Outbox& outbox, const Stream& stream) {
+  std::string out;
+  const StreamState& st = StreamAccess::Of(stream);
+  for (auto [tag, seq] : RawKeys(outbox, stream)) {
+    if (tag == internal::kRunTag) continue;
+    if (tag == internal::kPendingTag) {
+      auto p = st.cleaner->ClassifyPending(seq);
+      if (p.kind == internal::PendingKeyState::kGone) continue;
+      if (p.kind == internal::PendingKeyState::kSent) tag = internal::kSentTag;
+    }
+    out.push_back(tag);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 RawDb::RawDb(const std::string& path, bool read_only) {

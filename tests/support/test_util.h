@@ -119,6 +119,12 @@ class RawDb {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
+// The state of every event of a stream as its key tag ('p', 'r', 's', 'd'),
+// sorted: a delivered event still under its pending key (format 2,
+// storage/delivery_log.h) counts as 's' while a run covers it and not at all
+// once deleted; delivery-log records are not events.
+std::string StateTags(Outbox& outbox, const Stream& stream);
+
 // Opens a fresh outbox in `dir` with `o` (path filled in).
 std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o = {});
 
