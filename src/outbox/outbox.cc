@@ -303,7 +303,7 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
                      fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(*o.on_exhaustion)));
   }
   StreamConfig config = impl.Resolve(o);
-  std::lock_guard create(impl.create_mu);
+  internal::MutexLock create(impl.create_mu);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   if (auto found = impl.FindStream(name)) {
