@@ -507,6 +507,30 @@ TEST(Relay, LoopStopsOnRequest) {
   SUCCEED();
 }
 
+// A Relay is safe to use from several threads: RunOnce while its Start()ed
+// loop runs (under TSan: the loop read its wait state without run_mu_).
+TEST(Relay, RunOnceWhileTheLoopRuns) {
+  Fixture f;
+  OutboxOptions o = f.Options(false);
+  o.clock = nullptr;  // real time
+  f.Open(std::move(o));
+  Stream* s = f.S("s");
+  Relay relay(*f.outbox, f.publisher, {.interval = std::chrono::milliseconds(1)});
+  relay.Start();
+  constexpr int kRounds = 200;
+  std::thread once([&] {
+    for (int i = 0; i < kRounds; ++i)
+      EXPECT_OK(relay.RunOnce());
+  });
+  for (int i = 0; i < kRounds; ++i)
+    f.Commit(s, 1, /*sync=*/false);
+  once.join();
+  ASSERT_TRUE(f.publisher->WaitFor(kRounds, std::chrono::seconds(60)))
+      << "delivered " << f.publisher->count() << " of " << kRounds;
+  relay.Stop();
+  EXPECT_EQ(f.publisher->count(), static_cast<size_t>(kRounds));
+}
+
 TEST(Relay, ThrowingObserversAndPublishersAreIsolated) {
   struct Thrower : Observer {
     void OnPublishedByRelay(const Event&) override { throw std::runtime_error("observer boom"); }

@@ -37,6 +37,27 @@ class Counter {
     mu_.Unlock();
     return true;
   }
+  // A MutexLock adopting the mutex a TryLock took.
+  bool TryAddScoped(int k) EXCLUDES(mu_) {
+    if (!mu_.TryLock()) return false;
+    MutexLock l(mu_, std::adopt_lock);
+    AddLocked(k);
+    return true;
+  }
+  // Released before the end of the scope: returns the value it saw.
+  int AddThenRelease(int k) EXCLUDES(mu_) {
+    ReleasableMutexLock l(mu_);
+    AddLocked(k);
+    const int seen = n_;
+    l.Release();
+    return seen;
+  }
+  // Never released by hand: the destructor does it.
+  void AddReleasable(int k) EXCLUDES(mu_) {
+    ReleasableMutexLock l(mu_);
+    AddLocked(k);
+  }
+  Mutex& mu() RETURN_CAPABILITY(mu_) { return mu_; }
 
  private:
   void AddLocked(int k) REQUIRES(mu_) { n_ += k; }
@@ -60,6 +81,22 @@ TEST(ThreadAnnotations, MutexLockSerializesWriters) {
   EXPECT_EQ(c.Get(), 80000);
   EXPECT_TRUE(c.TryAdd(1));
   EXPECT_EQ(c.Get(), 80001);
+}
+
+TEST(ThreadAnnotations, AdoptingAndReleasableLocksUnlock) {
+  Counter c;
+  EXPECT_TRUE(c.TryAddScoped(2));
+  EXPECT_EQ(c.AddThenRelease(3), 5);
+  c.AddReleasable(4);
+  EXPECT_EQ(c.Get(), 9);  // each released the mutex: Get takes it again
+  // Held elsewhere: TryAddScoped gives up without touching the count.
+  c.mu().Lock();
+  bool added = true;
+  std::thread other([&c, &added] { added = c.TryAddScoped(1); });
+  other.join();
+  c.mu().Unlock();
+  EXPECT_FALSE(added);
+  EXPECT_EQ(c.Get(), 9);
 }
 
 TEST(ThreadAnnotations, TryLockFailsWhileHeld) {

@@ -5,13 +5,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "adapters/uri.h"
 #include "jaiminho/adapters/topic.h"
+#include "util/mutex.h"
 
 namespace jaiminho {
 namespace {
@@ -24,12 +23,13 @@ constexpr milliseconds kReportGrace(5000);
 
 // The delivery reports of one PublishBatch call.
 struct BatchState {
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t outstanding = 0;         // GUARDED_BY(mu)
-  std::vector<Status> results{};  // GUARDED_BY(mu)
-  std::vector<char> done{};       // GUARDED_BY(mu)
-  void Set(size_t i, Status s) {  // REQUIRES: mu held
+  explicit BatchState(size_t n) : results(n), done(n, 0) {}
+  internal::Mutex mu;
+  internal::CondVar cv;
+  size_t outstanding GUARDED_BY(mu) = 0;
+  std::vector<Status> results GUARDED_BY(mu){};
+  std::vector<char> done GUARDED_BY(mu){};
+  void Set(size_t i, Status s) REQUIRES(mu) {
     results[i] = std::move(s);
     done[i] = 1;
   }
@@ -137,7 +137,7 @@ class KafkaPublisher::Impl {
     if (poller_.joinable()) poller_.join();
     std::shared_ptr<Handle> h;
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       h = std::move(handle_);
     }
     // Destroyed here, outside mu_: destroying serves delivery reports, whose
@@ -148,7 +148,7 @@ class KafkaPublisher::Impl {
     auto h = NewHandle();
     if (!h) return tl::unexpected(h.error());
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       handle_ = std::move(*h);
     }
     poller_ = std::thread([this] { Poll(); });
@@ -158,7 +158,7 @@ class KafkaPublisher::Impl {
   void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results);
 
   std::string last_error() const {
-    std::lock_guard l(mu_);
+    internal::MutexLock l(mu_);
     return last_error_;
   }
 
@@ -187,7 +187,7 @@ class KafkaPublisher::Impl {
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
   static void OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    std::lock_guard l(self->mu_);
+    internal::MutexLock l(self->mu_);
     self->last_error_ = fmt::format("{}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
   }
 
@@ -196,9 +196,9 @@ class KafkaPublisher::Impl {
   bool mock_ = false;
   std::string where_{};
   std::atomic<bool> stop_{false};
-  mutable std::mutex mu_;
-  std::shared_ptr<Handle> handle_{};  // GUARDED_BY(mu_)
-  std::string last_error_{};          // GUARDED_BY(mu_)
+  mutable internal::Mutex mu_;
+  std::shared_ptr<Handle> handle_ GUARDED_BY(mu_){};
+  std::string last_error_ GUARDED_BY(mu_){};
   std::thread poller_{};
 };
 
@@ -246,7 +246,7 @@ std::shared_ptr<KafkaPublisher::Impl::Handle> KafkaPublisher::Impl::Current(std:
   // The old producer is destroyed outside mu_: destroying serves delivery
   // reports, whose callback takes mu_.
   std::shared_ptr<Handle> old;
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   char reason[512];
   rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(handle_->rk, reason, sizeof reason);
   if (fatal != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -264,7 +264,7 @@ void KafkaPublisher::Impl::Poll() {
   while (!stop_) {
     std::shared_ptr<Handle> h;
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       h = handle_;
     }
     // Serves delivery reports as they come; the timeout only bounds how long
@@ -274,7 +274,7 @@ void KafkaPublisher::Impl::Poll() {
 }
 
 std::string KafkaPublisher::Impl::Context() const {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   return last_error_.empty() ? fmt::format(" ({})", where_)
                              : fmt::format(" ({}; last client error: {})", where_, last_error_);
 }
@@ -288,10 +288,10 @@ void KafkaPublisher::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg
     st = MakeError(code, fmt::format("Kafka delivery of event {} to topic '{}' failed: {}{}", p->id,
                                      rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err), self->Context()));
   }
-  std::lock_guard l(p->batch->mu);
+  internal::MutexLock l(p->batch->mu);
   p->batch->Set(p->index, std::move(st));
   --p->batch->outstanding;
-  p->batch->cv.notify_all();
+  p->batch->cv.SignalAll();
 }
 
 Status KafkaPublisher::Impl::Produce(rd_kafka_t* rk, const Event& e, const std::shared_ptr<BatchState>& batch,
@@ -337,7 +337,7 @@ Status KafkaPublisher::Impl::Produce(rd_kafka_t* rk, const Event& e, const std::
     vus[n++].u.i64 = ms;
   }
   {
-    std::lock_guard l(batch->mu);
+    internal::MutexLock l(batch->mu);
     ++batch->outstanding;
   }
   rd_kafka_error_t* error = rd_kafka_produceva(rk, vus.data(), n);
@@ -350,7 +350,7 @@ Status KafkaPublisher::Impl::Produce(rd_kafka_t* rk, const Event& e, const std::
   rd_kafka_error_destroy(error);
   rd_kafka_headers_destroy(headers);
   {
-    std::lock_guard l(batch->mu);
+    internal::MutexLock l(batch->mu);
     --batch->outstanding;
   }
   return MakeError(PermanentError(code) ? ErrorCode::kRejected : ErrorCode::kUnavailable,
@@ -361,22 +361,22 @@ void KafkaPublisher::Impl::PublishBatch(std::span<const Event> events, bool orde
   const size_t n = events.size();
   std::string replaced;
   std::shared_ptr<Handle> h = Current(&replaced);
-  auto batch = std::make_shared<BatchState>();
-  batch->results.resize(n);
-  batch->done.assign(n, 0);
+  auto batch = std::make_shared<BatchState>(n);
   bool stopped = false;
   for (size_t i = 0; i < n; ++i) {
     Status st = stopped ? tl::unexpected(Aborted()) : Produce(h->rk, events[i], batch, i);
     if (!st) {
-      std::lock_guard l(batch->mu);
+      internal::MutexLock l(batch->mu);
       batch->Set(i, std::move(st));
       if (ordered) stopped = true;
     }
   }
   std::vector<Status> out;
   {
-    std::unique_lock l(batch->mu);
-    batch->cv.wait_for(l, opt_.delivery_timeout + kReportGrace, [&] { return batch->outstanding == 0; });
+    internal::MutexLock l(batch->mu);
+    const auto deadline = std::chrono::steady_clock::now() + opt_.delivery_timeout + kReportGrace;
+    while (batch->outstanding != 0 && batch->cv.WaitUntil(batch->mu, deadline)) {
+    }
     for (size_t i = 0; i < n; ++i) {
       if (!batch->done[i]) {
         batch->Set(i, MakeError(ErrorCode::kUnavailable,

@@ -11,9 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -21,6 +19,7 @@
 
 #include "adapters/uri.h"
 #include "jaiminho/adapters/topic.h"
+#include "util/mutex.h"
 
 namespace jaiminho {
 namespace {
@@ -179,11 +178,11 @@ class MqttPublisher::Impl {
 
   ~Impl() {
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       stop_ = true;
       // Queues a DISCONNECT and wakes the loop; the thread then ends.
       if (mosq_ != nullptr) mosquitto_disconnect(mosq_);
-      cv_.notify_all();
+      cv_.SignalAll();
     }
     if (thread_.joinable()) thread_.join();
   }
@@ -192,20 +191,22 @@ class MqttPublisher::Impl {
     thread_ = std::thread([this] { Run(); });
   }
 
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results);
+  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) EXCLUDES(mu_);
 
-  bool connected() const {
-    std::lock_guard l(mu_);
+  bool connected() const EXCLUDES(mu_) {
+    internal::MutexLock l(mu_);
     return state_ == State::kConnected;
   }
-  std::string last_error() const {
-    std::lock_guard l(mu_);
+  std::string last_error() const EXCLUDES(mu_) {
+    internal::MutexLock l(mu_);
     return last_error_;
   }
-  bool WaitConnected(milliseconds timeout) const {
-    std::unique_lock l(mu_);
-    return cv_.wait_for(l, timeout, [&] { return state_ == State::kConnected || stop_; }) &&
-           state_ == State::kConnected;
+  bool WaitConnected(milliseconds timeout) const EXCLUDES(mu_) {
+    internal::MutexLock l(mu_);
+    const auto deadline = SteadyClock::now() + timeout;
+    while (state_ != State::kConnected && !stop_ && cv_.WaitUntil(mu_, deadline)) {
+    }
+    return state_ == State::kConnected;
   }
   const std::string& endpoint() const { return endpoint_; }
 
@@ -228,16 +229,18 @@ class MqttPublisher::Impl {
   void Run();
   mosquitto* NewHandle(std::string* error);
   void SetDown(std::string why);
-  // Fails every awaited PUBACK with `why`. REQUIRES: mu_ held.
-  void FailInflight(const std::string& why);
-  // Marks `slot` finished with `result`. REQUIRES: mu_ held.
-  void Finish(Slot& slot, Status result);
-  // Sends one event. REQUIRES: mu_ held, state_ == kConnected.
-  Status SendLocked(const Event& event, Slot& slot);
+  // Fails every awaited PUBACK with `why`.
+  void FailInflight(const std::string& why) REQUIRES(mu_);
+  // Marks `slot` finished with `result`.
+  void Finish(Slot& slot, Status result) REQUIRES(mu_);
+  // Sends one event. REQUIRES: state_ == kConnected.
+  Status SendLocked(const Event& event, Slot& slot) REQUIRES(mu_);
   // Waits for backoff, waking early on stop.
-  void Backoff(milliseconds delay) {
-    std::unique_lock l(mu_);
-    cv_.wait_for(l, delay, [&] { return stop_.load(); });
+  void Backoff(milliseconds delay) EXCLUDES(mu_) {
+    internal::MutexLock l(mu_);
+    const auto deadline = SteadyClock::now() + delay;
+    while (!stop_.load() && cv_.WaitUntil(mu_, deadline)) {
+    }
   }
 
   static void OnConnect(mosquitto*, void* self, int rc, int /*flags*/, const mosquitto_property*) {
@@ -246,27 +249,28 @@ class MqttPublisher::Impl {
   static void OnPublish(mosquitto*, void* self, int mid, int reason, const mosquitto_property*) {
     static_cast<Impl*>(self)->HandlePuback(mid, reason);
   }
-  void HandleConnect(int rc);
-  void HandlePuback(int mid, int reason);
+  void HandleConnect(int rc) EXCLUDES(mu_);
+  void HandlePuback(int mid, int reason) EXCLUDES(mu_);
 
   const MqttOptions opt_;
   const TopicTemplate topic_;
   const std::string endpoint_;
 
-  mutable std::mutex mu_;
+  mutable internal::Mutex mu_;
   // Signalled on state changes and PUBACKs.
-  mutable std::condition_variable cv_;
+  mutable internal::CondVar cv_;
   std::atomic<bool> stop_{false};
-  State state_ = State::kConnecting;  // GUARDED_BY(mu_)
-  std::string last_error_{};          // GUARDED_BY(mu_)
+  // Guarded by mu_ (and a Slot's fields, which the analysis cannot name).
+  State state_ GUARDED_BY(mu_) = State::kConnecting;
+  std::string last_error_ GUARDED_BY(mu_){};
   // Why the broker refused the current connection attempt, "" when it did not.
-  std::string refused_{};  // GUARDED_BY(mu_)
+  std::string refused_ GUARDED_BY(mu_){};
   // The handle of the current connection; null between connections. Only the
   // connection thread creates and destroys it, under mu_; publishers use it
   // under mu_ (libmosquitto allows publishing from any thread while another
   // runs the network loop).
-  mosquitto* mosq_ = nullptr;                  // GUARDED_BY(mu_)
-  std::unordered_map<int, Slot*> inflight_{};  // GUARDED_BY(mu_), by message id
+  mosquitto* mosq_ GUARDED_BY(mu_) = nullptr;
+  std::unordered_map<int, Slot*> inflight_ GUARDED_BY(mu_){};  // by message id
   std::thread thread_;
 };
 
@@ -289,20 +293,20 @@ mosquitto* MqttPublisher::Impl::NewHandle(std::string* error) {
 }
 
 void MqttPublisher::Impl::SetDown(std::string why) {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   last_error_ = std::move(why);
   state_ = State::kDown;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void MqttPublisher::Impl::Run() {
   milliseconds delay = opt_.reconnect_min;
   while (!stop_) {
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       state_ = State::kConnecting;
       refused_.clear();
-      cv_.notify_all();
+      cv_.SignalAll();
     }
     if (Status probe = ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, stop_); !probe) {
       SetDown(probe.error().message());
@@ -328,7 +332,7 @@ void MqttPublisher::Impl::Run() {
       continue;
     }
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       mosq_ = m;
       if (stop_) mosquitto_disconnect(m);
     }
@@ -340,7 +344,7 @@ void MqttPublisher::Impl::Run() {
     int loop_errno = errno;
     bool was_connected = false;
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       was_connected = state_ == State::kConnected;
       std::string why;
       if (stop_) {
@@ -357,7 +361,7 @@ void MqttPublisher::Impl::Run() {
       mosq_ = nullptr;
       last_error_ = std::move(why);
       state_ = State::kDown;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
     mosquitto_destroy(m);
     if (was_connected) delay = opt_.reconnect_min;
@@ -365,13 +369,13 @@ void MqttPublisher::Impl::Run() {
     Backoff(delay);
     if (!was_connected) delay = std::min(delay * 2, opt_.reconnect_max);
   }
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   state_ = State::kStopped;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void MqttPublisher::Impl::HandleConnect(int rc) {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   if (rc == 0) {
     state_ = State::kConnected;
     last_error_.clear();
@@ -380,7 +384,7 @@ void MqttPublisher::Impl::HandleConnect(int rc) {
     last_error_ = refused_;
     state_ = State::kDown;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void MqttPublisher::Impl::Finish(Slot& slot, Status result) {
@@ -390,7 +394,7 @@ void MqttPublisher::Impl::Finish(Slot& slot, Status result) {
 }
 
 void MqttPublisher::Impl::HandlePuback(int mid, int reason) {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   auto it = inflight_.find(mid);
   if (it == inflight_.end()) return;  // its publisher gave up waiting
   Slot& slot = *it->second;
@@ -405,7 +409,7 @@ void MqttPublisher::Impl::HandlePuback(int mid, int reason) {
   // The publisher waits for its whole batch: wake it once, at the batch's last
   // PUBACK, not at every one (a context switch per event otherwise).
   slot.batch->last_ack = SteadyClock::now();
-  if (slot.batch->outstanding == 0) cv_.notify_all();
+  if (slot.batch->outstanding == 0) cv_.SignalAll();
 }
 
 void MqttPublisher::Impl::FailInflight(const std::string& why) {
@@ -484,10 +488,12 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
   const size_t n = events.size();
   Batch batch;
   std::vector<Slot> slots(n);
-  std::unique_lock l(mu_);
+  internal::ReleasableMutexLock l(mu_);
   // A connection attempt in progress (start-up, reconnect) is worth waiting
   // for; a broker known to be down is not: the relay's retry policy decides.
-  cv_.wait_for(l, opt_.connect_timeout, [&] { return state_ != State::kConnecting || stop_; });
+  const auto connect_deadline = SteadyClock::now() + opt_.connect_timeout;
+  while (state_ == State::kConnecting && !stop_ && cv_.WaitUntil(mu_, connect_deadline)) {
+  }
   if (state_ != State::kConnected || mosq_ == nullptr) {
     Error e(ErrorCode::kUnavailable,
             last_error_.empty() ? fmt::format("not connected to MQTT broker {} yet", endpoint_) : last_error_);
@@ -515,7 +521,7 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
   batch.last_ack = SteadyClock::now();
   auto deadline = batch.last_ack + opt_.ack_timeout;
   while (batch.outstanding > 0) {
-    if (cv_.wait_until(l, deadline) == std::cv_status::no_timeout) continue;
+    if (cv_.WaitUntil(mu_, deadline)) continue;
     deadline = batch.last_ack + opt_.ack_timeout;
     if (batch.outstanding > 0 && deadline <= SteadyClock::now()) break;
   }
@@ -526,7 +532,7 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
                         fmt::format("no PUBACK from MQTT broker {} within {} ms for event {}", endpoint_,
                                     opt_.ack_timeout.count(), s.event->id.ToString())));
   }
-  l.unlock();
+  l.Release();
   bool failed = false;
   for (size_t i = 0; i < n; ++i) {
     if (failed && ordered && slots[i].result) {

@@ -75,18 +75,20 @@ Cleaner::~Cleaner() {
 }
 
 void Cleaner::Start() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   if (thread_.joinable() || stop_) return;
   thread_ = std::thread([this] { Loop(); });
 }
 
 void Cleaner::Stop() {
+  std::thread thread;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     stop_ = true;
+    thread = std::move(thread_);
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  cv_.SignalAll();
+  if (thread.joinable()) thread.join();
 }
 
 Result<CleanReport> Cleaner::Clean() {
@@ -182,13 +184,15 @@ Status Cleaner::Maintain() {
 }
 
 void Cleaner::Loop() {
-  std::unique_lock l(mu_);
+  MutexLock l(mu_);
   while (!stop_) {
-    cv_.wait_for(l, o_.options.clean_interval, [&] { return stop_; });
+    const auto deadline = std::chrono::steady_clock::now() + o_.options.clean_interval;
+    while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
+    }
     if (stop_) break;
-    l.unlock();
+    mu_.Unlock();
     if (auto s = Maintain(); !s) o_.Capture(s.error());
-    l.lock();
+    mu_.Lock();
   }
 }
 

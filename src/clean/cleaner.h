@@ -10,15 +10,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "core/cleaner_state.h"
 #include "jaiminho/outbox.h"
+#include "util/mutex.h"
 
 namespace jaiminho {
 class OutboxImpl;
@@ -57,18 +56,21 @@ class Cleaner {
   Status Maintain();
 
   // Runs Maintain every options.clean_interval on a thread until Stop().
-  void Start();
+  void Start() EXCLUDES(mu_);
   // Stops and joins the thread. Idempotent; Start() after it does nothing.
-  void Stop();
+  void Stop() EXCLUDES(mu_);
 
  private:
-  void Loop();
+  void Loop() EXCLUDES(mu_);
 
+  // Constant after construction.
   OutboxImpl& o_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;
+
+  Mutex mu_;
+  CondVar cv_;  // wakes Loop for Stop
+  // Guarded by mu_.
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_ GUARDED_BY(mu_);
 };
 
 }  // namespace jaiminho::internal

@@ -25,44 +25,46 @@ Result<bool> Committer::Commit(Transaction& txn, bool sync) {
   Writer w;
   w.txn = &txn;
   w.sync = sync;
-  std::unique_lock l(mu_);
-  writers_.push_back(&w);
-  while (!w.done && &w != writers_.front())
-    w.cv.wait(l);
-  if (w.done) {
-    if (w.error) return tl::unexpected(*w.error);
-    return w.synced;
-  }
+  {
+    internal::MutexLock l(mu_);
+    writers_.push_back(&w);
+    while (!w.done && &w != writers_.front())
+      w.cv.Wait(mu_);
+    if (w.done) {
+      if (w.error) return tl::unexpected(*w.error);
+      return w.synced;
+    }
 
-  // Leader: take a group from the front. A non-sync group never takes a sync
-  // writer (its commit would be acknowledged before reaching the disk); a sync
-  // group takes everyone. Small non-sync writes keep their group small so they
-  // do not wait behind large ones.
-  size_t size = SizeOf(txn);
-  size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
-  group_.clear();
-  group_.push_back(&w);
-  for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
-    Writer* o = *it;
-    if (o->sync && !w.sync) break;
-    size += SizeOf(*o->txn);
-    if (size > max_size) break;
-    group_.push_back(o);
+    // Leader: take a group from the front. A non-sync group never takes a sync
+    // writer (its commit would be acknowledged before reaching the disk); a sync
+    // group takes everyone. Small non-sync writes keep their group small so they
+    // do not wait behind large ones.
+    size_t size = SizeOf(txn);
+    size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
+    group_.clear();
+    group_.push_back(&w);
+    for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
+      Writer* o = *it;
+      if (o->sync && !w.sync) break;
+      size += SizeOf(*o->txn);
+      if (size > max_size) break;
+      group_.push_back(o);
+    }
   }
-  l.unlock();
 
   Result<bool> st = WriteGroup(group_, w.sync);
 
-  l.lock();
-  for (Writer* o : group_) {
-    writers_.pop_front();
-    if (!st) o->error = st.error();
-    o->synced = st && *st;
-    o->done = true;
-    if (o != &w) o->cv.notify_one();
+  {
+    internal::MutexLock l(mu_);
+    for (Writer* o : group_) {
+      writers_.pop_front();
+      if (!st) o->error = st.error();
+      o->synced = st && *st;
+      o->done = true;
+      if (o != &w) o->cv.Signal();
+    }
+    if (!writers_.empty()) writers_.front()->cv.Signal();
   }
-  if (!writers_.empty()) writers_.front()->cv.notify_one();
-  l.unlock();
 
   if (st) outbox_->NotifyCommit();
   return st;

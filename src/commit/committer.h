@@ -10,13 +10,12 @@
 
 #include <rocksdb/write_batch.h>
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "jaiminho/transaction.h"
+#include "util/mutex.h"
 
 namespace jaiminho {
 
@@ -29,16 +28,18 @@ class Committer {
 
   // Writes the transaction. On success every event of `txn` has its seq set,
   // and the value says whether the write reached the disk (the group was synced).
-  Result<bool> Commit(Transaction& txn, bool sync);
+  Result<bool> Commit(Transaction& txn, bool sync) EXCLUDES(mu_);
 
  private:
+  // A caller of Commit, queued in writers_. done, synced and error are
+  // guarded by the Committer's mu_ (which the analysis cannot name from here).
   struct Writer {
     Transaction* txn = nullptr;
     bool sync = false;
     bool done = false;
     bool synced = false;
     std::optional<Error> error;
-    std::condition_variable cv;
+    internal::CondVar cv;  // waited on with mu_
   };
 
   // Assigns seqs, builds the batch and writes it; the value says whether the
@@ -58,10 +59,14 @@ class Committer {
   void Written(bool sync);
   static size_t SizeOf(const Transaction& t);
 
+  // Constant after construction.
   OutboxImpl* const outbox_;
-  std::mutex mu_;
-  std::deque<Writer*> writers_;
-  // Used by the leader only.
+
+  internal::Mutex mu_;
+  std::deque<Writer*> writers_ GUARDED_BY(mu_);
+
+  // Used by the leader only (the writer at the front of writers_), which
+  // writes its group without mu_: a protocol, not a mutex.
   std::vector<Writer*> group_;
   rocksdb::WriteBatch batch_;
   std::vector<StreamState*> touched_;

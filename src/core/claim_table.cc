@@ -5,13 +5,13 @@
 namespace jaiminho::internal {
 
 void ClaimTable::Claim(uint64_t seq) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   claimed_.push_back(seq);
   any_.store(true, std::memory_order_release);
 }
 
 void ClaimTable::Release(uint64_t seq) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   auto it = std::find(claimed_.begin(), claimed_.end(), seq);
   if (it != claimed_.end()) claimed_.erase(it);
   // A relay pass in progress may still see the record in its iterator.
@@ -20,27 +20,27 @@ void ClaimTable::Release(uint64_t seq) {
 }
 
 void ClaimTable::BeginPass() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   resolved_.clear();
   pass_in_progress_ = true;
 }
 
 void ClaimTable::EndPass() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   pass_in_progress_ = false;
   resolved_.clear();
   any_.store(!claimed_.empty(), std::memory_order_release);
 }
 
 void ClaimTable::IteratorsCreating() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   resolved_.clear();
 }
 
 void ClaimTable::Snapshot(uint64_t cursor, std::vector<uint64_t>& out) {
   out.clear();
   if (!any_.load(std::memory_order_acquire)) return;
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   std::erase_if(resolved_, [&](uint64_t seq) { return seq < cursor; });
   out.insert(out.end(), claimed_.begin(), claimed_.end());
   out.insert(out.end(), resolved_.begin(), resolved_.end());

@@ -24,8 +24,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace jaiminho::internal {
 
@@ -33,29 +34,31 @@ class ClaimTable {
  public:
   // --- Publish-on-commit side.
   // The seq is being published inline; relay passes skip it.
-  void Claim(uint64_t seq);
+  void Claim(uint64_t seq) EXCLUDES(mu_);
   // The inline outcome of `seq` is written (or its commit failed).
-  void Release(uint64_t seq);
+  void Release(uint64_t seq) EXCLUDES(mu_);
 
   // --- Relay side. REQUIRES: the stream's delivery_mu held (one pass at a time).
-  void BeginPass();
-  void EndPass();
+  void BeginPass() EXCLUDES(mu_);
+  void EndPass() EXCLUDES(mu_);
   // Called right before the pass creates new iterators: a release before this
   // point cannot show in them.
-  void IteratorsCreating();
+  void IteratorsCreating() EXCLUDES(mu_);
   // Sets `out` to the seqs the pass must not touch, sorted: the claims, and
   // the releases since IteratorsCreating at or above `cursor` (a released seq
   // below the cursor cannot show in the pending iterator, which stands at or
   // past it; a retry record is written only by its claim's owner before the
   // release, so the relay owns it). Cheap when there are none.
-  void Snapshot(uint64_t cursor, std::vector<uint64_t>& out);
+  void Snapshot(uint64_t cursor, std::vector<uint64_t>& out) EXCLUDES(mu_);
 
  private:
-  std::mutex mu_;
-  std::vector<uint64_t> claimed_;   // guarded by mu_
-  std::vector<uint64_t> resolved_;  // guarded by mu_; released during a pass
-  bool pass_in_progress_ = false;   // guarded by mu_
-  std::atomic<bool> any_{false};    // claimed_ or resolved_ not empty
+  Mutex mu_;
+  // Guarded by mu_.
+  std::vector<uint64_t> claimed_ GUARDED_BY(mu_);
+  std::vector<uint64_t> resolved_ GUARDED_BY(mu_);  // released during a pass
+  bool pass_in_progress_ GUARDED_BY(mu_) = false;
+
+  std::atomic<bool> any_{false};  // claimed_ or resolved_ not empty; read without mu_
 };
 
 }  // namespace jaiminho::internal

@@ -20,7 +20,7 @@ OutboxImpl::~OutboxImpl() {
 }
 
 Status OutboxImpl::Close() {
-  std::lock_guard close_lock(close_mu_);
+  internal::MutexLock close_lock(close_mu_);
   if (!db) return {};
   // New calls now fail with kClosed; relays waiting for commits wake up and
   // stop. Then wait for the calls in flight (commits finish and are kept).
@@ -110,23 +110,27 @@ Result<Stream*> OutboxImpl::AddStream(std::string name, rocksdb::ColumnFamilyHan
   state->written_seq = hwm - 1;
   state->durable_seq = 0;  // unknown: the first relay pass syncs the WAL
   state->cursor = cursor;
-  state->persisted_cursor = cursor;
+  {
+    // Not shared yet; the lock only satisfies the analysis.
+    internal::MutexLock dl(state->delivery_mu);
+    state->persisted_cursor = cursor;
+  }
   auto stream = std::unique_ptr<Stream>(new Stream(std::move(state)));
   Stream* out = stream.get();
-  std::unique_lock l(streams_mu_);
+  internal::WriterMutexLock l(streams_mu_);
   streams_.emplace(std::move(name), std::move(stream));
   return out;
 }
 
 Result<Stream*> OutboxImpl::FindStream(std::string_view name) const {
-  std::shared_lock l(streams_mu_);
+  internal::ReaderMutexLock l(streams_mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return MakeError(ErrorCode::kNotFound, fmt::format("no stream '{}'", name));
   return it->second.get();
 }
 
 std::vector<Stream*> OutboxImpl::Streams() const {
-  std::shared_lock l(streams_mu_);
+  internal::ReaderMutexLock l(streams_mu_);
   std::vector<Stream*> out;
   out.reserve(streams_.size());
   for (const auto& [n, s] : streams_)
@@ -169,25 +173,25 @@ Status OutboxImpl::MakeDurable() {
 void OutboxImpl::NotifyCommit() {
   commit_epoch_.fetch_add(1, std::memory_order_acq_rel);
   if (waiters_.load(std::memory_order_acquire) > 0) {
-    std::lock_guard l(notify_mu_);
-    notify_cv_.notify_all();
+    internal::MutexLock l(notify_mu_);
+    notify_cv_.SignalAll();
   }
 }
 
 void OutboxImpl::InterruptWaiters() {
   interrupt_epoch_.fetch_add(1, std::memory_order_acq_rel);
-  std::lock_guard l(notify_mu_);
-  notify_cv_.notify_all();
+  internal::MutexLock l(notify_mu_);
+  notify_cv_.SignalAll();
 }
 
 void OutboxImpl::WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock l(notify_mu_);
+  internal::MutexLock l(notify_mu_);
   waiters_.fetch_add(1, std::memory_order_acq_rel);
   uint64_t interrupts = interrupt_epoch_.load(std::memory_order_acquire);
-  notify_cv_.wait_until(l, deadline, [&] {
-    return commit_epoch_.load(std::memory_order_acquire) != seen ||
-           interrupt_epoch_.load(std::memory_order_acquire) != interrupts || closing();
-  });
+  while (commit_epoch_.load(std::memory_order_acquire) == seen &&
+         interrupt_epoch_.load(std::memory_order_acquire) == interrupts && !closing()) {
+    if (!notify_cv_.WaitUntil(notify_mu_, deadline)) break;
+  }
   waiters_.fetch_sub(1, std::memory_order_acq_rel);
 }
 

@@ -6,12 +6,9 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -24,6 +21,7 @@
 #include "sign/signer.h"
 #include "storage/meta.h"
 #include "storage/write_recovery.h"
+#include "util/mutex.h"
 
 namespace jaiminho {
 
@@ -48,12 +46,12 @@ class StreamState {
   // Shared with the stream's compaction filter.
   std::shared_ptr<internal::CleanerState> cleaner;
 
-  internal::StreamConfig config() const {
-    std::lock_guard l(config_mu_);
+  internal::StreamConfig config() const EXCLUDES(config_mu_) {
+    internal::MutexLock l(config_mu_);
     return config_;
   }
-  void set_config(const internal::StreamConfig& c) {
-    std::lock_guard l(config_mu_);
+  void set_config(const internal::StreamConfig& c) EXCLUDES(config_mu_) {
+    internal::MutexLock l(config_mu_);
     config_ = c;
     strategy_.store(c.strategy, std::memory_order_relaxed);
     if (cleaner) cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(c.time_to_delete));
@@ -69,10 +67,11 @@ class StreamState {
   std::atomic<uint64_t> durable_seq{0};
 
   // --- Delivery: one relay pass at a time per stream.
-  std::mutex delivery_mu;
-  // No pending key is below the cursor. Written under delivery_mu.
+  internal::Mutex delivery_mu;
+  // No pending key is below the cursor. Written under delivery_mu, read
+  // without it (atomic).
   std::atomic<uint64_t> cursor{0};
-  uint64_t persisted_cursor = 0;  // guarded by delivery_mu
+  uint64_t persisted_cursor GUARDED_BY(delivery_mu) = 0;
   // Lowest seq that publish-on-commit left pending behind the cursor (for
   // example after a failed outcome write); the next pass rewinds to it.
   std::atomic<uint64_t> rewind{UINT64_MAX};
@@ -92,8 +91,8 @@ class StreamState {
   std::atomic<uint64_t> committed{0};
 
  private:
-  mutable std::mutex config_mu_;
-  internal::StreamConfig config_;
+  mutable internal::Mutex config_mu_;
+  internal::StreamConfig config_ GUARDED_BY(config_mu_);
   std::atomic<Strategy> strategy_;
 };
 
@@ -145,7 +144,7 @@ class OutboxImpl {
 
   // Refuses new calls (kClosed), waits for the calls in flight, then closes.
   // Idempotent; concurrent calls wait for the first.
-  Status Close();
+  Status Close() EXCLUDES(close_mu_);
 
   // Every public entry point (Outbox, Transaction::Commit, Relay passes,
   // CollectMetrics) holds a guard while it uses the database. Costs two atomic
@@ -166,8 +165,8 @@ class OutboxImpl {
   Status CheckOwned(const StreamState& s, std::string_view call) const;
   Result<const BusinessInfo*> CheckOwned(const BusinessFamily& f, std::string_view call) const;
 
-  Result<Stream*> FindStream(std::string_view name) const;
-  std::vector<Stream*> Streams() const;
+  Result<Stream*> FindStream(std::string_view name) const EXCLUDES(streams_mu_);
+  std::vector<Stream*> Streams() const EXCLUDES(streams_mu_);
   internal::StreamConfig Resolve(const StreamOptions& o) const;
 
   // Syncs the WAL when some stream has writes not known durable; afterwards
@@ -178,11 +177,11 @@ class OutboxImpl {
   Status SyncWal();
 
   // Wakes relays waiting for commits.
-  void NotifyCommit();
+  void NotifyCommit() EXCLUDES(notify_mu_);
   uint64_t commit_epoch() const { return commit_epoch_.load(std::memory_order_acquire); }
   // Waits until commit_epoch() != seen, `deadline`, or Interrupt().
-  void WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline);
-  void InterruptWaiters();
+  void WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline) EXCLUDES(notify_mu_);
+  void InterruptWaiters() EXCLUDES(notify_mu_);
 
   // Calls each observer, isolating exceptions (reported to capture_error).
   template <class F>
@@ -213,10 +212,11 @@ class OutboxImpl {
   std::unique_ptr<internal::Signer> signer;
   // The stream registry: adds a stream read or created by Open/OpenStream.
   Result<Stream*> AddStream(std::string name, rocksdb::ColumnFamilyHandle* cf, internal::StreamConfig config,
-                            uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner);
+                            uint64_t hwm, uint64_t cursor, std::shared_ptr<internal::CleanerState> cleaner)
+      EXCLUDES(streams_mu_);
   std::shared_ptr<internal::CleanerState> NewCleanerState(const std::string& name,
                                                           const internal::StreamConfig& config) const;
-  std::mutex create_mu;  // serializes column family creation (Outbox::OpenStream)
+  internal::Mutex create_mu;  // serializes column family creation (Outbox::OpenStream)
 
   // Parts built by the floors above (src/outbox/ wires them at Open): held
   // here, used through their own headers. Close runs stop_on_close, in order,
@@ -228,17 +228,19 @@ class OutboxImpl {
   Outbox* owner = nullptr;
 
  private:
-  mutable std::shared_mutex streams_mu_;
-  std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
+  mutable internal::SharedMutex streams_mu_;
+  std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_ GUARDED_BY(streams_mu_);
 
-  std::mutex notify_mu_;
-  std::condition_variable notify_cv_;
+  // Waiters on commits (WaitForCommit) sleep on notify_cv_ with notify_mu_;
+  // the epochs are atomics, read without it.
+  internal::Mutex notify_mu_;
+  internal::CondVar notify_cv_;
   std::atomic<uint64_t> commit_epoch_{0};
   std::atomic<uint64_t> interrupt_epoch_{0};
   std::atomic<int> waiters_{0};
   // Calls in flight (OpGuard), and OpGuard::kClosedBit once Close began.
   mutable std::atomic<uint32_t> ops_{0};
-  std::mutex close_mu_;  // serializes Close
+  internal::Mutex close_mu_;  // serializes Close
 };
 
 }  // namespace jaiminho

@@ -48,14 +48,14 @@ void InlinePublisher::AfterCommit(const Transaction& txn) {
   if (items.empty()) return;
   if (outbox_->options.inline_dispatch == InlineDispatch::kDispatcherThread) {
     {
-      std::lock_guard l(mu_);
+      internal::MutexLock l(mu_);
       if (!stop_) {
         for (auto& i : items)
           queue_.push_back(std::move(i));
         items.clear();
       }
     }
-    cv_.notify_one();
+    cv_.Signal();
     // Stopped: leave the events pending for the relay.
     for (auto& i : items)
       Release(*i.stream, i.seq);
@@ -101,7 +101,7 @@ void InlinePublisher::Deliver(std::vector<Item>& items) {
         batch.Succeeded(env, raw, keep);
         batch.RemoveKey(key.view(), /*single=*/true);
       } else {
-        std::lock_guard l(rng_mu_);
+        internal::MutexLock l(rng_mu_);
         batch.Failed(env, st.error(), rng_, /*at_head=*/false);
         batch.RemoveKey(key.view(), /*single=*/true);
       }
@@ -117,18 +117,19 @@ void InlinePublisher::Deliver(std::vector<Item>& items) {
 }
 
 void InlinePublisher::DispatchLoop() {
-  std::unique_lock l(mu_);
+  internal::MutexLock l(mu_);
   while (true) {
-    cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+    while (!stop_ && queue_.empty())
+      cv_.Wait(mu_);
     if (stop_) break;
     std::vector<Item> items;
     while (!queue_.empty() && items.size() < 256) {
       items.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    l.unlock();
+    mu_.Unlock();
     Deliver(items);
-    l.lock();
+    mu_.Lock();
   }
   // Whatever is still queued stays pending on disk for the relay.
   for (auto& i : queue_)
@@ -138,10 +139,10 @@ void InlinePublisher::DispatchLoop() {
 
 void InlinePublisher::Stop() {
   {
-    std::lock_guard l(mu_);
+    internal::MutexLock l(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 

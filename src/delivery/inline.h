@@ -7,16 +7,15 @@
 // (core/claim_table.h states the protocol).
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "jaiminho/transaction.h"
+#include "util/mutex.h"
 
 namespace jaiminho {
 
@@ -35,10 +34,10 @@ class InlinePublisher {
   void Unclaim(const Transaction& txn);
 
   // Called by the committing thread after a synced commit succeeded.
-  void AfterCommit(const Transaction& txn);
+  void AfterCommit(const Transaction& txn) EXCLUDES(mu_);
 
   // Stops the dispatcher; queued events stay pending on disk for the relay.
-  void Stop();
+  void Stop() EXCLUDES(mu_);
 
  private:
   struct Item {
@@ -46,19 +45,26 @@ class InlinePublisher {
     uint64_t seq;
     std::string bytes;  // the envelope as committed
   };
-  void Deliver(std::vector<Item>& items);
-  void DispatchLoop();
+  void Deliver(std::vector<Item>& items) EXCLUDES(mu_, rng_mu_);
+  void DispatchLoop() EXCLUDES(mu_);
   static void Release(StreamState& s, uint64_t seq);
 
+  // Constant after construction.
   OutboxImpl* const outbox_;
   const bool enabled_;
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Item> queue_;
-  bool stop_ = false;
+  internal::Mutex rng_mu_;
+  std::mt19937_64 rng_ GUARDED_BY(rng_mu_);
+
+  // The dispatcher's queue; cv_ wakes it.
+  internal::Mutex mu_;
+  internal::CondVar cv_;
+  // Guarded by mu_.
+  std::deque<Item> queue_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+
+  // The dispatcher (kDispatcherThread): started by the constructor, joined by
+  // Stop (Close's stop_on_close, then the destructor: never at once).
   std::thread thread_;
 };
 

@@ -154,7 +154,7 @@ Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view note
   StreamState& s = StreamAccess::Of(stream);
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("Requeue"));
   JM_RETURN_IF_ERROR(o.CheckOwned(s, "Requeue"));
-  std::lock_guard dl(s.delivery_mu);
+  internal::MutexLock dl(s.delivery_mu);
   JM_ASSIGN_OR_RETURN(Located l, Locate(o, s, seq));
   if (l.state == EventState::kSent) {
     return MakeError(ErrorCode::kInvalidArgument, fmt::format("stream '{}' seq {} was already sent", s.name, seq));
@@ -187,7 +187,7 @@ Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view n
   StreamState& s = StreamAccess::Of(stream);
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("RequeueAllParked"));
   JM_RETURN_IF_ERROR(o.CheckOwned(s, "RequeueAllParked"));
-  std::lock_guard dl(s.delivery_mu);
+  internal::MutexLock dl(s.delivery_mu);
   internal::StateRange it(o.db.get(), s.cf, EventState::kParked);
   internal::AlignedArena arena;
   internal::DeliveryBatch batch(o, s, internal::Source::kOperator);
@@ -219,7 +219,7 @@ Status Outbox::Skip(const Stream& stream, uint64_t seq, std::string_view reason)
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("Skip"));
   JM_RETURN_IF_ERROR(o.CheckOwned(s, "Skip"));
   if (reason.empty()) return MakeError(ErrorCode::kInvalidArgument, "Skip: a reason is required");
-  std::lock_guard dl(s.delivery_mu);
+  internal::MutexLock dl(s.delivery_mu);
   JM_ASSIGN_OR_RETURN(Located l, Locate(o, s, seq));
   if (l.state != EventState::kPending && l.state != EventState::kRetrying) {
     return MakeError(ErrorCode::kInvalidArgument,

@@ -81,11 +81,13 @@ DatabaseId NewDatabaseId() {
 
 namespace {
 
-// Opens the database and builds the engine with its parts: the committer, the
-// publish-on-commit publisher, the cleaner and its maintenance thread.
-Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
-  JM_RETURN_IF_ERROR(ValidateOptions(options));
-  const std::string path = options.path;
+// OpenImpl's steps, in the order it runs them.
+
+// What the path holds; kBusy when another process is creating a database
+// there, kNotFound when there is none and create_if_missing is false. Creates
+// the missing parent directories of a new database.
+Result<internal::PathKind> CheckPath(const OutboxOptions& options) {
+  const std::string& path = options.path;
   auto classified = internal::ClassifyPath(path);
   if (!classified) {
     // A directory another process is creating right now looks like no database.
@@ -100,13 +102,16 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
     return MakeError(ErrorCode::kNotFound, fmt::format("{}: no database there and create_if_missing is false", path));
   }
   if (kind == internal::PathKind::kMissing) JM_RETURN_IF_ERROR(internal::CreateParentDirectories(path));
+  return kind;
+}
 
+// RocksDB's options, with our info log and `recovery` as a listener.
+rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr<internal::WriteRecovery>& recovery) {
   rocksdb::DBOptions dbo;
   // RocksDB's own LOG writer aborts the process on a full disk (Debian keeps
   // its assertions): ours never fails (storage/info_log.h).
   dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level);
   dbo.info_log_level = options.info_log_level;
-  auto recovery = std::make_shared<internal::WriteRecovery>(path);
   dbo.listeners.push_back(recovery);
   if (options.env != nullptr) dbo.env = options.env;
   dbo.create_if_missing = true;
@@ -115,45 +120,61 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   dbo.keep_log_file_num = 4;
   dbo.max_log_file_size = 4 << 20;
   if (options.tune_db) options.tune_db(dbo);
+  return dbo;
+}
 
-  std::vector<std::string> existing;
-  internal::MetaSnapshot probed;
+// What an existing database holds, read before it is opened for writing.
+struct Probed {
+  std::vector<std::string> families;
+  internal::MetaSnapshot meta;
+  // What the last clean close knew to be durable.
   std::optional<uint64_t> watermark;
-  if (kind == internal::PathKind::kDatabase) {
-    // Read before opening: what the last clean close knew to be durable.
-    watermark = internal::ReadDurableWatermark(path);
-    // Probe read-only first: a database we must refuse is left exactly as it was.
-    auto probe = internal::OpenReadOnly(path, options.env);
-    // Another process creating this database holds its lock and has not yet
-    // made it a jaiminho database: busy, not "not a database". It may also have
-    // finished (and closed it) since the probe: then a second probe sees it.
-    for (int attempt = 0; !probe && attempt < 2; ++attempt) {
-      if (auto pid = internal::LockHolderPid(path)) {
-        return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path, *pid,
-                                                       probe.error().message()));
-      }
-      probe = internal::OpenReadOnly(path, options.env);
-    }
-    if (!probe) return tl::unexpected(probe.error());
-    existing = (*probe)->names;
-    probed = (*probe)->snapshot;
-    probe->reset();
-    // Refuse a database another process holds before RocksDB opens anything
-    // (it would create files, an info LOG among them when info_log_path names
-    // one inside the database, before taking the lock).
-    if (auto pid = internal::LockHolderPid(path)) {
-      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held)", path, *pid));
-    }
-  }
+};
 
-  auto impl = std::make_unique<OutboxImpl>();
-  impl->options = options;
-  impl->recovery = recovery;
-  impl->clock = options.clock ? options.clock : SystemClock();
+// Probes an existing database read-only: one we must refuse is left exactly
+// as it was. kBusy when another process holds it.
+Result<Probed> ProbeDatabase(const OutboxOptions& options) {
+  const std::string& path = options.path;
+  Probed out;
+  // Read before opening: what the last clean close knew to be durable.
+  out.watermark = internal::ReadDurableWatermark(path);
+  auto probe = internal::OpenReadOnly(path, options.env);
+  // Another process creating this database holds its lock and has not yet
+  // made it a jaiminho database: busy, not "not a database". It may also have
+  // finished (and closed it) since the probe: then a second probe sees it.
+  for (int attempt = 0; !probe && attempt < 2; ++attempt) {
+    if (auto pid = internal::LockHolderPid(path)) {
+      return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held; {})", path, *pid,
+                                                     probe.error().message()));
+    }
+    probe = internal::OpenReadOnly(path, options.env);
+  }
+  if (!probe) return tl::unexpected(probe.error());
+  out.families = (*probe)->names;
+  out.meta = (*probe)->snapshot;
+  probe->reset();
+  // Refuse a database another process holds before RocksDB opens anything
+  // (it would create files, an info LOG among them when info_log_path names
+  // one inside the database, before taking the lock).
+  if (auto pid = internal::LockHolderPid(path)) {
+    return MakeError(ErrorCode::kBusy, fmt::format("{} is in use by process {} (RocksDB LOCK held)", path, *pid));
+  }
+  return out;
+}
+
+// The column families to open, in order, with their options.
+struct Families {
+  std::vector<std::string> names;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   // Each stream's filter needs its time_to_delete before the families open.
   std::map<std::string, std::shared_ptr<internal::CleanerState>> cleaners;
+};
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+// The existing families, the meta family and the business families named in
+// the options; a stream family with the config `probed` stored for it.
+Families PlanFamilies(const OutboxImpl& impl, const Probed& probed) {
+  const OutboxOptions& options = impl.options;
+  Families f;
   auto business_options = [&](const std::string& name) {
     rocksdb::ColumnFamilyOptions cfo;
     for (const auto& b : options.business_families) {
@@ -161,118 +182,139 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
     }
     return cfo;
   };
-  std::vector<std::string> names = existing;
-  if (names.empty()) names.push_back(rocksdb::kDefaultColumnFamilyName);
-  if (std::find(names.begin(), names.end(), std::string(internal::kMetaFamily)) == names.end()) {
-    names.emplace_back(internal::kMetaFamily);
+  f.names = probed.families;
+  if (f.names.empty()) f.names.push_back(rocksdb::kDefaultColumnFamilyName);
+  if (std::find(f.names.begin(), f.names.end(), std::string(internal::kMetaFamily)) == f.names.end()) {
+    f.names.emplace_back(internal::kMetaFamily);
   }
   for (const auto& b : options.business_families) {
-    if (std::find(names.begin(), names.end(), b.name) == names.end()) names.push_back(b.name);
+    if (std::find(f.names.begin(), f.names.end(), b.name) == f.names.end()) f.names.push_back(b.name);
   }
-  for (const auto& n : names) {
+  for (const auto& n : f.names) {
     if (auto stream = internal::StreamOfFamily(n)) {
-      StreamConfig config = impl->Resolve({});
-      if (auto it = probed.streams.find(*stream); it != probed.streams.end() && it->second.config) {
+      StreamConfig config = impl.Resolve({});
+      if (auto it = probed.meta.streams.find(*stream); it != probed.meta.streams.end() && it->second.config) {
         config = *it->second.config;
       }
-      auto& cleaner = cleaners[*stream];
-      cleaner = impl->NewCleanerState(*stream, config);
-      descs.emplace_back(n, internal::StreamFamilyOptions(cleaner));
+      auto& cleaner = f.cleaners[*stream];
+      cleaner = impl.NewCleanerState(*stream, config);
+      f.descs.emplace_back(n, internal::StreamFamilyOptions(cleaner));
     } else if (n == internal::kMetaFamily) {
-      descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+      f.descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     } else {
-      descs.emplace_back(n, business_options(n));
+      f.descs.emplace_back(n, business_options(n));
     }
   }
+  return f;
+}
 
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+// Opens the database with `f`'s families. nullptr when another process created
+// it (with streams this open did not know of) since the path was classified:
+// the caller starts again from the probe.
+Result<rocksdb::DB*> OpenDb(const rocksdb::DBOptions& dbo, const std::string& path, internal::PathKind kind,
+                            const Families& f, std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(dbo, path, descs, &handles, &raw);
-  if (!s.ok()) {
-    Error e = internal::FromRocks(s, fmt::format("open {}", path));
-    // Another process created the database (with streams this open did not
-    // know of) since the path was classified: start again from the probe.
-    if (kind != internal::PathKind::kDatabase && s.IsInvalidArgument()) {
-      if (auto now = internal::ClassifyPath(path); now && *now == internal::PathKind::kDatabase) {
-        return OpenImpl(std::move(options));
-      }
+  auto s = rocksdb::DB::Open(dbo, path, f.descs, handles, &raw);
+  if (s.ok()) return raw;
+  Error e = internal::FromRocks(s, fmt::format("open {}", path));
+  if (kind != internal::PathKind::kDatabase && s.IsInvalidArgument()) {
+    if (auto now = internal::ClassifyPath(path); now && *now == internal::PathKind::kDatabase) {
+      return static_cast<rocksdb::DB*>(nullptr);
     }
-    if (e.code() == ErrorCode::kBusy) {
-      auto pid = internal::LockHolderPid(path);
-      std::string who = pid ? fmt::format("process {}", *pid) : std::string("this process or another one");
-      return MakeError(ErrorCode::kBusy,
-                       fmt::format("{} is in use by {} (RocksDB LOCK held): {}", path, who, s.ToString()));
-    }
-    return tl::unexpected(e);
   }
-  impl->db.reset(raw);
-  const uint64_t recovered = impl->db->GetLatestSequenceNumber();
-  impl->owned_handles = handles;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
+  if (e.code() == ErrorCode::kBusy) {
+    auto pid = internal::LockHolderPid(path);
+    std::string who = pid ? fmt::format("process {}", *pid) : std::string("this process or another one");
+    return MakeError(ErrorCode::kBusy,
+                     fmt::format("{} is in use by {} (RocksDB LOCK held): {}", path, who, s.ToString()));
   }
+  return tl::unexpected(e);
+}
 
+// Reads jaiminho.meta, writing the format and a new database id first when it
+// has none; sets impl.id.
+Result<internal::MetaSnapshot> InitializeMeta(OutboxImpl& impl) {
+  const std::string& path = impl.options.path;
   // Read under the lock: another process may have created and initialized the
   // database since the path was classified (a creation race); never twice.
-  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot current, internal::ReadMeta(impl->db.get(), impl->meta_cf, path));
+  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot current, internal::ReadMeta(impl.db.get(), impl.meta_cf, path));
   if (current.format == 0) {
     rocksdb::WriteBatch b;
-    impl->id = NewDatabaseId();
-    b.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
-    b.Put(impl->meta_cf, std::string(internal::kDbIdKey),
-          rocksdb::Slice(reinterpret_cast<const char*>(impl->id.bytes.data()), impl->id.bytes.size()));
+    impl.id = NewDatabaseId();
+    b.Put(impl.meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
+    b.Put(impl.meta_cf, std::string(internal::kDbIdKey),
+          rocksdb::Slice(reinterpret_cast<const char*>(impl.id.bytes.data()), impl.id.bytes.size()));
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    JM_RETURN_IF_ERROR(internal::ToStatus(impl->db->Write(wo, &b), fmt::format("initialize {}", path)));
+    JM_RETURN_IF_ERROR(internal::ToStatus(impl.db->Write(wo, &b), fmt::format("initialize {}", path)));
   }
-  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot meta, internal::ReadMeta(impl->db.get(), impl->meta_cf, path));
-  impl->id = meta.id;
+  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot meta, internal::ReadMeta(impl.db.get(), impl.meta_cf, path));
+  impl.id = meta.id;
+  return meta;
+}
 
-  // Meta records and the WAL checked against what is on disk (src/storage/check.h):
-  // repaired so that no seq is issued twice and no pending event is hidden, and
-  // reported through capture_error.
+// What checking the families found: problems to report, meta records to repair.
+struct Repairs {
   std::vector<std::string> problems;
+  rocksdb::WriteBatch batch;
+  // RocksDB sequence numbers the WAL lost (see CheckAndAddFamilies).
+  uint64_t lost = 0;
+};
+
+// Checks stream `stream`'s meta records against its records and adds it to
+// the registry with the repaired hwm and cursor.
+Status AddStreamFamily(OutboxImpl& impl, const std::string& stream, rocksdb::ColumnFamilyHandle* handle,
+                       std::shared_ptr<internal::CleanerState> cleaner, const internal::MetaSnapshot& meta,
+                       Repairs& r) {
+  StreamConfig config = impl.Resolve({});
+  uint64_t hwm = 1, cursor = 0;
+  if (auto it = meta.streams.find(stream); it != meta.streams.end()) {
+    if (it->second.config) config = *it->second.config;
+    if (it->second.hwm) hwm = *it->second.hwm;
+    cursor = it->second.cursor;
+  }
+  JM_ASSIGN_OR_RETURN(internal::StreamExtent extent, internal::ScanStreamExtent(impl.db.get(), handle, stream));
+  internal::StreamMetaCheck check = internal::CheckStreamMeta(stream, hwm, cursor, extent, meta.format);
+  r.problems.insert(r.problems.end(), check.problems.begin(), check.problems.end());
+  if (r.lost > 0) {
+    check.hwm += r.lost;
+    check.hwm_changed = true;
+  }
+  if (check.hwm_changed)
+    r.batch.Put(impl.meta_cf, internal::StreamMetaKey(stream, "hwm"), internal::EncodeU64(check.hwm));
+  if (check.cursor_changed) {
+    r.batch.Put(impl.meta_cf, internal::StreamMetaKey(stream, "cursor"), internal::EncodeU64(check.cursor));
+  }
+  hwm = check.hwm;
+  cursor = check.cursor;
+  cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(config.time_to_delete));
+  JM_ASSIGN_OR_RETURN(internal::SentRuns runs, internal::ReadRuns(impl.db.get(), handle, stream));
+  cleaner->SetDelivered(cursor, std::move(runs));
+  JM_RETURN_IF_ERROR(impl.AddStream(stream, handle, config, hwm, cursor, std::move(cleaner)));
+  return {};
+}
+
+// Meta records and the WAL checked against what is on disk (src/storage/check.h):
+// repaired so that no seq is issued twice and no pending event is hidden, and
+// reported through capture_error. Adds the streams and business families.
+Status CheckAndAddFamilies(OutboxImpl& impl, Families& f, const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                           const internal::MetaSnapshot& meta, std::optional<uint64_t> watermark, uint64_t recovered) {
+  const std::string& path = impl.options.path;
+  Repairs r;
   auto wal_problem = internal::CheckWal(path, watermark, recovered);
-  if (wal_problem) problems.push_back(*wal_problem);
+  if (wal_problem) r.problems.push_back(*wal_problem);
   // Lost WAL records may have issued seqs (and reservations) that left no trace:
   // each one used at least one RocksDB sequence number.
-  const uint64_t lost = wal_problem ? *watermark - recovered : 0;
-  rocksdb::WriteBatch repairs;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (auto stream = internal::StreamOfFamily(names[i])) {
-      StreamConfig config = impl->Resolve({});
-      uint64_t hwm = 1, cursor = 0;
-      if (auto it = meta.streams.find(*stream); it != meta.streams.end()) {
-        if (it->second.config) config = *it->second.config;
-        if (it->second.hwm) hwm = *it->second.hwm;
-        cursor = it->second.cursor;
+  r.lost = wal_problem ? *watermark - recovered : 0;
+  for (size_t i = 0; i < f.names.size(); ++i) {
+    if (auto stream = internal::StreamOfFamily(f.names[i])) {
+      JM_RETURN_IF_ERROR(AddStreamFamily(impl, *stream, handles[i], f.cleaners[*stream], meta, r));
+    } else if (f.names[i] != internal::kMetaFamily) {
+      BusinessInfo info{f.names[i], handles[i], false};
+      for (const auto& b : impl.options.business_families) {
+        if (b.name == f.names[i]) info.has_merge_operator = b.merge_operator != nullptr;
       }
-      JM_ASSIGN_OR_RETURN(internal::StreamExtent extent,
-                          internal::ScanStreamExtent(impl->db.get(), handles[i], *stream));
-      internal::StreamMetaCheck check = internal::CheckStreamMeta(*stream, hwm, cursor, extent, meta.format);
-      problems.insert(problems.end(), check.problems.begin(), check.problems.end());
-      if (lost > 0) {
-        check.hwm += lost;
-        check.hwm_changed = true;
-      }
-      if (check.hwm_changed)
-        repairs.Put(impl->meta_cf, internal::StreamMetaKey(*stream, "hwm"), internal::EncodeU64(check.hwm));
-      if (check.cursor_changed) {
-        repairs.Put(impl->meta_cf, internal::StreamMetaKey(*stream, "cursor"), internal::EncodeU64(check.cursor));
-      }
-      hwm = check.hwm;
-      cursor = check.cursor;
-      auto cleaner = cleaners[*stream];
-      cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(config.time_to_delete));
-      JM_ASSIGN_OR_RETURN(internal::SentRuns runs, internal::ReadRuns(impl->db.get(), handles[i], *stream));
-      cleaner->SetDelivered(cursor, std::move(runs));
-      JM_RETURN_IF_ERROR(impl->AddStream(*stream, handles[i], config, hwm, cursor, std::move(cleaner)));
-    } else if (names[i] != internal::kMetaFamily) {
-      BusinessInfo info{names[i], handles[i], false};
-      for (const auto& b : options.business_families) {
-        if (b.name == names[i]) info.has_merge_operator = b.merge_operator != nullptr;
-      }
-      impl->business.emplace(names[i], info);
+      impl.business.emplace(f.names[i], info);
     }
   }
   // A format-1 database is upgraded in place: its records are read as they
@@ -280,23 +322,62 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   // reads as delivered), so only the version changes, with the repairs above,
   // in one synced write: a crash leaves it at format 1, opened again the same way.
   if (meta.format < kFormatVersion) {
-    repairs.Put(impl->meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
+    r.batch.Put(impl.meta_cf, std::string(internal::kFormatKey), internal::EncodeU32(kFormatVersion));
   }
-  if (repairs.Count() > 0) {
+  if (r.batch.Count() > 0) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     JM_RETURN_IF_ERROR(
-        internal::ToStatus(impl->db->Write(wo, &repairs), fmt::format("repair jaiminho.meta of {}", path)));
+        internal::ToStatus(impl.db->Write(wo, &r.batch), fmt::format("repair jaiminho.meta of {}", path)));
   }
-  for (const auto& p : problems)
-    impl->Capture(Error(ErrorCode::kCorruption, p));
+  for (const auto& p : r.problems)
+    impl.Capture(Error(ErrorCode::kCorruption, p));
+  return {};
+}
+
+// The parts above the core: the committer, the publish-on-commit publisher,
+// the cleaner and its maintenance thread, and their stop_on_close hooks.
+void WireParts(OutboxImpl& impl) {
+  impl.committer = std::make_shared<Committer>(&impl);
+  impl.inline_publisher = std::make_shared<InlinePublisher>(&impl);
+  impl.maintenance = std::make_shared<internal::Cleaner>(impl);
+  if (impl.options.clean_interval.count() > 0) impl.maintenance->Start();
+  impl.stop_on_close.emplace_back([m = impl.maintenance.get()] { m->Stop(); });
+  impl.stop_on_close.emplace_back([p = impl.inline_publisher.get()] { p->Stop(); });
+}
+
+// Opens the database and builds the engine with its parts: the committer, the
+// publish-on-commit publisher, the cleaner and its maintenance thread.
+Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
+  JM_RETURN_IF_ERROR(ValidateOptions(options));
+  const std::string path = options.path;
+  JM_ASSIGN_OR_RETURN(const internal::PathKind kind, CheckPath(options));
+  auto recovery = std::make_shared<internal::WriteRecovery>(path);
+  const rocksdb::DBOptions dbo = DbOptions(options, recovery);
+  Probed probed;
+  if (kind == internal::PathKind::kDatabase) {
+    JM_ASSIGN_OR_RETURN(probed, ProbeDatabase(options));
+  }
+
+  auto impl = std::make_unique<OutboxImpl>();
+  impl->options = options;
+  impl->recovery = recovery;
+  impl->clock = options.clock ? options.clock : SystemClock();
+  Families families = PlanFamilies(*impl, probed);
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  JM_ASSIGN_OR_RETURN(rocksdb::DB * raw, OpenDb(dbo, path, kind, families, &handles));
+  if (raw == nullptr) return OpenImpl(std::move(options));  // created meanwhile: again
+  impl->db.reset(raw);
+  const uint64_t recovered = impl->db->GetLatestSequenceNumber();
+  impl->owned_handles = handles;
+  for (size_t i = 0; i < families.names.size(); ++i) {
+    if (families.names[i] == internal::kMetaFamily) impl->meta_cf = handles[i];
+  }
+  JM_ASSIGN_OR_RETURN(internal::MetaSnapshot meta, InitializeMeta(*impl));
+  JM_RETURN_IF_ERROR(CheckAndAddFamilies(*impl, families, handles, meta, probed.watermark, recovered));
   JM_ASSIGN_OR_RETURN(impl->signer, internal::Signer::Make(options.signing, impl->id));
-  impl->committer = std::make_shared<Committer>(impl.get());
-  impl->inline_publisher = std::make_shared<InlinePublisher>(impl.get());
-  impl->maintenance = std::make_shared<internal::Cleaner>(*impl);
-  if (options.clean_interval.count() > 0) impl->maintenance->Start();
-  impl->stop_on_close.emplace_back([m = impl->maintenance.get()] { m->Stop(); });
-  impl->stop_on_close.emplace_back([p = impl->inline_publisher.get()] { p->Stop(); });
+  WireParts(*impl);
   return impl;
 }
 
@@ -313,7 +394,7 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
                      fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(*o.on_exhaustion)));
   }
   StreamConfig config = impl.Resolve(o);
-  std::lock_guard create(impl.create_mu);
+  internal::MutexLock create(impl.create_mu);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   if (auto found = impl.FindStream(name)) {

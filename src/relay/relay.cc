@@ -71,8 +71,8 @@ class Relay::Impl {
 
   ~Impl() { Stop(); }
 
-  Result<RelayStats> RunOnce() {
-    std::lock_guard l(run_mu_);
+  Result<RelayStats> RunOnce() EXCLUDES(run_mu_) {
+    internal::MutexLock l(run_mu_);
     return RunStreams(/*only_changed=*/false);
   }
 
@@ -82,7 +82,7 @@ class Relay::Impl {
     return Selected().map([](auto&&) {});
   }
 
-  Result<RelayStats> Run(std::stop_token stop) {
+  Result<RelayStats> Run(std::stop_token stop) EXCLUDES(run_mu_) {
     if (invalid_) {
       // Nothing can be delivered: say so instead of looping silently (Start()
       // has no caller to return the error to).
@@ -93,9 +93,13 @@ class Relay::Impl {
     RelayStats total;
     while (!stop.stop_requested()) {
       uint64_t epoch = o_.commit_epoch();
-      next_due_us_ = kNever;
+      // Copied out of the pass under run_mu_: a RunOnce on another thread
+      // may run a pass while this loop waits.
+      int64_t next_due_us = kNever;
+      bool more = false;
       {
-        std::lock_guard l(run_mu_);
+        internal::MutexLock l(run_mu_);
+        next_due_us_ = kNever;
         auto r = RunStreams(/*only_changed=*/true);
         if (r) {
           total += *r;
@@ -105,41 +109,43 @@ class Relay::Impl {
           if (r.error().code() == ErrorCode::kClosed) return tl::unexpected(r.error());
           next_due_us_ = kNever;
         }
+        next_due_us = next_due_us_;
+        more = more_;
       }
       if (stop.stop_requested()) break;
       auto deadline = std::chrono::steady_clock::now() + options_.interval;
-      if (next_due_us_ != kNever) {
+      if (next_due_us != kNever) {
         // Only a due time sooner than the interval shortens the wait (a far one,
         // up to INT64_MAX, must not overflow the steady clock).
         int64_t now_us = ToMicros(o_.Now());
-        if (next_due_us_ < now_us + options_.interval.count()) {
+        if (next_due_us < now_us + options_.interval.count()) {
           auto due =
-              std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(next_due_us_ - now_us, 0));
+              std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(next_due_us - now_us, 0));
           deadline = std::min(deadline, due);
         }
       }
-      if (more_) continue;
+      if (more) continue;
       o_.WaitForCommit(epoch, deadline);
     }
     return total;
   }
 
-  void Start() {
-    std::lock_guard l(thread_mu_);
+  void Start() EXCLUDES(thread_mu_) {
+    internal::MutexLock l(thread_mu_);
     if (thread_.joinable()) return;
     thread_ = std::jthread([this](std::stop_token st) { (void)Run(st); });
   }
 
-  void Stop() {
-    std::lock_guard l(thread_mu_);
+  void Stop() EXCLUDES(thread_mu_) {
+    internal::MutexLock l(thread_mu_);
     if (thread_.joinable()) {
       thread_.request_stop();
       thread_.join();
     }
   }
 
-  RelayStats stats() const {
-    std::lock_guard l(stats_mu_);
+  RelayStats stats() const EXCLUDES(stats_mu_) {
+    internal::MutexLock l(stats_mu_);
     return totals_;
   }
 
@@ -164,7 +170,7 @@ class Relay::Impl {
     return out;
   }
 
-  Result<RelayStats> RunStreams(bool only_changed) {
+  Result<RelayStats> RunStreams(bool only_changed) REQUIRES(run_mu_) {
     if (invalid_) return tl::unexpected(*invalid_);
     // Holds the Outbox open for the pass (never across the loop's wait).
     JM_ASSIGN_OR_RETURN(auto guard, o_.Enter("Relay"));
@@ -200,7 +206,7 @@ class Relay::Impl {
       next_due_us_ = std::min(next_due_us_, r->next_due_us);
     }
     {
-      std::lock_guard l(stats_mu_);
+      internal::MutexLock l(stats_mu_);
       totals_ += stats;
     }
     if (first_error) return tl::unexpected(*first_error);
@@ -215,14 +221,14 @@ class Relay::Impl {
   // Runs batches of stream `s` until it has nothing due, is blocked, or has
   // used `max_batches`; adds what they did to `stats` (batch by batch, so an
   // error keeps the counts of the batches before it).
-  Result<DrainResult> Drain(StreamState& s, size_t max_batches, RelayStats& stats) {
-    std::unique_lock dl(s.delivery_mu, std::try_to_lock);
+  Result<DrainResult> Drain(StreamState& s, size_t max_batches, RelayStats& stats) REQUIRES(run_mu_) {
     DrainResult out;
-    if (!dl.owns_lock()) {
+    if (!s.delivery_mu.TryLock()) {
       ++stats.busy;
       out.next_due_us = ToMicros(o_.Now()) + options_.interval.count();
       return out;
     }
+    internal::MutexLock dl(s.delivery_mu, std::adopt_lock);
     s.claims.BeginPass();
     struct PassEnd {
       StreamState& s;
@@ -299,8 +305,8 @@ class Relay::Impl {
   // Reads, publishes and acknowledges one batch of stream `s`, in named steps:
   // Settle, OpenIterators, the claims' Snapshot, ReadBatch, AckRetries, AckPending,
   // CommitBatch.
-  // REQUIRES: s.delivery_mu held, s.claims.BeginPass() called.
-  Result<BatchResult> Batch(StreamState& s, DrainIterators& iters) {
+  // s.claims.BeginPass() called.
+  Result<BatchResult> Batch(StreamState& s, DrainIterators& iters) REQUIRES(run_mu_, s.delivery_mu) {
     const internal::StreamConfig config = s.config();
     const Timestamp now = o_.Now();
     JM_ASSIGN_OR_RETURN(const Window w, Settle(s));
@@ -346,7 +352,7 @@ class Relay::Impl {
   // New iterators when the cursor is not where the pending one stands (a
   // rewind, a batch that stopped early) or when it has read everything up to
   // its horizon and more has become durable since.
-  void OpenIterators(StreamState& s, DrainIterators& iters, const Window& w) {
+  void OpenIterators(StreamState& s, DrainIterators& iters, const Window& w) REQUIRES(run_mu_) {
     const bool pending_done = !iters.pending || !iters.pending->Valid();
     if (iters.retry && (iters.next_seq != w.cursor || (pending_done && w.horizon > iters.horizon))) iters.Reset();
     if (iters.retry) return;
@@ -366,11 +372,13 @@ class Relay::Impl {
     }
   }
 
-  bool IsClaimed(uint64_t seq) const { return std::binary_search(claims_.begin(), claims_.end(), seq); }
+  bool IsClaimed(uint64_t seq) const REQUIRES(run_mu_) {
+    return std::binary_search(claims_.begin(), claims_.end(), seq);
+  }
 
   // Reads the record under `it`: its key, and unless claimed its value,
   // checked by internal::CheckRecord (the tool's `verify` check, signature included).
-  Record ReadRecord(const StreamState& s, const internal::StateRange& it) {
+  Record ReadRecord(const StreamState& s, const internal::StateRange& it) REQUIRES(run_mu_) {
     Record r;
     std::string_view key = it.raw_key();
     std::memcpy(r.key.bytes, key.data(), std::min<size_t>(key.size(), sizeof r.key.bytes));
@@ -401,7 +409,7 @@ class Relay::Impl {
   // Reads the due retries into retries_ (keys ordered by due time; the
   // iterator stays on the first one not yet due), then pending records from
   // the cursor into pendings_: batch_size records at most.
-  Result<Flow> ReadBatch(const StreamState& s, DrainIterators& iters, Timestamp now) {
+  Result<Flow> ReadBatch(const StreamState& s, DrainIterators& iters, Timestamp now) REQUIRES(run_mu_) {
     const int64_t now_us = ToMicros(now);
     arena_.Reset();
     retries_.clear();
@@ -443,7 +451,7 @@ class Relay::Impl {
 
   // Publishes the decoded, untampered events of `recs` in one call; each
   // record's outcome is results_[r.event_index].
-  void Publish(std::vector<Record>& recs, bool ordered) {
+  void Publish(std::vector<Record>& recs, bool ordered) REQUIRES(run_mu_) {
     events_.clear();
     for (Record& r : recs) {
       if (!r.env || r.tampered) continue;
@@ -464,7 +472,7 @@ class Relay::Impl {
   }
 
   // Publishes the due retries (unordered) and records their outcomes.
-  void AckRetries(DeliveryBatch& batch) {
+  void AckRetries(DeliveryBatch& batch) REQUIRES(run_mu_) {
     Publish(retries_, /*ordered=*/false);
     const bool keep_as_sent = !o_.options.delete_after_send;
     for (Record& r : retries_) {
@@ -497,7 +505,8 @@ class Relay::Impl {
   // storage/delivery_log.h): the cursor persisted with the batch says it was
   // sent, and its run says when. Stops at an unattempted event or a blocked
   // keep-order head.
-  Walk AckPending(DeliveryBatch& batch, const internal::StreamConfig& config, uint64_t cursor, Flow flow) {
+  Walk AckPending(DeliveryBatch& batch, const internal::StreamConfig& config, uint64_t cursor, Flow flow)
+      REQUIRES(run_mu_) {
     bool ordered = config.strategy == Strategy::kKeepOrder;
     for (const Record& r : pendings_)
       ordered |= r.env && r.env->event.strategy == Strategy::kKeepOrder;
@@ -551,12 +560,12 @@ class Relay::Impl {
   // Whether `seq` lies past the first seq the pass must not touch: the
   // persisted cursor stops there (CommitBatch), so a delivery there cannot be
   // implied by it.
-  bool AbovePersistable(uint64_t seq) const { return seq > persist_limit_; }
+  bool AbovePersistable(uint64_t seq) const REQUIRES(run_mu_) { return seq > persist_limit_; }
 
   // Writes the batch with the cursor, then advances the in-memory cursor.
   // The persisted cursor never passes a claimed seq, wherever an earlier pass
   // left the cursor (core/claim_table.h).
-  Status CommitBatch(StreamState& s, DeliveryBatch& batch, uint64_t new_cursor) {
+  Status CommitBatch(StreamState& s, DeliveryBatch& batch, uint64_t new_cursor) REQUIRES(run_mu_, s.delivery_mu) {
     const uint64_t persist = std::min({new_cursor, persist_limit_, s.rewind.load(std::memory_order_acquire)});
     if (persist != s.persisted_cursor) batch.SetCursor(persist);
     JM_RETURN_IF_ERROR(batch.Commit());
@@ -570,25 +579,28 @@ class Relay::Impl {
   std::shared_ptr<Publisher> publisher_;
   RelayOptions options_;
   std::optional<Error> invalid_;
-  std::mt19937_64 rng_;
 
-  std::mutex run_mu_;
-  std::map<StreamState*, Memo> memo_;
-  int64_t next_due_us_ = kNever;
-  bool more_ = false;
+  // One pass at a time (RunOnce, the loop); the pass's state and scratch
+  // buffers.
+  internal::Mutex run_mu_;
+  // Guarded by run_mu_.
+  std::mt19937_64 rng_ GUARDED_BY(run_mu_);
+  std::map<StreamState*, Memo> memo_ GUARDED_BY(run_mu_);
+  int64_t next_due_us_ GUARDED_BY(run_mu_) = kNever;
+  bool more_ GUARDED_BY(run_mu_) = false;
+  AlignedArena arena_ GUARDED_BY(run_mu_);
+  std::vector<Record> retries_ GUARDED_BY(run_mu_), pendings_ GUARDED_BY(run_mu_);
+  std::vector<Event> events_ GUARDED_BY(run_mu_);
+  std::vector<Status> results_ GUARDED_BY(run_mu_);
+  std::vector<uint64_t> claims_ GUARDED_BY(run_mu_);
 
-  AlignedArena arena_;
-  std::vector<Record> retries_, pendings_;
-  std::vector<Event> events_;
-  std::vector<Status> results_;
-  std::vector<uint64_t> claims_;
-  uint64_t persist_limit_ = UINT64_MAX;  // of the current batch: see Batch
+  uint64_t persist_limit_ GUARDED_BY(run_mu_) = UINT64_MAX;  // of the current batch: see Batch
 
-  mutable std::mutex stats_mu_;
-  RelayStats totals_;
+  mutable internal::Mutex stats_mu_;
+  RelayStats totals_ GUARDED_BY(stats_mu_);
 
-  std::mutex thread_mu_;
-  std::jthread thread_;
+  internal::Mutex thread_mu_;
+  std::jthread thread_ GUARDED_BY(thread_mu_);
 };
 
 Relay::Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options)

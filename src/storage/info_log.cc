@@ -15,7 +15,7 @@ namespace jaiminho::internal {
 InfoLog::InfoLog(std::string file, rocksdb::InfoLogLevel level) : rocksdb::Logger(level), file_(std::move(file)) {}
 
 InfoLog::~InfoLog() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
@@ -48,7 +48,7 @@ void InfoLog::Logv(const char* format, va_list ap) {
     line += big;
   }
   if (line.empty() || line.back() != '\n') line.push_back('\n');
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   Append(std::move(line));
 }
 
@@ -90,12 +90,12 @@ void InfoLog::AppendToFile(const std::string& line) {
 }
 
 std::vector<std::string> InfoLog::Lines() const {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   return {lines_.begin(), lines_.end()};
 }
 
 uint64_t InfoLog::dropped() const {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   return dropped_;
 }
 

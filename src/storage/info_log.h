@@ -15,9 +15,10 @@
 #include <cstdarg>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace jaiminho::internal {
 
@@ -33,24 +34,27 @@ class InfoLog final : public rocksdb::Logger {
   ~InfoLog() override;
 
   using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override;
+  void Logv(const char* format, va_list ap) EXCLUDES(mu_) override;
 
   // The lines kept in memory, oldest first (empty in file mode).
-  std::vector<std::string> Lines() const;
+  std::vector<std::string> Lines() const EXCLUDES(mu_);
   // Lines that could not be written to the file.
-  uint64_t dropped() const;
+  uint64_t dropped() const EXCLUDES(mu_);
 
  private:
-  void Append(std::string line);  // REQUIRES: mu_ held
-  void AppendToFile(const std::string& line);
+  void Append(std::string line) REQUIRES(mu_);
+  void AppendToFile(const std::string& line) REQUIRES(mu_);
 
+  // Constant after construction.
   const std::string file_;
-  mutable std::mutex mu_;
-  std::deque<std::string> lines_;  // guarded by mu_
-  size_t bytes_ = 0;               // guarded by mu_
-  int fd_ = -1;                    // guarded by mu_
-  uint64_t file_size_ = 0;         // guarded by mu_
-  uint64_t dropped_ = 0;           // guarded by mu_
+
+  mutable Mutex mu_;
+  // Guarded by mu_.
+  std::deque<std::string> lines_ GUARDED_BY(mu_);
+  size_t bytes_ GUARDED_BY(mu_) = 0;
+  int fd_ GUARDED_BY(mu_) = -1;
+  uint64_t file_size_ GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace jaiminho::internal

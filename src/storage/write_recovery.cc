@@ -18,7 +18,7 @@ void WriteRecovery::OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
   // a resume, as its automatic recovery is turned off below.
   if (!fatal && !OutOfSpace(*error) && error->severity() < rocksdb::Status::Severity::kHardError) return;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     cause_ = error->ToString();
   }
   if (fatal) fatal_.store(true, std::memory_order_release);
@@ -34,7 +34,7 @@ void WriteRecovery::OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason
 }
 
 std::string WriteRecovery::Cause() const {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   return cause_;
 }
 
@@ -47,7 +47,7 @@ Error WriteRecovery::Fatal(std::string_view what, std::string_view detail) const
 
 Status WriteRecovery::ResumeIfStopped(rocksdb::DB* db, std::string_view what) {
   if (!stopped_.load(std::memory_order_acquire)) return {};
-  std::lock_guard g(resume_mu_);
+  MutexLock g(resume_mu_);
   if (!stopped_.load(std::memory_order_acquire)) return {};
   if (fatal_.load(std::memory_order_acquire)) return tl::unexpected(Fatal(what, ""));
   auto s = db->Resume();

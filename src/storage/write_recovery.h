@@ -16,11 +16,11 @@
 #include <rocksdb/listener.h>
 
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "jaiminho/result.h"
+#include "util/mutex.h"
 
 namespace jaiminho::internal {
 
@@ -29,13 +29,13 @@ class WriteRecovery final : public rocksdb::EventListener {
   explicit WriteRecovery(std::string path) : path_(std::move(path)) {}
   const char* Name() const override { return "JaiminhoWriteRecovery"; }
 
-  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override;
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) EXCLUDES(mu_) override;
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status error, bool* auto_recovery) override;
 
   // Before a write: when RocksDB stopped writes, asks it to resume. OK when
   // writes may go on; kResourceExhausted while there is still no room;
   // kFatal when the instance cannot resume. `what`: "commit to /var/gw.db".
-  Status ResumeIfStopped(rocksdb::DB* db, std::string_view what);
+  Status ResumeIfStopped(rocksdb::DB* db, std::string_view what) EXCLUDES(resume_mu_, mu_);
 
   // The error a failed write reports to its caller (see result.h): kFatal when
   // RocksDB stopped for good, kResourceExhausted when out of space, else as
@@ -47,15 +47,15 @@ class WriteRecovery final : public rocksdb::EventListener {
                std::string_view what);
 
  private:
-  std::string Cause() const;
-  Error Fatal(std::string_view what, std::string_view detail) const;
+  std::string Cause() const EXCLUDES(mu_);
+  Error Fatal(std::string_view what, std::string_view detail) const EXCLUDES(mu_);
 
   const std::string path_;
-  std::mutex resume_mu_;  // one DB::Resume at a time
+  Mutex resume_mu_;  // one DB::Resume at a time
   std::atomic<bool> stopped_{false};
   std::atomic<bool> fatal_{false};
-  mutable std::mutex mu_;
-  std::string cause_;  // guarded by mu_: the background error that stopped writes
+  mutable Mutex mu_;
+  std::string cause_ GUARDED_BY(mu_);  // the background error that stopped writes
 };
 
 }  // namespace jaiminho::internal

@@ -8,7 +8,7 @@ Progress::Progress(std::ostream& err, bool enabled, std::string label)
     : err_(err), enabled_(enabled), label_(std::move(label)), start_(std::chrono::steady_clock::now()) {}
 
 void Progress::Add(uint64_t n) {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   count_ += n;
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
@@ -18,14 +18,14 @@ void Progress::Add(uint64_t n) {
 }
 
 void Progress::Clear() {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   if (!enabled_ || !drawn_) return;
   err_ << "\r\x1b[K" << std::flush;
   drawn_ = false;
 }
 
 void Progress::Finish() {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   if (!enabled_ || count_ == 0) return;
   Draw(true);
   err_ << "\n" << std::flush;
@@ -33,7 +33,7 @@ void Progress::Finish() {
 }
 
 uint64_t Progress::count() const {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   return count_;
 }
 

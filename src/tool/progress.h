@@ -10,9 +10,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <ostream>
 #include <string>
+
+#include "util/mutex.h"
 
 namespace jaiminho::tool {
 
@@ -23,26 +24,29 @@ class Progress {
   Progress& operator=(const Progress&) = delete;
 
   // Counts `n` more events; redraws the line at most ten times a second.
-  void Add(uint64_t n = 1);
+  void Add(uint64_t n = 1) EXCLUDES(mu_);
   // Erases the progress line, so that other output to the same terminal starts
   // on a clean line. The next Add draws it again.
-  void Clear();
+  void Clear() EXCLUDES(mu_);
   // Draws the final count and rate and ends the line (when anything was drawn).
-  void Finish();
+  void Finish() EXCLUDES(mu_);
 
-  uint64_t count() const;
+  uint64_t count() const EXCLUDES(mu_);
 
  private:
-  void Draw(bool final);  // REQUIRES: mu_ held
+  void Draw(bool final) REQUIRES(mu_);
 
+  // Constant after construction (err_ is written under mu_).
   std::ostream& err_;
   const bool enabled_;
   const std::string label_;
   const std::chrono::steady_clock::time_point start_;
-  mutable std::mutex mu_;
-  uint64_t count_ = 0;                               // guarded by mu_
-  std::chrono::steady_clock::time_point last_draw_;  // guarded by mu_
-  bool drawn_ = false;                               // guarded by mu_
+
+  mutable internal::Mutex mu_;
+  // Guarded by mu_.
+  uint64_t count_ GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point last_draw_ GUARDED_BY(mu_);
+  bool drawn_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace jaiminho::tool

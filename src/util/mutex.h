@@ -47,12 +47,32 @@ class CAPABILITY("mutex") Mutex {
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
+  // Takes over `mu`, already held (after a successful TryLock).
+  MutexLock(Mutex& mu, std::adopt_lock_t /*adopt*/) REQUIRES(mu) : mu_(mu) {}
   ~MutexLock() RELEASE() { mu_.Unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
  private:
   Mutex& mu_;
+};
+
+// Holds `mu` from construction until Release() or the end of the scope.
+class SCOPED_CAPABILITY ReleasableMutexLock {
+ public:
+  explicit ReleasableMutexLock(Mutex& mu) ACQUIRE(mu) : mu_(&mu) { mu_->Lock(); }
+  ~ReleasableMutexLock() RELEASE() {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+  void Release() RELEASE() {
+    mu_->Unlock();
+    mu_ = nullptr;
+  }
+  ReleasableMutexLock(const ReleasableMutexLock&) = delete;
+  ReleasableMutexLock& operator=(const ReleasableMutexLock&) = delete;
+
+ private:
+  Mutex* mu_;
 };
 
 // A reader-writer mutex (std::shared_mutex): Lock/Unlock for writers,

@@ -132,7 +132,7 @@ Status MosquittoBroker::Launch() {
   }
   pid_ = pid;
   {
-    std::lock_guard l(mu_);
+    internal::MutexLock l(mu_);
     eof_ = false;
     log_start_ = log_.size();
   }
@@ -140,10 +140,11 @@ Status MosquittoBroker::Launch() {
   // Ready when the broker says it runs (or fails when its output ends first).
   bool ready = false;
   {
-    std::unique_lock l(mu_);
-    ready = cv_.wait_for(l, options_.ready_timeout, [&] {
-      return eof_ || log_.find(" running", log_start_) != std::string::npos;
-    }) && !eof_;
+    internal::MutexLock l(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+    while (!eof_ && log_.find(" running", log_start_) == std::string::npos && cv_.WaitUntil(mu_, deadline)) {
+    }
+    ready = !eof_ && log_.find(" running", log_start_) != std::string::npos;
   }
   if (ready) ready = TryConnect(options_.port, options_.ready_timeout);
   if (!ready) {
@@ -161,14 +162,14 @@ void MosquittoBroker::Drain(int fd) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    std::lock_guard l(mu_);
+    internal::MutexLock l(mu_);
     log_.append(buf, static_cast<size_t>(n));
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   ::close(fd);
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   eof_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Status MosquittoBroker::Stop() {
@@ -176,8 +177,11 @@ Status MosquittoBroker::Stop() {
   ::kill(pid_, SIGCONT);  // a paused broker cannot handle SIGTERM
   ::kill(pid_, SIGTERM);
   {
-    std::unique_lock l(mu_);
-    if (!cv_.wait_for(l, std::chrono::seconds(10), [&] { return eof_; })) ::kill(pid_, SIGKILL);
+    internal::MutexLock l(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!eof_ && cv_.WaitUntil(mu_, deadline)) {
+    }
+    if (!eof_) ::kill(pid_, SIGKILL);
   }
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
@@ -205,7 +209,7 @@ MosquittoBroker::~MosquittoBroker() {
 }
 
 std::string MosquittoBroker::log() const {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   return log_;
 }
 

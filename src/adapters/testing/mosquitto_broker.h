@@ -16,14 +16,13 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "jaiminho/result.h"
+#include "util/mutex.h"
 
 namespace jaiminho::testing {
 
@@ -72,22 +71,22 @@ class MosquittoBroker {
   uint16_t port() const { return options_.port; }
   std::string host() const { return "127.0.0.1"; }
   // Everything the broker wrote to stdout and stderr, across restarts.
-  std::string log() const;
+  std::string log() const EXCLUDES(mu_);
 
  private:
   explicit MosquittoBroker(MosquittoBrokerOptions options) : options_(std::move(options)) {}
-  Status Launch();
-  void Drain(int fd);
+  Status Launch() EXCLUDES(mu_);
+  void Drain(int fd) EXCLUDES(mu_);
 
   MosquittoBrokerOptions options_;
   std::string config_path_{};
   pid_t pid_ = -1;
   std::thread drain_{};
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::string log_{};     // GUARDED_BY(mu_)
-  bool eof_ = false;      // GUARDED_BY(mu_): the current child closed its output
-  size_t log_start_ = 0;  // GUARDED_BY(mu_): where the current child's log begins
+  mutable internal::Mutex mu_;
+  internal::CondVar cv_;
+  std::string log_ GUARDED_BY(mu_){};
+  bool eof_ GUARDED_BY(mu_) = false;      // the current child closed its output
+  size_t log_start_ GUARDED_BY(mu_) = 0;  // where the current child's log begins
 };
 
 }  // namespace jaiminho::testing

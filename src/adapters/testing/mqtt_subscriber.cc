@@ -37,9 +37,9 @@ Result<std::unique_ptr<MqttSubscriber>> MqttSubscriber::Connect(MqttSubscriberOp
 
 MqttSubscriber::~MqttSubscriber() {
   {
-    std::lock_guard l(mu_);
+    internal::MutexLock l(mu_);
     stop_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   mosquitto_disconnect(mosq_);
   if (thread_.joinable()) thread_.join();
@@ -56,7 +56,7 @@ int MqttSubscriber::ConnectOnce() {
 
 void MqttSubscriber::Run() {
   auto stopping = [&] {
-    std::lock_guard l(mu_);
+    internal::MutexLock l(mu_);
     return stop_;
   };
   while (!stopping()) {
@@ -64,11 +64,13 @@ void MqttSubscriber::Run() {
     while (rc == MOSQ_ERR_SUCCESS && !stopping()) {
       rc = mosquitto_loop(mosq_, 100, 1);
     }
-    std::unique_lock l(mu_);
+    internal::MutexLock l(mu_);
     subscribed_ = false;
     // Reconnect pace while the broker is away (a retry interval, not a wait
     // for some event of ours).
-    cv_.wait_for(l, std::chrono::milliseconds(50), [&] { return stop_; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
+    }
   }
 }
 
@@ -80,9 +82,9 @@ void MqttSubscriber::OnConnect(mosquitto* m, void* self, int rc, int, const mosq
 void MqttSubscriber::OnSubscribe(mosquitto*, void* self, int, int count, const int* granted,
                                  const mosquitto_property*) {
   auto* s = static_cast<MqttSubscriber*>(self);
-  std::lock_guard l(s->mu_);
+  internal::MutexLock l(s->mu_);
   s->subscribed_ = count == 1 && granted[0] == 1;
-  s->cv_.notify_all();
+  s->cv_.SignalAll();
 }
 
 void MqttSubscriber::OnMessage(mosquitto*, void* self, const mosquitto_message* msg, const mosquitto_property* props) {
@@ -103,35 +105,47 @@ void MqttSubscriber::OnMessage(mosquitto*, void* self, const mosquitto_message* 
     r.content_type = value;
     std::free(value);
   }
-  std::lock_guard l(s->mu_);
+  internal::MutexLock l(s->mu_);
   s->messages_.push_back(std::move(r));
-  s->cv_.notify_all();
+  s->cv_.SignalAll();
 }
 
 std::vector<ReceivedMessage> MqttSubscriber::messages() const {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   return messages_;
 }
 
 size_t MqttSubscriber::count() const {
-  std::lock_guard l(mu_);
+  internal::MutexLock l(mu_);
   return messages_.size();
 }
 
 bool MqttSubscriber::WaitFor(size_t n, std::chrono::milliseconds timeout) const {
-  std::unique_lock l(mu_);
-  return cv_.wait_for(l, timeout, [&] { return messages_.size() >= n; });
+  internal::MutexLock l(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (messages_.size() < n) {
+    if (!cv_.WaitUntil(mu_, deadline)) return messages_.size() >= n;
+  }
+  return true;
 }
 
 bool MqttSubscriber::WaitUntil(const std::function<bool(const std::vector<ReceivedMessage>&)>& done,
                                std::chrono::milliseconds timeout) const {
-  std::unique_lock l(mu_);
-  return cv_.wait_for(l, timeout, [&] { return done(messages_); });
+  internal::MutexLock l(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done(messages_)) {
+    if (!cv_.WaitUntil(mu_, deadline)) return done(messages_);
+  }
+  return true;
 }
 
 bool MqttSubscriber::WaitSubscribed(std::chrono::milliseconds timeout) const {
-  std::unique_lock l(mu_);
-  return cv_.wait_for(l, timeout, [&] { return subscribed_; });
+  internal::MutexLock l(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!subscribed_) {
+    if (!cv_.WaitUntil(mu_, deadline)) return subscribed_;
+  }
+  return true;
 }
 
 }  // namespace jaiminho::testing

@@ -14,11 +14,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -26,6 +24,7 @@
 #include <vector>
 
 #include "jaiminho/result.h"
+#include "util/mutex.h"
 
 struct mosquitto;
 struct mosquitto_message;
@@ -64,15 +63,15 @@ class MqttSubscriber {
   MqttSubscriber(const MqttSubscriber&) = delete;
   MqttSubscriber& operator=(const MqttSubscriber&) = delete;
 
-  std::vector<ReceivedMessage> messages() const;
-  size_t count() const;
+  std::vector<ReceivedMessage> messages() const EXCLUDES(mu_);
+  size_t count() const EXCLUDES(mu_);
   // Waits until at least `n` messages arrived; false on timeout.
-  bool WaitFor(size_t n, std::chrono::milliseconds timeout) const;
+  bool WaitFor(size_t n, std::chrono::milliseconds timeout) const EXCLUDES(mu_);
   // Waits until `done(messages)` holds; false on timeout.
   bool WaitUntil(const std::function<bool(const std::vector<ReceivedMessage>&)>& done,
-                 std::chrono::milliseconds timeout) const;
+                 std::chrono::milliseconds timeout) const EXCLUDES(mu_);
   // Waits until subscribed on a live connection; false on timeout.
-  bool WaitSubscribed(std::chrono::milliseconds timeout) const;
+  bool WaitSubscribed(std::chrono::milliseconds timeout) const EXCLUDES(mu_);
 
  private:
   explicit MqttSubscriber(MqttSubscriberOptions options) : options_(std::move(options)) {}
@@ -85,11 +84,11 @@ class MqttSubscriber {
   MqttSubscriberOptions options_;
   mosquitto* mosq_ = nullptr;
   std::thread thread_{};
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  bool stop_ = false;                        // GUARDED_BY(mu_)
-  bool subscribed_ = false;                  // GUARDED_BY(mu_)
-  std::vector<ReceivedMessage> messages_{};  // GUARDED_BY(mu_)
+  mutable internal::Mutex mu_;
+  mutable internal::CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool subscribed_ GUARDED_BY(mu_) = false;
+  std::vector<ReceivedMessage> messages_ GUARDED_BY(mu_){};
 };
 
 }  // namespace jaiminho::testing
