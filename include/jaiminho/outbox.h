@@ -150,7 +150,6 @@ class Outbox {
   rocksdb::DB* db() const;
 
  private:
-  friend class OutboxImpl;
   friend class OutboxAccess;
   explicit Outbox(std::unique_ptr<OutboxImpl> impl);
   std::unique_ptr<OutboxImpl> impl_;

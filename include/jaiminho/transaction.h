@@ -19,7 +19,6 @@
 // transactions may commit concurrently.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -116,41 +115,24 @@ class Transaction {
   // Forgets everything added so far.
   void Clear();
 
-  size_t event_count() const { return events_.size(); }
-  size_t op_count() const { return ops_.size(); }
-  bool empty() const { return ops_.empty() && events_.empty(); }
+  size_t event_count() const;
+  size_t op_count() const;
+  bool empty() const;
 
  private:
-  friend class Outbox;
-  friend class OutboxImpl;
-  friend class Committer;
-  friend class InlinePublisher;
+  // The representation (src/core/transaction_internal.h).
+  friend class TransactionInternal;
+  struct Op;
+  struct PendingEvent;
   explicit Transaction(OutboxImpl* outbox);
-
-  enum class OpType : uint8_t { kPut, kDelete, kMerge };
-  struct Op {
-    OpType type;
-    rocksdb::ColumnFamilyHandle* family;
-    uint32_t key_offset, key_size;
-    uint32_t value_offset, value_size;
-  };
-  struct PendingEvent {
-    Stream* stream;
-    Strategy strategy;
-    uint32_t offset, size;           // envelope bytes in arena_
-    uint32_t seq_field;              // offset of the seq scalar inside the envelope
-    uint64_t seq;                    // assigned at commit
-    uint32_t sig_field;              // offset of the signature bytes; 0 when unsigned
-    std::array<uint8_t, 32> digest;  // of the signed fields, when signed
-  };
 
   Status Fail(Error e);
   uint32_t Append(std::string_view bytes);
 
   OutboxImpl* outbox_{};
   std::string arena_{};
-  std::vector<Op> ops_{};
-  std::vector<PendingEvent> events_{};
+  std::vector<Op> ops_;
+  std::vector<PendingEvent> events_;
   std::optional<Error> error_{};
 };
 

@@ -7,6 +7,7 @@
 #include "clean/cleaner.h"
 #include "commit/committer.h"
 #include "core/outbox_impl.h"
+#include "core/transaction_internal.h"
 #include "delivery/inline.h"
 #include "jaiminho/version.h"
 #include "storage/check.h"
@@ -385,7 +386,7 @@ Result<BusinessFamily> Outbox::Business(std::string_view name) const {
 }
 
 Transaction Outbox::Begin() {
-  return Transaction(impl_.get());
+  return TransactionInternal::Begin(impl_.get());
 }
 
 Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std::string_view key) const {
