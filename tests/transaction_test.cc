@@ -133,6 +133,27 @@ TEST_F(TransactionTest, EmitEncodesWithTheDefaultCodecOrAGivenOne) {
   EXPECT_EQ(m->encoding, "application/json");
 }
 
+// A codec with state: Emit must encode with the instance it is given.
+struct Prefixed {
+  std::string prefix;
+  std::string kEncoding;
+  std::string Encode(const std::string& s) const { return prefix + s; }
+};
+
+TEST_F(TransactionTest, EmitEncodesWithTheCodecInstanceItIsGiven) {
+  auto txn = outbox_->Begin();
+  ASSERT_OK(txn.Emit(*telemetry_, "a.v1", std::string("hi"), {}, Prefixed{"a:", "text/a"}));
+  Prefixed b{"b:", "text/b"};
+  ASSERT_OK(txn.Emit(*telemetry_, "b.v1", std::string("hi"), {}, b));
+  ASSERT_OK(txn.Commit());
+  ASSERT_OK_AND_ASSIGN(StoredEvent a, outbox_->Find(*telemetry_, 1));
+  EXPECT_EQ(a->payload, "a:hi");
+  EXPECT_EQ(a->encoding, "text/a");
+  ASSERT_OK_AND_ASSIGN(StoredEvent bb, outbox_->Find(*telemetry_, 2));
+  EXPECT_EQ(bb->payload, "b:hi");
+  EXPECT_EQ(bb->encoding, "text/b");
+}
+
 TEST_F(TransactionTest, OversizedPayloadPoisonsTheTransactionAndWritesNothing) {
   auto txn = outbox_->Begin();
   ASSERT_OK(txn.Put(devices_, "dev/1", "v"));

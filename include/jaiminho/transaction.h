@@ -93,18 +93,17 @@ class Transaction {
   // headers (names and values) exceed OutboxOptions::max_payload_bytes.
   [[nodiscard]] Status Enqueue(Stream& stream, const Message& message);
 
-  // Encodes `value` with `codec` (default: Codec<T>) and enqueues it with
-  // type `type` (the handler name).
+  // Encodes `value` with `codec` (default: Codec<T>{}; a codec with state is
+  // used as given) and enqueues it with type `type` (the handler name).
   template <class T, class C = Codec<T>>
   requires CodecFor<C, T>
   [[nodiscard]] Status Emit(Stream& stream, std::string_view type, const T& value, EmitOptions options = {},
                             const C& codec = C{}) {
-    (void)codec;
-    const auto& encoded = C::Encode(value);
+    const auto& encoded = codec.Encode(value);
     return Enqueue(stream, Message{.type = type,
                                    .key = options.key,
                                    .payload = std::string_view(encoded),
-                                   .encoding = C::kEncoding,
+                                   .encoding = codec.kEncoding,
                                    .headers = options.headers,
                                    .strategy = options.strategy});
   }
