@@ -284,7 +284,7 @@ TEST(KafkaPublisher, PublishBatchThroughputOnTheMockCluster) {
   auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < kN; i += 256) {
     size_t n = std::min<size_t>(256, kN - i);
-    kafka->PublishBatch(std::span(events).subspan(i, n), true, std::span(results).subspan(i, n));
+    kafka->PublishBatch(std::span(events).subspan(i, n), Order::kKeep, std::span(results).subspan(i, n));
   }
   double batch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (size_t i = 0; i < kN; ++i)

@@ -150,7 +150,7 @@ TEST(MqttPublisher, PublishBatchPipelinesAndConfirmsEveryPuback) {
   std::vector<Status> results(kN);
   ASSERT_TRUE(mqtt->WaitConnected(kWait)) << mqtt->last_error();  // time the publishing, not the connecting
   auto start = std::chrono::steady_clock::now();
-  mqtt->PublishBatch(events, true, results);
+  mqtt->PublishBatch(events, Order::kKeep, results);
   auto batch_time = std::chrono::steady_clock::now() - start;
   for (size_t i = 0; i < kN; ++i)
     ASSERT_TRUE(results[i].has_value()) << i << ": " << results[i].error().ToString();
@@ -182,7 +182,7 @@ TEST(MqttPublisher, OrderedBatchSendsNothingAfterTheFirstFailure) {
   // "bad+" expands to a topic with a wildcard: not publishable.
   std::vector<Event> events = f.Make("o", {"a", "bad+", "c", "d"});
   std::vector<Status> results(events.size());
-  mqtt->PublishBatch(events, true, results);
+  mqtt->PublishBatch(events, Order::kKeep, results);
   ASSERT_OK(results[0]);
   ASSERT_ERROR(results[1], ErrorCode::kRejected);
   EXPECT_NE(results[1].error().message().find("wildcard"), std::string::npos) << results[1].error().message();
@@ -198,7 +198,7 @@ TEST(MqttPublisher, OrderedBatchSendsNothingAfterTheFirstFailure) {
   EXPECT_EQ(msgs[0].topic, "o/a");
 
   // Unordered: every event is attempted on its own.
-  mqtt->PublishBatch(events, false, results);
+  mqtt->PublishBatch(events, Order::kAny, results);
   ASSERT_OK(results[0]);
   ASSERT_ERROR(results[1], ErrorCode::kRejected);
   ASSERT_OK(results[2]);

@@ -127,7 +127,7 @@ class MqttPublisher final : public Publisher {
   // first event that cannot be sent, the rest are reported kAborted, and an
   // event acknowledged after an earlier failure is reported kAborted too (the
   // relay sends it again after the failed one: a duplicate, never a gap).
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) override;
+  void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) override;
 
   // True while connected (CONNACK received, connection not lost).
   bool connected() const;
