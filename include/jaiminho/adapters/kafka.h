@@ -109,8 +109,8 @@ class KafkaPublisher final : public Publisher {
 
   Status Publish(const Event& event) override;
 
-  // Produces every event, then waits for all their delivery reports. When
-  // `ordered`, producing stops at the first event that cannot be queued (the
+  // Produces every event, then waits for all their delivery reports. With
+  // Order::kKeep, producing stops at the first event that cannot be queued (the
   // rest are kAborted), and an event delivered after an earlier failure is
   // reported kAborted (it is sent again after the failed one: a duplicate,
   // never a gap).

@@ -123,7 +123,7 @@ class MqttPublisher final : public Publisher {
   // Pipelines the events on the connection (one PUBLISH each, without waiting
   // in between), then waits for all their PUBACKs. The broker handles them in
   // order, so a connection loss or a timeout fails the first unacknowledged
-  // event and everything after it. When `ordered`, publishing stops at the
+  // event and everything after it. With Order::kKeep, publishing stops at the
   // first event that cannot be sent, the rest are reported kAborted, and an
   // event acknowledged after an earlier failure is reported kAborted too (the
   // relay sends it again after the failed one: a duplicate, never a gap).
