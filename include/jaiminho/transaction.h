@@ -40,15 +40,15 @@ namespace jaiminho {
 class Stream;
 class OutboxImpl;
 
-// A business column family, from Outbox::Business(). Valid while the Outbox is
-// open. Only values from Outbox::Business (or copies of them) are accepted by
+// A business column family, from Outbox::FindBusinessFamily(). Valid while the Outbox is
+// open. Only values from Outbox::FindBusinessFamily (or copies of them) are accepted by
 // that Outbox: a default-constructed or hand-made one, or one of another
 // Outbox, is refused with kInvalidArgument.
 struct BusinessFamily {
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   std::string_view name{};
   bool has_merge_operator = false;
-  // The Outbox that returned it (opaque; set by Outbox::Business).
+  // The Outbox that returned it (opaque; set by Outbox::FindBusinessFamily).
   const void* owner = nullptr;
 };
 

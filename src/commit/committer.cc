@@ -66,7 +66,7 @@ Result<bool> Committer::Commit(Transaction& txn, bool sync) {
   if (!writers_.empty()) writers_.front()->cv.notify_one();
   l.unlock();
 
-  if (st) outbox_->NotifyCommit();
+  if (st) outbox_->WakeRelays();
   return st;
 }
 

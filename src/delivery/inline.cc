@@ -114,7 +114,7 @@ void InlinePublisher::Deliver(std::vector<Item>& items) {
     s.poke.fetch_add(1, std::memory_order_release);
     i = j;
   }
-  outbox_->NotifyCommit();
+  outbox_->WakeRelays();
 }
 
 void InlinePublisher::DispatchLoop() {

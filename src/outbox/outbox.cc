@@ -374,8 +374,8 @@ std::vector<Stream*> Outbox::Streams() const {
   return impl_->Streams();
 }
 
-Result<BusinessFamily> Outbox::Business(std::string_view name) const {
-  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Business"));
+Result<BusinessFamily> Outbox::FindBusinessFamily(std::string_view name) const {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("FindBusinessFamily"));
   auto it = impl_->business.find(name);
   if (it == impl_->business.end()) {
     return MakeError(ErrorCode::kNotFound,

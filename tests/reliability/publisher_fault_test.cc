@@ -316,7 +316,7 @@ TEST(PublisherFault, RandomFailuresWithLimitedAttemptsDeliverOrParkEachEventOnce
   DrainWith(relay, *outbox, clock.get());
   auto ds = publisher->deliveries();
   for (Stream* s : {ordered, loose}) {
-    ASSERT_OK_AND_ASSIGN(auto parked, outbox->List(*s, EventState::kParked, 10000));
+    ASSERT_OK_AND_ASSIGN(auto parked, outbox->ListEvents(*s, EventState::kParked, 10000));
     std::set<uint64_t> parked_seqs;
     for (const auto& p : parked) {
       parked_seqs.insert(p->id.seq);
