@@ -139,7 +139,7 @@ class Outbox {
   // events whose sent_at is older than the stream's time_to_delete. Pending and
   // parked events are never dropped, whatever their age. The same filter runs in
   // every background compaction, and periodic compaction guarantees it runs on
-  // an idle database too (see OutboxOptions::clean_period).
+  // an idle database too (see OutboxOptions::clean_interval).
   [[nodiscard]] Result<CleanReport> Clean();
 
   // This database's identity (part of every EventId).
