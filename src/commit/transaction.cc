@@ -77,7 +77,8 @@ Status Transaction::Merge(const BusinessFamily& family, std::string_view key, st
   if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
     return Fail(Error(ErrorCode::kInvalidArgument, "Merge: transaction larger than 2 GiB"));
   }
-  Op op{Op::Type::kMerge, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  Op op{
+      Op::Type::kMerge, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
   op.key_offset = Append(key);
   op.value_offset = Append(value);
   ops_.push_back(op);

@@ -72,8 +72,9 @@ Status OutboxImpl::CheckOwned(const StreamState& s, std::string_view call) const
 
 Result<const BusinessInfo*> OutboxImpl::CheckOwned(const BusinessFamily& f, std::string_view call) const {
   if (f.owner == nullptr && f.handle == nullptr) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("{}: no business family given (use Outbox::FindBusinessFamily of {})", call, options.path));
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}: no business family given (use Outbox::FindBusinessFamily of {})", call, options.path));
   }
   if (f.owner == this) {
     for (const auto& [name, info] : business) {
