@@ -141,7 +141,7 @@ std::unique_ptr<Ours> OpenOurs(std::string_view name, jaiminho::OutboxOptions op
   options.business_families = {{.name = std::string(kBusiness)}};
   o->outbox = Check(jaiminho::Outbox::Open(std::move(options)), "open " + o->path);
   o->stream = Check(o->outbox->OpenStream(kStream, {.strategy = jaiminho::Strategy::kKeepOrder}), "open stream");
-  o->business = Check(o->outbox->Business(kBusiness), "business family");
+  o->business = Check(o->outbox->FindBusinessFamily(kBusiness), "business family");
   return o;
 }
 

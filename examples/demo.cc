@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
   auto fills = outbox.OpenStream("fills", {.strategy = jaiminho::Strategy::kKeepOrder});
   if (!telemetry) return Fail(telemetry.error());
   if (!fills) return Fail(fills.error());
-  jaiminho::BusinessFamily devices = *outbox.Business("devices");
-  jaiminho::BusinessFamily orders = *outbox.Business("orders");
+  jaiminho::BusinessFamily devices = *outbox.FindBusinessFamily("devices");
+  jaiminho::BusinessFamily orders = *outbox.FindBusinessFamily("orders");
 
   jaiminho::Relay relay(outbox, sink);
   relay.Start();
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
               << ", pending " << m.pending << ", retrying " << m.retrying << ", parked " << m.parked_records
               << ", published since open " << m.published << "\n";
   }
-  auto sent = outbox.List(**fills, jaiminho::EventState::kSent, 1);
+  auto sent = outbox.ListEvents(**fills, jaiminho::EventState::kSent, 1);
   if (sent && !sent->empty()) {
     const auto& e = sent->front();
     std::cout << "  first sent fill: " << e->id.ToString() << " " << e->payload << "\n";

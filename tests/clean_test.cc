@@ -45,7 +45,7 @@ struct CleanFixture {
     ASSERT_OK(relay.RunOnce());
   }
   size_t Count(Stream* s, EventState st) {
-    auto l = outbox->List(*s, st, 10'000'000);
+    auto l = outbox->ListEvents(*s, st, 10'000'000);
     EXPECT_TRUE(l.has_value());
     return l ? l->size() : 0;
   }
@@ -133,7 +133,7 @@ TEST(Cleaner, CorruptValuesAreKeptAndCounted) {
 TEST(Cleaner, NeverRunsOnBusinessFamilies) {
   CleanFixture f;
   f.Open({.business_families = {{.name = "devices"}}});
-  ASSERT_OK_AND_ASSIGN(BusinessFamily devices, f.outbox->Business("devices"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily devices, f.outbox->FindBusinessFamily("devices"));
   ASSERT_OK_AND_ASSIGN(Stream * s, f.outbox->OpenStream("s"));
   // A business value that looks exactly like an expired sent event.
   internal::EnvelopeFields fields;

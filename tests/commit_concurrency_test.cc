@@ -22,7 +22,7 @@ void RunConcurrentCommits(bool sync) {
   TempDir dir;
   auto outbox = MustOpen(dir.Sub("db"), {.business_families = {{.name = "state"}}});
   ASSERT_NE(outbox, nullptr);
-  ASSERT_OK_AND_ASSIGN(BusinessFamily state, outbox->Business("state"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily state, outbox->FindBusinessFamily("state"));
   ASSERT_OK_AND_ASSIGN(Stream * a, outbox->OpenStream("a"));
   ASSERT_OK_AND_ASSIGN(Stream * b, outbox->OpenStream("b", {.strategy = Strategy::kKeepOrder}));
 
@@ -91,7 +91,7 @@ void RunConcurrentCommits(bool sync) {
         EXPECT_TRUE(seen[std::string(id.stream)].insert(id.seq).second) << "seq given twice: " << id.ToString();
         ++events;
         ASSERT_OK_AND_ASSIGN(Stream * s, outbox->FindStream(id.stream));
-        ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox->Find(*s, id.seq));
+        ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox->FindEvent(*s, id.seq));
         std::string key(e->key);
         ASSERT_OK_AND_ASSIGN(auto v, outbox->Get(state, key));
         EXPECT_EQ(v, key);

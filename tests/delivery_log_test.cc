@@ -134,14 +134,14 @@ TEST(DeliveryInPlace, MarkSentWritesOneRunPerBatchAndNoEventAgain) {
   // Every event where it was committed; ceil(200 / 64) = 4 run records; no sent copies.
   EXPECT_EQ(f.KeyCounts(), (std::map<char, size_t>{{'l', 4}, {'p', 200}}));
 
-  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->List(*f.stream, EventState::kSent, 1000));
+  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->ListEvents(*f.stream, EventState::kSent, 1000));
   ASSERT_EQ(sent.size(), 200u);
   EXPECT_EQ(sent.front()->id.seq, 1u);
   EXPECT_EQ(sent.front()->state, EventState::kSent);
   EXPECT_EQ(ToMicros(sent.back()->sent_at), kStart + 3'000'000);
-  ASSERT_OK_AND_ASSIGN(auto pending, f.outbox->List(*f.stream, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, f.outbox->ListEvents(*f.stream, EventState::kPending));
   EXPECT_TRUE(pending.empty());
-  ASSERT_OK_AND_ASSIGN(auto one, f.outbox->Find(*f.stream, 150));
+  ASSERT_OK_AND_ASSIGN(auto one, f.outbox->FindEvent(*f.stream, 150));
   EXPECT_EQ(one->state, EventState::kSent);
   EXPECT_EQ(ToMicros(one->sent_at), kStart + 3'000'000);
 
@@ -150,7 +150,7 @@ TEST(DeliveryInPlace, MarkSentWritesOneRunPerBatchAndNoEventAgain) {
   f.Open(false);
   f.Relay();
   EXPECT_EQ(f.publisher->count(), 200u);
-  ASSERT_OK_AND_ASSIGN(auto again, f.outbox->List(*f.stream, EventState::kSent, 1000));
+  ASSERT_OK_AND_ASSIGN(auto again, f.outbox->ListEvents(*f.stream, EventState::kSent, 1000));
   EXPECT_EQ(again.size(), 200u);
 }
 
@@ -168,9 +168,9 @@ TEST(DeliveryInPlace, SentEventsAndTheirRunsGoPastTimeToDelete) {
   ASSERT_OK_AND_ASSIGN(CleanReport report, f.outbox->Clean());
   EXPECT_EQ(report.removed, 100u);  // events (their run record goes too, not counted)
   EXPECT_EQ(f.KeyCounts(), (std::map<char, size_t>{{'p', 10}}));
-  ASSERT_OK_AND_ASSIGN(auto pending, f.outbox->List(*f.stream, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, f.outbox->ListEvents(*f.stream, EventState::kPending));
   EXPECT_EQ(pending.size(), 10u);
-  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->List(*f.stream, EventState::kSent));
+  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->ListEvents(*f.stream, EventState::kSent));
   EXPECT_TRUE(sent.empty());
 }
 
@@ -181,11 +181,11 @@ TEST(DeliveryInPlace, DeleteAfterSendHidesDeliveredEventsAndCleanDropsThem) {
   f.Relay();
   EXPECT_EQ(f.publisher->count(), 100u);
   EXPECT_EQ(f.KeyCounts(), (std::map<char, size_t>{{'p', 100}}));  // no run records, no deletes
-  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->List(*f.stream, EventState::kSent));
+  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->ListEvents(*f.stream, EventState::kSent));
   EXPECT_TRUE(sent.empty());
-  ASSERT_OK_AND_ASSIGN(auto pending, f.outbox->List(*f.stream, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, f.outbox->ListEvents(*f.stream, EventState::kPending));
   EXPECT_TRUE(pending.empty());
-  ASSERT_ERROR(f.outbox->Find(*f.stream, 50), ErrorCode::kNotFound);
+  ASSERT_ERROR(f.outbox->FindEvent(*f.stream, 50), ErrorCode::kNotFound);
   ASSERT_OK_AND_ASSIGN(CleanReport report, f.outbox->Clean());
   EXPECT_EQ(report.removed, 100u);
   EXPECT_TRUE(f.KeyCounts().empty());
@@ -210,9 +210,9 @@ TEST(DeliveryInPlace, APartialDeliveryLeavesTheRestPendingAcrossAReopen) {
   for (const auto& d : f.publisher->deliveries())
     seqs.push_back(d.seq);
   EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
-  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->List(*f.stream, EventState::kSent));
+  ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->ListEvents(*f.stream, EventState::kSent));
   EXPECT_EQ(sent.size(), 10u);
-  ASSERT_OK_AND_ASSIGN(auto seven, f.outbox->Find(*f.stream, 7));
+  ASSERT_OK_AND_ASSIGN(auto seven, f.outbox->FindEvent(*f.stream, 7));
   EXPECT_EQ(seven->attempts, 1u);  // the failed attempt is kept with the event
 }
 

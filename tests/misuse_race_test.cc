@@ -31,7 +31,7 @@ std::string CommitsRacingClose(int threads, int before_close) {
   auto outbox = MustOpen(path, {.business_families = {{.name = "devices"}}, .clean_interval = std::chrono::seconds(0)});
   if (!outbox) return "open";
   auto stream = outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder});
-  auto family = outbox->Business("devices");
+  auto family = outbox->FindBusinessFamily("devices");
   if (!stream || !family) return "setup";
   std::atomic<int> ok{0};
   std::vector<std::vector<Committed>> done(threads);
@@ -73,14 +73,14 @@ std::string CommitsRacingClose(int threads, int before_close) {
   outbox.reset();
   auto again = Outbox::Open({.path = path, .business_families = {{.name = "devices"}}});
   if (!again) return "reopen: " + again.error().ToString();
-  auto f = (*again)->Business("devices");
+  auto f = (*again)->FindBusinessFamily("devices");
   auto s = (*again)->FindStream("s");
   if (!f || !s) return "after reopen";
   for (const auto& list : done) {
     for (const auto& c : list) {
       auto v = (*again)->Get(*f, c.key);
       if (!v || !v->has_value()) return "acknowledged business write " + c.key + " missing after reopen";
-      auto ev = (*again)->Find(**s, c.seq);
+      auto ev = (*again)->FindEvent(**s, c.seq);
       if (!ev || (*ev)->key != c.key) return "acknowledged event " + c.key + " missing after reopen";
     }
   }

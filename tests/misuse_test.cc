@@ -53,7 +53,7 @@ struct ClosedOutbox {
       return;
     }
     auto s = outbox->OpenStream("s");
-    auto f = outbox->Business("devices");
+    auto f = outbox->FindBusinessFamily("devices");
     if (!s || !f) {
       setup_error = "stream or family";
       return;
@@ -113,8 +113,8 @@ TEST(AfterClose, FindStreamStreamsBusiness) {
     auto e = ClosedError(c.outbox->FindStream("s"), c.path);
     if (!e.empty()) return "FindStream: " + e;
     if (!c.outbox->Streams().empty()) return std::string("Streams() is not empty after Close");
-    e = ClosedError(c.outbox->Business("devices"), c.path);
-    if (!e.empty()) return "Business: " + e;
+    e = ClosedError(c.outbox->FindBusinessFamily("devices"), c.path);
+    if (!e.empty()) return "FindBusinessFamily: " + e;
     // The Stream itself stays valid until the Outbox is destroyed.
     if (c.stream->name() != "s") return std::string("Stream::name changed");
     return std::string();
@@ -127,10 +127,10 @@ TEST(AfterClose, Clean) {
 
 TEST(AfterClose, ListAndFind) {
   EXPECT_IN_CHILD(AfterClose([](ClosedOutbox& c) {
-    auto e = ClosedError(c.outbox->List(*c.stream, EventState::kPending), c.path);
-    if (!e.empty()) return "List: " + e;
-    e = ClosedError(c.outbox->Find(*c.stream, 1), c.path);
-    if (!e.empty()) return "Find: " + e;
+    auto e = ClosedError(c.outbox->ListEvents(*c.stream, EventState::kPending), c.path);
+    if (!e.empty()) return "ListEvents: " + e;
+    e = ClosedError(c.outbox->FindEvent(*c.stream, 1), c.path);
+    if (!e.empty()) return "FindEvent: " + e;
     return std::string();
   }));
 }
@@ -250,9 +250,9 @@ TEST(Foreign, StreamOfAnotherOutboxIsRefused) {
     ASSERT_ERROR(txn.Commit(), ErrorCode::kInvalidArgument);  // the transaction is poisoned
   }
   // The existing event is unchanged, B's stream untouched.
-  ASSERT_OK_AND_ASSIGN(StoredEvent ev, t.a->Find(*sa, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent ev, t.a->FindEvent(*sa, 1));
   EXPECT_EQ(ev->payload, "original");
-  ASSERT_ERROR(t.b->Find(*sb, 1), ErrorCode::kNotFound);
+  ASSERT_ERROR(t.b->FindEvent(*sb, 1), ErrorCode::kNotFound);
   // Later commits go on with fresh seqs: receipts stay unique.
   Receipt second;
   {
@@ -263,7 +263,7 @@ TEST(Foreign, StreamOfAnotherOutboxIsRefused) {
   ASSERT_EQ(first.events.size(), 1u);
   ASSERT_EQ(second.events.size(), 1u);
   EXPECT_NE(first.events[0].seq, second.events[0].seq);
-  ASSERT_OK_AND_ASSIGN(auto pending, t.a->List(*sa, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, t.a->ListEvents(*sa, EventState::kPending));
   ASSERT_EQ(pending.size(), 2u);
   EXPECT_EQ(pending[0]->payload, "original");
   EXPECT_EQ(pending[1]->payload, "next");
@@ -280,12 +280,12 @@ TEST(Foreign, StreamOfAnotherOutboxInOperatorCalls) {
     ASSERT_OK(txn.Enqueue(*sa, {.type = "t", .payload = "original"}));
     ASSERT_OK(txn.Commit());
   }
-  ASSERT_ERROR(t.a->List(*sb, EventState::kPending), ErrorCode::kInvalidArgument);
-  ASSERT_ERROR(t.a->Find(*sb, 1), ErrorCode::kInvalidArgument);
+  ASSERT_ERROR(t.a->ListEvents(*sb, EventState::kPending), ErrorCode::kInvalidArgument);
+  ASSERT_ERROR(t.a->FindEvent(*sb, 1), ErrorCode::kInvalidArgument);
   ASSERT_ERROR(t.a->Skip(*sb, 1, "no"), ErrorCode::kInvalidArgument);
   ASSERT_ERROR(t.a->Requeue(*sb, 1), ErrorCode::kInvalidArgument);
   ASSERT_ERROR(t.a->RequeueAllParked(*sb), ErrorCode::kInvalidArgument);
-  ASSERT_OK_AND_ASSIGN(StoredEvent ev, t.a->Find(*sa, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent ev, t.a->FindEvent(*sa, 1));
   EXPECT_EQ(ev->state, EventState::kPending);
 }
 
@@ -296,8 +296,8 @@ TEST(Foreign, FamilyOfAnotherOutboxIsRefusedAndNothingIsWritten) {
     TwoOutboxes t;
     t.Open();
     if (!t.a || !t.b) return std::string("open");
-    auto own = t.a->Business("devices");
-    auto foreign = t.b->Business("z");  // column family id 4: absent in A
+    auto own = t.a->FindBusinessFamily("devices");
+    auto foreign = t.b->FindBusinessFamily("z");  // column family id 4: absent in A
     auto s = t.a->OpenStream("s");
     if (!own || !foreign || !s) return std::string("setup");
     {
@@ -326,7 +326,7 @@ TEST(Foreign, FamilyOfAnotherOutboxIsRefusedAndNothingIsWritten) {
     t.a.reset();
     auto a = Outbox::Open({.path = t.path_a, .business_families = {{.name = "devices"}}});
     if (!a) return "reopen: " + a.error().ToString();
-    auto fam = (*a)->Business("devices");
+    auto fam = (*a)->FindBusinessFamily("devices");
     if (!fam) return std::string("family after reopen");
     auto mine = (*a)->Get(*fam, "mine");
     auto later = (*a)->Get(*fam, "later");
@@ -335,7 +335,7 @@ TEST(Foreign, FamilyOfAnotherOutboxIsRefusedAndNothingIsWritten) {
     if (!later->has_value()) return std::string("the later commit is missing after reopen");
     auto st = (*a)->FindStream("s");
     if (!st) return std::string("stream after reopen");
-    if ((*a)->Find(**st, 1)) return std::string("the refused transaction's event is visible after reopen");
+    if ((*a)->FindEvent(**st, 1)) return std::string("the refused transaction's event is visible after reopen");
     return std::string();
   }());
 }
@@ -344,13 +344,13 @@ TEST(Foreign, DefaultConstructedAndHandMadeFamiliesAreRefused) {
   TempDir dir;
   auto a = MustOpen(dir.Sub("a"), {.business_families = {{.name = "devices"}}});
   ASSERT_NE(a, nullptr);
-  ASSERT_OK_AND_ASSIGN(BusinessFamily real, a->Business("devices"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily real, a->FindBusinessFamily("devices"));
   {
     auto txn = a->Begin();
     ASSERT_ERROR(txn.Put(BusinessFamily{}, "k", "v"), ErrorCode::kInvalidArgument);
   }
   {
-    // Hand-made: the right handle and name, but not from Outbox::Business.
+    // Hand-made: the right handle and name, but not from Outbox::FindBusinessFamily.
     auto txn = a->Begin();
     BusinessFamily hand{.handle = real.handle, .name = "devices", .has_merge_operator = true};
     ASSERT_ERROR(txn.Put(hand, "k", "v"), ErrorCode::kInvalidArgument);
@@ -390,7 +390,7 @@ struct Delivered {
     Relay relay(*outbox, publisher);
     ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
     ASSERT_EQ(stats.published, 1u);
-    ASSERT_OK_AND_ASSIGN(StoredEvent ev, outbox->Find(*stream, 1));
+    ASSERT_OK_AND_ASSIGN(StoredEvent ev, outbox->FindEvent(*stream, 1));
     ASSERT_EQ(ev->state, EventState::kSent);
   }
 };
@@ -403,7 +403,7 @@ TEST(ExtremeDurations, TimeToDeleteMaxOutboxWideKeepsSentEvents) {
   d.clock->Advance(std::chrono::hours(24 * 365 * 1000));
   ASSERT_OK_AND_ASSIGN(r, d.outbox->Clean());
   EXPECT_EQ(r.removed, 0u);
-  ASSERT_OK_AND_ASSIGN(StoredEvent ev, d.outbox->Find(*d.stream, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent ev, d.outbox->FindEvent(*d.stream, 1));
   EXPECT_EQ(ev->state, EventState::kSent);
   EXPECT_EQ(d.stream->time_to_delete(), std::chrono::seconds::max());
 }
@@ -413,7 +413,7 @@ TEST(ExtremeDurations, TimeToDeleteMaxPerStreamKeepsSentEvents) {
   d.Run({}, {.time_to_delete = std::chrono::seconds::max()});
   ASSERT_OK_AND_ASSIGN(CleanReport r, d.outbox->Clean());
   EXPECT_EQ(r.removed, 0u);
-  ASSERT_OK_AND_ASSIGN(StoredEvent ev, d.outbox->Find(*d.stream, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent ev, d.outbox->FindEvent(*d.stream, 1));
   EXPECT_EQ(ev->state, EventState::kSent);
   // Changed on an open stream, then reopened: still kept.
   ASSERT_OK(d.outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder,
@@ -426,7 +426,7 @@ TEST(ExtremeDurations, TimeToDeleteMaxPerStreamKeepsSentEvents) {
   ASSERT_OK_AND_ASSIGN(Stream * s, d.outbox->FindStream("s"));
   ASSERT_OK_AND_ASSIGN(r, d.outbox->Clean());
   EXPECT_EQ(r.removed, 0u);
-  ASSERT_OK_AND_ASSIGN(ev, d.outbox->Find(*s, 1));
+  ASSERT_OK_AND_ASSIGN(ev, d.outbox->FindEvent(*s, 1));
   EXPECT_EQ(ev->state, EventState::kSent);
 }
 

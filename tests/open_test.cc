@@ -221,15 +221,15 @@ TEST(Open, BusinessFamiliesByName) {
   std::string path = dir.Sub("db");
   {
     auto outbox = MustOpen(path, {.business_families = {{.name = "devices"}}});
-    EXPECT_OK(outbox->Business("devices"));
-    EXPECT_OK(outbox->Business("default"));
-    auto r = outbox->Business("orders");
+    EXPECT_OK(outbox->FindBusinessFamily("devices"));
+    EXPECT_OK(outbox->FindBusinessFamily("default"));
+    auto r = outbox->FindBusinessFamily("orders");
     ASSERT_ERROR(r, ErrorCode::kNotFound);
     EXPECT_NE(r.error().message().find("orders"), std::string::npos);
   }
   // A family created earlier is found on reopen without being listed.
   auto outbox = MustOpen(path);
-  EXPECT_OK(outbox->Business("devices"));
+  EXPECT_OK(outbox->FindBusinessFamily("devices"));
 }
 
 }  // namespace

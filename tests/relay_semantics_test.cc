@@ -216,7 +216,7 @@ TEST(MissingHandler, BlocksKeepOrderStreamUntilRegisteredThenDeliversInOrder) {
   EXPECT_TRUE(handled.empty()) << "the stream went on past its head";
   EXPECT_EQ(f.observer->failed_by_relay.load(), 0) << "no failure signal for a missing handler";
   EXPECT_EQ(f.observer->parked.load(), 0);
-  ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->Find(*s, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(head->state, EventState::kPending);
   EXPECT_EQ(head->attempts, 0u) << "no attempt counted toward parking";
   ASSERT_OK_AND_ASSIGN(auto metrics, CollectMetrics(*f.outbox));
@@ -253,7 +253,7 @@ TEST(MissingHandler, PublishOnCommitEventWaitsForRetryAndIsNotParked) {
   }
   EXPECT_EQ(f.observer->failed.load() + f.observer->failed_by_relay.load(), 0) << "no failure signal";
   EXPECT_EQ(f.observer->parked.load(), 0);
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->Find(*s, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(e->state, EventState::kRetrying);
   EXPECT_EQ(e->attempts, 0u);
   EXPECT_EQ(f.CapturedWith({"stream 's'", "no handler for type 'later.v1'"}), 1u) << f.AllCaptured();

@@ -127,7 +127,7 @@ TEST_P(LeftOnDisk, AfterSuccess) {
     EXPECT_EQ(f.Tags(s), c.delete_after_send ? "" : "s") << "relay: delete_after_send, else mark sent";
   }
   if (f.Tags(s) == "s") {
-    ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->List(*s, EventState::kSent));
+    ASSERT_OK_AND_ASSIGN(auto sent, f.outbox->ListEvents(*s, EventState::kSent));
     ASSERT_EQ(sent.size(), 1u);
     EXPECT_EQ(ToMicros(sent[0]->sent_at), kT0) << "sent_at is the clock's now";
   }
@@ -147,7 +147,7 @@ TEST_P(LeftOnDisk, AfterFailure) {
   if (c.strategy == Strategy::kPublishOnCommit) {
     EXPECT_EQ(f.observer->failed.load(), 1) << "event_failed_to_publish fired";
     EXPECT_EQ(f.Tags(s), "r") << "the record stays for the relay (retry range)";
-    ASSERT_OK_AND_ASSIGN(auto r, f.outbox->List(*s, EventState::kRetrying));
+    ASSERT_OK_AND_ASSIGN(auto r, f.outbox->ListEvents(*s, EventState::kRetrying));
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(r[0]->attempts, 1u);
     EXPECT_NE(r[0]->last_error.find("broker down"), std::string_view::npos);
@@ -156,7 +156,7 @@ TEST_P(LeftOnDisk, AfterFailure) {
     ASSERT_OK(relay.RunOnce());
     EXPECT_EQ(f.observer->failed_by_relay.load(), 1);
     EXPECT_EQ(f.Tags(s), "p") << "keep-order: the head stays pending and blocks";
-    ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->Find(*s, 1));
+    ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
     EXPECT_EQ(e->attempts, 1u);
   }
   EXPECT_EQ(f.publisher->count(), 0u);
@@ -201,7 +201,7 @@ TEST(Relay, KeepOrderStopsAtFirstFailureAndResumesInExactOrder) {
   f.clock->Advance(std::chrono::seconds(5));
   ASSERT_OK(relay.RunOnce());
   EXPECT_EQ(f.publisher->count(), 3u);
-  ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->Find(*s, 4));
+  ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->FindEvent(*s, 4));
   EXPECT_EQ(head->attempts, 2u);
   auto m = CollectMetrics(*f.outbox);
   ASSERT_TRUE(m);
@@ -255,7 +255,7 @@ TEST(Relay, BackoffScheduleIsExponentialWithCap) {
   std::vector<int64_t> delays;
   for (int i = 0; i < 5; ++i) {
     ASSERT_OK(relay.RunOnce());
-    ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->Find(*s, 1));
+    ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
     int64_t delay = ToMicros(e->next_attempt_at) - ToMicros(f.clock->Now());
     delays.push_back(delay);
     f.clock->Advance(std::chrono::microseconds(delay));
@@ -273,7 +273,7 @@ TEST(Relay, JitterStaysWithinItsBounds) {
   f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
   Relay relay(*f.outbox, f.publisher, {.seed = 42});
   ASSERT_OK(relay.RunOnce());
-  ASSERT_OK_AND_ASSIGN(auto retrying, f.outbox->List(*s, EventState::kRetrying, 1000));
+  ASSERT_OK_AND_ASSIGN(auto retrying, f.outbox->ListEvents(*s, EventState::kRetrying, 1000));
   ASSERT_EQ(retrying.size(), 200u);
   std::set<int64_t> distinct;
   for (const auto& e : retrying) {
@@ -321,7 +321,7 @@ TEST(Relay, ExhaustedPublishOnCommitEventsAreParkedWithReason) {
   ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
   EXPECT_EQ(st.parked, 1u);
   EXPECT_EQ(f.Tags(s), "d");
-  ASSERT_OK_AND_ASSIGN(auto parked, f.outbox->List(*s, EventState::kParked));
+  ASSERT_OK_AND_ASSIGN(auto parked, f.outbox->ListEvents(*s, EventState::kParked));
   ASSERT_EQ(parked.size(), 1u);
   EXPECT_EQ(parked[0]->attempts, 2u);
   EXPECT_NE(parked[0]->note.find("2 attempts exhausted"), std::string_view::npos) << parked[0]->note;
@@ -333,7 +333,7 @@ TEST(Relay, ExhaustedPublishOnCommitEventsAreParkedWithReason) {
   ASSERT_OK(f.outbox->Requeue(*s, 1));
   ASSERT_OK(relay.RunOnce());
   EXPECT_EQ(f.publisher->count(), 1u);
-  ASSERT_OK_AND_ASSIGN(StoredEvent sent, f.outbox->Find(*s, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent sent, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(sent->state, EventState::kSent);
   EXPECT_NE(sent->note.find("requeued by operator"), std::string_view::npos) << "recorded, never silent";
 }
@@ -353,7 +353,7 @@ TEST(Relay, KeepOrderExhaustedBlocksByDefaultUntilSkipped) {
     f.clock->Advance(std::chrono::minutes(10));
   }
   EXPECT_EQ(f.publisher->count(), 0u) << "blocked: nothing after the head";
-  ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->Find(*s, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(head->attempts, 2u) << "no automatic attempt after exhaustion";
   EXPECT_NE(head->note.find("requeue or skip"), std::string_view::npos) << head->note;
 
@@ -361,7 +361,7 @@ TEST(Relay, KeepOrderExhaustedBlocksByDefaultUntilSkipped) {
   ASSERT_OK(f.outbox->Skip(*s, 1, "bad fill, handled by hand"));
   ASSERT_OK(relay.RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{2, 3}));
-  ASSERT_OK_AND_ASSIGN(StoredEvent skipped, f.outbox->Find(*s, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent skipped, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(skipped->state, EventState::kParked);
   EXPECT_NE(skipped->note.find("bad fill, handled by hand"), std::string_view::npos);
 }
@@ -423,7 +423,7 @@ TEST(Relay, RequeueAllParkedAndUnknownHandlerWaits) {
   ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
   EXPECT_EQ(st.parked, 1u) << "only the rejected event; an unknown type waits for its handler (issue 13)";
   EXPECT_EQ(handled.load(), 1);
-  ASSERT_OK_AND_ASSIGN(auto waiting, f.outbox->List(*s, EventState::kRetrying));
+  ASSERT_OK_AND_ASSIGN(auto waiting, f.outbox->ListEvents(*s, EventState::kRetrying));
   ASSERT_EQ(waiting.size(), 2u);
   EXPECT_NE(waiting[0]->note.find("no handler for type 'unknown.v1'"), std::string_view::npos) << waiting[0]->note;
   ASSERT_OK(handlers->Register("unknown.v1", [&](const Event&) -> Status {
@@ -575,7 +575,7 @@ TEST(Relay, CorruptRecordIsParkedWithReasonAndNothingElseIsLost) {
   ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
   EXPECT_EQ(st.parked, 1u);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 3}));
-  ASSERT_OK_AND_ASSIGN(StoredEvent bad, f.outbox->Find(*s, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent bad, f.outbox->FindEvent(*s, 2));
   EXPECT_EQ(bad->state, EventState::kParked);
   EXPECT_EQ(bad->type, "jaiminho.corrupt");
   EXPECT_EQ(bad->payload, "garbage") << "the bad bytes are kept";

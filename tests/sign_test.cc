@@ -74,7 +74,7 @@ struct SignFixture {
   }
   std::vector<std::string> ParkedNotes() {
     std::vector<std::string> out;
-    auto l = outbox->List(*s, EventState::kParked);
+    auto l = outbox->ListEvents(*s, EventState::kParked);
     EXPECT_TRUE(l.has_value());
     for (const auto& e : *l)
       out.emplace_back(e->note);
@@ -86,7 +86,7 @@ TEST(Sign, SignedEventsCarryKeyIdAndAreDelivered) {
   SignFixture f;
   f.Open({.keys = {kKeyA}});
   f.Commit(3);
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->Find(*f.s, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*f.s, 2));
   EXPECT_EQ(e->key_id, "key-a");
   EXPECT_EQ(f.Deliver().published, 3u);
 }
@@ -134,7 +134,7 @@ TEST(Sign, KeysRotate) {
   ASSERT_OK(f.outbox->Close());
   f.Open({.keys = {kKeyB, kKeyA}});  // B signs, A still accepted
   f.Commit(1);
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->Find(*f.s, 3));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*f.s, 3));
   EXPECT_EQ(e->key_id, "key-b");
   EXPECT_EQ(f.Deliver().published, 3u);
 
@@ -151,7 +151,7 @@ TEST(Sign, TurningSigningOffDoesNotMakeSignedRecordsFail) {
   ASSERT_OK(f.outbox->Close());
   f.Open({.keys = {kKeyA}, .sign_events = false});
   f.Commit(1);  // unsigned
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->Find(*f.s, 3));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*f.s, 3));
   EXPECT_TRUE(e->key_id.empty());
   EXPECT_EQ(f.Deliver().published, 3u);
   // And without any key at all: nothing is verified.

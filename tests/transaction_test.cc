@@ -36,7 +36,7 @@ class TransactionTest : public ::testing::Test {
                                         {.name = "counters", .merge_operator = std::make_shared<AppendOperator>()}},
                   .clock = clock_});
     ASSERT_NE(outbox_, nullptr);
-    ASSERT_OK_AND_ASSIGN(devices_, outbox_->Business("devices"));
+    ASSERT_OK_AND_ASSIGN(devices_, outbox_->FindBusinessFamily("devices"));
     ASSERT_OK_AND_ASSIGN(telemetry_, outbox_->OpenStream("telemetry"));
     ASSERT_OK_AND_ASSIGN(fills_, outbox_->OpenStream("fills", {.strategy = Strategy::kKeepOrder}));
   }
@@ -74,7 +74,7 @@ TEST_F(TransactionTest, CommitWritesBusinessAndEventsTogether) {
   ASSERT_OK_AND_ASSIGN(auto state, outbox_->Get(devices_, "dev/42"));
   EXPECT_EQ(state, "state-1");
 
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox_->Find(*telemetry_, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox_->FindEvent(*telemetry_, 1));
   EXPECT_EQ(e->state, EventState::kPending);
   EXPECT_EQ(e->type, "reading.v1");
   EXPECT_EQ(e->key, "dev/42");
@@ -90,7 +90,7 @@ TEST_F(TransactionTest, CommitWritesBusinessAndEventsTogether) {
   EXPECT_EQ(e->id.stream, "telemetry");
   EXPECT_EQ(e->id.seq, 1u);
 
-  ASSERT_OK_AND_ASSIGN(StoredEvent f, outbox_->Find(*fills_, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent f, outbox_->FindEvent(*fills_, 1));
   EXPECT_EQ(f->strategy, Strategy::kKeepOrder) << "the stream's strategy is stored in the record";
 }
 
@@ -99,8 +99,8 @@ TEST_F(TransactionTest, StrategyPerEnqueueOverridesStreamAndGlobal) {
   ASSERT_OK(txn.Enqueue(*telemetry_, {.type = "a", .strategy = Strategy::kKeepOrder}));
   ASSERT_OK(txn.Enqueue(*fills_, {.type = "b", .strategy = Strategy::kPublishOnCommit}));
   ASSERT_OK(txn.Commit());
-  ASSERT_OK_AND_ASSIGN(StoredEvent a, outbox_->Find(*telemetry_, 1));
-  ASSERT_OK_AND_ASSIGN(StoredEvent b, outbox_->Find(*fills_, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent a, outbox_->FindEvent(*telemetry_, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent b, outbox_->FindEvent(*fills_, 1));
   EXPECT_EQ(a->strategy, Strategy::kKeepOrder);
   EXPECT_EQ(b->strategy, Strategy::kPublishOnCommit);
 }
@@ -121,16 +121,37 @@ TEST_F(TransactionTest, EmitEncodesWithTheDefaultCodecOrAGivenOne) {
   ASSERT_OK(txn.Emit(*telemetry_, "s.v1", std::string("hi"), {.key = "k"}, Upper{}));
   ASSERT_OK(txn.Emit(*telemetry_, "m.v1", std::map<std::string, std::string>{{"a", "1"}, {"q\"", "x\ny"}}));
   ASSERT_OK(txn.Commit());
-  ASSERT_OK_AND_ASSIGN(StoredEvent n, outbox_->Find(*telemetry_, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent n, outbox_->FindEvent(*telemetry_, 1));
   EXPECT_EQ(n->payload, "42");
   EXPECT_EQ(n->encoding, "text/plain");
-  ASSERT_OK_AND_ASSIGN(StoredEvent s, outbox_->Find(*telemetry_, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent s, outbox_->FindEvent(*telemetry_, 2));
   EXPECT_EQ(s->payload, "HI");
   EXPECT_EQ(s->encoding, "text/upper");
   EXPECT_EQ(s->key, "k");
-  ASSERT_OK_AND_ASSIGN(StoredEvent m, outbox_->Find(*telemetry_, 3));
+  ASSERT_OK_AND_ASSIGN(StoredEvent m, outbox_->FindEvent(*telemetry_, 3));
   EXPECT_EQ(m->payload, R"({"a":"1","q\"":"x\ny"})");
   EXPECT_EQ(m->encoding, "application/json");
+}
+
+// A codec with state: Emit must encode with the instance it is given.
+struct Prefixed {
+  std::string prefix;
+  std::string kEncoding;
+  std::string Encode(const std::string& s) const { return prefix + s; }
+};
+
+TEST_F(TransactionTest, EmitEncodesWithTheCodecInstanceItIsGiven) {
+  auto txn = outbox_->Begin();
+  ASSERT_OK(txn.Emit(*telemetry_, "a.v1", std::string("hi"), {}, Prefixed{"a:", "text/a"}));
+  Prefixed b{"b:", "text/b"};
+  ASSERT_OK(txn.Emit(*telemetry_, "b.v1", std::string("hi"), {}, b));
+  ASSERT_OK(txn.Commit());
+  ASSERT_OK_AND_ASSIGN(StoredEvent a, outbox_->FindEvent(*telemetry_, 1));
+  EXPECT_EQ(a->payload, "a:hi");
+  EXPECT_EQ(a->encoding, "text/a");
+  ASSERT_OK_AND_ASSIGN(StoredEvent bb, outbox_->FindEvent(*telemetry_, 2));
+  EXPECT_EQ(bb->payload, "b:hi");
+  EXPECT_EQ(bb->encoding, "text/b");
 }
 
 TEST_F(TransactionTest, OversizedPayloadPoisonsTheTransactionAndWritesNothing) {
@@ -160,7 +181,7 @@ TEST_F(TransactionTest, MergeNeedsAMergeOperator) {
   ASSERT_ERROR(r, ErrorCode::kInvalidArgument);
   EXPECT_NE(r.error().message().find("devices"), std::string::npos);
 
-  ASSERT_OK_AND_ASSIGN(BusinessFamily counters, outbox_->Business("counters"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily counters, outbox_->FindBusinessFamily("counters"));
   auto t2 = outbox_->Begin();
   ASSERT_OK(t2.Merge(counters, "k", "a"));
   ASSERT_OK(t2.Merge(counters, "k", "b"));
@@ -227,7 +248,7 @@ struct FaultCase {
   void Open() {
     outbox = MustOpen(dir.Sub("db"), Options());
     ASSERT_NE(outbox, nullptr);
-    ASSERT_OK_AND_ASSIGN(devices, outbox->Business("devices"));
+    ASSERT_OK_AND_ASSIGN(devices, outbox->FindBusinessFamily("devices"));
     ASSERT_OK_AND_ASSIGN(s, outbox->OpenStream("s"));
   }
   // Commits "before", then fails a commit of "during" with `kind`.

@@ -243,8 +243,8 @@ int main(int argc, char** argv) {
   Gateway gw{.outbox = outbox->get(),
              .telemetry = *telemetry,
              .device_state = *device_state,
-             .devices = *(*outbox)->Business("devices"),
-             .readings = *(*outbox)->Business("readings")};
+             .devices = *(*outbox)->FindBusinessFamily("devices"),
+             .readings = *(*outbox)->FindBusinessFamily("readings")};
 
   // The relay delivers the keep-order stream and retries whatever failed.
   jaiminho::Relay relay(**outbox, *mqtt, {.interval = 200ms});

@@ -356,7 +356,8 @@ int main(int argc, char** argv) {
   if (!outbox) return Fail(outbox.error().ToString());
   auto fills = (*outbox)->OpenStream("fills", {.strategy = jaiminho::Strategy::kKeepOrder});
   if (!fills) return Fail(fills.error().ToString());
-  Exchange exchange(**outbox, **fills, *(*outbox)->Business("book"), *(*outbox)->Business("orders"));
+  Exchange exchange(**outbox, **fills, *(*outbox)->FindBusinessFamily("book"),
+                    *(*outbox)->FindBusinessFamily("orders"));
 
   jaiminho::Relay relay(**outbox, *kafka, {.streams = {"fills"}, .interval = 100ms});
   relay.Start();

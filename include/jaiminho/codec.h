@@ -10,8 +10,10 @@
 //   txn.Emit(*stream, "reading.v1", reading);                 // uses Codec<Reading>
 //   txn.Emit(*stream, "reading.v1", reading, {}, MyJson{});   // overrides per call
 //
-// A codec is any type with `kEncoding` and `Encode(const T&)` returning
-// something convertible to std::string_view (std::string or a view).
+// A codec is any type with `kEncoding` and a const `Encode(const T&)` returning
+// something convertible to std::string_view (std::string or a view); both may
+// be static or members of a codec with state (Emit calls them on the instance
+// it is given).
 // Thread-safety: codecs are called from the thread that calls Emit.
 #pragma once
 
@@ -53,9 +55,9 @@ struct Codec<std::map<std::string, std::string>> {
 };
 
 template <class C, class T>
-concept CodecFor = requires(const T& v) {
-  { C::kEncoding } -> std::convertible_to<std::string_view>;
-  {C::Encode(v)};
+concept CodecFor = requires(const C& c, const T& v) {
+  { c.kEncoding } -> std::convertible_to<std::string_view>;
+  {c.Encode(v)};
 };
 
 }  // namespace jaiminho

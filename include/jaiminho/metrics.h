@@ -48,10 +48,16 @@ struct StreamMetrics {
 
 [[nodiscard]] Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox);
 
+// Options of RenderPrometheus.
+struct PrometheusOptions {
+  // Include the *_total counter families. They count inside the process that
+  // has the database open; a reader of the files has none.
+  // Default: true.
+  bool counters = true;
+};
+
 // The Prometheus text exposition format (version 0.0.4), metric names
 // prefixed "jaiminho_", one series per stream (label stream="...").
-// `counters`: include the *_total counter families (they count inside the
-// process that has the database open; a reader of the files has none).
-std::string RenderPrometheus(std::span<const StreamMetrics> metrics, bool counters = true);
+std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusOptions options = {});
 
 }  // namespace jaiminho

@@ -4,7 +4,7 @@
 //                                         .business_families = {{.name = "devices"}}});
 //   if (!outbox) { std::cerr << outbox.error().ToString() << "\n"; return 1; }
 //   jaiminho::Stream* telemetry = *(*outbox)->OpenStream("telemetry", {.strategy = jaiminho::Strategy::kKeepOrder});
-//   jaiminho::BusinessFamily devices = *(*outbox)->Business("devices");
+//   jaiminho::BusinessFamily devices = *(*outbox)->FindBusinessFamily("devices");
 //   auto txn = (*outbox)->Begin();
 //   ...
 //
@@ -112,7 +112,7 @@ class Outbox {
 
   // A business column family given in OutboxOptions::business_families, one that
   // already existed in the database, or "default". Otherwise kNotFound.
-  [[nodiscard]] Result<BusinessFamily> Business(std::string_view name) const;
+  [[nodiscard]] Result<BusinessFamily> FindBusinessFamily(std::string_view name) const;
 
   Transaction Begin();
 
@@ -120,10 +120,10 @@ class Outbox {
   [[nodiscard]] Result<std::optional<std::string>> Get(const BusinessFamily& family, std::string_view key) const;
 
   // Events of a stream in a state, in seq order, at most `limit`.
-  [[nodiscard]] Result<std::vector<StoredEvent>> List(const Stream& stream, EventState state,
-                                                      size_t limit = 1000) const;
+  [[nodiscard]] Result<std::vector<StoredEvent>> ListEvents(const Stream& stream, EventState state,
+                                                            size_t limit = 1000) const;
   // One event by seq, whatever its state; kNotFound when absent.
-  [[nodiscard]] Result<StoredEvent> Find(const Stream& stream, uint64_t seq) const;
+  [[nodiscard]] Result<StoredEvent> FindEvent(const Stream& stream, uint64_t seq) const;
 
   // Operator actions; each is recorded in the event's note, never silent.
   // Requeue: a parked event goes back to delivery with its attempts reset.
@@ -139,7 +139,7 @@ class Outbox {
   // events whose sent_at is older than the stream's time_to_delete. Pending and
   // parked events are never dropped, whatever their age. The same filter runs in
   // every background compaction, and periodic compaction guarantees it runs on
-  // an idle database too (see OutboxOptions::clean_period).
+  // an idle database too (see OutboxOptions::clean_interval).
   [[nodiscard]] Result<CleanReport> Clean();
 
   // This database's identity (part of every EventId).
@@ -150,7 +150,6 @@ class Outbox {
   rocksdb::DB* db() const;
 
  private:
-  friend class OutboxImpl;
   friend class OutboxAccess;
   explicit Outbox(std::unique_ptr<OutboxImpl> impl);
   std::unique_ptr<OutboxImpl> impl_;

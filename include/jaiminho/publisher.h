@@ -36,6 +36,16 @@
 
 namespace jaiminho {
 
+// How PublishBatch treats a failure; the stream's Strategy decides.
+enum class Order {
+  kKeep,  // a keep-order run: nothing after the first failure is delivered
+  kAny,   // independent events: each is attempted whatever the others' outcome
+};
+
+// The outcome PublishBatch reports for an event of an Order::kKeep batch that
+// it did not attempt because an earlier one failed (ErrorCode::kAborted).
+Error AbortedError();
+
 class Publisher {
  public:
   virtual ~Publisher() = default;
@@ -44,11 +54,11 @@ class Publisher {
   virtual Status Publish(const Event& event) = 0;
 
   // Delivers events in order; results[i] is the outcome of events[i]
-  // (results.size() == events.size()). When `ordered` (a keep-order run), the
-  // publisher must not deliver anything after the first failure and reports
-  // ErrorCode::kAborted for the events it did not attempt. The default calls
+  // (results.size() == events.size()). With Order::kKeep (a keep-order run),
+  // the publisher must not deliver anything after the first failure and reports
+  // AbortedError() for the events it did not attempt. The default calls
   // Publish() for each event.
-  virtual void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results);
+  virtual void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results);
 };
 
 // True when a failure with this code is permanent (the event is parked, not retried).

@@ -94,7 +94,7 @@ class Relay {
   // due retry, or the interval. A failing pass (for example an I/O error) is
   // reported to capture_error and retried after the interval; it does not end
   // the loop. Returns the totals.
-  Result<RelayStats> Run(std::stop_token stop);
+  [[nodiscard]] Result<RelayStats> Run(std::stop_token stop);
 
   // Run() on a background thread, until Stop().
   void Start();

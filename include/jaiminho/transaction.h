@@ -19,7 +19,6 @@
 // transactions may commit concurrently.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -41,15 +40,15 @@ namespace jaiminho {
 class Stream;
 class OutboxImpl;
 
-// A business column family, from Outbox::Business(). Valid while the Outbox is
-// open. Only values from Outbox::Business (or copies of them) are accepted by
+// A business column family, from Outbox::FindBusinessFamily(). Valid while the Outbox is
+// open. Only values from Outbox::FindBusinessFamily (or copies of them) are accepted by
 // that Outbox: a default-constructed or hand-made one, or one of another
 // Outbox, is refused with kInvalidArgument.
 struct BusinessFamily {
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   std::string_view name{};
   bool has_merge_operator = false;
-  // The Outbox that returned it (opaque; set by Outbox::Business).
+  // The Outbox that returned it (opaque; set by Outbox::FindBusinessFamily).
   const void* owner = nullptr;
 };
 
@@ -94,18 +93,17 @@ class Transaction {
   // headers (names and values) exceed OutboxOptions::max_payload_bytes.
   [[nodiscard]] Status Enqueue(Stream& stream, const Message& message);
 
-  // Encodes `value` with `codec` (default: Codec<T>) and enqueues it with
-  // type `type` (the handler name).
+  // Encodes `value` with `codec` (default: Codec<T>{}; a codec with state is
+  // used as given) and enqueues it with type `type` (the handler name).
   template <class T, class C = Codec<T>>
   requires CodecFor<C, T>
   [[nodiscard]] Status Emit(Stream& stream, std::string_view type, const T& value, EmitOptions options = {},
                             const C& codec = C{}) {
-    (void)codec;
-    const auto& encoded = C::Encode(value);
+    const auto& encoded = codec.Encode(value);
     return Enqueue(stream, Message{.type = type,
                                    .key = options.key,
                                    .payload = std::string_view(encoded),
-                                   .encoding = C::kEncoding,
+                                   .encoding = codec.kEncoding,
                                    .headers = options.headers,
                                    .strategy = options.strategy});
   }
@@ -116,41 +114,24 @@ class Transaction {
   // Forgets everything added so far.
   void Clear();
 
-  size_t event_count() const { return events_.size(); }
-  size_t op_count() const { return ops_.size(); }
-  bool empty() const { return ops_.empty() && events_.empty(); }
+  size_t event_count() const;
+  size_t op_count() const;
+  bool empty() const;
 
  private:
-  friend class Outbox;
-  friend class OutboxImpl;
-  friend class Committer;
-  friend class InlinePublisher;
+  // The representation (src/core/transaction_internal.h).
+  friend class TransactionInternal;
+  struct Op;
+  struct PendingEvent;
   explicit Transaction(OutboxImpl* outbox);
-
-  enum class OpType : uint8_t { kPut, kDelete, kMerge };
-  struct Op {
-    OpType type;
-    rocksdb::ColumnFamilyHandle* family;
-    uint32_t key_offset, key_size;
-    uint32_t value_offset, value_size;
-  };
-  struct PendingEvent {
-    Stream* stream;
-    Strategy strategy;
-    uint32_t offset, size;           // envelope bytes in arena_
-    uint32_t seq_field;              // offset of the seq scalar inside the envelope
-    uint64_t seq;                    // assigned at commit
-    uint32_t sig_field;              // offset of the signature bytes; 0 when unsigned
-    std::array<uint8_t, 32> digest;  // of the signed fields, when signed
-  };
 
   Status Fail(Error e);
   uint32_t Append(std::string_view bytes);
 
   OutboxImpl* outbox_{};
   std::string arena_{};
-  std::vector<Op> ops_{};
-  std::vector<PendingEvent> events_{};
+  std::vector<Op> ops_;
+  std::vector<PendingEvent> events_;
   std::optional<Error> error_{};
 };
 

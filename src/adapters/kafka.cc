@@ -68,10 +68,6 @@ bool ValidTopic(std::string_view t) {
   });
 }
 
-Error Aborted() {
-  return Error(ErrorCode::kAborted, "not attempted: an earlier event of the ordered batch failed");
-}
-
 int32_t PartitionByStream(const rd_kafka_topic_t* rkt, const void* /*key*/, size_t /*keylen*/, int32_t partition_cnt,
                           void* rkt_opaque, void* msg_opaque) {
   const auto* p = static_cast<const Pending*>(msg_opaque);
@@ -155,7 +151,7 @@ class KafkaPublisher::Impl {
     return {};
   }
 
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results);
+  void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results);
 
   std::string last_error() const {
     internal::MutexLock l(mu_);
@@ -357,18 +353,18 @@ Status KafkaPublisher::Impl::Produce(rd_kafka_t* rk, const Event& e, const std::
                    fmt::format("cannot produce event {} to Kafka topic '{}': {}{}", id, topic, what, Context()));
 }
 
-void KafkaPublisher::Impl::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
+void KafkaPublisher::Impl::PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) {
   const size_t n = events.size();
   std::string replaced;
   std::shared_ptr<Handle> h = Current(&replaced);
   auto batch = std::make_shared<BatchState>(n);
   bool stopped = false;
   for (size_t i = 0; i < n; ++i) {
-    Status st = stopped ? tl::unexpected(Aborted()) : Produce(h->rk, events[i], batch, i);
+    Status st = stopped ? tl::unexpected(AbortedError()) : Produce(h->rk, events[i], batch, i);
     if (!st) {
       internal::MutexLock l(batch->mu);
       batch->Set(i, std::move(st));
-      if (ordered) stopped = true;
+      if (order == Order::kKeep) stopped = true;
     }
   }
   std::vector<Status> out;
@@ -388,7 +384,7 @@ void KafkaPublisher::Impl::PublishBatch(std::span<const Event> events, bool orde
   }
   bool failed = false;
   for (size_t i = 0; i < n; ++i) {
-    if (failed && ordered && out[i]) {
+    if (failed && order == Order::kKeep && out[i]) {
       results[i] = MakeError(ErrorCode::kAborted,
                              fmt::format("event {} was delivered after an earlier event of the ordered batch "
                                          "failed; it will be sent again",
@@ -429,12 +425,12 @@ Result<std::shared_ptr<KafkaPublisher>> KafkaPublisher::Create(KafkaOptions o) {
 
 Status KafkaPublisher::Publish(const Event& event) {
   Status result;
-  impl_->PublishBatch(std::span<const Event>(&event, 1), true, std::span<Status>(&result, 1));
+  impl_->PublishBatch(std::span<const Event>(&event, 1), Order::kKeep, std::span<Status>(&result, 1));
   return result;
 }
 
-void KafkaPublisher::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
-  impl_->PublishBatch(events, ordered, results);
+void KafkaPublisher::PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) {
+  impl_->PublishBatch(events, order, results);
 }
 
 std::string KafkaPublisher::last_error() const {

@@ -36,10 +36,6 @@ std::string RandomClientId() {
   return fmt::format("jaiminho-{:08x}{:08x}", rd(), rd());
 }
 
-Error Aborted() {
-  return Error(ErrorCode::kAborted, "not attempted: an earlier event of the ordered batch failed");
-}
-
 // True for PUBACK reason codes that will not change when the same message is
 // sent again: the event is parked rather than retried forever.
 bool PermanentReason(int reason) {
@@ -191,7 +187,7 @@ class MqttPublisher::Impl {
     thread_ = std::thread([this] { Run(); });
   }
 
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) EXCLUDES(mu_);
+  void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) EXCLUDES(mu_);
 
   bool connected() const EXCLUDES(mu_) {
     internal::MutexLock l(mu_);
@@ -484,7 +480,7 @@ Status MqttPublisher::Impl::SendLocked(const Event& event, Slot& slot) {
   return {};
 }
 
-void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
+void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) {
   const size_t n = events.size();
   Batch batch;
   std::vector<Slot> slots(n);
@@ -498,7 +494,7 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
     Error e(ErrorCode::kUnavailable,
             last_error_.empty() ? fmt::format("not connected to MQTT broker {} yet", endpoint_) : last_error_);
     for (size_t i = 0; i < n; ++i)
-      results[i] = tl::unexpected(ordered && i > 0 ? Aborted() : e);
+      results[i] = tl::unexpected(order == Order::kKeep && i > 0 ? AbortedError() : e);
     return;
   }
   bool stopped = false;
@@ -508,12 +504,12 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
     s.event = &events[i];
     ++batch.outstanding;
     if (stopped) {
-      Finish(s, tl::unexpected(Aborted()));
+      Finish(s, tl::unexpected(AbortedError()));
       continue;
     }
     if (Status st = SendLocked(events[i], s); !st) {
       Finish(s, std::move(st));
-      if (ordered) stopped = true;
+      if (order == Order::kKeep) stopped = true;
     }
   }
   // Wait while PUBACKs keep coming: the timeout counts from the last progress
@@ -535,7 +531,7 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, bool order
   l.Release();
   bool failed = false;
   for (size_t i = 0; i < n; ++i) {
-    if (failed && ordered && slots[i].result) {
+    if (failed && order == Order::kKeep && slots[i].result) {
       results[i] = MakeError(ErrorCode::kAborted,
                              fmt::format("event {} was acknowledged after an earlier event of the ordered batch "
                                          "failed; it will be sent again",
@@ -583,12 +579,12 @@ Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
 
 Status MqttPublisher::Publish(const Event& event) {
   Status result;
-  impl_->PublishBatch(std::span<const Event>(&event, 1), true, std::span<Status>(&result, 1));
+  impl_->PublishBatch(std::span<const Event>(&event, 1), Order::kKeep, std::span<Status>(&result, 1));
   return result;
 }
 
-void MqttPublisher::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
-  impl_->PublishBatch(events, ordered, results);
+void MqttPublisher::PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) {
+  impl_->PublishBatch(events, order, results);
 }
 
 bool MqttPublisher::connected() const {

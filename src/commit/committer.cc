@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/outbox_impl.h"
+#include "core/transaction_internal.h"
 #include "delivery/inline.h"
 #include "sign/signer.h"
 #include "storage/envelope.h"
@@ -18,7 +19,8 @@ constexpr size_t kMaxGroupBytes = 1 << 20;
 }  // namespace
 
 size_t Committer::SizeOf(const Transaction& t) {
-  return t.arena_.size() + 24 * (t.ops_.size() + t.events_.size());
+  return TransactionInternal::ArenaSize(t) +
+         24 * (TransactionInternal::Ops(t).size() + TransactionInternal::Events(t).size());
 }
 
 Result<bool> Committer::Commit(Transaction& txn, bool sync) {
@@ -66,7 +68,7 @@ Result<bool> Committer::Commit(Transaction& txn, bool sync) {
     if (!writers_.empty()) writers_.front()->cv.Signal();
   }
 
-  if (st) outbox_->NotifyCommit();
+  if (st) outbox_->WakeRelays();
   return st;
 }
 
@@ -102,14 +104,14 @@ void Committer::AssignSeqs(const std::vector<Writer*>& group) {
   touched_.clear();
   saved_next_.clear();
   for (Writer* w : group) {
-    for (auto& e : w->txn->events_) {
+    for (auto& e : TransactionInternal::Events(*w->txn)) {
       StreamState& s = StreamAccess::Of(*e.stream);
       if (std::find(touched_.begin(), touched_.end(), &s) == touched_.end()) {
         touched_.push_back(&s);
         saved_next_.push_back(s.next_seq);
       }
       e.seq = s.next_seq++;
-      char* envelope = w->txn->arena_.data() + e.offset;
+      char* envelope = TransactionInternal::Arena(*w->txn) + e.offset;
       internal::PatchU64(envelope, e.seq_field, e.seq);
       if (e.sig_field != 0) {
         outbox_->signer->Sign(s.name, e.seq, e.digest, reinterpret_cast<uint8_t*>(envelope + e.sig_field));
@@ -135,22 +137,22 @@ bool Committer::ReserveSeqs() {
 void Committer::AddWrites(const std::vector<Writer*>& group) {
   for (Writer* w : group) {
     const Transaction& t = *w->txn;
-    const char* a = t.arena_.data();
-    for (const auto& op : t.ops_) {
+    const char* a = TransactionInternal::Arena(t);
+    for (const auto& op : TransactionInternal::Ops(t)) {
       rocksdb::Slice key(a + op.key_offset, op.key_size);
       switch (op.type) {
-        case Transaction::OpType::kPut:
+        case TransactionInternal::Op::Type::kPut:
           batch_.Put(op.family, key, rocksdb::Slice(a + op.value_offset, op.value_size));
           break;
-        case Transaction::OpType::kDelete:
+        case TransactionInternal::Op::Type::kDelete:
           batch_.Delete(op.family, key);
           break;
-        case Transaction::OpType::kMerge:
+        case TransactionInternal::Op::Type::kMerge:
           batch_.Merge(op.family, key, rocksdb::Slice(a + op.value_offset, op.value_size));
           break;
       }
     }
-    for (const auto& e : t.events_) {
+    for (const auto& e : TransactionInternal::Events(t)) {
       auto key = internal::SeqKey(internal::kPendingTag, e.seq);
       batch_.Put(StreamAccess::Of(*e.stream).cf, rocksdb::Slice(key.bytes, key.size),
                  rocksdb::Slice(a + e.offset, e.size));
@@ -163,7 +165,7 @@ void Committer::Undo(const std::vector<Writer*>& group, bool claimed) {
     touched_[i]->next_seq = saved_next_[i];
   for (Writer* w : group) {
     if (claimed) outbox_->inline_publisher->Unclaim(*w->txn);
-    for (auto& e : w->txn->events_)
+    for (auto& e : TransactionInternal::Events(*w->txn))
       e.seq = 0;
   }
 }

@@ -2,6 +2,7 @@
 
 #include "commit/committer.h"
 #include "core/outbox_impl.h"
+#include "core/transaction_internal.h"
 #include "delivery/inline.h"
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
@@ -22,6 +23,16 @@ Transaction::Transaction(Transaction&&) noexcept = default;
 Transaction& Transaction::operator=(Transaction&&) noexcept = default;
 Transaction::~Transaction() = default;
 
+size_t Transaction::event_count() const {
+  return events_.size();
+}
+size_t Transaction::op_count() const {
+  return ops_.size();
+}
+bool Transaction::empty() const {
+  return ops_.empty() && events_.empty();
+}
+
 Status Transaction::Fail(Error e) {
   if (!error_) error_ = e;
   return tl::unexpected(std::move(e));
@@ -39,7 +50,7 @@ Status Transaction::Put(const BusinessFamily& family, std::string_view key, std:
   if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
     return Fail(Error(ErrorCode::kInvalidArgument, "Put: transaction larger than 2 GiB"));
   }
-  Op op{OpType::kPut, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  Op op{Op::Type::kPut, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
   op.key_offset = Append(key);
   op.value_offset = Append(value);
   ops_.push_back(op);
@@ -49,7 +60,7 @@ Status Transaction::Put(const BusinessFamily& family, std::string_view key, std:
 Status Transaction::Delete(const BusinessFamily& family, std::string_view key) {
   auto info = outbox_->CheckOwned(family, "Delete");
   if (!info) return Fail(info.error());
-  Op op{OpType::kDelete, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, 0};
+  Op op{Op::Type::kDelete, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, 0};
   op.key_offset = Append(key);
   ops_.push_back(op);
   return {};
@@ -66,7 +77,8 @@ Status Transaction::Merge(const BusinessFamily& family, std::string_view key, st
   if (arena_.size() + key.size() + value.size() > kMaxArenaBytes) {
     return Fail(Error(ErrorCode::kInvalidArgument, "Merge: transaction larger than 2 GiB"));
   }
-  Op op{OpType::kMerge, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
+  Op op{
+      Op::Type::kMerge, (*info)->handle, 0, static_cast<uint32_t>(key.size()), 0, static_cast<uint32_t>(value.size())};
   op.key_offset = Append(key);
   op.value_offset = Append(value);
   ops_.push_back(op);

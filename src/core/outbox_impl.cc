@@ -72,8 +72,9 @@ Status OutboxImpl::CheckOwned(const StreamState& s, std::string_view call) const
 
 Result<const BusinessInfo*> OutboxImpl::CheckOwned(const BusinessFamily& f, std::string_view call) const {
   if (f.owner == nullptr && f.handle == nullptr) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("{}: no business family given (use Outbox::Business of {})", call, options.path));
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}: no business family given (use Outbox::FindBusinessFamily of {})", call, options.path));
   }
   if (f.owner == this) {
     for (const auto& [name, info] : business) {
@@ -82,7 +83,7 @@ Result<const BusinessInfo*> OutboxImpl::CheckOwned(const BusinessFamily& f, std:
   }
   return MakeError(ErrorCode::kInvalidArgument,
                    fmt::format("{}: business family '{}' is not one of {} (another Outbox's, or not from "
-                               "Outbox::Business)",
+                               "Outbox::FindBusinessFamily)",
                                call, f.name, options.path));
 }
 
@@ -170,7 +171,7 @@ Status OutboxImpl::MakeDurable() {
   return {};
 }
 
-void OutboxImpl::NotifyCommit() {
+void OutboxImpl::WakeRelays() {
   commit_epoch_.fetch_add(1, std::memory_order_acq_rel);
   if (waiters_.load(std::memory_order_acquire) > 0) {
     internal::MutexLock l(notify_mu_);

@@ -161,7 +161,7 @@ class OutboxImpl {
 
   // Ownership checks (kInvalidArgument naming the stream or family, the call
   // and the path): a stream or business family of another Outbox, or a
-  // BusinessFamily not obtained from Outbox::Business, is refused.
+  // BusinessFamily not obtained from Outbox::FindBusinessFamily, is refused.
   Status CheckOwned(const StreamState& s, std::string_view call) const;
   Result<const BusinessInfo*> CheckOwned(const BusinessFamily& f, std::string_view call) const;
 
@@ -176,8 +176,9 @@ class OutboxImpl {
   // never DB::SyncWAL: see outbox_impl.cc).
   Status SyncWal();
 
-  // Wakes relays waiting for commits.
-  void NotifyCommit() EXCLUDES(notify_mu_);
+  // Wakes relays waiting in WaitForCommit: after a commit, an inline publish
+  // or an operator action changed what is due.
+  void WakeRelays() EXCLUDES(notify_mu_);
   uint64_t commit_epoch() const { return commit_epoch_.load(std::memory_order_acquire); }
   // Waits until commit_epoch() != seen, `deadline`, or Interrupt().
   void WaitForCommit(uint64_t seen, std::chrono::steady_clock::time_point deadline) EXCLUDES(notify_mu_);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/outbox_impl.h"
+#include "core/transaction_internal.h"
 #include "delivery/delivery.h"
 #include "delivery/retry.h"
 
@@ -22,7 +23,7 @@ InlinePublisher::~InlinePublisher() {
 }
 
 void InlinePublisher::Claim(const Transaction& txn) {
-  for (const auto& e : txn.events_) {
+  for (const auto& e : TransactionInternal::Events(txn)) {
     if (e.strategy != Strategy::kPublishOnCommit) continue;
     StreamAccess::Of(*e.stream).claims.Claim(e.seq);
   }
@@ -33,7 +34,7 @@ void InlinePublisher::Release(StreamState& s, uint64_t seq) {
 }
 
 void InlinePublisher::Unclaim(const Transaction& txn) {
-  for (const auto& e : txn.events_) {
+  for (const auto& e : TransactionInternal::Events(txn)) {
     if (e.strategy == Strategy::kPublishOnCommit) Release(StreamAccess::Of(*e.stream), e.seq);
   }
 }
@@ -41,9 +42,9 @@ void InlinePublisher::Unclaim(const Transaction& txn) {
 void InlinePublisher::AfterCommit(const Transaction& txn) {
   if (!enabled_) return;
   std::vector<Item> items;
-  for (const auto& e : txn.events_) {
+  for (const auto& e : TransactionInternal::Events(txn)) {
     if (e.strategy != Strategy::kPublishOnCommit) continue;
-    items.push_back(Item{&StreamAccess::Of(*e.stream), e.seq, std::string(txn.arena_.data() + e.offset, e.size)});
+    items.push_back(Item{&StreamAccess::Of(*e.stream), e.seq, std::string(TransactionInternal::Envelope(txn, e))});
   }
   if (items.empty()) return;
   if (outbox_->options.inline_dispatch == InlineDispatch::kDispatcherThread) {
@@ -113,7 +114,7 @@ void InlinePublisher::Deliver(std::vector<Item>& items) {
     s.poke.fetch_add(1, std::memory_order_release);
     i = j;
   }
-  outbox_->NotifyCommit();
+  outbox_->WakeRelays();
 }
 
 void InlinePublisher::DispatchLoop() {

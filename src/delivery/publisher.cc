@@ -8,15 +8,19 @@
 
 namespace jaiminho {
 
-void Publisher::PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) {
+Error AbortedError() {
+  return Error(ErrorCode::kAborted, "not attempted: an earlier event of the ordered batch failed");
+}
+
+void Publisher::PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) {
   bool stopped = false;
   for (size_t i = 0; i < events.size(); ++i) {
     if (stopped) {
-      results[i] = MakeError(ErrorCode::kAborted, "not attempted: an earlier event of the ordered batch failed");
+      results[i] = tl::unexpected(AbortedError());
       continue;
     }
     results[i] = internal::CallPublish(*this, events[i]);
-    if (!results[i] && ordered) stopped = true;
+    if (!results[i] && order == Order::kKeep) stopped = true;
   }
 }
 

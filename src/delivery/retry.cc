@@ -53,12 +53,12 @@ Status CallPublish(Publisher& publisher, const Event& event) {
   }
 }
 
-void CallPublishBatch(Publisher& publisher, std::span<const Event> events, bool ordered, std::span<Status> results) {
+void CallPublishBatch(Publisher& publisher, std::span<const Event> events, Order order, std::span<Status> results) {
   for (auto& r : results)
     r = MakeError(ErrorCode::kAborted, "not attempted");
   auto fail_all = [&](std::string_view what) {
     for (size_t i = 0; i < events.size(); ++i) {
-      if (i == 0 || !ordered) {
+      if (i == 0 || order == Order::kAny) {
         results[i] = tl::unexpected(Threw(events[i], what));
       } else {
         results[i] = MakeError(ErrorCode::kAborted, "not attempted: the publisher threw");
@@ -66,7 +66,7 @@ void CallPublishBatch(Publisher& publisher, std::span<const Event> events, bool 
     }
   };
   try {
-    publisher.PublishBatch(events, ordered, results);
+    publisher.PublishBatch(events, order, results);
   } catch (const std::exception& e) {
     fail_all(e.what());
   } catch (...) {

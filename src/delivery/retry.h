@@ -26,6 +26,6 @@ bool Exhausted(const RetryPolicy& policy, uint32_t attempts);
 Status CallPublish(Publisher& publisher, const Event& event);
 // Calls publisher.PublishBatch, turning an exception into failures (the first
 // event failed, the rest not attempted).
-void CallPublishBatch(Publisher& publisher, std::span<const Event> events, bool ordered, std::span<Status> results);
+void CallPublishBatch(Publisher& publisher, std::span<const Event> events, Order order, std::span<Status> results);
 
 }  // namespace jaiminho::internal

@@ -72,7 +72,7 @@ Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox) {
   return out;
 }
 
-std::string RenderPrometheus(std::span<const StreamMetrics> metrics, bool counters) {
+std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusOptions options) {
   std::string out;
   auto label = [](const StreamMetrics& m) {
     // Stream names are [A-Za-z0-9._-]: nothing to escape, but be safe.
@@ -81,7 +81,7 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, bool counte
     return fmt::format("{{stream={}}}", l);
   };
   auto family = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
-    if (type == "counter" && !counters) return;
+    if (type == "counter" && !options.counters) return;
     out += fmt::format("# HELP jaiminho_{} {}\n# TYPE jaiminho_{} {}\n", name, help, name, type);
     for (const StreamMetrics& m : metrics)
       out += fmt::format("jaiminho_{}{} {}\n", name, label(m), value(m));

@@ -1,4 +1,4 @@
-// Operator actions and record lookups: Outbox::List, Find, Requeue, Skip.
+// Operator actions and record lookups: Outbox::ListEvents, FindEvent, Requeue, Skip.
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 
@@ -88,16 +88,16 @@ Result<internal::DecodedEnvelope> DecodeLocated(internal::AlignedArena& arena, c
 
 void Wake(OutboxImpl& o, StreamState& s) {
   s.poke.fetch_add(1, std::memory_order_release);
-  o.NotifyCommit();
+  o.WakeRelays();
 }
 
 }  // namespace
 
-Result<std::vector<StoredEvent>> Outbox::List(const Stream& stream, EventState state, size_t limit) const {
+Result<std::vector<StoredEvent>> Outbox::ListEvents(const Stream& stream, EventState state, size_t limit) const {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
-  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("List"));
-  JM_RETURN_IF_ERROR(o.CheckOwned(s, "List"));
+  JM_ASSIGN_OR_RETURN(auto guard, o.Enter("ListEvents"));
+  JM_RETURN_IF_ERROR(o.CheckOwned(s, "ListEvents"));
   // Format 2 (storage/delivery_log.h): pending keys below the delivered cursor
   // hold delivered events, listed as sent.
   const internal::DeliveredView delivered = s.cleaner->delivered();
@@ -134,10 +134,10 @@ Result<std::vector<StoredEvent>> Outbox::List(const Stream& stream, EventState s
   return out;
 }
 
-Result<StoredEvent> Outbox::Find(const Stream& stream, uint64_t seq) const {
+Result<StoredEvent> Outbox::FindEvent(const Stream& stream, uint64_t seq) const {
   StreamState& s = StreamAccess::Of(stream);
-  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Find"));
-  JM_RETURN_IF_ERROR(impl_->CheckOwned(s, "Find"));
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("FindEvent"));
+  JM_RETURN_IF_ERROR(impl_->CheckOwned(s, "FindEvent"));
   JM_ASSIGN_OR_RETURN(Located l, Locate(*impl_, s, seq));
   auto ev = StoredEventAccess::Make(l.key.view(), l.raw, s.name, impl_->id);
   if (!ev) {

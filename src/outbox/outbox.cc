@@ -7,6 +7,7 @@
 #include "clean/cleaner.h"
 #include "commit/committer.h"
 #include "core/outbox_impl.h"
+#include "core/transaction_internal.h"
 #include "delivery/inline.h"
 #include "jaiminho/version.h"
 #include "storage/check.h"
@@ -464,8 +465,8 @@ std::vector<Stream*> Outbox::Streams() const {
   return impl_->Streams();
 }
 
-Result<BusinessFamily> Outbox::Business(std::string_view name) const {
-  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Business"));
+Result<BusinessFamily> Outbox::FindBusinessFamily(std::string_view name) const {
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("FindBusinessFamily"));
   auto it = impl_->business.find(name);
   if (it == impl_->business.end()) {
     return MakeError(ErrorCode::kNotFound,
@@ -476,7 +477,7 @@ Result<BusinessFamily> Outbox::Business(std::string_view name) const {
 }
 
 Transaction Outbox::Begin() {
-  return Transaction(impl_.get());
+  return TransactionInternal::Begin(impl_.get());
 }
 
 Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std::string_view key) const {

@@ -27,8 +27,8 @@ class CountingPublisher final : public Publisher {
     if (s) progress_.Add(1);
     return s;
   }
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) override {
-    inner_->PublishBatch(events, ordered, results);
+  void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) override {
+    inner_->PublishBatch(events, order, results);
     uint64_t ok = 0;
     for (const Status& s : results)
       ok += s.has_value() ? 1 : 0;

@@ -24,7 +24,7 @@ int Stats(const StatsOptions& o, Io& io) {
     metrics.push_back(info.metrics);
 
   if (o.prometheus) {
-    io.out << RenderPrometheus(metrics, /*counters=*/false) << std::flush;
+    io.out << RenderPrometheus(metrics, {.counters = false}) << std::flush;
     return kExitOk;
   }
   if (o.json) {

@@ -155,7 +155,7 @@ TEST(KafkaPublisher, RecordCarriesKeyValueTimestampAndEventIdHeader) {
   EXPECT_EQ(got[0].headers["jaiminho-type"], "order.placed");
   EXPECT_EQ(got[0].headers["content-type"], "application/json");
   EXPECT_EQ(got[0].headers["trace-id"], "abc123");
-  ASSERT_OK_AND_ASSIGN(StoredEvent first, outbox->Find(*orders, receipt.events[0].seq));
+  ASSERT_OK_AND_ASSIGN(StoredEvent first, outbox->FindEvent(*orders, receipt.events[0].seq));
   EXPECT_EQ(got[0].timestamp_ms, ToMicros(first->created_at) / 1000);
   EXPECT_FALSE(got[1].has_key);
   EXPECT_EQ(got[1].value, "keyless");
@@ -250,7 +250,7 @@ TEST(KafkaPublisher, BrokersDownFailTheDeliveryReportAndTheRelayRetriesUntilThey
     ASSERT_EQ(rd_kafka_mock_broker_set_up(mc.get(), b), RD_KAFKA_RESP_ERR_NO_ERROR);
   ASSERT_TRUE(signals->WaitRelayPublished(kN, kWait)) << signals->relay_published() << " of " << kN;
   relay.Stop();
-  ASSERT_OK_AND_ASSIGN(auto pending, outbox->List(*telemetry, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, outbox->ListEvents(*telemetry, EventState::kPending));
   EXPECT_TRUE(pending.empty());
 
   std::vector<Record> got = Consume(mc.bootstraps(), "telemetry", 2, kN, kWait);
@@ -284,7 +284,7 @@ TEST(KafkaPublisher, PublishBatchThroughputOnTheMockCluster) {
   auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < kN; i += 256) {
     size_t n = std::min<size_t>(256, kN - i);
-    kafka->PublishBatch(std::span(events).subspan(i, n), true, std::span(results).subspan(i, n));
+    kafka->PublishBatch(std::span(events).subspan(i, n), Order::kKeep, std::span(results).subspan(i, n));
   }
   double batch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (size_t i = 0; i < kN; ++i)

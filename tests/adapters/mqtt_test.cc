@@ -129,9 +129,9 @@ TEST(MqttPublisher, DeliversTopicPayloadContentTypeAndEventIdProperty) {
   EXPECT_EQ(msgs[1].payload, std::string("\0\1", 2));
   EXPECT_EQ(msgs[1].content_type, "application/octet-stream");
   EXPECT_EQ(msgs[1].Property("jaiminho-event-id"), receipt.events[1].ToString());
-  ASSERT_OK_AND_ASSIGN(auto sent, outbox->List(*telemetry, EventState::kSent));
+  ASSERT_OK_AND_ASSIGN(auto sent, outbox->ListEvents(*telemetry, EventState::kSent));
   EXPECT_EQ(sent.size(), 2u);
-  ASSERT_OK_AND_ASSIGN(auto pending, outbox->List(*telemetry, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, outbox->ListEvents(*telemetry, EventState::kPending));
   EXPECT_TRUE(pending.empty());
 }
 
@@ -150,7 +150,7 @@ TEST(MqttPublisher, PublishBatchPipelinesAndConfirmsEveryPuback) {
   std::vector<Status> results(kN);
   ASSERT_TRUE(mqtt->WaitConnected(kWait)) << mqtt->last_error();  // time the publishing, not the connecting
   auto start = std::chrono::steady_clock::now();
-  mqtt->PublishBatch(events, true, results);
+  mqtt->PublishBatch(events, Order::kKeep, results);
   auto batch_time = std::chrono::steady_clock::now() - start;
   for (size_t i = 0; i < kN; ++i)
     ASSERT_TRUE(results[i].has_value()) << i << ": " << results[i].error().ToString();
@@ -182,7 +182,7 @@ TEST(MqttPublisher, OrderedBatchSendsNothingAfterTheFirstFailure) {
   // "bad+" expands to a topic with a wildcard: not publishable.
   std::vector<Event> events = f.Make("o", {"a", "bad+", "c", "d"});
   std::vector<Status> results(events.size());
-  mqtt->PublishBatch(events, true, results);
+  mqtt->PublishBatch(events, Order::kKeep, results);
   ASSERT_OK(results[0]);
   ASSERT_ERROR(results[1], ErrorCode::kRejected);
   EXPECT_NE(results[1].error().message().find("wildcard"), std::string::npos) << results[1].error().message();
@@ -198,7 +198,7 @@ TEST(MqttPublisher, OrderedBatchSendsNothingAfterTheFirstFailure) {
   EXPECT_EQ(msgs[0].topic, "o/a");
 
   // Unordered: every event is attempted on its own.
-  mqtt->PublishBatch(events, false, results);
+  mqtt->PublishBatch(events, Order::kAny, results);
   ASSERT_OK(results[0]);
   ASSERT_ERROR(results[1], ErrorCode::kRejected);
   ASSERT_OK(results[2]);
@@ -231,7 +231,7 @@ TEST(MqttPublisher, InvalidTopicIsParkedAndTheKeepOrderStreamGoesOn) {
   auto msgs = sub->messages();
   EXPECT_EQ(msgs[0].topic, "cmd/valve/1");
   EXPECT_EQ(msgs[1].topic, "cmd/valve/3");
-  ASSERT_OK_AND_ASSIGN(StoredEvent parked, outbox->Find(*cmd, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent parked, outbox->FindEvent(*cmd, 2));
   EXPECT_EQ(parked->state, EventState::kParked);
   std::string why = std::string(parked->note) + " " + std::string(parked->last_error);
   EXPECT_NE(why.find("cmd/valve/#"), std::string::npos) << why;
@@ -253,7 +253,7 @@ TEST(MqttPublisher, BrokerStoppedMidStreamEventsBufferThenAllArriveInOrder) {
   auto outbox = MustOpen(dir.Sub("db"), o);
   ASSERT_OK_AND_ASSIGN(Stream * fills, outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder}));
   ASSERT_OK_AND_ASSIGN(Stream * telemetry, outbox->OpenStream("telemetry", {.strategy = Strategy::kPublishOnCommit}));
-  ASSERT_OK_AND_ASSIGN(BusinessFamily state, outbox->Business("default"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily state, outbox->FindBusinessFamily("default"));
   Relay relay(*outbox, mqtt, {.interval = 50ms});  // ... and the relay retries whatever failed
   relay.Start();
 
@@ -287,7 +287,7 @@ TEST(MqttPublisher, BrokerStoppedMidStreamEventsBufferThenAllArriveInOrder) {
   std::string failure = signals->relay_failures().back();
   EXPECT_NE(failure.find(endpoint), std::string::npos) << failure;
   EXPECT_NE(failure.find("unavailable"), std::string::npos) << failure;
-  ASSERT_OK_AND_ASSIGN(auto buffered, outbox->List(*fills, EventState::kPending, 10 * kPhase));
+  ASSERT_OK_AND_ASSIGN(auto buffered, outbox->ListEvents(*fills, EventState::kPending, 10 * kPhase));
   EXPECT_GE(buffered.size(), static_cast<size_t>(kPhase));
 
   // Broker back: everything arrives, the keep-order stream in order.
@@ -313,9 +313,9 @@ TEST(MqttPublisher, BrokerStoppedMidStreamEventsBufferThenAllArriveInOrder) {
   }
   EXPECT_EQ(contiguous, total);
   EXPECT_EQ(*Distinct(SeqsOf(msgs, "telemetry")).rbegin(), total);
-  ASSERT_OK_AND_ASSIGN(auto pending, outbox->List(*fills, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, outbox->ListEvents(*fills, EventState::kPending));
   EXPECT_TRUE(pending.empty());
-  ASSERT_OK_AND_ASSIGN(auto retrying, outbox->List(*telemetry, EventState::kRetrying));
+  ASSERT_OK_AND_ASSIGN(auto retrying, outbox->ListEvents(*telemetry, EventState::kRetrying));
   EXPECT_TRUE(retrying.empty());
   EXPECT_GT(signals->inline_failures(), 0) << "publish-on-commit events should have failed inline while down";
   std::printf("duplicates after the restart: fills %zu, telemetry %zu\n", SeqsOf(msgs, "fills").size() - total,
@@ -342,7 +342,7 @@ TEST(MqttPublisher, RefusedConnectionNamesHostPortAndIsRetriedPerPolicy) {
   // Attempt 1 fails at once (no broker), naming where it tried.
   ASSERT_OK_AND_ASSIGN(RelayStats s1, relay.RunOnce());
   EXPECT_EQ(s1.failed, 1u);
-  ASSERT_OK_AND_ASSIGN(StoredEvent e1, outbox->Find(*cmds, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e1, outbox->FindEvent(*cmds, 1));
   EXPECT_EQ(e1->attempts, 1u);
   std::string error(e1->last_error);
   EXPECT_NE(error.find(endpoint), std::string::npos) << error;
@@ -362,7 +362,7 @@ TEST(MqttPublisher, RefusedConnectionNamesHostPortAndIsRetriedPerPolicy) {
   ASSERT_OK_AND_ASSIGN(RelayStats s5, relay.RunOnce());
   EXPECT_EQ(s5.failed, 1u);
   // Third failure: max_attempts reached, the stream parks the event.
-  ASSERT_OK_AND_ASSIGN(StoredEvent e3, outbox->Find(*cmds, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e3, outbox->FindEvent(*cmds, 1));
   EXPECT_EQ(e3->state, EventState::kParked);
   EXPECT_EQ(e3->attempts, 3u);
   EXPECT_NE(std::string(e3->last_error).find(endpoint), std::string::npos) << e3->last_error;
@@ -405,7 +405,7 @@ TEST(MqttPublisher, BrokerRefusingTheClientIsRetriedUntilItAccepts) {
   ASSERT_TRUE(
       sub->WaitUntil([](const auto& m) { return !m.empty() && m.back().topic == "cmds/reboot/dev/10"; }, kWait));
   relay.Stop();
-  ASSERT_OK_AND_ASSIGN(StoredEvent first, outbox->Find(*cmds, 1));
+  ASSERT_OK_AND_ASSIGN(StoredEvent first, outbox->FindEvent(*cmds, 1));
   EXPECT_EQ(first->state, EventState::kSent);
   EXPECT_GE(first->attempts, 2u);
 }

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   if (!outbox) return Fail(outbox.error().ToString());
   auto stream = (*outbox)->OpenStream("orders", {.strategy = jaiminho::Strategy::kKeepOrder});
   if (!stream) return Fail(stream.error().ToString());
-  auto family = (*outbox)->Business("default");
+  auto family = (*outbox)->FindBusinessFamily("default");
   if (!family) return Fail(family.error().ToString());
 
   auto txn = (*outbox)->Begin();

@@ -119,7 +119,7 @@ TEST(BadInput, TruncatedEnvelopesAreParkedWithTheirBytesAndBlockNothing) {
     size_t parked = 0, intact = 0;
     for (const auto& [s, truncated] : streams) {
       SCOPED_TRACE(s->name());
-      ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+      ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->FindEvent(*s, 2));
       if (e->state == EventState::kParked) {
         ++parked;
         EXPECT_EQ(e->type, "jaiminho.corrupt");
@@ -150,7 +150,7 @@ TEST(BadInput, CorruptRetryRecordIsParkedAndTheOtherRetriesGoOut) {
   b.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
   Relay relay(*b.outbox, b.publisher);
   ASSERT_OK(relay.RunOnce());
-  ASSERT_OK_AND_ASSIGN(auto retrying, b.outbox->List(*s, EventState::kRetrying));
+  ASSERT_OK_AND_ASSIGN(auto retrying, b.outbox->ListEvents(*s, EventState::kRetrying));
   ASSERT_EQ(retrying.size(), 3u);
   // Overwrite seq 2's retry record with a cut envelope.
   const int64_t due = ToMicros(retrying[1]->next_attempt_at);
@@ -163,7 +163,7 @@ TEST(BadInput, CorruptRetryRecordIsParkedAndTheOtherRetriesGoOut) {
   auto d = b.Delivered("s");
   std::sort(d.begin(), d.end());
   EXPECT_EQ(d, (std::vector<uint64_t>{1, 3}));
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->FindEvent(*s, 2));
   EXPECT_EQ(e->state, EventState::kParked);
   EXPECT_NE(e->note.find("corrupt record"), std::string_view::npos);
 }
@@ -182,10 +182,10 @@ TEST(BadInput, EnvelopeOfAnotherStreamOrSeqIsParkedNotPublished) {
   ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
   EXPECT_EQ(st.parked, 2u);
   EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 4}));
-  ASSERT_OK_AND_ASSIGN(StoredEvent two, b.outbox->Find(*s, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent two, b.outbox->FindEvent(*s, 2));
   EXPECT_EQ(two->state, EventState::kParked);
   EXPECT_NE(two->note.find("'other'"), std::string_view::npos) << two->note;
-  ASSERT_OK_AND_ASSIGN(StoredEvent three, b.outbox->Find(*s, 3));
+  ASSERT_OK_AND_ASSIGN(StoredEvent three, b.outbox->FindEvent(*s, 3));
   EXPECT_NE(three->note.find("seq 7"), std::string_view::npos) << three->note;
 }
 
@@ -203,7 +203,7 @@ TEST(BadInput, EnvelopeFromANewerLibraryIsParkedWithItsVersion) {
   Relay relay(*b.outbox, b.publisher);
   ASSERT_OK(relay.RunOnce());
   EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 3}));
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->FindEvent(*s, 2));
   EXPECT_EQ(e->state, EventState::kParked);
   EXPECT_NE(e->note.find("unknown envelope version 2"), std::string_view::npos) << e->note;
   EXPECT_EQ(e->payload, newer);
@@ -254,7 +254,7 @@ TEST(BadInput, UnknownHandlerInAKeepOrderStreamBlocksUntilSkipped) {
   EXPECT_EQ(st.parked, 0u);
   EXPECT_EQ(st.blocked, 1u);
   EXPECT_EQ(handled, (std::vector<uint64_t>{1}));
-  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->Find(*s, 2));
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->FindEvent(*s, 2));
   EXPECT_EQ(e->state, EventState::kPending);
   EXPECT_EQ(e->attempts, 0u);
   EXPECT_NE(e->note.find("no handler for type 'unknown.v9'"), std::string_view::npos) << e->note;
@@ -415,10 +415,10 @@ TEST(BadInput, EnvelopeWithOverlappingScalarsIsRejected) {
   b.Raw(s, Pending(1), sent_at_on_stream_name);
   Relay relay(*b.outbox, b.publisher);
   ASSERT_OK(relay.RunOnce());
-  auto first = b.outbox->Find(*s, 0);
+  auto first = b.outbox->FindEvent(*s, 0);
   ASSERT_OK(first);
   EXPECT_EQ((*first)->id.seq, 0u) << "the record under seq 0 now names seq " << (*first)->id.seq;
-  auto second = b.outbox->Find(*s, 1);
+  auto second = b.outbox->FindEvent(*s, 1);
   ASSERT_TRUE(second.has_value()) << "the delivered record of seq 1 became unreadable: " << second.error().ToString();
   EXPECT_EQ((*second)->id.stream, "s") << "state " << ToString((*second)->state) << ", note " << (*second)->note;
 }

@@ -123,7 +123,7 @@ std::string Payload(int i) {
 
 // One commit: business key "k/<i>" and one event on `stream`.
 Result<Receipt> CommitOne(Outbox& outbox, Stream& stream, int i, bool sync = true) {
-  auto business = outbox.Business("default");
+  auto business = outbox.FindBusinessFamily("default");
   if (!business) return tl::unexpected(business.error());
   Transaction txn = outbox.Begin();
   std::string key = fmt::format("k/{}", i);
@@ -171,14 +171,14 @@ void ExpectAcknowledgedPresent(const std::string& path, const std::vector<int>& 
   auto opened = Outbox::Open({.path = path, .create_if_missing = false, .env = env});
   ASSERT_OK(opened);
   Outbox& outbox = **opened;
-  ASSERT_OK_AND_ASSIGN(BusinessFamily business, outbox.Business("default"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily business, outbox.FindBusinessFamily("default"));
   for (int i : acked) {
     ASSERT_OK_AND_ASSIGN(auto v, outbox.Get(business, fmt::format("k/{}", i)));
     ASSERT_TRUE(v.has_value()) << "acknowledged commit " << i << " is lost";
     ASSERT_EQ(*v, Payload(i));
   }
   ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.FindStream("telemetry"));
-  ASSERT_OK_AND_ASSIGN(auto pending, outbox.List(*stream, EventState::kPending, acked.size() + 100));
+  ASSERT_OK_AND_ASSIGN(auto pending, outbox.ListEvents(*stream, EventState::kPending, acked.size() + 100));
   EXPECT_GE(pending.size(), acked.size()) << "acknowledged events are lost";
   EXPECT_OK(outbox.Close());
 }

@@ -127,10 +127,10 @@ TEST(OpenCheck, SeqReservationBelowHighestSeqIsRaisedAndNoSeqIsReused) {
   EXPECT_GT(r.events[0].seq, 5u) << "a seq of an acknowledged event was issued again";
   // The five acknowledged events are intact, and listed as pending.
   for (uint64_t seq = 1; seq <= 5; ++seq) {
-    ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox->Find(*s, seq));
+    ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox->FindEvent(*s, seq));
     EXPECT_EQ(e->payload, "e" + std::to_string(seq - 1)) << "seq " << seq << " was overwritten";
   }
-  ASSERT_OK_AND_ASSIGN(auto pending, outbox->List(*s, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, outbox->ListEvents(*s, EventState::kPending));
   EXPECT_EQ(pending.size(), 6u);
   // Repaired on disk: verify is clean and the next Open reports nothing.
   ASSERT_OK(outbox->Close());

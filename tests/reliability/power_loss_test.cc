@@ -278,7 +278,7 @@ TEST(PowerLoss, ClaimedEventBelowThePersistedCursorIsDeliveredAfterACrash) {
   for (const auto& d : m.deliveries->logs().deliveries)
     delivered.insert(d.id.seq);
   EXPECT_TRUE(delivered.contains(1)) << "seq 1 was committed (synced) but is never delivered";
-  ASSERT_OK_AND_ASSIGN(auto pending, m.outbox->List(*s, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto pending, m.outbox->ListEvents(*s, EventState::kPending));
   EXPECT_TRUE(pending.empty()) << pending.size() << " event(s) left pending below the relay cursor";
 }
 

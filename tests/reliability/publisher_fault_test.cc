@@ -74,7 +74,7 @@ void DrainWith(Relay& relay, Outbox& outbox, ManualClock* clock) {
 TEST(PublisherFault, ThrowingPublishBatchIsRetriedAndKeepsOrder) {
   struct ThrowingBatch : RecordingPublisher {
     std::atomic<int> calls{0};
-    void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) override {
+    void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) override {
       const int call = calls.fetch_add(1);
       if (call == 0) {
         // Delivers two events, then throws: the relay cannot know they went out.
@@ -83,7 +83,7 @@ TEST(PublisherFault, ThrowingPublishBatchIsRetriedAndKeepsOrder) {
         throw std::runtime_error("broker client crashed mid-batch");
       }
       if (call == 1) throw 42;  // not even a std::exception
-      Publisher::PublishBatch(events, ordered, results);
+      Publisher::PublishBatch(events, order, results);
     }
   };
   TempDir dir;
@@ -172,7 +172,7 @@ TEST(PublisherFault, ThrowingInlinePublishNeitherFailsTheCommitNorLosesTheEvent)
 // go out in later batches, in order.
 TEST(PublisherFault, PartialBatchPublisherGetsTheRestLaterInOrder) {
   struct FirstTwo : RecordingPublisher {
-    void PublishBatch(std::span<const Event> events, bool, std::span<Status> results) override {
+    void PublishBatch(std::span<const Event> events, Order, std::span<Status> results) override {
       for (size_t i = 0; i < events.size() && i < 2; ++i)
         results[i] = Publish(events[i]);
     }
@@ -316,7 +316,7 @@ TEST(PublisherFault, RandomFailuresWithLimitedAttemptsDeliverOrParkEachEventOnce
   DrainWith(relay, *outbox, clock.get());
   auto ds = publisher->deliveries();
   for (Stream* s : {ordered, loose}) {
-    ASSERT_OK_AND_ASSIGN(auto parked, outbox->List(*s, EventState::kParked, 10000));
+    ASSERT_OK_AND_ASSIGN(auto parked, outbox->ListEvents(*s, EventState::kParked, 10000));
     std::set<uint64_t> parked_seqs;
     for (const auto& p : parked) {
       parked_seqs.insert(p->id.seq);

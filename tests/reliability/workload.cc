@@ -26,7 +26,7 @@ std::vector<StreamSpec> DefaultStreams() {
 
 Result<Workload> OpenWorkload(Outbox& outbox, const std::vector<StreamSpec>& streams) {
   Workload w;
-  auto accounts = outbox.Business(kBusinessFamily);
+  auto accounts = outbox.FindBusinessFamily(kBusinessFamily);
   if (!accounts) return tl::unexpected(accounts.error());
   w.accounts = *accounts;
   for (const auto& spec : streams) {

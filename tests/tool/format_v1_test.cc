@@ -111,7 +111,7 @@ TEST(FormatV1, OpensAndDeliversWhatWasWaitingInOrder) {
   testing::TempDir dir;
   const std::string db = CopyFixture(dir);
   ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db, .business_families = {{.name = "devices"}}}));
-  ASSERT_OK_AND_ASSIGN(BusinessFamily devices, ob->Business("devices"));
+  ASSERT_OK_AND_ASSIGN(BusinessFamily devices, ob->FindBusinessFamily("devices"));
   for (auto [key, value] : {std::pair{"dev/1", "on"}, {"dev/2", "off"}, {"dev/3", "on"}}) {
     ASSERT_OK_AND_ASSIGN(auto v, ob->Get(devices, key));
     EXPECT_EQ(v, std::optional<std::string>(value)) << key;
@@ -136,10 +136,10 @@ TEST(FormatV1, OpensAndDeliversWhatWasWaitingInOrder) {
   EXPECT_EQ(seqs["late"], (std::vector<uint64_t>{1, 2}));
   EXPECT_EQ(seqs.size(), 3u);
 
-  ASSERT_OK_AND_ASSIGN(auto sent, ob->List(*orders, EventState::kSent));
+  ASSERT_OK_AND_ASSIGN(auto sent, ob->ListEvents(*orders, EventState::kSent));
   ASSERT_EQ(sent.size(), 5u);
   EXPECT_EQ(ToMicros(sent[0]->sent_at), 1'700'003'600'050'000);  // kept from format 1
-  ASSERT_OK_AND_ASSIGN(auto parked, ob->List(*alerts, EventState::kParked));
+  ASSERT_OK_AND_ASSIGN(auto parked, ob->ListEvents(*alerts, EventState::kParked));
   ASSERT_EQ(parked.size(), 1u);
   EXPECT_EQ(parked[0]->id.seq, 4u);
   EXPECT_EQ(parked[0]->attempts, 2u);
@@ -148,8 +148,8 @@ TEST(FormatV1, OpensAndDeliversWhatWasWaitingInOrder) {
   auto t = ob->Begin();
   ASSERT_OK(t.Enqueue(*late, {.type = "late.v1", .payload = "three"}));
   ASSERT_OK(t.Commit());
-  ASSERT_OK_AND_ASSIGN(auto after, ob->List(*late, EventState::kSent));
-  ASSERT_OK_AND_ASSIGN(auto pending, ob->List(*late, EventState::kPending));
+  ASSERT_OK_AND_ASSIGN(auto after, ob->ListEvents(*late, EventState::kSent));
+  ASSERT_OK_AND_ASSIGN(auto pending, ob->ListEvents(*late, EventState::kPending));
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0]->id.seq, 3u);
   EXPECT_EQ(after.size(), 2u);

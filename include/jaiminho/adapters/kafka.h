@@ -109,12 +109,12 @@ class KafkaPublisher final : public Publisher {
 
   Status Publish(const Event& event) override;
 
-  // Produces every event, then waits for all their delivery reports. When
-  // `ordered`, producing stops at the first event that cannot be queued (the
+  // Produces every event, then waits for all their delivery reports. With
+  // Order::kKeep, producing stops at the first event that cannot be queued (the
   // rest are kAborted), and an event delivered after an earlier failure is
   // reported kAborted (it is sent again after the failed one: a duplicate,
   // never a gap).
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) override;
+  void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) override;
 
   // The last error librdkafka reported for the client as a whole (a broker
   // connection failing, all brokers down), "" when none.

@@ -123,11 +123,11 @@ class MqttPublisher final : public Publisher {
   // Pipelines the events on the connection (one PUBLISH each, without waiting
   // in between), then waits for all their PUBACKs. The broker handles them in
   // order, so a connection loss or a timeout fails the first unacknowledged
-  // event and everything after it. When `ordered`, publishing stops at the
+  // event and everything after it. With Order::kKeep, publishing stops at the
   // first event that cannot be sent, the rest are reported kAborted, and an
   // event acknowledged after an earlier failure is reported kAborted too (the
   // relay sends it again after the failed one: a duplicate, never a gap).
-  void PublishBatch(std::span<const Event> events, bool ordered, std::span<Status> results) override;
+  void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) override;
 
   // True while connected (CONNACK received, connection not lost).
   bool connected() const;
