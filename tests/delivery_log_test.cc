@@ -3,8 +3,9 @@
 // persisted cursor, with one small run record per relay batch for its sent_at;
 // the compaction filter drops delivered events (and runs) once past
 // time_to_delete, or at once with delete_after_send.
-#include "clean/cleaner.h"
 #include "storage/delivery_log.h"
+
+#include "clean/cleaner.h"
 #include "support/test_util.h"
 
 namespace jaiminho {
@@ -80,8 +81,8 @@ TEST(DeliveryLog, FilterDropsDeliveredKeysAndRunsOnlyPastTimeToDelete) {
   EXPECT_FALSE(drop(run1, internal::EncodeRunValue({1, 10, kStart}), just_before));
   EXPECT_TRUE(drop(run1, internal::EncodeRunValue({1, 10, kStart}), just_before + 1));
   // A run that reaches the cursor or beyond is kept, whatever its age.
-  EXPECT_FALSE(drop(std::string(internal::RunKey(21).view()), internal::EncodeRunValue({21, 22, kStart}),
-                    kStart + 100 * ttd));
+  EXPECT_FALSE(
+      drop(std::string(internal::RunKey(21).view()), internal::EncodeRunValue({21, 22, kStart}), kStart + 100 * ttd));
   // Below the cursor without a run (delete_after_send): dropped at once.
   d.runs = SentRuns();
   EXPECT_TRUE(drop(p(5), "", kStart));

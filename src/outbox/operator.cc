@@ -111,7 +111,8 @@ Result<std::vector<StoredEvent>> Outbox::ListEvents(const Stream& stream, EventS
       auto ev = StoredEventAccess::Make(it.raw_key(), it.value(), s.name, o.id);
       if (!ev) continue;  // records failing verification: see `jaiminho-tool verify`
       if (range == EventState::kPending && state == EventState::kSent) {
-        const internal::PendingKeyState p = internal::ClassifyPendingKey((*ev)->id.seq, delivered.cursor, delivered.runs);
+        const internal::PendingKeyState p =
+            internal::ClassifyPendingKey((*ev)->id.seq, delivered.cursor, delivered.runs);
         if (p.kind != internal::PendingKeyState::kSent) continue;
         StoredEventAccess::MarkSent(*ev, FromMicros(p.sent_at_us));
       }

@@ -59,8 +59,7 @@ void SentRuns::Append(const SentRun& run) {
 }
 
 const SentRun* SentRuns::Find(uint64_t seq) const {
-  auto it = std::upper_bound(runs_.begin(), runs_.end(), seq,
-                             [](uint64_t s, const SentRun& r) { return s < r.first; });
+  auto it = std::upper_bound(runs_.begin(), runs_.end(), seq, [](uint64_t s, const SentRun& r) { return s < r.first; });
   if (it == runs_.begin()) return nullptr;
   --it;
   return seq <= it->last ? &*it : nullptr;

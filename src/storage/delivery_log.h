@@ -81,7 +81,7 @@ Result<DeliveredView> ReadDelivered(rocksdb::DB* db, rocksdb::ColumnFamilyHandle
 // What a record under a 'p' key is, given the stream's cursor and runs.
 struct PendingKeyState {
   enum Kind { kPending, kSent, kGone } kind = kPending;  // kGone: delivered and deleted or expired
-  int64_t sent_at_us = 0;                                 // kSent only
+  int64_t sent_at_us = 0;                                // kSent only
 };
 PendingKeyState ClassifyPendingKey(uint64_t seq, uint64_t cursor, const SentRuns& runs);
 

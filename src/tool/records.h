@@ -21,8 +21,8 @@
 #include "sign/signer.h"
 #include "storage/delivery_log.h"
 #include "storage/envelope.h"
-#include "storage/open.h"
 #include "storage/keys.h"
+#include "storage/open.h"
 
 namespace jaiminho::tool {
 
@@ -88,7 +88,6 @@ Result<internal::DeliveredView> DeliveredOf(const internal::ReadOnlyDb& db, cons
 // stream named.
 Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
                    const internal::DeliveredView& delivered, const RecordFilter& filter,
-                   const std::function<bool(const Record&)>& visit,
-                   const internal::Signer* signer = nullptr);
+                   const std::function<bool(const Record&)>& visit, const internal::Signer* signer = nullptr);
 
 }  // namespace jaiminho::tool

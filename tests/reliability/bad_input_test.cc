@@ -13,10 +13,10 @@
 
 #include "core/outbox_impl.h"
 #include "jaiminho/fb/envelope_generated.h"
+#include "storage/delivery_log.h"
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/meta.h"
-#include "storage/delivery_log.h"
 #include "support/test_util.h"
 
 namespace jaiminho {

@@ -137,8 +137,8 @@ void RawDb::Put(std::string_view family, std::string_view key, std::string_view 
   rocksdb::WriteOptions wo;
   wo.sync = true;
   ASSERT_TRUE(db_ && Family(family));
-  rocksdb::Status s = db_->Put(wo, Family(family), rocksdb::Slice(key.data(), key.size()),
-                               rocksdb::Slice(value.data(), value.size()));
+  rocksdb::Status s =
+      db_->Put(wo, Family(family), rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
