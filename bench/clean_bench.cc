@@ -32,8 +32,8 @@ void CleanOurs(benchmark::State& st, size_t n) {
     auto ours = OpenOurs("clean-ours", {.clean_interval = std::chrono::seconds(0), .clock = clock});
     FillOurs(*ours, n);
     {
-      jaiminho::Relay relay(*ours->outbox, std::make_shared<NoopPublisher>());
-      if (Check(relay.RunOnce(), "relay").published != n) Die("clean: relay did not deliver everything");
+      auto relay = Check(jaiminho::Relay::Make(*ours->outbox, std::make_shared<NoopPublisher>()), "relay");
+      if (Check(relay->RunOnce(), "relay").published != n) Die("clean: relay did not deliver everything");
     }
     WaitForBackgroundWork(ours->outbox->db());
     clock->Advance(std::chrono::hours(24 * 8));

@@ -86,7 +86,7 @@ void CommitToPublish(benchmark::State& st) {
     g.times = std::make_unique<Times[]>(n * static_cast<size_t>(nthreads));
     g.threads = std::make_unique<PerThread[]>(static_cast<size_t>(nthreads));
     g.ours = OpenOurs(fmt::format("latency-{}", nthreads));
-    g.relay = std::make_unique<jaiminho::Relay>(*g.ours->outbox, std::make_shared<TimingPublisher>());
+    g.relay = Check(jaiminho::Relay::Make(*g.ours->outbox, std::make_shared<TimingPublisher>()), "relay");
     g.relay->Start();
   }
   std::string payload;

@@ -93,10 +93,10 @@ void MqttOurs(benchmark::State& st, size_t n, bool nodelay) {
                   {.host = broker->host(), .port = broker->port(), .topic = "bench/{stream}", .max_inflight = kWindow}),
               "mqtt publisher");
     if (!mqtt->WaitConnected(std::chrono::seconds(10))) Die("mqtt: not connected: " + mqtt->last_error());
-    jaiminho::Relay relay(*ours->outbox, mqtt);
+    auto relay = Check(jaiminho::Relay::Make(*ours->outbox, mqtt), "relay");
     const Usage u0 = ProcessUsage();
     auto t0 = std::chrono::steady_clock::now();
-    jaiminho::RelayStats stats = Check(relay.RunOnce(), "relay");
+    jaiminho::RelayStats stats = Check(relay->RunOnce(), "relay");
     st.SetIterationTime(SecondsSince(t0));
     const Usage u1 = ProcessUsage();
     total.cpu += u1.cpu - u0.cpu;

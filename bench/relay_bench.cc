@@ -63,10 +63,10 @@ void RelayOurs(benchmark::State& st, size_t backlog, bool del) {
     auto ours = OpenOurs("relay-ours", {.delete_after_send = del});
     FillOurs(*ours, backlog);
     WaitForBackgroundWork(ours->outbox->db());
-    jaiminho::Relay relay(*ours->outbox, publisher);
+    auto relay = Check(jaiminho::Relay::Make(*ours->outbox, publisher), "relay");
     auto t0 = std::chrono::steady_clock::now();
     const double cpu0 = ThreadCpuSeconds();
-    jaiminho::RelayStats stats = Check(relay.RunOnce(), "relay");
+    jaiminho::RelayStats stats = Check(relay->RunOnce(), "relay");
     st.SetIterationTime(SecondsSince(t0));
     cpu += ThreadCpuSeconds() - cpu0;
     if (stats.published != backlog) Die(fmt::format("relay published {} of {}", stats.published, backlog));
@@ -149,8 +149,8 @@ void VolumeOurs(benchmark::State& st, size_t n, bool del) {
     FlushAndSettle(ours->outbox->db());
     const WriteVolume filled = Written(*stats);
     auto t0 = std::chrono::steady_clock::now();
-    jaiminho::Relay relay(*ours->outbox, publisher);
-    jaiminho::RelayStats r = Check(relay.RunOnce(), "relay");
+    auto relay = Check(jaiminho::Relay::Make(*ours->outbox, publisher), "relay");
+    jaiminho::RelayStats r = Check(relay->RunOnce(), "relay");
     st.SetIterationTime(SecondsSince(t0));
     if (r.published != n) Die(fmt::format("relay published {} of {}", r.published, n));
     FlushAndSettle(ours->outbox->db());

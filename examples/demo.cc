@@ -85,8 +85,9 @@ int main(int argc, char** argv) {
   jaiminho::BusinessFamily devices = *outbox.FindBusinessFamily("devices");
   jaiminho::BusinessFamily orders = *outbox.FindBusinessFamily("orders");
 
-  jaiminho::Relay relay(outbox, sink);
-  relay.Start();
+  auto relay = jaiminho::Relay::Make(outbox, sink);
+  if (!relay) return Fail(relay.error());
+  (*relay)->Start();
 
   std::cout << "jaiminho-demo: " << transactions << " transactions into " << path << " (sync commits, 4 threads)\n";
   auto start = std::chrono::steady_clock::now();
@@ -117,8 +118,8 @@ int main(int argc, char** argv) {
   for (auto& th : threads)
     th.join();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  relay.Stop();
-  auto drained = relay.RunOnce();  // whatever the loop had not reached yet
+  (*relay)->Stop();
+  auto drained = (*relay)->RunOnce();  // whatever the loop had not reached yet
   if (!drained) return Fail(drained.error());
 
   auto metrics = jaiminho::CollectMetrics(outbox);

@@ -12,6 +12,7 @@
 namespace jaiminho {
 namespace {
 
+using testing::MustMakeRelay;
 using testing::MustOpen;
 using testing::RecordingPublisher;
 using testing::TempDir;
@@ -41,8 +42,8 @@ struct CleanFixture {
     }
   }
   void Deliver(Stream* s, size_t batch = 256) {
-    Relay relay(*outbox, publisher, {.streams = {s->name()}, .batch_size = batch});
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher, {.streams = {s->name()}, .batch_size = batch}));
+    ASSERT_OK(relay->RunOnce());
   }
   size_t Count(Stream* s, EventState st) {
     auto l = outbox->ListEvents(*s, st, 10'000'000);
@@ -180,9 +181,10 @@ TEST(Cleaner, MaintenancePassCleansAnIdleDatabaseWithoutBeingAsked) {
 uint64_t SkippedDuringPass(Outbox& outbox, const std::shared_ptr<Publisher>& publisher, int64_t* pass_us = nullptr) {
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
   rocksdb::get_perf_context()->Reset();
-  Relay relay(outbox, publisher);
+  auto relay = MustMakeRelay(outbox, publisher);
+  if (!relay) return 0;
   auto t0 = std::chrono::steady_clock::now();
-  auto r = relay.RunOnce();
+  auto r = relay->RunOnce();
   if (pass_us) {
     *pass_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
   }

@@ -131,8 +131,10 @@ TEST(CloseRace, StartedRelayStopsWithClosed) {
     auto stream = outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder});
     if (!stream) return std::string("stream");
     auto publisher = std::make_shared<RecordingPublisher>();
-    Relay relay(*outbox, publisher, {.interval = std::chrono::milliseconds(50)});
-    relay.Start();
+    auto made = Relay::Make(*outbox, publisher, {.interval = std::chrono::milliseconds(50)});
+    if (!made) return "Relay::Make: " + made.error().ToString();
+    auto relay = std::move(*made);
+    relay->Start();
     auto txn = outbox->Begin();
     if (!txn.Enqueue(**stream, {.type = "t", .payload = "p"}) || !txn.Commit()) return std::string("commit");
     if (!publisher->WaitFor(1)) return std::string("not delivered");
@@ -147,7 +149,7 @@ TEST(CloseRace, StartedRelayStopsWithClosed) {
         return false;
       });
     }
-    relay.Stop();
+    relay->Stop();
     if (!reported) return std::string("the relay did not report kClosed");
     if (publisher->count() != 1) return std::string("delivered after Close");
     return std::string();

@@ -161,11 +161,13 @@ TEST(AfterClose, CloseAgainAndDestroy) {
 
 TEST(AfterClose, RelayRunOnceAndRun) {
   EXPECT_IN_CHILD(AfterClose([](ClosedOutbox& c) {
-    Relay relay(*c.outbox, std::make_shared<RecordingPublisher>());
-    auto e = ClosedError(relay.RunOnce(), c.path);
+    auto made = Relay::Make(*c.outbox, std::make_shared<RecordingPublisher>());
+    if (!made) return "Relay::Make: " + made.error().ToString();
+    auto relay = std::move(*made);
+    auto e = ClosedError(relay->RunOnce(), c.path);
     if (!e.empty()) return "RunOnce: " + e;
     std::stop_source never;
-    e = ClosedError(relay.Run(never.get_token()), c.path);
+    e = ClosedError(relay->Run(never.get_token()), c.path);
     if (!e.empty()) return "Run: " + e;
     return std::string();
   }));
@@ -206,10 +208,12 @@ TEST(AfterClose, RelayStartReportsClosed) {
     if (!outbox) return std::string("open");
     if (auto s = outbox->Close(); !s) return s.error().ToString();
     auto publisher = std::make_shared<RecordingPublisher>();
-    Relay relay(*outbox, publisher);
-    relay.Start();
+    auto made = Relay::Make(*outbox, publisher);
+    if (!made) return "Relay::Make: " + made.error().ToString();
+    auto relay = std::move(*made);
+    relay->Start();
     auto e = captured.WaitFor(ErrorCode::kClosed);
-    relay.Stop();
+    relay->Stop();
     if (!e) return std::string("the started relay reported no kClosed");
     return ClosedError(Result<void>(tl::unexpected(*e)), path);
   }());
@@ -387,8 +391,8 @@ struct Delivered {
     auto txn = outbox->Begin();
     ASSERT_OK(txn.Enqueue(*stream, {.type = "t", .payload = "p"}));
     ASSERT_OK(txn.Commit());
-    Relay relay(*outbox, publisher);
-    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
     ASSERT_EQ(stats.published, 1u);
     ASSERT_OK_AND_ASSIGN(StoredEvent ev, outbox->FindEvent(*stream, 1));
     ASSERT_EQ(ev->state, EventState::kSent);
@@ -487,10 +491,11 @@ uint64_t AttemptsWith(RetryPolicy policy, int passes, std::chrono::microseconds 
   if (!s) return UINT64_MAX;
   auto txn = outbox->Begin();
   if (!txn.Enqueue(**s, {.type = "t", .payload = "p"}) || !txn.Commit()) return UINT64_MAX;
-  Relay relay(*outbox, publisher);
+  auto relay = MustMakeRelay(*outbox, publisher);
+  if (!relay) return UINT64_MAX;
   for (int i = 0; i < passes; ++i) {
     clock->Advance(step);
-    if (!relay.RunOnce()) return UINT64_MAX;
+    if (!relay->RunOnce()) return UINT64_MAX;
   }
   return publisher->attempts.load();
 }

@@ -129,30 +129,24 @@ TEST(RelayMake, RefusesInvalidOptionsNamingThem) {
   EXPECT_EQ(st.published, 1u);
 }
 
-// Start() of a relay built with invalid options reports them instead of looping silently.
-void ExpectStartReports(RelayOptions options, std::string_view word) {
+// A relay with invalid options cannot be built, so it can never be Start()ed:
+// Make refuses it, naming the option, and nothing reaches capture_error.
+void ExpectMakeRefuses(RelayOptions options, ErrorCode code, std::string_view word) {
   Fixture f;
   f.Open(f.Options());
   ASSERT_OK(f.outbox->OpenStream("s"));
-  Relay relay(*f.outbox, f.publisher, options);
-  relay.Start();
-  {
-    std::unique_lock l(f.mu);
-    bool reported = f.cv.wait_for(l, std::chrono::seconds(10), [&] {
-      for (const Error& e : f.captured) {
-        if (e.message().find(word) != std::string::npos) return true;
-      }
-      return false;
-    });
-    EXPECT_TRUE(reported) << "Start() of an invalid relay reported nothing (" << word << ")";
-  }
-  relay.Stop();
+  auto relay = Relay::Make(*f.outbox, f.publisher, std::move(options));
+  ASSERT_ERROR(relay, code);
+  EXPECT_NE(relay.error().message().find(word), std::string::npos)
+      << "Make refused an invalid relay without naming " << word << ": " << relay.error().ToString();
+  std::unique_lock l(f.mu);
+  EXPECT_TRUE(f.captured.empty());
 }
 
-TEST(RelayMake, StartOfAnInvalidRelayReportsToCaptureError) {
-  ExpectStartReports({.batch_size = 0}, "batch_size");
-  ExpectStartReports({.interval = std::chrono::microseconds(0)}, "interval");
-  ExpectStartReports({.streams = {"nope"}}, "'nope'");
+TEST(RelayMake, AnInvalidRelayCannotBeStarted) {
+  ExpectMakeRefuses({.batch_size = 0}, ErrorCode::kInvalidArgument, "batch_size");
+  ExpectMakeRefuses({.interval = std::chrono::microseconds(0)}, ErrorCode::kInvalidArgument, "interval");
+  ExpectMakeRefuses({.streams = {"nope"}}, ErrorCode::kNotFound, "'nope'");
 }
 
 TEST(RelayReports, TamperedAndCorruptRecordsReachCaptureError) {
@@ -176,8 +170,8 @@ TEST(RelayReports, TamperedAndCorruptRecordsReachCaptureError) {
   }
   // Seq 2: bytes that are no envelope at all.
   f.PutRaw(s, 'p', 2, "garbage");
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 2u);
   EXPECT_EQ(f.observer->parked.load(), 2);
   EXPECT_EQ(f.CapturedWith({"stream 's'", "seq 1", "tampered"}), 1u) << f.AllCaptured();
@@ -205,9 +199,9 @@ TEST(MissingHandler, BlocksKeepOrderStreamUntilRegisteredThenDeliversInOrder) {
   ASSERT_OK(handlers->Register("known", record));
   f.Commit(s, "later.v1", "first");
   f.Commit(s, "known", "second");
-  Relay relay(*f.outbox, handlers);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, handlers));
   for (int pass = 0; pass < 3; ++pass) {
-    ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
     EXPECT_EQ(st.parked, 0u) << "pass " << pass;
     EXPECT_EQ(st.failed, 0u) << "pass " << pass;
     EXPECT_EQ(st.blocked, 1u) << "pass " << pass;
@@ -231,7 +225,7 @@ TEST(MissingHandler, BlocksKeepOrderStreamUntilRegisteredThenDeliversInOrder) {
 
   ASSERT_OK(handlers->Register("later.v1", record));
   f.clock->Advance(std::chrono::hours(1));
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.published, 2u);
   EXPECT_EQ(handled, (std::vector<std::string>{"first", "second"}));
   EXPECT_EQ(f.observer->parked.load(), 0);
@@ -245,10 +239,10 @@ TEST(MissingHandler, PublishOnCommitEventWaitsForRetryAndIsNotParked) {
   f.Open(std::move(o));
   ASSERT_OK_AND_ASSIGN(Stream * s, f.outbox->OpenStream("s", {.retry = RetryPolicy{.max_attempts = 1}}));
   f.Commit(s, "later.v1", "first");  // published inline: no handler yet
-  Relay relay(*f.outbox, handlers);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, handlers));
   for (int pass = 0; pass < 3; ++pass) {
     f.clock->Advance(std::chrono::minutes(10));
-    ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
     EXPECT_EQ(st.parked, 0u) << "pass " << pass;
   }
   EXPECT_EQ(f.observer->failed.load() + f.observer->failed_by_relay.load(), 0) << "no failure signal";
@@ -264,7 +258,7 @@ TEST(MissingHandler, PublishOnCommitEventWaitsForRetryAndIsNotParked) {
     return {};
   }));
   f.clock->Advance(std::chrono::hours(1));
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.published, 1u);
   EXPECT_EQ(handled.load(), 1);
 }

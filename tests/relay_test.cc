@@ -120,8 +120,8 @@ TEST_P(LeftOnDisk, AfterSuccess) {
   } else {
     EXPECT_EQ(f.publisher->count(), 0u) << "keep-order is never published inline";
     EXPECT_EQ(f.Tags(s), "p");
-    Relay relay(*f.outbox, f.publisher);
-    ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
     EXPECT_EQ(st.published, 1u);
     EXPECT_EQ(f.observer->published_by_relay.load(), 1);
     EXPECT_EQ(f.Tags(s), c.delete_after_send ? "" : "s") << "relay: delete_after_send, else mark sent";
@@ -143,7 +143,7 @@ TEST_P(LeftOnDisk, AfterFailure) {
   Stream* s = f.S("s", {.strategy = c.strategy});
   f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "broker down"); };
   f.Commit(s, 1);
-  Relay relay(*f.outbox, f.publisher);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
   if (c.strategy == Strategy::kPublishOnCommit) {
     EXPECT_EQ(f.observer->failed.load(), 1) << "event_failed_to_publish fired";
     EXPECT_EQ(f.Tags(s), "r") << "the record stays for the relay (retry range)";
@@ -153,7 +153,7 @@ TEST_P(LeftOnDisk, AfterFailure) {
     EXPECT_NE(r[0]->last_error.find("broker down"), std::string_view::npos);
     EXPECT_EQ(ToMicros(r[0]->next_attempt_at), kT0 + 1'000'000);
   } else {
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK(relay->RunOnce());
     EXPECT_EQ(f.observer->failed_by_relay.load(), 1);
     EXPECT_EQ(f.Tags(s), "p") << "keep-order: the head stays pending and blocks";
     ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
@@ -163,7 +163,7 @@ TEST_P(LeftOnDisk, AfterFailure) {
   // Recovery: the relay delivers it once due.
   f.publisher->fail = nullptr;
   f.clock->Advance(std::chrono::seconds(2));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.publisher->count(), 1u);
   EXPECT_EQ(f.Tags(s), c.delete_after_send ? "" : "s");
 }
@@ -193,13 +193,13 @@ TEST(Relay, KeepOrderStopsAtFirstFailureAndResumesInExactOrder) {
     if (e.id.seq == 4) return Error(ErrorCode::kUnavailable, "seq 4 fails");
     return std::nullopt;
   };
-  Relay relay(*f.outbox, f.publisher, {.batch_size = 3});
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.batch_size = 3}));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.blocked, 1u);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "fills"), (std::vector<uint64_t>{1, 2, 3}));
   // Still blocked on later passes, even past the backoff, while it fails.
   f.clock->Advance(std::chrono::seconds(5));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.publisher->count(), 3u);
   ASSERT_OK_AND_ASSIGN(StoredEvent head, f.outbox->FindEvent(*s, 4));
   EXPECT_EQ(head->attempts, 2u);
@@ -211,7 +211,7 @@ TEST(Relay, KeepOrderStopsAtFirstFailureAndResumesInExactOrder) {
 
   f.publisher->fail = nullptr;
   f.clock->Advance(std::chrono::seconds(10));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   std::vector<uint64_t> expected(10);
   std::iota(expected.begin(), expected.end(), 1);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "fills"), expected);
@@ -227,16 +227,16 @@ TEST(Relay, KeepOrderHeadWaitsForItsBackoff) {
     ++calls;
     return Error(ErrorCode::kUnavailable, "down");
   };
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(calls, 1);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(calls, 1) << "not due yet: no attempt";
   f.clock->Advance(std::chrono::milliseconds(999));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(calls, 1);
   f.clock->Advance(std::chrono::milliseconds(1));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(calls, 2);
 }
 
@@ -251,10 +251,10 @@ TEST(Relay, BackoffScheduleIsExponentialWithCap) {
   Stream* s = f.S("s", {.strategy = Strategy::kKeepOrder});
   f.Commit(s, 1);
   f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
-  Relay relay(*f.outbox, f.publisher);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
   std::vector<int64_t> delays;
   for (int i = 0; i < 5; ++i) {
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK(relay->RunOnce());
     ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
     int64_t delay = ToMicros(e->next_attempt_at) - ToMicros(f.clock->Now());
     delays.push_back(delay);
@@ -271,8 +271,8 @@ TEST(Relay, JitterStaysWithinItsBounds) {
   Stream* s = f.S("s");
   f.Commit(s, 200);
   f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
-  Relay relay(*f.outbox, f.publisher, {.seed = 42});
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.seed = 42}));
+  ASSERT_OK(relay->RunOnce());
   ASSERT_OK_AND_ASSIGN(auto retrying, f.outbox->ListEvents(*s, EventState::kRetrying, 1000));
   ASSERT_EQ(retrying.size(), 200u);
   std::set<int64_t> distinct;
@@ -294,16 +294,16 @@ TEST(Relay, PublishOnCommitFailureIsDeliveredLaterAndDoesNotBlock) {
     if (e.id.seq == 2) return Error(ErrorCode::kUnavailable, "flaky");
     return std::nullopt;
   };
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.published, 4u);
   EXPECT_EQ(st.retried, 1u);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 3, 4, 5}));
   f.publisher->fail = nullptr;
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.publisher->count(), 4u) << "not due before its backoff";
   f.clock->Advance(std::chrono::seconds(1));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 3, 4, 5, 2}));
   auto d = f.publisher->deliveries();
   EXPECT_EQ(d.back().attempts, 1u) << "the publisher sees how many attempts failed before";
@@ -315,10 +315,10 @@ TEST(Relay, ExhaustedPublishOnCommitEventsAreParkedWithReason) {
   Stream* s = f.S("s", {.retry = RetryPolicy{.max_attempts = 2, .jitter = 0}});
   f.Commit(s, 1);
   f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "always down"); };
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
   f.clock->Advance(std::chrono::seconds(5));
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 1u);
   EXPECT_EQ(f.Tags(s), "d");
   ASSERT_OK_AND_ASSIGN(auto parked, f.outbox->ListEvents(*s, EventState::kParked));
@@ -331,7 +331,7 @@ TEST(Relay, ExhaustedPublishOnCommitEventsAreParkedWithReason) {
   // Requeue: delivered once the publisher works again.
   f.publisher->fail = nullptr;
   ASSERT_OK(f.outbox->Requeue(*s, 1));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.publisher->count(), 1u);
   ASSERT_OK_AND_ASSIGN(StoredEvent sent, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(sent->state, EventState::kSent);
@@ -347,9 +347,9 @@ TEST(Relay, KeepOrderExhaustedBlocksByDefaultUntilSkipped) {
     if (e.id.seq == 1) return Error(ErrorCode::kUnavailable, "poison");
     return std::nullopt;
   };
-  Relay relay(*f.outbox, f.publisher);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
   for (int i = 0; i < 4; ++i) {
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK(relay->RunOnce());
     f.clock->Advance(std::chrono::minutes(10));
   }
   EXPECT_EQ(f.publisher->count(), 0u) << "blocked: nothing after the head";
@@ -359,7 +359,7 @@ TEST(Relay, KeepOrderExhaustedBlocksByDefaultUntilSkipped) {
 
   ASSERT_ERROR(f.outbox->Skip(*s, 1, ""), ErrorCode::kInvalidArgument);
   ASSERT_OK(f.outbox->Skip(*s, 1, "bad fill, handled by hand"));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{2, 3}));
   ASSERT_OK_AND_ASSIGN(StoredEvent skipped, f.outbox->FindEvent(*s, 1));
   EXPECT_EQ(skipped->state, EventState::kParked);
@@ -377,8 +377,8 @@ TEST(Relay, KeepOrderExhaustedParksAndContinuesWhenConfigured) {
     if (e.id.seq == 2) return Error(ErrorCode::kUnavailable, "poison");
     return std::nullopt;
   };
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 3}));
   EXPECT_EQ(f.Tags(s), "dss");
 }
@@ -389,13 +389,13 @@ TEST(Relay, RequeueOfABlockedHeadRetriesItAtOnce) {
   Stream* s = f.S("s", {.strategy = Strategy::kKeepOrder});
   f.Commit(s, 2);
   f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
   f.publisher->fail = nullptr;
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.publisher->count(), 0u) << "waiting for backoff";
   ASSERT_OK(f.outbox->Requeue(*s, 1, "broker fixed"));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 2}));
 }
 
@@ -419,8 +419,8 @@ TEST(Relay, RequeueAllParkedAndUnknownHandlerWaits) {
   f.Commit(s, 2, true, "unknown.v1");
   f.Commit(s, 1, true, "known");
   f.Commit(s, 1, true, "picky");
-  Relay relay(*f.outbox, handlers);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, handlers));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 1u) << "only the rejected event; an unknown type waits for its handler (issue 13)";
   EXPECT_EQ(handled.load(), 1);
   ASSERT_OK_AND_ASSIGN(auto waiting, f.outbox->ListEvents(*s, EventState::kRetrying));
@@ -431,12 +431,12 @@ TEST(Relay, RequeueAllParkedAndUnknownHandlerWaits) {
     return {};
   }));
   f.clock->Advance(std::chrono::hours(1));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(handled.load(), 3);
   reject = false;
   ASSERT_OK_AND_ASSIGN(size_t n, f.outbox->RequeueAllParked(*s));
   EXPECT_EQ(n, 1u);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(handled.load(), 4);
   EXPECT_EQ(f.Tags(s), "ssss");
 }
@@ -448,17 +448,18 @@ TEST(Relay, StreamFilteringAndAllStreams) {
   Stream* b = f.S("b");
   f.Commit(a, 2);
   f.Commit(b, 3);
-  Relay only_a(*f.outbox, f.publisher, {.streams = {"a"}});
-  ASSERT_OK(only_a.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto only_a, Relay::Make(*f.outbox, f.publisher, {.streams = {"a"}}));
+  ASSERT_OK(only_a->RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "a").size(), 2u);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "b").size(), 0u);
-  Relay missing(*f.outbox, f.publisher, {.streams = {"nope"}});
-  ASSERT_ERROR(missing.RunOnce(), ErrorCode::kNotFound);
+  auto missing = Relay::Make(*f.outbox, f.publisher, {.streams = {"nope"}});
+  ASSERT_ERROR(missing, ErrorCode::kNotFound);
+  EXPECT_NE(missing.error().message().find("'nope'"), std::string::npos) << missing.error().ToString();
 
-  Relay all(*f.outbox, f.publisher);
+  ASSERT_OK_AND_ASSIGN(auto all, Relay::Make(*f.outbox, f.publisher));
   Stream* c = f.S("c");  // created after the relay
   f.Commit(c, 1);
-  ASSERT_OK(all.RunOnce());
+  ASSERT_OK(all->RunOnce());
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "b").size(), 3u);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "c").size(), 1u);
 }
@@ -466,12 +467,15 @@ TEST(Relay, StreamFilteringAndAllStreams) {
 TEST(Relay, InvalidOptionsAreReported) {
   Fixture f;
   f.Open(f.Options(false));
-  Relay no_publisher(*f.outbox, nullptr);
-  ASSERT_ERROR(no_publisher.RunOnce(), ErrorCode::kInvalidArgument);
-  Relay bad_batch(*f.outbox, f.publisher, {.batch_size = 0});
-  ASSERT_ERROR(bad_batch.RunOnce(), ErrorCode::kInvalidArgument);
-  Relay bad_interval(*f.outbox, f.publisher, {.interval = std::chrono::microseconds(0)});
-  ASSERT_ERROR(bad_interval.RunOnce(), ErrorCode::kInvalidArgument);
+  auto no_publisher = Relay::Make(*f.outbox, nullptr);
+  ASSERT_ERROR(no_publisher, ErrorCode::kInvalidArgument);
+  EXPECT_NE(no_publisher.error().message().find("no publisher"), std::string::npos) << no_publisher.error().ToString();
+  auto bad_batch = Relay::Make(*f.outbox, f.publisher, {.batch_size = 0});
+  ASSERT_ERROR(bad_batch, ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad_batch.error().message().find("batch_size"), std::string::npos) << bad_batch.error().ToString();
+  auto bad_interval = Relay::Make(*f.outbox, f.publisher, {.interval = std::chrono::microseconds(0)});
+  ASSERT_ERROR(bad_interval, ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad_interval.error().message().find("interval"), std::string::npos) << bad_interval.error().ToString();
 }
 
 TEST(Relay, IdleLoopIsWokenByACommitLongBeforeItsInterval) {
@@ -480,8 +484,8 @@ TEST(Relay, IdleLoopIsWokenByACommitLongBeforeItsInterval) {
   o.clock = nullptr;  // real time
   f.Open(std::move(o));
   Stream* s = f.S("s", {.strategy = Strategy::kKeepOrder});
-  Relay relay(*f.outbox, f.publisher, {.interval = std::chrono::hours(1)});
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.interval = std::chrono::hours(1)}));
+  relay->Start();
   // Let the loop go idle: its first pass finds nothing.
   f.Commit(s, 1);
   ASSERT_TRUE(f.publisher->WaitFor(1));
@@ -489,7 +493,7 @@ TEST(Relay, IdleLoopIsWokenByACommitLongBeforeItsInterval) {
   f.Commit(s, 1);
   ASSERT_TRUE(f.publisher->WaitFor(2, std::chrono::seconds(30))) << "the commit did not wake the relay";
   auto waited = std::chrono::steady_clock::now() - start;
-  relay.Stop();
+  relay->Stop();
   EXPECT_LT(waited, std::chrono::minutes(1)) << "woken by the commit, not by the one-hour interval";
   RecordProperty("wake_to_publish_us",
                  static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
@@ -499,9 +503,9 @@ TEST(Relay, LoopStopsOnRequest) {
   Fixture f;
   f.Open(f.Options(false));
   f.S("s");
-  Relay relay(*f.outbox, f.publisher, {.interval = std::chrono::hours(1)});
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.interval = std::chrono::hours(1)}));
   std::stop_source stop;
-  std::thread t([&] { EXPECT_TRUE(relay.Run(stop.get_token()).has_value()); });
+  std::thread t([&] { EXPECT_TRUE(relay->Run(stop.get_token()).has_value()); });
   stop.request_stop();
   t.join();  // returns although the interval is an hour
   SUCCEED();
@@ -515,19 +519,19 @@ TEST(Relay, RunOnceWhileTheLoopRuns) {
   o.clock = nullptr;  // real time
   f.Open(std::move(o));
   Stream* s = f.S("s");
-  Relay relay(*f.outbox, f.publisher, {.interval = std::chrono::milliseconds(1)});
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.interval = std::chrono::milliseconds(1)}));
+  relay->Start();
   constexpr int kRounds = 200;
   std::thread once([&] {
     for (int i = 0; i < kRounds; ++i)
-      EXPECT_OK(relay.RunOnce());
+      EXPECT_OK(relay->RunOnce());
   });
   for (int i = 0; i < kRounds; ++i)
     f.Commit(s, 1, /*sync=*/false);
   once.join();
   ASSERT_TRUE(f.publisher->WaitFor(kRounds, std::chrono::seconds(60)))
       << "delivered " << f.publisher->count() << " of " << kRounds;
-  relay.Stop();
+  relay->Stop();
   EXPECT_EQ(f.publisher->count(), static_cast<size_t>(kRounds));
 }
 
@@ -547,8 +551,8 @@ TEST(Relay, ThrowingObserversAndPublishersAreIsolated) {
   f.Open(std::move(o));
   Stream* s = f.S("s");
   f.Commit(s, 3);
-  Relay relay(*f.outbox, std::make_shared<ThrowingPublisher>());
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, std::make_shared<ThrowingPublisher>()));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.published, 2u);
   EXPECT_EQ(st.retried, 1u) << "a throwing publisher is a retryable failure";
   EXPECT_EQ(f.observer->published_by_relay.load(), 2) << "the next observer still runs";
@@ -571,8 +575,8 @@ TEST(Relay, CorruptRecordIsParkedWithReasonAndNothingElseIsLost) {
   // Garbage written straight into the stream's family, over seq 2.
   std::string key = std::string("p") + std::string(7, '\0') + std::string(1, '\2');
   ASSERT_TRUE(f.outbox->db()->Put(rocksdb::WriteOptions(), testing::StreamFamily(*s), key, "garbage").ok());
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 1u);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 3}));
   ASSERT_OK_AND_ASSIGN(StoredEvent bad, f.outbox->FindEvent(*s, 2));
@@ -588,16 +592,16 @@ TEST(Relay, CursorSurvivesRestart) {
   Stream* s = f.S("s");
   f.Commit(s, 10);
   {
-    Relay relay(*f.outbox, f.publisher);
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+    ASSERT_OK(relay->RunOnce());
   }
   f.Commit(s, 5);
   ASSERT_OK(f.outbox->Close());
   f.outbox.reset();
   f.Open(f.Options(false));
   s = f.S("s");
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
   std::vector<uint64_t> expected(15);
   std::iota(expected.begin(), expected.end(), 1);
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), expected) << "each delivered once, none skipped";
@@ -611,8 +615,8 @@ TEST(Relay, UnsyncedCommitsAreMadeDurableBeforeBeingPublished) {
   EXPECT_EQ(f.publisher->count(), 1u);
   f.Commit(s, 3, /*sync=*/false);
   EXPECT_EQ(f.publisher->count(), 1u) << "publish-on-commit waits for durability";
-  Relay relay(*f.outbox, f.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(f.publisher->count(), 4u);
 }
 
@@ -627,8 +631,8 @@ TEST(Relay, EventsCarryTheirIdForDeduplication) {
     seen = e.id.ToString();
     return {};
   }));
-  Relay relay(*f.outbox, handlers);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, handlers));
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(seen, r.events[0].ToString());
 }
 
@@ -677,9 +681,9 @@ TEST(Relay, ADrainSpanningManyBatchesMissesNothingCommittedOrFailedDuringIt) {
     }
     return std::nullopt;
   };
-  Relay relay(*f.outbox, f.publisher, {.batch_size = 3});
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.batch_size = 3}));
   for (int run = 0; run < 6; ++run) {
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK(relay->RunOnce());
     f.clock->Advance(std::chrono::seconds(2));  // past every backoff (1 s, no jitter)
   }
   auto ds = f.publisher->deliveries();
@@ -714,8 +718,8 @@ TEST(RelayStress, EightWritersRandomFailuresEverythingDeliveredInOrder) {
     }
     return std::nullopt;
   };
-  Relay relay(*f.outbox, f.publisher, {.interval = std::chrono::milliseconds(5)});
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher, {.interval = std::chrono::milliseconds(5)}));
+  relay->Start();
   constexpr int kThreads = 8, kPerThread = 250;
   std::vector<std::thread> writers;
   for (int t = 0; t < kThreads; ++t) {
@@ -733,7 +737,7 @@ TEST(RelayStress, EightWritersRandomFailuresEverythingDeliveredInOrder) {
   const size_t total = 2 * kThreads * kPerThread;
   ASSERT_TRUE(f.publisher->WaitFor(total, std::chrono::seconds(120)))
       << "delivered " << f.publisher->count() << " of " << total;
-  relay.Stop();
+  relay->Stop();
   auto ds = f.publisher->deliveries();
   auto ord = f.Seqs(ds, "ordered");
   std::vector<uint64_t> expected(kThreads * kPerThread);

@@ -39,8 +39,8 @@ TEST(Seq, NotReusedAfterEveryEventWasDeleted) {
     ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("s"));
     for (int i = 0; i < 3; ++i)
       CommitOne(*outbox, *s);
-    Relay relay(*outbox, publisher);
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+    ASSERT_OK(relay->RunOnce());
     // Delivered events are dropped by the cleaner's compaction (format 2).
     ASSERT_OK(outbox->Clean());
     EXPECT_TRUE(testing::RawKeys(*outbox, *s).empty()) << "everything delivered and deleted";

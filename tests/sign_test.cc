@@ -36,8 +36,9 @@ struct SignFixture {
     ASSERT_OK(txn.Commit());
   }
   RelayStats Deliver() {
-    Relay relay(*outbox, publisher);
-    auto r = relay.RunOnce();
+    auto relay = MustMakeRelay(*outbox, publisher);
+    if (!relay) return RelayStats{};
+    auto r = relay->RunOnce();
     EXPECT_TRUE(r.has_value());
     return r ? *r : RelayStats{};
   }

@@ -247,8 +247,9 @@ int main(int argc, char** argv) {
              .readings = *(*outbox)->FindBusinessFamily("readings")};
 
   // The relay delivers the keep-order stream and retries whatever failed.
-  jaiminho::Relay relay(**outbox, *mqtt, {.interval = 200ms});
-  relay.Start();
+  auto relay = jaiminho::Relay::Make(**outbox, *mqtt, {.interval = 200ms});
+  if (!relay) return Fail(relay.error().ToString());
+  (*relay)->Start();
 
   const int per_phase = std::max(1, args.readings / 3 / args.sensors);
   auto start = SteadyClock::now();
@@ -282,7 +283,7 @@ int main(int argc, char** argv) {
     return Fail("not every event was acknowledged within 120 s");
   }
   auto drained = SteadyClock::now();
-  relay.Stop();
+  (*relay)->Stop();
   std::printf("  all %llu events acknowledged by the broker %.0f ms after the link came back\n",
               static_cast<unsigned long long>(total),
               std::chrono::duration<double, std::milli>(drained - back).count());

@@ -359,8 +359,9 @@ int main(int argc, char** argv) {
   Exchange exchange(**outbox, **fills, *(*outbox)->FindBusinessFamily("book"),
                     *(*outbox)->FindBusinessFamily("orders"));
 
-  jaiminho::Relay relay(**outbox, *kafka, {.streams = {"fills"}, .interval = 100ms});
-  relay.Start();
+  auto relay = jaiminho::Relay::Make(**outbox, *kafka, {.streams = {"fills"}, .interval = 100ms});
+  if (!relay) return Fail(relay.error().ToString());
+  (*relay)->Start();
 
   // Order entry: T threads of random limit orders around 100.00.
   std::vector<std::vector<std::chrono::nanoseconds>> latencies(static_cast<size_t>(args.threads));
@@ -395,7 +396,7 @@ int main(int argc, char** argv) {
   const uint64_t n_fills = exchange.fills_committed();
   bool all_acked = acks->WaitFor(n_fills, 120s);
   auto acked = SteadyClock::now();
-  relay.Stop();
+  (*relay)->Stop();
   if (!all_acked) return Fail("not every fill was acknowledged by Kafka within 120 s");
 
   std::vector<std::chrono::nanoseconds> all;

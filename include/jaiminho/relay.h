@@ -72,17 +72,14 @@ struct RelayStats {
 
 class Relay {
  public:
-  // Validates everything before returning: a publisher is given, interval > 0,
+  // The only way to build a Relay (as Outbox::Open and MqttPublisher::Create
+  // build theirs). Validates everything before constructing, so an invalid
+  // Relay never exists: a publisher is given, interval > 0,
   // batch_size in [1, 65536] (kInvalidArgument naming the option and value),
   // and every stream named in options.streams exists (kNotFound naming it).
   [[nodiscard]] static Result<std::unique_ptr<Relay>> Make(Outbox& outbox, std::shared_ptr<Publisher> publisher,
                                                            RelayOptions options = {});
 
-  // Kept for compatibility; prefer Make(). Invalid options are not refused
-  // here: every RunOnce fails with them (kInvalidArgument / kNotFound), and
-  // Start()/Run() report them to OutboxOptions::capture_error and end at once
-  // (an unknown stream is reported at every pass instead, as it may be created later).
-  Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options = {});
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
@@ -104,6 +101,8 @@ class Relay {
   RelayStats stats() const;
 
  private:
+  Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options);
+
   class Impl;
   std::unique_ptr<Impl> impl_{};
 };

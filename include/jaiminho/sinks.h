@@ -2,7 +2,7 @@
 // demo, and for `jaiminho-tool relay --sink ...`.
 //
 //   auto sink = std::make_shared<jaiminho::JsonLinesSink>(std::cout);
-//   jaiminho::Relay relay(*outbox, sink);
+//   auto relay = jaiminho::Relay::Make(*outbox, sink);
 //
 // Thread-safety: each sink is safe for concurrent Publish calls.
 #pragma once

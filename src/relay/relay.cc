@@ -57,16 +57,24 @@ class Relay::Impl {
       : o_(OutboxAccess::Of(outbox)),
         publisher_(std::move(publisher)),
         options_(std::move(options)),
-        rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {
-    if (!publisher_) {
-      invalid_ = Error(ErrorCode::kInvalidArgument, "Relay: no publisher given");
-    } else if (options_.interval.count() <= 0) {
-      invalid_ = Error(ErrorCode::kInvalidArgument,
-                       fmt::format("RelayOptions.interval must be > 0, got {} us", options_.interval.count()));
-    } else if (options_.batch_size == 0 || options_.batch_size > 65536) {
-      invalid_ = Error(ErrorCode::kInvalidArgument,
-                       fmt::format("RelayOptions.batch_size must be in [1, 65536], got {}", options_.batch_size));
+        rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
+
+  // What Relay::Make checks before building one (named streams included).
+  static Status Validate(Outbox& outbox, const Publisher* publisher, const RelayOptions& options) {
+    if (publisher == nullptr) return tl::unexpected(Error(ErrorCode::kInvalidArgument, "Relay: no publisher given"));
+    if (options.interval.count() <= 0) {
+      return tl::unexpected(
+          Error(ErrorCode::kInvalidArgument,
+                fmt::format("RelayOptions.interval must be > 0, got {} us", options.interval.count())));
     }
+    if (options.batch_size == 0 || options.batch_size > 65536) {
+      return tl::unexpected(
+          Error(ErrorCode::kInvalidArgument,
+                fmt::format("RelayOptions.batch_size must be in [1, 65536], got {}", options.batch_size)));
+    }
+    for (const auto& name : options.streams)
+      JM_RETURN_IF_ERROR(OutboxAccess::Of(outbox).FindStream(name));
+    return {};
   }
 
   ~Impl() { Stop(); }
@@ -76,19 +84,7 @@ class Relay::Impl {
     return RunStreams(/*only_changed=*/false);
   }
 
-  // Options checked once, as Relay::Make does (named streams included).
-  Status Validate() {
-    if (invalid_) return tl::unexpected(*invalid_);
-    return Selected().map([](auto&&) {});
-  }
-
   Result<RelayStats> Run(std::stop_token stop) EXCLUDES(run_mu_) {
-    if (invalid_) {
-      // Nothing can be delivered: say so instead of looping silently (Start()
-      // has no caller to return the error to).
-      o_.Capture(Error(invalid_->code(), fmt::format("relay not started: {}", invalid_->message())));
-      return tl::unexpected(*invalid_);
-    }
     std::stop_callback wake(stop, [this] { o_.InterruptWaiters(); });
     RelayStats total;
     while (!stop.stop_requested()) {
@@ -171,7 +167,6 @@ class Relay::Impl {
   }
 
   Result<RelayStats> RunStreams(bool only_changed) REQUIRES(run_mu_) {
-    if (invalid_) return tl::unexpected(*invalid_);
     // Holds the Outbox open for the pass (never across the loop's wait).
     JM_ASSIGN_OR_RETURN(auto guard, o_.Enter("Relay"));
     JM_ASSIGN_OR_RETURN(auto streams, Selected());
@@ -578,7 +573,6 @@ class Relay::Impl {
   OutboxImpl& o_;
   std::shared_ptr<Publisher> publisher_;
   RelayOptions options_;
-  std::optional<Error> invalid_;
 
   // One pass at a time (RunOnce, the loop); the pass's state and scratch
   // buffers.
@@ -606,9 +600,8 @@ class Relay::Impl {
 Relay::Relay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options)
     : impl_(std::make_unique<Impl>(outbox, std::move(publisher), std::move(options))) {}
 Result<std::unique_ptr<Relay>> Relay::Make(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions options) {
-  auto relay = std::make_unique<Relay>(outbox, std::move(publisher), std::move(options));
-  JM_RETURN_IF_ERROR(relay->impl_->Validate());
-  return relay;
+  JM_RETURN_IF_ERROR(Impl::Validate(outbox, publisher.get(), options));
+  return std::unique_ptr<Relay>(new Relay(outbox, std::move(publisher), std::move(options)));
 }
 Relay::~Relay() = default;
 Result<RelayStats> Relay::RunOnce() {

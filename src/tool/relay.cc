@@ -113,19 +113,21 @@ int RelayCommand(const RelayCommandOptions& o, Io& io) {
   const auto start = std::chrono::steady_clock::now();
   Result<RelayStats> stats = RelayStats{};
   {
-    Relay relay(outbox, counting, {.streams = o.streams, .interval = *interval});
-    if (!o.loop) {
-      stats = relay.RunOnce();
+    auto relay = Relay::Make(outbox, counting, {.streams = o.streams, .interval = *interval});
+    if (!relay) {
+      stats = tl::unexpected(relay.error());  // a bad option
+    } else if (!o.loop) {
+      stats = (*relay)->RunOnce();
     } else {
-      // One pass first, so that an error (a bad option, an I/O error) ends the
-      // command at once instead of being retried by the loop.
-      stats = relay.RunOnce();
+      // One pass first, so that an error (an I/O error) ends the command at
+      // once instead of being retried by the loop.
+      stats = (*relay)->RunOnce();
       if (stats) {
         std::stop_source stop;
         Result<RelayStats> looped = RelayStats{};
         const pthread_t waiter = pthread_self();
         std::thread runner([&] {
-          looped = relay.Run(stop.get_token());
+          looped = (*relay)->Run(stop.get_token());
           if (!stop.stop_requested()) StopSignals::Wake(waiter);  // Run ended by itself
         });
         signals->Wait();

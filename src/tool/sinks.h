@@ -2,7 +2,7 @@
 // spec to a Publisher.
 //
 //   auto sink = tool::MakeSink("exec:./deliver.sh");
-//   jaiminho::Relay relay(*outbox, *sink);
+//   auto relay = jaiminho::Relay::Make(*outbox, *sink);
 //
 // Specs: "stdout" (JsonLinesSink on `out`: one JSON object per line) and
 // "exec:CMD" (ExecSink: CMD runs with /bin/sh -c once per event, the event's

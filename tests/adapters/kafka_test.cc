@@ -141,8 +141,8 @@ TEST(KafkaPublisher, RecordCarriesKeyValueTimestampAndEventIdHeader) {
                                   .headers = trace}));
   ASSERT_OK(txn.Enqueue(*orders, {.type = "order.note", .key = "", .payload = "keyless"}));
   ASSERT_OK_AND_ASSIGN(Receipt receipt, txn.Commit());
-  Relay relay(*outbox, kafka);
-  ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, kafka));
+  ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
   EXPECT_EQ(stats.published, 2u);
   EXPECT_EQ(stats.failed, 0u);
 
@@ -192,10 +192,10 @@ TEST(KafkaPublisher, InjectedBrokerErrorsAreRetriedWithoutLossDuplicatesOrReorde
     }
     ASSERT_OK(txn.Commit());
   }
-  Relay relay(*outbox, kafka, {.batch_size = 128});
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, kafka, {.batch_size = 128}));
   RelayStats total;
   for (int pass = 0; pass < 10 && total.published < kN; ++pass) {
-    ASSERT_OK_AND_ASSIGN(RelayStats s, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(RelayStats s, relay->RunOnce());
     total += s;
   }
   EXPECT_EQ(total.published, static_cast<uint64_t>(kN));
@@ -238,8 +238,8 @@ TEST(KafkaPublisher, BrokersDownFailTheDeliveryReportAndTheRelayRetriesUntilThey
                           {.type = "reading", .key = "dev-" + std::to_string(i % 3), .payload = std::to_string(i)}));
     ASSERT_OK(txn.Commit());
   }
-  Relay relay(*outbox, kafka, {.interval = 50ms});
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, kafka, {.interval = 50ms}));
+  relay->Start();
   ASSERT_TRUE(signals->WaitRelayFailures(2, kWait));
   std::string failure = signals->relay_failures().front();
   EXPECT_NE(failure.find("unavailable"), std::string::npos) << failure;
@@ -249,7 +249,7 @@ TEST(KafkaPublisher, BrokersDownFailTheDeliveryReportAndTheRelayRetriesUntilThey
   for (int b = 1; b <= 3; ++b)
     ASSERT_EQ(rd_kafka_mock_broker_set_up(mc.get(), b), RD_KAFKA_RESP_ERR_NO_ERROR);
   ASSERT_TRUE(signals->WaitRelayPublished(kN, kWait)) << signals->relay_published() << " of " << kN;
-  relay.Stop();
+  relay->Stop();
   ASSERT_OK_AND_ASSIGN(auto pending, outbox->ListEvents(*telemetry, EventState::kPending));
   EXPECT_TRUE(pending.empty());
 

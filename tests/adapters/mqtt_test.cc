@@ -113,8 +113,8 @@ TEST(MqttPublisher, DeliversTopicPayloadContentTypeAndEventIdProperty) {
   ASSERT_OK(txn.Enqueue(*telemetry, {.type = "reading.v1", .key = "dev/2", .payload = std::string_view("\0\1", 2)}));
   ASSERT_OK_AND_ASSIGN(Receipt receipt, txn.Commit());
 
-  Relay relay(*outbox, mqtt);
-  ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, mqtt));
+  ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
   EXPECT_EQ(stats.published, 2u);
   EXPECT_EQ(stats.failed, 0u);
   ASSERT_TRUE(sub->WaitFor(2, kWait));
@@ -223,8 +223,8 @@ TEST(MqttPublisher, InvalidTopicIsParkedAndTheKeepOrderStreamGoesOn) {
     ASSERT_OK(txn.Enqueue(*cmd, {.type = "open", .key = key, .payload = "1"}));
     ASSERT_OK(txn.Commit());
   }
-  Relay relay(*outbox, mqtt);
-  ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, mqtt));
+  ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
   EXPECT_EQ(stats.published, 2u);
   EXPECT_EQ(stats.parked, 1u);
   ASSERT_TRUE(sub->WaitFor(2, kWait));
@@ -254,8 +254,9 @@ TEST(MqttPublisher, BrokerStoppedMidStreamEventsBufferThenAllArriveInOrder) {
   ASSERT_OK_AND_ASSIGN(Stream * fills, outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder}));
   ASSERT_OK_AND_ASSIGN(Stream * telemetry, outbox->OpenStream("telemetry", {.strategy = Strategy::kPublishOnCommit}));
   ASSERT_OK_AND_ASSIGN(BusinessFamily state, outbox->FindBusinessFamily("default"));
-  Relay relay(*outbox, mqtt, {.interval = 50ms});  // ... and the relay retries whatever failed
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay,
+                       Relay::Make(*outbox, mqtt, {.interval = 50ms}));  // ... and the relay retries whatever failed
+  relay->Start();
 
   constexpr int kPhase = 150;
   int next = 0;
@@ -299,7 +300,7 @@ TEST(MqttPublisher, BrokerStoppedMidStreamEventsBufferThenAllArriveInOrder) {
         return Distinct(SeqsOf(m, "fills")).size() == total && Distinct(SeqsOf(m, "telemetry")).size() == total;
       },
       kWait);
-  relay.Stop();
+  relay->Stop();
   auto msgs = sub->messages();
   ASSERT_TRUE(all) << "fills " << Distinct(SeqsOf(msgs, "fills")).size() << ", telemetry "
                    << Distinct(SeqsOf(msgs, "telemetry")).size() << " of " << total << "\nbroker log:\n"
@@ -337,10 +338,10 @@ TEST(MqttPublisher, RefusedConnectionNamesHostPortAndIsRetriedPerPolicy) {
   auto txn = outbox->Begin();
   ASSERT_OK(txn.Enqueue(*cmds, {.type = "reboot", .key = "dev/9", .payload = "now"}));
   ASSERT_OK(txn.Commit());
-  Relay relay(*outbox, mqtt);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, mqtt));
 
   // Attempt 1 fails at once (no broker), naming where it tried.
-  ASSERT_OK_AND_ASSIGN(RelayStats s1, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats s1, relay->RunOnce());
   EXPECT_EQ(s1.failed, 1u);
   ASSERT_OK_AND_ASSIGN(StoredEvent e1, outbox->FindEvent(*cmds, 1));
   EXPECT_EQ(e1->attempts, 1u);
@@ -350,16 +351,16 @@ TEST(MqttPublisher, RefusedConnectionNamesHostPortAndIsRetriedPerPolicy) {
   EXPECT_NE(mqtt->last_error().find(endpoint), std::string::npos) << mqtt->last_error();
 
   // Not due before the backoff (1 s) passes on the outbox clock.
-  ASSERT_OK_AND_ASSIGN(RelayStats s2, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats s2, relay->RunOnce());
   EXPECT_EQ(s2.failed, 0u);
   clock->Advance(1100ms);
-  ASSERT_OK_AND_ASSIGN(RelayStats s3, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats s3, relay->RunOnce());
   EXPECT_EQ(s3.failed, 1u);
   clock->Advance(1100ms);  // backoff is now 2 s
-  ASSERT_OK_AND_ASSIGN(RelayStats s4, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats s4, relay->RunOnce());
   EXPECT_EQ(s4.failed, 0u);
   clock->Advance(1000ms);
-  ASSERT_OK_AND_ASSIGN(RelayStats s5, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats s5, relay->RunOnce());
   EXPECT_EQ(s5.failed, 1u);
   // Third failure: max_attempts reached, the stream parks the event.
   ASSERT_OK_AND_ASSIGN(StoredEvent e3, outbox->FindEvent(*cmds, 1));
@@ -384,8 +385,8 @@ TEST(MqttPublisher, BrokerRefusingTheClientIsRetriedUntilItAccepts) {
   auto txn = outbox->Begin();
   ASSERT_OK(txn.Enqueue(*cmds, {.type = "reboot", .key = "dev/9", .payload = "now"}));
   ASSERT_OK(txn.Commit());
-  Relay relay(*outbox, mqtt, {.interval = 20ms});
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, mqtt, {.interval = 20ms}));
+  relay->Start();
   ASSERT_TRUE(signals->WaitRelayFailures(2, kWait));
   std::string failure = signals->relay_failures().front();
   EXPECT_NE(failure.find(endpoint + " refused the connection"), std::string::npos) << failure;
@@ -404,7 +405,7 @@ TEST(MqttPublisher, BrokerRefusingTheClientIsRetriedUntilItAccepts) {
   ASSERT_OK(txn2.Commit());
   ASSERT_TRUE(
       sub->WaitUntil([](const auto& m) { return !m.empty() && m.back().topic == "cmds/reboot/dev/10"; }, kWait));
-  relay.Stop();
+  relay->Stop();
   ASSERT_OK_AND_ASSIGN(StoredEvent first, outbox->FindEvent(*cmds, 1));
   EXPECT_EQ(first->state, EventState::kSent);
   EXPECT_GE(first->attempts, 2u);

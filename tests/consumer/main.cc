@@ -44,8 +44,9 @@ int main(int argc, char** argv) {
 
   std::ostringstream out;
   {
-    jaiminho::Relay relay(**outbox, std::make_shared<jaiminho::JsonLinesSink>(out));
-    auto stats = relay.RunOnce();
+    auto relay = jaiminho::Relay::Make(**outbox, std::make_shared<jaiminho::JsonLinesSink>(out));
+    if (!relay) return Fail(relay.error().ToString());
+    auto stats = (*relay)->RunOnce();
     if (!stats) return Fail(stats.error().ToString());
     if (stats->published != 1) return Fail("expected 1 event relayed, got " + std::to_string(stats->published));
   }

@@ -44,8 +44,8 @@ void MakeDatabase(const std::string& path) {
   auto handlers = std::make_shared<HandlerRegistry>();
   if (!handlers->Register("t", [](const Event&) -> Status { return {}; })) std::abort();
   {
-    Relay relay(**outbox, handlers, {.streams = {"p"}});
-    if (!relay.RunOnce()) std::abort();
+    auto relay = Relay::Make(**outbox, handlers, {.streams = {"p"}});
+    if (!relay || !(*relay)->RunOnce()) std::abort();
   }
   if (!(*outbox)->Skip(**s, 2, "fuzz fixture")) std::abort();
   if (!(*outbox)->Close()) std::abort();

@@ -114,8 +114,8 @@ TEST(BadInput, TruncatedEnvelopesAreParkedWithTheirBytesAndBlockNothing) {
       b.Raw(s, Pending(2), truncated);
       streams.emplace_back(s, std::move(truncated));
     }
-    Relay relay(*b.outbox, b.publisher);
-    ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, b.publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
     size_t parked = 0, intact = 0;
     for (const auto& [s, truncated] : streams) {
       SCOPED_TRACE(s->name());
@@ -148,8 +148,8 @@ TEST(BadInput, CorruptRetryRecordIsParkedAndTheOtherRetriesGoOut) {
   ASSERT_OK_AND_ASSIGN(Stream * s, b.outbox->OpenStream("s"));
   b.Commit(s, 3);
   b.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
-  Relay relay(*b.outbox, b.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, b.publisher));
+  ASSERT_OK(relay->RunOnce());
   ASSERT_OK_AND_ASSIGN(auto retrying, b.outbox->ListEvents(*s, EventState::kRetrying));
   ASSERT_EQ(retrying.size(), 3u);
   // Overwrite seq 2's retry record with a cut envelope.
@@ -158,7 +158,7 @@ TEST(BadInput, CorruptRetryRecordIsParkedAndTheOtherRetriesGoOut) {
   b.Raw(s, internal::RetryKey(due, 2).view(), bytes.substr(0, bytes.size() / 2));
   b.publisher->fail = nullptr;
   clock->Advance(std::chrono::seconds(2));
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 1u);
   auto d = b.Delivered("s");
   std::sort(d.begin(), d.end());
@@ -178,8 +178,8 @@ TEST(BadInput, EnvelopeOfAnotherStreamOrSeqIsParkedNotPublished) {
   b.Commit(s, 4);
   b.Raw(s, Pending(2), Bed::Envelope("other", 2, Strategy::kKeepOrder, "not ours"));
   b.Raw(s, Pending(3), Bed::Envelope("s", 7, Strategy::kKeepOrder, "misplaced"));
-  Relay relay(*b.outbox, b.publisher);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, b.publisher));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 2u);
   EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 4}));
   ASSERT_OK_AND_ASSIGN(StoredEvent two, b.outbox->FindEvent(*s, 2));
@@ -200,8 +200,8 @@ TEST(BadInput, EnvelopeFromANewerLibraryIsParkedWithItsVersion) {
   std::string newer = Bed::Envelope("s", 2, Strategy::kKeepOrder, "from the future");
   ASSERT_TRUE(fb::GetMutableEnvelope(newer.data())->mutate_version(2));
   b.Raw(s, Pending(2), newer);
-  Relay relay(*b.outbox, b.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, b.publisher));
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 3}));
   ASSERT_OK_AND_ASSIGN(StoredEvent e, b.outbox->FindEvent(*s, 2));
   EXPECT_EQ(e->state, EventState::kParked);
@@ -220,8 +220,8 @@ TEST(BadInput, MalformedKeysAreReportedAndSkipped) {
   b.Raw(s, Pending(1) + "extra", valid);                     // 'p' with a long key, sorts between 1 and 2
   b.Raw(s, Pending(2).substr(0, 5), valid);                  // 'p' with a short key, sorts before 1
   b.Raw(s, std::string("q") + std::string(8, '\0'), valid);  // no such state
-  Relay relay(*b.outbox, b.publisher);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, b.publisher));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.published, 3u);
   EXPECT_EQ(b.Delivered("s"), (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_TRUE(b.Captured("malformed key")) << "the relay reports what it skipped";
@@ -249,8 +249,8 @@ TEST(BadInput, UnknownHandlerInAKeepOrderStreamBlocksUntilSkipped) {
     handled.push_back(e.id.seq);
     return {};
   }));
-  Relay relay(*b.outbox, handlers);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, handlers));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.parked, 0u);
   EXPECT_EQ(st.blocked, 1u);
   EXPECT_EQ(handled, (std::vector<uint64_t>{1}));
@@ -259,7 +259,7 @@ TEST(BadInput, UnknownHandlerInAKeepOrderStreamBlocksUntilSkipped) {
   EXPECT_EQ(e->attempts, 0u);
   EXPECT_NE(e->note.find("no handler for type 'unknown.v9'"), std::string_view::npos) << e->note;
   ASSERT_OK(b.outbox->Skip(*s, 2, "retired event type"));
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK(relay->RunOnce());
   EXPECT_EQ(handled, (std::vector<uint64_t>{1, 3}));
 }
 
@@ -413,8 +413,8 @@ TEST(BadInput, EnvelopeWithOverlappingScalarsIsRejected) {
   b.Commit(s, 1);  // seq 1, so that the relay reads up to it; then overwritten
   b.Raw(s, Pending(0), seq_on_sent_at);
   b.Raw(s, Pending(1), sent_at_on_stream_name);
-  Relay relay(*b.outbox, b.publisher);
-  ASSERT_OK(relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*b.outbox, b.publisher));
+  ASSERT_OK(relay->RunOnce());
   auto first = b.outbox->FindEvent(*s, 0);
   ASSERT_OK(first);
   EXPECT_EQ((*first)->id.seq, 0u) << "the record under seq 0 now names seq " << (*first)->id.seq;

@@ -118,8 +118,10 @@ int Run(const std::string& dir, uint64_t seed, int generation, bool inline_publi
   const size_t batch = kBatchSizes[rng() % std::size(kBatchSizes)];
   Opened db = Open(std::move(o));
 
-  Relay relay(*db.outbox, publisher, {.interval = std::chrono::milliseconds(20), .batch_size = batch, .seed = rng()});
-  relay.Start();
+  auto relay = Relay::Make(*db.outbox, publisher,
+                           {.interval = std::chrono::milliseconds(20), .batch_size = batch, .seed = rng()});
+  if (!relay) Fail("relay: " + relay.error().ToString());
+  (*relay)->Start();
 
   DurableLog acks(dir + "/" + std::string(kAcksLog), /*sync=*/true);
   std::vector<std::jthread> writers;
@@ -142,7 +144,7 @@ int Run(const std::string& dir, uint64_t seed, int generation, bool inline_publi
   for (auto& w : writers)
     w.request_stop();
   writers.clear();
-  relay.Stop();
+  (*relay)->Stop();
   return 0;
 }
 
@@ -161,10 +163,11 @@ int Drain(const std::string& dir, int generation) {
   Opened db = Open(std::move(o));
   RelayStats total;
   {
-    Relay relay(*db.outbox, publisher, {.seed = 1});
+    auto relay = Relay::Make(*db.outbox, publisher, {.seed = 1});
+    if (!relay) Fail("drain: " + relay.error().ToString());
     for (int pass = 0;; ++pass) {
       if (pass == 1000) Fail("drain: still not done after 1000 passes");
-      auto st = relay.RunOnce();
+      auto st = (*relay)->RunOnce();
       if (!st) Fail("drain: " + st.error().ToString());
       total += *st;
       auto m = CollectMetrics(*db.outbox);

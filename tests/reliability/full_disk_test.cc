@@ -157,9 +157,9 @@ void ExpectOutOfSpace(const Error& e, const std::string& path) {
 // writer, an assertion), then would record deliveries: an error, no abort.
 void RelayFailsOutOfSpace(Outbox& outbox, const std::string& path) {
   auto publisher = std::make_shared<RecordingPublisher>();
-  Relay relay(outbox, publisher);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(outbox, publisher));
   for (int pass = 0; pass < 3; ++pass) {
-    auto r = relay.RunOnce();
+    auto r = relay->RunOnce();
     ASSERT_FALSE(r.has_value()) << "a relay pass succeeded on a full disk";
     ExpectOutOfSpace(r.error(), path);
   }

@@ -257,8 +257,8 @@ TEST_P(OutcomeWriteFault, EventIsDeliveredAgainAndNothingIsLost) {
     ASSERT_OK_AND_ASSIGN(during, CommitIdentified(*m.outbox, m.w, "during", rng, /*sync=*/true));
   } else {
     ASSERT_OK_AND_ASSIGN(during, CommitIdentified(*m.outbox, m.w, "during", rng, /*sync=*/true));
-    Relay relay(*m.outbox, trigger);
-    auto r = relay.RunOnce();
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*m.outbox, trigger));
+    auto r = relay->RunOnce();
     ASSERT_FALSE(r.has_value()) << "the relay reported success although its outcome write failed";
     ExpectError(r.error(), m.path(), CodeOf(c.kind));
   }

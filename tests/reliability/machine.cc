@@ -33,9 +33,9 @@ uint64_t Machine::PowerLoss(std::mt19937_64* rng) {
 }
 
 void Machine::Drain() {
-  Relay relay(*outbox, deliveries);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, deliveries));
   for (int pass = 0; pass < 10000; ++pass) {
-    ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
     ASSERT_OK_AND_ASSIGN(auto metrics, CollectMetrics(*outbox));
     uint64_t waiting = 0;
     for (const auto& m : metrics)

@@ -167,8 +167,8 @@ TEST(OpenCheck, CursorPastPendingEventsIsLoweredAndTheyAreDelivered) {
   ASSERT_OK_AND_ASSIGN(Stream * s, outbox->FindStream("s"));
   CommitN(*outbox, *s, 1, "late");
   auto publisher = std::make_shared<RecordingPublisher>();
-  Relay relay(*outbox, publisher);
-  ASSERT_OK_AND_ASSIGN(RelayStats st, relay.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+  ASSERT_OK_AND_ASSIGN(RelayStats st, relay->RunOnce());
   EXPECT_EQ(st.published, 5u);
   auto ds = publisher->deliveries();
   ASSERT_EQ(ds.size(), 5u);
@@ -282,8 +282,8 @@ TEST(OpenCheck, CleanCloseAndReopenReportNothing) {
     ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("s"));
     CommitN(*outbox, *s, 3);
     auto publisher = std::make_shared<RecordingPublisher>();
-    Relay relay(*outbox, publisher);
-    ASSERT_OK(relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+    ASSERT_OK(relay->RunOnce());
     ASSERT_OK(outbox->Close());
   }
   EXPECT_EQ(captured.All(), "");

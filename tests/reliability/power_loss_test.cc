@@ -59,8 +59,8 @@ TEST(PowerLoss, SyncedCommitsSurviveEveryCutPoint) {
         m.Open(m.Options({.inline_publisher = inline_publisher, .delete_after_send = delete_after_send})));
     std::unique_ptr<Relay> relay;
     if (with_relay) {
-      relay = std::make_unique<Relay>(*m.outbox, m.deliveries,
-                                      RelayOptions{.interval = std::chrono::milliseconds(5), .batch_size = 8});
+      ASSERT_OK_AND_ASSIGN(
+          relay, Relay::Make(*m.outbox, m.deliveries, {.interval = std::chrono::milliseconds(5), .batch_size = 8}));
       relay->Start();
     }
     // The cut: right after a sync, or after an append (often between a write and its sync).
@@ -149,7 +149,7 @@ TEST(PowerLoss, UnsyncedCommitsRecoverToAPrefixOfWholeCommits) {
     ASSERT_NO_FATAL_FAILURE(m.Open(m.Options()));
     std::unique_ptr<Relay> relay;
     if (with_relay) {
-      relay = std::make_unique<Relay>(*m.outbox, m.deliveries, RelayOptions{.interval = std::chrono::milliseconds(2)});
+      ASSERT_OK_AND_ASSIGN(relay, Relay::Make(*m.outbox, m.deliveries, {.interval = std::chrono::milliseconds(2)}));
       relay->Start();
     }
     std::mutex mu;
@@ -253,7 +253,7 @@ TEST(PowerLoss, ClaimedEventBelowThePersistedCursorIsDeliveredAfterACrash) {
     std::unique_lock l(blocking->mu);
     blocking->cv.wait(l, [&] { return blocking->entered; });
   }
-  auto relay = std::make_unique<Relay>(*m.outbox, m.deliveries);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*m.outbox, m.deliveries));
   ASSERT_OK(relay->RunOnce());          // skips the claimed seq 1; its memory cursor moves to 2
   commit(Strategy::kKeepOrder, false);  // seq 2: the relay's to publish
   ASSERT_OK(relay->RunOnce());          // publishes seq 2 and persists its cursor
@@ -272,8 +272,8 @@ TEST(PowerLoss, ClaimedEventBelowThePersistedCursorIsDeliveredAfterACrash) {
   m.outbox = MustOpen(m.path(), m.Options());
   ASSERT_NE(m.outbox, nullptr);
   ASSERT_OK_AND_ASSIGN(s, m.outbox->FindStream("s"));
-  Relay after(*m.outbox, m.deliveries);
-  ASSERT_OK(after.RunOnce());
+  ASSERT_OK_AND_ASSIGN(auto after, Relay::Make(*m.outbox, m.deliveries));
+  ASSERT_OK(after->RunOnce());
   std::set<uint64_t> delivered;
   for (const auto& d : m.deliveries->logs().deliveries)
     delivered.insert(d.id.seq);

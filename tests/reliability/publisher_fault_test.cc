@@ -101,9 +101,9 @@ TEST(PublisherFault, ThrowingPublishBatchIsRetriedAndKeepsOrder) {
   CommitN(*outbox, *ordered, 6);
   CommitN(*outbox, *loose, 6);
   auto publisher = std::make_shared<ThrowingBatch>();
-  Relay relay(*outbox, publisher, {.streams = {"ordered", "loose"}, .batch_size = 4});
-  ASSERT_OK(relay.RunOnce());  // a throwing publisher fails events, not the pass
-  DrainWith(relay, *outbox, clock.get());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher, {.streams = {"ordered", "loose"}, .batch_size = 4}));
+  ASSERT_OK(relay->RunOnce());  // a throwing publisher fails events, not the pass
+  DrainWith(*relay, *outbox, clock.get());
   auto ds = publisher->deliveries();
   // "ordered": 1, 2 delivered before the throw, then (retried from 1) 1..6 in order.
   auto o = SeqsOf(ds, "ordered");
@@ -156,8 +156,8 @@ TEST(PublisherFault, ThrowingInlinePublishNeitherFailsTheCommitNorLosesTheEvent)
     outbox = MustOpen(dir.Sub("db"), {.retry = Fast(), .clock = clock});
     ASSERT_OK_AND_ASSIGN(s, outbox->FindStream("s"));
     auto good = std::make_shared<RecordingPublisher>();
-    Relay relay(*outbox, good);
-    DrainWith(relay, *outbox, clock.get());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, good));
+    DrainWith(*relay, *outbox, clock.get());
     std::vector<uint64_t> seqs = SeqsOf(good->deliveries(), "s");
     std::sort(seqs.begin(), seqs.end());
     EXPECT_EQ(seqs, OneTo(10)) << "each event delivered once by the relay";
@@ -184,8 +184,8 @@ TEST(PublisherFault, PartialBatchPublisherGetsTheRestLaterInOrder) {
   CommitN(*outbox, *ordered, 9);
   CommitN(*outbox, *loose, 9);
   auto publisher = std::make_shared<FirstTwo>();
-  Relay relay(*outbox, publisher, {.batch_size = 5});
-  DrainWith(relay, *outbox, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher, {.batch_size = 5}));
+  DrainWith(*relay, *outbox, nullptr);
   auto ds = publisher->deliveries();
   EXPECT_EQ(SeqsOf(ds, "ordered"), OneTo(9));
   auto lo = SeqsOf(ds, "loose");
@@ -215,8 +215,8 @@ TEST(PublisherFault, SlowRelayPublishDoesNotBlockCommits) {
   auto outbox = MustOpen(dir.Sub("db"));
   ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder}));
   auto gate = std::make_shared<Gate>();
-  Relay relay(*outbox, gate, {.interval = std::chrono::milliseconds(10)});
-  relay.Start();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, gate, {.interval = std::chrono::milliseconds(10)}));
+  relay->Start();
   CommitN(*outbox, *s, 1);
   {
     std::unique_lock l(gate->mu);
@@ -239,7 +239,7 @@ TEST(PublisherFault, SlowRelayPublishDoesNotBlockCommits) {
   }
   gate->cv.notify_all();
   ASSERT_TRUE(gate->WaitFor(201, std::chrono::seconds(60))) << gate->count();
-  relay.Stop();
+  relay->Stop();
   EXPECT_EQ(SeqsOf(gate->deliveries(), "s"), OneTo(201));
 }
 
@@ -265,7 +265,7 @@ TEST(PublisherFault, StopDuringASlowPublishLosesAndRepeatsNothing) {
   ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("s", {.strategy = Strategy::kKeepOrder}));
   CommitN(*outbox, *s, 20);
   auto slow = std::make_shared<Slow>();
-  auto relay = std::make_unique<Relay>(*outbox, slow, RelayOptions{.batch_size = 4});
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, slow, {.batch_size = 4}));
   relay->Start();
   {
     std::unique_lock l(slow->mu);
@@ -281,8 +281,8 @@ TEST(PublisherFault, StopDuringASlowPublishLosesAndRepeatsNothing) {
   relay.reset();
   const size_t first = slow->count();
   EXPECT_GE(first, 1u);
-  Relay rest(*outbox, slow);
-  DrainWith(rest, *outbox, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto rest, Relay::Make(*outbox, slow));
+  DrainWith(*rest, *outbox, nullptr);
   EXPECT_EQ(SeqsOf(slow->deliveries(), "s"), OneTo(20)) << "each event once, in order";
 }
 
@@ -312,8 +312,8 @@ TEST(PublisherFault, RandomFailuresWithLimitedAttemptsDeliverOrParkEachEventOnce
     }
     return std::nullopt;
   };
-  Relay relay(*outbox, publisher, {.batch_size = 16, .seed = 5});
-  DrainWith(relay, *outbox, clock.get());
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher, {.batch_size = 16, .seed = 5}));
+  DrainWith(*relay, *outbox, clock.get());
   auto ds = publisher->deliveries();
   for (Stream* s : {ordered, loose}) {
     ASSERT_OK_AND_ASSIGN(auto parked, outbox->ListEvents(*s, EventState::kParked, 10000));
@@ -372,10 +372,12 @@ TEST(PublisherStress, TwoRelaysAndInlineDispatchAgainstASlowFlakyThrowingBroker)
   ASSERT_OK_AND_ASSIGN(Stream * a, outbox->OpenStream("ordered.a", {.strategy = Strategy::kKeepOrder}));
   ASSERT_OK_AND_ASSIGN(Stream * b, outbox->OpenStream("ordered.b", {.strategy = Strategy::kKeepOrder}));
   ASSERT_OK_AND_ASSIGN(Stream * l, outbox->OpenStream("loose"));
-  Relay r1(*outbox, broker, {.interval = std::chrono::milliseconds(5), .batch_size = 8, .seed = 1});
-  Relay r2(*outbox, broker, {.interval = std::chrono::milliseconds(5), .batch_size = 32, .seed = 2});
-  r1.Start();
-  r2.Start();
+  ASSERT_OK_AND_ASSIGN(
+      auto r1, Relay::Make(*outbox, broker, {.interval = std::chrono::milliseconds(5), .batch_size = 8, .seed = 1}));
+  ASSERT_OK_AND_ASSIGN(
+      auto r2, Relay::Make(*outbox, broker, {.interval = std::chrono::milliseconds(5), .batch_size = 32, .seed = 2}));
+  r1->Start();
+  r2->Start();
   constexpr int kThreads = 4, kPerThread = 60;
   std::vector<std::thread> writers;
   for (int t = 0; t < kThreads; ++t) {
@@ -393,8 +395,8 @@ TEST(PublisherStress, TwoRelaysAndInlineDispatchAgainstASlowFlakyThrowingBroker)
     w.join();
   const size_t total = 3 * kThreads * kPerThread;
   ASSERT_TRUE(broker->WaitFor(total, std::chrono::seconds(120))) << broker->count() << " of " << total;
-  r1.Stop();
-  r2.Stop();
+  r1->Stop();
+  r2->Stop();
   auto ds = broker->deliveries();
   EXPECT_EQ(ds.size(), total) << "no duplicate without a crash";
   EXPECT_EQ(SeqsOf(ds, "ordered.a"), OneTo(kThreads * kPerThread));

@@ -89,6 +89,15 @@ std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o) {
   return std::move(*r);
 }
 
+std::unique_ptr<Relay> MustMakeRelay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions o) {
+  auto r = Relay::Make(outbox, std::move(publisher), std::move(o));
+  if (!r) {
+    ADD_FAILURE() << "Relay::Make: " << r.error().ToString();
+    return nullptr;
+  }
+  return std::move(*r);
+}
+
 std::string StateTags(Outbox& outbox, const Stream& stream) {
   std::string out;
   const StreamState& st = StreamAccess::Of(stream);

@@ -128,4 +128,8 @@ std::string StateTags(Outbox& outbox, const Stream& stream);
 // Opens a fresh outbox in `dir` with `o` (path filled in).
 std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o = {});
 
+// Relay::Make for helpers that cannot ASSERT (they return a value): on error,
+// records a test failure and returns nullptr.
+std::unique_ptr<Relay> MustMakeRelay(Outbox& outbox, std::shared_ptr<Publisher> publisher, RelayOptions o = {});
+
 }  // namespace jaiminho::testing

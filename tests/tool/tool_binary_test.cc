@@ -445,8 +445,8 @@ TEST(ToolBinary, BlockedKeepOrderStreamIsReportedAndSkipUnsticksIt) {
       if (e.id.seq == 1) return Error(ErrorCode::kUnavailable, "broker down for order 1");
       return std::nullopt;
     };
-    Relay relay(*outbox, publisher);
-    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
     ASSERT_EQ(stats.published, 0u);
     ASSERT_EQ(stats.blocked, 1u);
   }
@@ -529,8 +529,8 @@ TEST(ToolBinary, RequeueAllParkedAndErrorsNameTheStreamAndSeq) {
     EnqueueN(*outbox, *stream, 3, "t");
     auto publisher = std::make_shared<RecordingPublisher>();
     publisher->fail = [](const Event&) -> std::optional<Error> { return Error(ErrorCode::kRejected, "schema"); };
-    Relay relay(*outbox, publisher);
-    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
     ASSERT_EQ(stats.parked, 3u);
   }
   ToolRun missing_seq = RunTool({"requeue", path, "--stream", "telemetry", "--seq", "99"});
@@ -575,8 +575,9 @@ TEST(ToolBinary, DumpJsonCarriesEveryField) {
     Enqueue(*outbox, *telemetry, {.type = "blob.v1", .payload = std::string_view("\x00\x01\xff", 3)});
     Enqueue(*outbox, *orders, {.type = "fill.v1", .key = "ord/1", .payload = "{\"qty\":1}"});
     clock->Advance(std::chrono::seconds(5));
-    Relay relay(*outbox, std::make_shared<RecordingPublisher>(), {.streams = {"orders"}});
-    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay,
+                         Relay::Make(*outbox, std::make_shared<RecordingPublisher>(), {.streams = {"orders"}}));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
     ASSERT_EQ(stats.published, 1u);
   }
   ToolRun dump = RunTool({"dump", path, "--json"});
@@ -744,8 +745,8 @@ TEST(ToolBinary, CleanRemovesExpiredSentEventsOnly) {
     ASSERT_TRUE(outbox);
     ASSERT_OK_AND_ASSIGN(Stream * orders, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder}));
     EnqueueN(*outbox, *orders, 4, "o");
-    Relay relay(*outbox, std::make_shared<RecordingPublisher>());
-    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay.RunOnce());
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, std::make_shared<RecordingPublisher>()));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
     ASSERT_EQ(stats.published, 4u);
     EnqueueN(*outbox, *orders, 1, "late");
   }

@@ -6,8 +6,9 @@
 //                                                  .topic = "trading.{stream}",
 //                                                  .partitioning = jaiminho::KafkaPartitioning::kByStream});
 //   if (!kafka) { std::cerr << kafka.error().ToString() << "\n"; return 1; }
-//   jaiminho::Relay relay(outbox, *kafka);
-//   relay.Start();
+//   auto relay = jaiminho::Relay::Make(outbox, *kafka);
+//   if (!relay) { std::cerr << relay.error().ToString() << "\n"; return 1; }
+//   (*relay)->Start();
 //
 // Delivery. Each event is one Kafka record on the topic that
 // KafkaOptions::topic builds from the event (jaiminho/adapters/topic.h): the

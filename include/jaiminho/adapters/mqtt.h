@@ -4,8 +4,9 @@
 //
 //   auto mqtt = jaiminho::MqttPublisher::Create({.host = "broker.lan", .topic = "gw/{stream}/{key}"});
 //   if (!mqtt) { std::cerr << mqtt.error().ToString() << "\n"; return 1; }
-//   jaiminho::Relay relay(outbox, *mqtt);   // outbox: jaiminho::Outbox&
-//   relay.Start();
+//   auto relay = jaiminho::Relay::Make(outbox, *mqtt);   // outbox: jaiminho::Outbox&
+//   if (!relay) { std::cerr << relay.error().ToString() << "\n"; return 1; }
+//   (*relay)->Start();
 //
 // Delivery. Each event is one MQTT v5 PUBLISH at QoS 1 to the topic that
 // MqttOptions::topic builds from the event (see jaiminho/adapters/topic.h),
