@@ -45,45 +45,46 @@ Status StateRange::status(std::string_view what) const {
   return ToStatus(it_->status(), what);
 }
 
-CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
-                          AlignedArena& arena, const Signer* signer) {
-  if (!DecodeKey(key)) return CheckAlignedRecord(stream, key, value, db, signer);  // the value is not read
-  return CheckAlignedRecord(stream, key, arena.Copy(value), db, signer);
-}
+namespace {
 
-CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, std::string_view aligned_value,
-                                 const DatabaseId& db, const Signer* signer) {
+// CheckAlignedRecord with the key already decoded (`dk`, nullopt when malformed).
+CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::optional<DecodedKey> dk,
+                           std::string_view aligned_value, const DatabaseId& db, const Signer* signer) {
   CheckedRecord r;
   r.value = aligned_value;
+  r.key = dk;
   auto fail = [&r](RecordProblem p, std::string message) {
     r.problem = p;
     r.error = Error(ErrorCode::kCorruption, std::move(message));
-    return std::move(r);
   };
-  r.key = DecodeKey(key);
-  if (!r.key)
-    return fail(RecordProblem::kBadKey, fmt::format("unrecognized key {} ({} bytes)", ToHex(key), key.size()));
+  if (!r.key) {
+    fail(RecordProblem::kBadKey, fmt::format("unrecognized key {} ({} bytes)", ToHex(key), key.size()));
+    return r;
+  }
   auto d = DecodeEnvelope(aligned_value);
   if (!d) {
     r.problem = RecordProblem::kCorrupt;
-    r.error = d.error();
+    r.error = std::move(d.error());
     return r;
   }
   const Event& e = d->event;
   if (e.id.seq != r.key->seq) {
-    return fail(RecordProblem::kCorrupt,
-                fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq));
+    fail(RecordProblem::kCorrupt, fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq));
+    return r;
   }
   if (d->stream != stream) {
-    return fail(RecordProblem::kCorrupt,
-                fmt::format("envelope names stream '{}' but is stored in stream '{}'", d->stream, stream));
+    fail(RecordProblem::kCorrupt,
+         fmt::format("envelope names stream '{}' but is stored in stream '{}'", d->stream, stream));
+    return r;
   }
   if (r.key->state == EventState::kRetrying && ToMicros(e.next_attempt_at) != r.key->due_us) {
-    return fail(RecordProblem::kCorrupt, fmt::format("retry key is due at {} but the envelope's next_attempt_at is {}",
-                                                     r.key->due_us, ToMicros(e.next_attempt_at)));
+    fail(RecordProblem::kCorrupt, fmt::format("retry key is due at {} but the envelope's next_attempt_at is {}",
+                                              r.key->due_us, ToMicros(e.next_attempt_at)));
+    return r;
   }
   if (r.key->state == EventState::kSent && ToMicros(e.sent_at) == 0) {
-    return fail(RecordProblem::kCorrupt, "sent record without sent_at");
+    fail(RecordProblem::kCorrupt, "sent record without sent_at");
+    return r;
   }
   d->event.id.db = db;
   d->event.id.stream = stream;
@@ -96,6 +97,20 @@ CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, 
   }
   r.envelope = std::move(*d);
   return r;
+}
+
+}  // namespace
+
+CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                          AlignedArena& arena, const Signer* signer) {
+  std::optional<DecodedKey> dk = DecodeKey(key);
+  // A malformed key's value is not read.
+  return CheckDecoded(stream, key, dk, dk ? arena.Copy(value) : value, db, signer);
+}
+
+CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, std::string_view aligned_value,
+                                 const DatabaseId& db, const Signer* signer) {
+  return CheckDecoded(stream, key, DecodeKey(key), aligned_value, db, signer);
 }
 
 bool ApplyDelivered(CheckedRecord& r, const DeliveredView& delivered) {
