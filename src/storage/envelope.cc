@@ -59,21 +59,28 @@ bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
   constexpr size_t kMaxInline = 128;
   if (tsize < sizeof(flatbuffers::soffset_t) || tsize > kMaxInline) return false;
   // Every inline field, the patchable ones included, inside the table's inline
-  // bytes and owning its bytes (one byte map, no allocation: the relay decodes
-  // every record it reads).
+  // bytes and owning its bytes (one bit per inline byte, no allocation: the
+  // relay decodes every record it reads).
   static constexpr uint8_t kSize[] = {2, 8, 4, 4, 4, 4, 4, 4, 8, 1, 4, 4, 8, 8, 4, 4, 4};
-  bool used[kMaxInline] = {};
-  for (size_t i = 0; i < sizeof(flatbuffers::soffset_t); ++i)
-    used[i] = true;
+  static_assert(kMaxInline == 128);
+  uint64_t used[2] = {(uint64_t{1} << sizeof(flatbuffers::soffset_t)) - 1, 0};
+  // Marks bytes [off, off + n) used (n <= 8, off + n <= 128); false when one already was.
+  auto claim = [&used](size_t off, size_t n) {
+    const uint64_t bits = (uint64_t{1} << n) - 1;
+    const size_t word = off / 64, shift = off % 64;
+    const uint64_t lo = bits << shift;
+    const uint64_t hi = shift + n > 64 ? bits >> (64 - shift) : 0;  // the bytes past this word
+    if ((used[word] & lo) != 0 || (hi != 0 && (used[1] & hi) != 0)) return false;
+    used[word] |= lo;
+    if (hi != 0) used[1] |= hi;
+    return true;
+  };
   const size_t nfields = std::min<size_t>((vsize - 4) / 2, sizeof kSize);
   for (size_t id = 0; id < nfields; ++id) {
     auto off = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 4 + 2 * id);
     if (off == 0) continue;
     if (off + kSize[id] > tsize) return false;
-    for (size_t i = off; i < off + kSize[id]; ++i) {
-      if (used[i]) return false;
-      used[i] = true;
-    }
+    if (!claim(off, kSize[id])) return false;
   }
   // Nothing the table refers to (its vtable, strings, vectors, header tables)
   // lies on its inline bytes.
