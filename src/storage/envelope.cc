@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "jaiminho/fb/envelope_generated.h"
+#include "util/macros.h"
 
 namespace jaiminho::internal {
 namespace {
@@ -196,7 +197,7 @@ void PatchU32(char* envelope, uint32_t offset, uint32_t v) {
   std::memcpy(envelope + offset, le, 4);
 }
 
-Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
+Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
   if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(base, fb::EnvelopeIdentifier())) {
     return tl::unexpected(Corrupt(fmt::format("missing JMEV identifier ({} bytes)", bytes.size())));
@@ -223,7 +224,7 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
     return tl::unexpected(Corrupt("a scalar field overlaps other data"));
   }
 
-  DecodedEnvelope d;
+  DecodedEnvelope& d = *out;
   Event& e = d.event;
   e.id.seq = env->seq();
   d.stream = View(env->stream());
@@ -247,6 +248,12 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
   e.key_id = View(env->key_id());
   d.signature = View(env->signature());
   d.offsets = OffsetsOf(base, env);
+  return {};
+}
+
+Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
+  DecodedEnvelope d;
+  JM_RETURN_IF_ERROR(DecodeEnvelopeInto(bytes, &d));
   return d;
 }
 

@@ -53,7 +53,9 @@ CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::o
   CheckedRecord r;
   r.value = aligned_value;
   r.key = dk;
+  // The message is formatted (from the envelope's views) before the envelope goes.
   auto fail = [&r](RecordProblem p, std::string message) {
+    r.envelope.reset();
     r.problem = p;
     r.error = Error(ErrorCode::kCorruption, std::move(message));
   };
@@ -61,20 +63,23 @@ CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::o
     fail(RecordProblem::kBadKey, fmt::format("unrecognized key {} ({} bytes)", ToHex(key), key.size()));
     return r;
   }
-  auto d = DecodeEnvelope(aligned_value);
-  if (!d) {
+  // Decoded in place (the relay checks every record it reads); reset unless
+  // it decodes and matches its key.
+  DecodedEnvelope& d = r.envelope.emplace();
+  if (auto st = DecodeEnvelopeInto(aligned_value, &d); !st) {
+    r.envelope.reset();
     r.problem = RecordProblem::kCorrupt;
-    r.error = std::move(d.error());
+    r.error = std::move(st).error();
     return r;
   }
-  const Event& e = d->event;
+  const Event& e = d.event;
   if (e.id.seq != r.key->seq) {
     fail(RecordProblem::kCorrupt, fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq));
     return r;
   }
-  if (d->stream != stream) {
+  if (d.stream != stream) {
     fail(RecordProblem::kCorrupt,
-         fmt::format("envelope names stream '{}' but is stored in stream '{}'", d->stream, stream));
+         fmt::format("envelope names stream '{}' but is stored in stream '{}'", d.stream, stream));
     return r;
   }
   if (r.key->state == EventState::kRetrying && ToMicros(e.next_attempt_at) != r.key->due_us) {
@@ -86,16 +91,15 @@ CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::o
     fail(RecordProblem::kCorrupt, "sent record without sent_at");
     return r;
   }
-  d->event.id.db = db;
-  d->event.id.stream = stream;
-  d->event.state = r.key->state;
+  d.event.id.db = db;
+  d.event.id.stream = stream;
+  d.event.state = r.key->state;
   if (signer != nullptr && signer->verifies()) {
-    if (auto v = signer->Verify(*d, stream); !v) {
+    if (auto v = signer->Verify(d, stream); !v) {
       r.problem = RecordProblem::kTampered;
       r.error = v.error();
     }
   }
-  r.envelope = std::move(*d);
   return r;
 }
 
