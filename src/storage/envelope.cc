@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstring>
 #include <optional>
 
@@ -47,6 +49,13 @@ std::string_view View(const flatbuffers::Vector<uint8_t>* v) {
   return v == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(v->data()), v->size());
 }
 
+// A u64 whose first `n` bytes in memory (n <= 8) are 0xff, the others 0.
+constexpr uint64_t FirstBytes(size_t n) {
+  if (n >= 8) return ~uint64_t{0};
+  if constexpr (std::endian::native == std::endian::little) return (uint64_t{1} << (8 * n)) - 1;
+  return ~(~uint64_t{0} >> (8 * n));
+}
+
 // The relay updates seq, attempts, next_attempt_at and sent_at in place, so a
 // verified buffer is not enough: a crafted vtable can place those scalars on
 // bytes that belong to another field, the vtable, or a string or vector. They
@@ -60,28 +69,28 @@ bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
   constexpr size_t kMaxInline = 128;
   if (tsize < sizeof(flatbuffers::soffset_t) || tsize > kMaxInline) return false;
   // Every inline field, the patchable ones included, inside the table's inline
-  // bytes and owning its bytes (one bit per inline byte, no allocation: the
-  // relay decodes every record it reads).
+  // bytes and owning its bytes (one byte map, no allocation: the relay decodes
+  // every record it reads). A field's bytes are tested and marked with one
+  // 8-byte load and store (the map has 8 bytes of padding for the last field).
   static constexpr uint8_t kSize[] = {2, 8, 4, 4, 4, 4, 4, 4, 8, 1, 4, 4, 8, 8, 4, 4, 4};
-  static_assert(kMaxInline == 128);
-  uint64_t used[2] = {(uint64_t{1} << sizeof(flatbuffers::soffset_t)) - 1, 0};
-  // Marks bytes [off, off + n) used (n <= 8, off + n <= 128); false when one already was.
-  auto claim = [&used](size_t off, size_t n) {
-    const uint64_t bits = (uint64_t{1} << n) - 1;
-    const size_t word = off / 64, shift = off % 64;
-    const uint64_t lo = bits << shift;
-    const uint64_t hi = shift + n > 64 ? bits >> (64 - shift) : 0;  // the bytes past this word
-    if ((used[word] & lo) != 0 || (hi != 0 && (used[1] & hi) != 0)) return false;
-    used[word] |= lo;
-    if (hi != 0) used[1] |= hi;
-    return true;
-  };
+  static constexpr auto kBytes = [] {
+    std::array<uint64_t, sizeof kSize> m{};
+    for (size_t id = 0; id < m.size(); ++id)
+      m[id] = FirstBytes(kSize[id]);
+    return m;
+  }();
+  uint8_t used[kMaxInline + 8] = {};
+  std::memset(used, 0xff, sizeof(flatbuffers::soffset_t));
   const size_t nfields = std::min<size_t>((vsize - 4) / 2, sizeof kSize);
   for (size_t id = 0; id < nfields; ++id) {
     auto off = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 4 + 2 * id);
     if (off == 0) continue;
     if (off + kSize[id] > tsize) return false;
-    if (!claim(off, kSize[id])) return false;
+    uint64_t window;
+    std::memcpy(&window, used + off, 8);
+    if ((window & kBytes[id]) != 0) return false;
+    window |= kBytes[id];
+    std::memcpy(used + off, &window, 8);
   }
   // Nothing the table refers to (its vtable, strings, vectors, header tables)
   // lies on its inline bytes.
