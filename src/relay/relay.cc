@@ -371,10 +371,10 @@ class Relay::Impl {
     return std::binary_search(claims_.begin(), claims_.end(), seq);
   }
 
-  // Reads the record under `it`: its key, and unless claimed its value,
-  // checked by internal::CheckRecord (the tool's `verify` check, signature included).
-  Record ReadRecord(const StreamState& s, const internal::StateRange& it) REQUIRES(run_mu_) {
-    Record r;
+  // Reads the record under `it` into `r` (a new Record, built in place): its
+  // key, and unless claimed its value, checked by internal::CheckRecord (the
+  // tool's `verify` check, signature included).
+  void ReadRecord(const StreamState& s, const internal::StateRange& it, Record& r) REQUIRES(run_mu_) {
     std::string_view key = it.raw_key();
     std::memcpy(r.key.bytes, key.data(), std::min<size_t>(key.size(), sizeof r.key.bytes));
     r.key.size = static_cast<uint8_t>(std::min<size_t>(key.size(), sizeof r.key.bytes));
@@ -383,22 +383,21 @@ class Relay::Impl {
       r.bad_key = true;
       o_.Capture(Error(ErrorCode::kCorruption, fmt::format("stream '{}': malformed key {} skipped by the relay", s.name,
                                                            internal::ToHex(key))));
-      return r;
+      return;
     }
     r.seq = dk->seq;
     if (IsClaimed(r.seq)) {
       r.claimed = true;
-      return r;
+      return;
     }
     internal::CheckedRecord c = internal::CheckRecord(s.name, key, it.value(), o_.id, arena_, o_.signer.get());
     r.raw = c.value;
     if (!c.envelope) {
       r.corrupt = *c.error;
-      return r;
+      return;
     }
     if (c.problem == internal::RecordProblem::kTampered) r.tampered = *c.error;
     r.env = std::move(c.envelope);
-    return r;
   }
 
   // Reads the due retries into retries_ (keys ordered by due time; the
@@ -419,7 +418,7 @@ class Relay::Impl {
         flow.more = true;
         break;
       }
-      retries_.push_back(ReadRecord(s, rit));
+      ReadRecord(s, rit, retries_.emplace_back());
     }
     JM_RETURN_IF_ERROR(rit.status(fmt::format("read retries of stream '{}'", s.name)));
     if (!iters.pending) return flow;
@@ -429,7 +428,7 @@ class Relay::Impl {
         flow.more = true;
         break;
       }
-      pendings_.push_back(ReadRecord(s, pit));
+      ReadRecord(s, pit, pendings_.emplace_back());
       const Record& r = pendings_.back();
       if (r.env && internal::BlockedHeadWaits(r.env->event, now)) {
         // A keep-order head waiting for its backoff (or for an operator).

@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstring>
 #include <optional>
 
 #include "jaiminho/fb/envelope_generated.h"
+#include "util/macros.h"
 
 namespace jaiminho::internal {
 namespace {
@@ -46,6 +49,13 @@ std::string_view View(const flatbuffers::Vector<uint8_t>* v) {
   return v == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(v->data()), v->size());
 }
 
+// A u64 whose first `n` bytes in memory (n <= 8) are 0xff, the others 0.
+constexpr uint64_t FirstBytes(size_t n) {
+  if (n >= 8) return ~uint64_t{0};
+  if constexpr (std::endian::native == std::endian::little) return (uint64_t{1} << (8 * n)) - 1;
+  return ~(~uint64_t{0} >> (8 * n));
+}
+
 // The relay updates seq, attempts, next_attempt_at and sent_at in place, so a
 // verified buffer is not enough: a crafted vtable can place those scalars on
 // bytes that belong to another field, the vtable, or a string or vector. They
@@ -60,20 +70,27 @@ bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
   if (tsize < sizeof(flatbuffers::soffset_t) || tsize > kMaxInline) return false;
   // Every inline field, the patchable ones included, inside the table's inline
   // bytes and owning its bytes (one byte map, no allocation: the relay decodes
-  // every record it reads).
+  // every record it reads). A field's bytes are tested and marked with one
+  // 8-byte load and store (the map has 8 bytes of padding for the last field).
   static constexpr uint8_t kSize[] = {2, 8, 4, 4, 4, 4, 4, 4, 8, 1, 4, 4, 8, 8, 4, 4, 4};
-  bool used[kMaxInline] = {};
-  for (size_t i = 0; i < sizeof(flatbuffers::soffset_t); ++i)
-    used[i] = true;
+  static constexpr auto kBytes = [] {
+    std::array<uint64_t, sizeof kSize> m{};
+    for (size_t id = 0; id < m.size(); ++id)
+      m[id] = FirstBytes(kSize[id]);
+    return m;
+  }();
+  uint8_t used[kMaxInline + 8] = {};
+  std::memset(used, 0xff, sizeof(flatbuffers::soffset_t));
   const size_t nfields = std::min<size_t>((vsize - 4) / 2, sizeof kSize);
   for (size_t id = 0; id < nfields; ++id) {
     auto off = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 4 + 2 * id);
     if (off == 0) continue;
     if (off + kSize[id] > tsize) return false;
-    for (size_t i = off; i < off + kSize[id]; ++i) {
-      if (used[i]) return false;
-      used[i] = true;
-    }
+    uint64_t window;
+    std::memcpy(&window, used + off, 8);
+    if ((window & kBytes[id]) != 0) return false;
+    window |= kBytes[id];
+    std::memcpy(used + off, &window, 8);
   }
   // Nothing the table refers to (its vtable, strings, vectors, header tables)
   // lies on its inline bytes.
@@ -189,7 +206,7 @@ void PatchU32(char* envelope, uint32_t offset, uint32_t v) {
   std::memcpy(envelope + offset, le, 4);
 }
 
-Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
+Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
   if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(base, fb::EnvelopeIdentifier())) {
     return tl::unexpected(Corrupt(fmt::format("missing JMEV identifier ({} bytes)", bytes.size())));
@@ -216,7 +233,7 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
     return tl::unexpected(Corrupt("a scalar field overlaps other data"));
   }
 
-  DecodedEnvelope d;
+  DecodedEnvelope& d = *out;
   Event& e = d.event;
   e.id.seq = env->seq();
   d.stream = View(env->stream());
@@ -240,6 +257,12 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
   e.key_id = View(env->key_id());
   d.signature = View(env->signature());
   d.offsets = OffsetsOf(base, env);
+  return {};
+}
+
+Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes) {
+  DecodedEnvelope d;
+  JM_RETURN_IF_ERROR(DecodeEnvelopeInto(bytes, &d));
   return d;
 }
 

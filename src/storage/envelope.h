@@ -64,6 +64,9 @@ struct DecodedEnvelope {
 // Verifies and decodes. REQUIRES: `bytes` starts at an 8-byte aligned address
 // (use AlignedArena). Fails with kCorruption naming what is wrong.
 Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes);
+// The same, decoding into `*out` (a default-constructed DecodedEnvelope) in
+// place: the relay decodes every record it reads. `*out` is unspecified on error.
+Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out);
 
 // The fields of a decoded event, for re-encoding with some of them changed.
 EnvelopeFields FieldsOf(const DecodedEnvelope& d);

@@ -2,20 +2,6 @@
 
 namespace jaiminho::internal {
 
-void PutBigEndian64(char* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-}
-
-uint64_t GetBigEndian64(const char* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i)
-    v = (v << 8) | static_cast<unsigned char>(in[i]);
-  return v;
-}
-
 KeyBuf SeqKey(char tag, uint64_t seq) {
   KeyBuf k;
   k.bytes[0] = tag;

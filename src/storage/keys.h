@@ -11,7 +11,9 @@
 // its cursor, with an upper bound.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,8 +34,18 @@ struct KeyBuf {
   std::string_view view() const { return {bytes, size}; }
 };
 
-void PutBigEndian64(char* out, uint64_t v);
-uint64_t GetBigEndian64(const char* in);
+// Big-endian (key order) u64 at `out`/`in`, unaligned. Inline: every key the
+// relay reads is decoded.
+inline void PutBigEndian64(char* out, uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+  std::memcpy(out, &v, 8);
+}
+inline uint64_t GetBigEndian64(const char* in) {
+  uint64_t v;
+  std::memcpy(&v, in, 8);
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+  return v;
+}
 
 // 'p'/'s'/'d' + seq.
 KeyBuf SeqKey(char tag, uint64_t seq);

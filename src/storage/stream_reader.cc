@@ -45,57 +45,76 @@ Status StateRange::status(std::string_view what) const {
   return ToStatus(it_->status(), what);
 }
 
-CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
-                          AlignedArena& arena, const Signer* signer) {
-  if (!DecodeKey(key)) return CheckAlignedRecord(stream, key, value, db, signer);  // the value is not read
-  return CheckAlignedRecord(stream, key, arena.Copy(value), db, signer);
-}
+namespace {
 
-CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, std::string_view aligned_value,
-                                 const DatabaseId& db, const Signer* signer) {
+// CheckAlignedRecord with the key already decoded (`dk`, nullopt when malformed).
+CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::optional<DecodedKey> dk,
+                           std::string_view aligned_value, const DatabaseId& db, const Signer* signer) {
   CheckedRecord r;
   r.value = aligned_value;
+  r.key = dk;
+  // The message is formatted (from the envelope's views) before the envelope goes.
   auto fail = [&r](RecordProblem p, std::string message) {
+    r.envelope.reset();
     r.problem = p;
     r.error = Error(ErrorCode::kCorruption, std::move(message));
-    return std::move(r);
   };
-  r.key = DecodeKey(key);
-  if (!r.key)
-    return fail(RecordProblem::kBadKey, fmt::format("unrecognized key {} ({} bytes)", ToHex(key), key.size()));
-  auto d = DecodeEnvelope(aligned_value);
-  if (!d) {
-    r.problem = RecordProblem::kCorrupt;
-    r.error = d.error();
+  if (!r.key) {
+    fail(RecordProblem::kBadKey, fmt::format("unrecognized key {} ({} bytes)", ToHex(key), key.size()));
     return r;
   }
-  const Event& e = d->event;
-  if (e.id.seq != r.key->seq) {
-    return fail(RecordProblem::kCorrupt,
-                fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq));
+  // Decoded in place (the relay checks every record it reads); reset unless
+  // it decodes and matches its key.
+  DecodedEnvelope& d = r.envelope.emplace();
+  if (auto st = DecodeEnvelopeInto(aligned_value, &d); !st) {
+    r.envelope.reset();
+    r.problem = RecordProblem::kCorrupt;
+    r.error = std::move(st).error();
+    return r;
   }
-  if (d->stream != stream) {
-    return fail(RecordProblem::kCorrupt,
-                fmt::format("envelope names stream '{}' but is stored in stream '{}'", d->stream, stream));
+  const Event& e = d.event;
+  if (e.id.seq != r.key->seq) {
+    fail(RecordProblem::kCorrupt, fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq));
+    return r;
+  }
+  if (d.stream != stream) {
+    fail(RecordProblem::kCorrupt,
+         fmt::format("envelope names stream '{}' but is stored in stream '{}'", d.stream, stream));
+    return r;
   }
   if (r.key->state == EventState::kRetrying && ToMicros(e.next_attempt_at) != r.key->due_us) {
-    return fail(RecordProblem::kCorrupt, fmt::format("retry key is due at {} but the envelope's next_attempt_at is {}",
-                                                     r.key->due_us, ToMicros(e.next_attempt_at)));
+    fail(RecordProblem::kCorrupt, fmt::format("retry key is due at {} but the envelope's next_attempt_at is {}",
+                                              r.key->due_us, ToMicros(e.next_attempt_at)));
+    return r;
   }
   if (r.key->state == EventState::kSent && ToMicros(e.sent_at) == 0) {
-    return fail(RecordProblem::kCorrupt, "sent record without sent_at");
+    fail(RecordProblem::kCorrupt, "sent record without sent_at");
+    return r;
   }
-  d->event.id.db = db;
-  d->event.id.stream = stream;
-  d->event.state = r.key->state;
+  d.event.id.db = db;
+  d.event.id.stream = stream;
+  d.event.state = r.key->state;
   if (signer != nullptr && signer->verifies()) {
-    if (auto v = signer->Verify(*d, stream); !v) {
+    if (auto v = signer->Verify(d, stream); !v) {
       r.problem = RecordProblem::kTampered;
       r.error = v.error();
     }
   }
-  r.envelope = std::move(*d);
   return r;
+}
+
+}  // namespace
+
+CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                          AlignedArena& arena, const Signer* signer) {
+  std::optional<DecodedKey> dk = DecodeKey(key);
+  // A malformed key's value is not read.
+  return CheckDecoded(stream, key, dk, dk ? arena.Copy(value) : value, db, signer);
+}
+
+CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, std::string_view aligned_value,
+                                 const DatabaseId& db, const Signer* signer) {
+  return CheckDecoded(stream, key, DecodeKey(key), aligned_value, db, signer);
 }
 
 bool ApplyDelivered(CheckedRecord& r, const DeliveredView& delivered) {
