@@ -42,7 +42,9 @@ Result<DbContents> ReadDatabase(const std::string& path) {
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
         if (it->key().starts_with(rocksdb::Slice(&internal::kRunTag, 1))) {
           if (!internal::DecodeRun(it->key().ToStringView(), it->value().ToStringView())) {
-            out.events[EventRef{*stream, 0}] = DbRecord{.corrupt = true};
+            DbRecord bad;
+            bad.corrupt = true;
+            out.events[EventRef{*stream, 0}] = bad;
           }
           continue;
         }
