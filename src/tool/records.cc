@@ -75,6 +75,16 @@ Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string
     }
     return false;
   };
+  // The first seq worth reading in a seq-keyed range: the pending keys below
+  // the delivered cursor hold delivered events only, which a filter that wants
+  // neither sent nor bad records would read and drop one by one.
+  const bool delivered_wanted =
+      filter.corrupt || filter.states.empty() ||
+      std::find(filter.states.begin(), filter.states.end(), EventState::kSent) != filter.states.end();
+  auto first_seq = [&](char tag) {
+    if (tag == internal::kPendingTag && !delivered_wanted) return std::max(filter.from_seq, delivered.cursor);
+    return filter.from_seq;
+  };
   internal::AlignedArena arena;
   internal::StateRange it(db, cf);  // the whole family: malformed keys are records too
   while (it.Valid()) {
@@ -85,9 +95,8 @@ Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string
       it.Seek(internal::TagEnd(tag).view());
       continue;
     }
-    if (filter.from_seq > 0 && seq_keyed && key.size() == 9 &&
-        internal::GetBigEndian64(key.data() + 1) < filter.from_seq) {
-      it.Seek(internal::SeqKey(tag, filter.from_seq).view());
+    if (seq_keyed && key.size() == 9 && internal::GetBigEndian64(key.data() + 1) < first_seq(tag)) {
+      it.Seek(internal::SeqKey(tag, first_seq(tag)).view());
       continue;
     }
     if (tag == internal::kRunTag) {

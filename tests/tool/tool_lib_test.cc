@@ -233,5 +233,52 @@ TEST(ToolCommands, StreamsPrintsAnAlignedTableOnATerminal) {
   EXPECT_EQ(testing::SplitLines(out2.str()).size(), 2u);
 }
 
+// Format 2: delivered events stay under their pending keys below the cursor.
+// dump shows them as sent (with their run's sent_at), never as pending, and a
+// dump of pending events starts at the cursor.
+TEST(ToolCommands, DumpShowsDeliveredEventsAsSentAndPendingFromTheCursor) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  {
+    auto outbox = MustOpen(path, {.strategy = Strategy::kKeepOrder});
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("orders"));
+    auto commit = [&](int n) {
+      auto txn = outbox->Begin();
+      for (int i = 0; i < n; ++i)
+        ASSERT_OK(txn.Enqueue(*s, {.type = "t.v1", .payload = "x"}));
+      ASSERT_OK(txn.Commit());
+    };
+    commit(40);
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, std::make_shared<testing::RecordingPublisher>()));
+    ASSERT_OK(relay->RunOnce());
+    commit(3);
+    ASSERT_OK(outbox->Close());
+  }
+  auto dump = [&](std::vector<std::string> states) {
+    std::ostringstream out, err;
+    tool::Io io{out, err};
+    EXPECT_EQ(tool::Dump({.path = path, .states = std::move(states), .json = true}, io), tool::kExitOk) << err.str();
+    std::vector<std::pair<uint64_t, std::string>> seqs;
+    for (const auto& line : testing::SplitLines(out.str())) {
+      std::optional<Json> j = Json::Parse(line);
+      if (!j) {
+        ADD_FAILURE() << "not JSON: " << line;
+        continue;
+      }
+      seqs.emplace_back((*j)["seq"].u64(), (*j)["state"].str());
+      if ((*j)["state"].str() == "sent") EXPECT_GT((*j)["sent_at_us"].u64(), 0u) << line;
+    }
+    return seqs;
+  };
+  auto pending = dump({"pending"});
+  ASSERT_EQ(pending.size(), 3u);
+  EXPECT_EQ(pending[0], (std::pair<uint64_t, std::string>{41, "pending"}));
+  EXPECT_EQ(dump({"sent"}).size(), 40u);
+  auto all = dump({});
+  EXPECT_EQ(all.size(), 43u);
+  EXPECT_EQ(all[0], (std::pair<uint64_t, std::string>{1, "sent"}));
+}
+
 }  // namespace
 }  // namespace jaiminho
