@@ -267,7 +267,9 @@ TEST(ToolCommands, DumpShowsDeliveredEventsAsSentAndPendingFromTheCursor) {
         continue;
       }
       seqs.emplace_back((*j)["seq"].u64(), (*j)["state"].str());
-      if ((*j)["state"].str() == "sent") EXPECT_GT((*j)["sent_at_us"].u64(), 0u) << line;
+      if ((*j)["state"].str() == "sent") {
+        EXPECT_GT((*j)["sent_at_us"].u64(), 0u) << line;
+      }
     }
     return seqs;
   };
