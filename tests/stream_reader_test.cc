@@ -19,20 +19,6 @@ using internal::CheckedRecord;
 using internal::RecordProblem;
 using internal::StateRange;
 
-std::string Envelope(uint64_t seq, std::string_view stream, int64_t next_attempt_at = 0, int64_t sent_at = 0) {
-  internal::EnvelopeFields f;
-  f.seq = seq;
-  f.stream = stream;
-  f.type = "t";
-  f.payload = "data";
-  f.created_at = 5;
-  f.next_attempt_at = next_attempt_at;
-  f.sent_at = sent_at;
-  std::string out;
-  internal::EncodeEnvelope(f, &out);
-  return out;
-}
-
 std::string Key(internal::KeyBuf k) {
   return std::string(k.view());
 }
@@ -52,14 +38,14 @@ class StreamReaderTest : public ::testing::Test {
     b_ = handles_[2];
     // Stream a: pending 1..5, retrying 6 (due 300) and 7 (due 100), sent 8, parked 9.
     for (uint64_t seq = 1; seq <= 5; ++seq)
-      Put(a_, Key(internal::SeqKey(internal::kPendingTag, seq)), Envelope(seq, "a"));
-    Put(a_, Key(internal::RetryKey(300, 6)), Envelope(6, "a", 300));
-    Put(a_, Key(internal::RetryKey(100, 7)), Envelope(7, "a", 100));
-    Put(a_, Key(internal::SeqKey(internal::kSentTag, 8)), Envelope(8, "a", 0, 50));
-    Put(a_, Key(internal::SeqKey(internal::kParkedTag, 9)), Envelope(9, "a"));
+      Put(a_, Key(internal::SeqKey(internal::kPendingTag, seq)), testing::EncodedEnvelope(seq, "a"));
+    Put(a_, Key(internal::RetryKey(300, 6)), testing::EncodedEnvelope(6, "a", 300));
+    Put(a_, Key(internal::RetryKey(100, 7)), testing::EncodedEnvelope(7, "a", 100));
+    Put(a_, Key(internal::SeqKey(internal::kSentTag, 8)), testing::EncodedEnvelope(8, "a", 0, 50));
+    Put(a_, Key(internal::SeqKey(internal::kParkedTag, 9)), testing::EncodedEnvelope(9, "a"));
     // Stream b: pending 100, parked 101.
-    Put(b_, Key(internal::SeqKey(internal::kPendingTag, 100)), Envelope(100, "b"));
-    Put(b_, Key(internal::SeqKey(internal::kParkedTag, 101)), Envelope(101, "b"));
+    Put(b_, Key(internal::SeqKey(internal::kPendingTag, 100)), testing::EncodedEnvelope(100, "b"));
+    Put(b_, Key(internal::SeqKey(internal::kParkedTag, 101)), testing::EncodedEnvelope(101, "b"));
   }
 
   void TearDown() override {
@@ -180,7 +166,7 @@ TEST(CheckRecord, AGoodRecordComesWithItsIdAndState) {
   DatabaseId id;
   id.bytes[0] = 7;
   std::string k = Key(internal::RetryKey(100, 3));
-  CheckedRecord r = internal::CheckRecord("s", k, Envelope(3, "s", 100), id, arena);
+  CheckedRecord r = internal::CheckRecord("s", k, testing::EncodedEnvelope(3, "s", 100), id, arena);
   ASSERT_TRUE(r.ok()) << r.error->message();
   ASSERT_TRUE(r.envelope);
   EXPECT_EQ(r.envelope->event.id.seq, 3u);
@@ -198,7 +184,7 @@ TEST(CheckRecord, RejectsWhatTheToolsVerifyRejects) {
   };
   const std::string p3 = Key(internal::SeqKey(internal::kPendingTag, 3));
 
-  CheckedRecord bad_key = check("x", Envelope(3, "s"));
+  CheckedRecord bad_key = check("x", testing::EncodedEnvelope(3, "s"));
   EXPECT_EQ(bad_key.problem, RecordProblem::kBadKey);
   EXPECT_FALSE(bad_key.key);
   EXPECT_EQ(bad_key.error->message(), "unrecognized key 78 (1 bytes)");
@@ -208,16 +194,16 @@ TEST(CheckRecord, RejectsWhatTheToolsVerifyRejects) {
   EXPECT_EQ(garbage.error->code(), ErrorCode::kCorruption);
   EXPECT_FALSE(garbage.envelope);
 
-  CheckedRecord wrong_seq = check(p3, Envelope(4, "s"));
+  CheckedRecord wrong_seq = check(p3, testing::EncodedEnvelope(4, "s"));
   EXPECT_EQ(wrong_seq.problem, RecordProblem::kCorrupt);
   EXPECT_EQ(wrong_seq.error->message(), "envelope has seq 4 but is stored under seq 3");
   EXPECT_FALSE(wrong_seq.envelope);
 
-  EXPECT_EQ(check(p3, Envelope(3, "other")).error->message(),
+  EXPECT_EQ(check(p3, testing::EncodedEnvelope(3, "other")).error->message(),
             "envelope names stream 'other' but is stored in stream 's'");
-  EXPECT_EQ(check(Key(internal::RetryKey(100, 3)), Envelope(3, "s", 200)).error->message(),
+  EXPECT_EQ(check(Key(internal::RetryKey(100, 3)), testing::EncodedEnvelope(3, "s", 200)).error->message(),
             "retry key is due at 100 but the envelope's next_attempt_at is 200");
-  EXPECT_EQ(check(Key(internal::SeqKey(internal::kSentTag, 3)), Envelope(3, "s")).error->message(),
+  EXPECT_EQ(check(Key(internal::SeqKey(internal::kSentTag, 3)), testing::EncodedEnvelope(3, "s")).error->message(),
             "sent record without sent_at");
 }
 
@@ -229,7 +215,7 @@ TEST(CheckRecord, AnUnsignedRecordIsTamperedOnlyWhenASignerRequiresSignatures) {
   auto signer = internal::Signer::Make(so, id);
   ASSERT_TRUE(signer);
   const std::string p3 = Key(internal::SeqKey(internal::kPendingTag, 3));
-  const std::string v = Envelope(3, "s");
+  const std::string v = testing::EncodedEnvelope(3, "s");
 
   EXPECT_TRUE(internal::CheckRecord("s", p3, v, id, arena).ok());  // no signer: not checked
   CheckedRecord r = internal::CheckRecord("s", p3, v, id, arena, signer->get());

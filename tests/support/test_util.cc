@@ -6,6 +6,7 @@
 #include <condition_variable>
 
 #include "core/outbox_impl.h"
+#include "storage/envelope.h"
 #include "storage/keys.h"
 
 namespace jaiminho::testing {
@@ -96,6 +97,20 @@ std::unique_ptr<Relay> MustMakeRelay(Outbox& outbox, std::shared_ptr<Publisher> 
     return nullptr;
   }
   return std::move(*r);
+}
+
+std::string EncodedEnvelope(uint64_t seq, std::string_view stream, int64_t next_attempt_at, int64_t sent_at) {
+  internal::EnvelopeFields f;
+  f.seq = seq;
+  f.stream = stream;
+  f.type = "t.v1";
+  f.payload = "data";
+  f.created_at = 5;
+  f.next_attempt_at = next_attempt_at;
+  f.sent_at = sent_at;
+  std::string out;
+  internal::EncodeEnvelope(f, &out);
+  return out;
 }
 
 std::string StateTags(Outbox& outbox, const Stream& stream) {

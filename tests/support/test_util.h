@@ -125,6 +125,10 @@ class RawDb {
 // once deleted; delivery-log records are not events.
 std::string StateTags(Outbox& outbox, const Stream& stream);
 
+// The stored bytes of a minimal event (type "t.v1", payload "data", created_at 5)
+// of stream `stream` with these fields, for tests that write or check records by hand.
+std::string EncodedEnvelope(uint64_t seq, std::string_view stream, int64_t next_attempt_at = 0, int64_t sent_at = 0);
+
 // Opens a fresh outbox in `dir` with `o` (path filled in).
 std::unique_ptr<Outbox> MustOpen(const std::string& dir, OutboxOptions o = {});
 

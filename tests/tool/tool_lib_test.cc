@@ -132,27 +132,13 @@ TEST(ToolSinks, MakeSinkDispatchesOnTheSpec) {
   }
 }
 
-std::string Envelope(uint64_t seq, std::string_view stream, int64_t next_attempt_at = 0, int64_t sent_at = 0) {
-  internal::EnvelopeFields f;
-  f.seq = seq;
-  f.stream = stream;
-  f.type = "t.v1";
-  f.payload = "data";
-  f.created_at = 5;
-  f.next_attempt_at = next_attempt_at;
-  f.sent_at = sent_at;
-  std::string out;
-  internal::EncodeEnvelope(f, &out);
-  return out;
-}
-
 TEST(ToolRecords, CheckRecordAcceptsGoodRecordsAndNamesWhatIsWrong) {
   internal::AlignedArena arena;
   DatabaseId id;
   auto key = [](internal::KeyBuf k) { return std::string(k.view()); };
   std::string p3 = key(internal::SeqKey(internal::kPendingTag, 3));
 
-  std::string good_value = Envelope(3, "s");
+  std::string good_value = testing::EncodedEnvelope(3, "s");
   tool::Record good = tool::CheckRecord("s", p3, good_value, id, arena);
   ASSERT_TRUE(good.ok()) << good.error;
   EXPECT_EQ(good.state_name(), "pending");
@@ -160,9 +146,9 @@ TEST(ToolRecords, CheckRecordAcceptsGoodRecordsAndNamesWhatIsWrong) {
   EXPECT_EQ(good.event->payload, "data");
   EXPECT_EQ(good.event->state, EventState::kPending);
 
-  std::string wrong_seq = Envelope(4, "s");
+  std::string wrong_seq = testing::EncodedEnvelope(4, "s");
   EXPECT_EQ(tool::CheckRecord("s", p3, wrong_seq, id, arena).error, "envelope has seq 4 but is stored under seq 3");
-  std::string wrong_stream = Envelope(3, "other");
+  std::string wrong_stream = testing::EncodedEnvelope(3, "other");
   EXPECT_EQ(tool::CheckRecord("s", p3, wrong_stream, id, arena).error,
             "envelope names stream 'other' but is stored in stream 's'");
   tool::Record garbage = tool::CheckRecord("s", p3, "garbage!", id, arena);
@@ -172,12 +158,12 @@ TEST(ToolRecords, CheckRecordAcceptsGoodRecordsAndNamesWhatIsWrong) {
   EXPECT_NE(bad_key.error.find("unrecognized key 78"), std::string::npos) << bad_key.error;
 
   std::string retry_key = key(internal::RetryKey(100, 3));
-  std::string due_100 = Envelope(3, "s", 100), due_200 = Envelope(3, "s", 200);
+  std::string due_100 = testing::EncodedEnvelope(3, "s", 100), due_200 = testing::EncodedEnvelope(3, "s", 200);
   EXPECT_TRUE(tool::CheckRecord("s", retry_key, due_100, id, arena).ok());
   EXPECT_NE(tool::CheckRecord("s", retry_key, due_200, id, arena).error.find("next_attempt_at"), std::string::npos);
 
   std::string sent_key = key(internal::SeqKey(internal::kSentTag, 3));
-  std::string unsent = Envelope(3, "s"), sent = Envelope(3, "s", 0, 9);
+  std::string unsent = testing::EncodedEnvelope(3, "s"), sent = testing::EncodedEnvelope(3, "s", 0, 9);
   EXPECT_EQ(tool::CheckRecord("s", sent_key, unsent, id, arena).error, "sent record without sent_at");
   EXPECT_TRUE(tool::CheckRecord("s", sent_key, sent, id, arena).ok());
 }
@@ -186,7 +172,7 @@ TEST(ToolRecords, FilterSelectsStatesSeqsAndTypes) {
   internal::AlignedArena arena;
   DatabaseId id;
   std::string k = std::string(internal::SeqKey(internal::kPendingTag, 3).view());
-  std::string v = Envelope(3, "s");
+  std::string v = testing::EncodedEnvelope(3, "s");
   tool::Record good = tool::CheckRecord("s", k, v, id, arena);
   tool::Record bad = tool::CheckRecord("s", k, "junk", id, arena);
   EXPECT_TRUE(tool::RecordFilter{}.Wants(good));
