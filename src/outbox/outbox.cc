@@ -16,6 +16,7 @@
 #include "storage/info_log.h"
 #include "storage/keys.h"
 #include "storage/open.h"
+#include "storage/small_files.h"
 #include "storage/status.h"
 #include "util/macros.h"
 
@@ -336,6 +337,20 @@ Status CheckAndAddFamilies(OutboxImpl& impl, Families& f, const std::vector<rock
   return {};
 }
 
+// Merges each family's small SST files once restarts have left too many of
+// them (storage/small_files.h). Never fails the open: a merge that cannot run
+// now (a full disk, a background compaction holding a file) is logged to
+// RocksDB's info log and tried again at the next open.
+void MergeRestartFiles(OutboxImpl& impl) {
+  for (auto* cf : impl.owned_handles) {
+    auto merged = internal::MergeSmallFiles(impl.db.get(), cf, impl.options.path);
+    if (!merged) {
+      rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL, impl.db->GetDBOptions().info_log, "jaiminho: %s",
+                   merged.error().ToString().c_str());
+    }
+  }
+}
+
 // The parts above the core: the committer, the publish-on-commit publisher,
 // the cleaner and its maintenance thread, and their stop_on_close hooks.
 void WireParts(OutboxImpl& impl) {
@@ -378,6 +393,7 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   JM_ASSIGN_OR_RETURN(internal::MetaSnapshot meta, InitializeMeta(*impl));
   JM_RETURN_IF_ERROR(CheckAndAddFamilies(*impl, families, handles, meta, probed.watermark, recovered));
   JM_ASSIGN_OR_RETURN(impl->signer, internal::Signer::Make(options.signing, impl->id));
+  MergeRestartFiles(*impl);
   WireParts(*impl);
   return impl;
 }
