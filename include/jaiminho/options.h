@@ -145,6 +145,19 @@ struct OutboxOptions {
   bool create_if_missing = true;
   // Business column families, created when missing. Default: none ("default" only).
   std::vector<BusinessFamilyOptions> business_families{};
+  // The free-space guard. While the volume of `path` has less free space than
+  // this reserve, Transaction::Commit fails with kResourceExhausted (naming the
+  // path, the space left and the reserve) and writes nothing, before RocksDB
+  // ever meets a full disk. The relay, the cleaner, Outbox::Clean and operator
+  // actions are not held back: they free space, and the reserve is the room
+  // they do it in. Commits resume by themselves once there is room again (the
+  // volume is checked at least every 100 ms, and at once near the reserve).
+  // The reserve is the larger of min_free_bytes and min_free_percent of the
+  // volume's size, of those set; with neither set, 10% of the volume, at most
+  // 128 MiB. min_free_bytes = 0 (and no percent) turns the guard off.
+  // min_free_percent must be in [0, 50]. Default: unset (10%, at most 128 MiB).
+  std::optional<uint64_t> min_free_bytes{};
+  std::optional<double> min_free_percent{};
 
   // django-jaiminho's settings, with its defaults.
   // PERSIST_ALL_EVENTS: keep a publish-on-commit event after a successful inline

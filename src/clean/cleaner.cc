@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 
+#include <algorithm>
+
 #include "core/outbox_impl.h"
 #include "storage/check.h"
 #include "storage/delivery_log.h"
@@ -105,9 +107,19 @@ Result<CleanReport> Cleaner::Clean() {
     corrupt0 += st.cleaner->kept_corrupt.load();
     cfs.push_back(st.cf);
   }
+  // Every family, not only the streams: a write-ahead log file is deleted
+  // only once every family with writes in it is flushed, and the log holds
+  // the business writes and stream metadata beside the events. Flushing the
+  // streams alone gave back their SST bytes but kept the whole log.
+  std::vector<rocksdb::ColumnFamilyHandle*> all = cfs;
+  all.push_back(o_.meta_cf);
+  all.push_back(db->DefaultColumnFamily());
+  for (const auto& [name, info] : o_.business) {
+    if (std::find(all.begin(), all.end(), info.handle) == all.end()) all.push_back(info.handle);
+  }
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, cfs), fmt::format("flush streams of {}", options.path)));
+  JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, all), fmt::format("flush the families of {}", options.path)));
   JM_ASSIGN_OR_RETURN(report.bytes_before, LiveBytes(db.get(), streams));
   for (Stream* s : streams) {
     StreamState& st = StreamAccess::Of(*s);

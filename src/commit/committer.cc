@@ -24,6 +24,7 @@ size_t Committer::SizeOf(const Transaction& t) {
 }
 
 Result<bool> Committer::Commit(Transaction& txn, bool sync) {
+  JM_RETURN_IF_ERROR(outbox_->disk_guard->Admit(SizeOf(txn)));
   Writer w;
   w.txn = &txn;
   w.sync = sync;

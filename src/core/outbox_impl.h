@@ -19,6 +19,7 @@
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
+#include "storage/disk_guard.h"
 #include "storage/meta.h"
 #include "storage/write_recovery.h"
 #include "util/mutex.h"
@@ -206,6 +207,8 @@ class OutboxImpl {
   std::unique_ptr<rocksdb::DB> db;
   // Resumes writes after RocksDB stopped them; every write goes through it.
   std::shared_ptr<internal::WriteRecovery> recovery;
+  // Commits stop at the free-space reserve (storage/disk_guard.h).
+  std::unique_ptr<internal::DiskGuard> disk_guard;
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
   std::map<std::string, BusinessInfo, std::less<>> business;

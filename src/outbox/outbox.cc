@@ -12,6 +12,7 @@
 #include "jaiminho/version.h"
 #include "storage/check.h"
 #include "storage/delivery_log.h"
+#include "storage/disk_guard.h"
 #include "storage/envelope.h"
 #include "storage/info_log.h"
 #include "storage/keys.h"
@@ -42,6 +43,9 @@ Status ValidateOptions(const OutboxOptions& o) {
   }
   if (o.max_payload_bytes == 0 || o.max_payload_bytes > (64u << 20)) {
     return bad(fmt::format("OutboxOptions.max_payload_bytes must be in [1, 67108864], got {}", o.max_payload_bytes));
+  }
+  if (o.min_free_percent && !(*o.min_free_percent >= 0 && *o.min_free_percent <= 50)) {
+    return bad(fmt::format("OutboxOptions.min_free_percent must be in [0, 50], got {}", *o.min_free_percent));
   }
   if (o.inline_dispatch != InlineDispatch::kCommittingThread &&
       o.inline_dispatch != InlineDispatch::kDispatcherThread) {
@@ -378,6 +382,7 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   auto impl = std::make_unique<OutboxImpl>();
   impl->options = options;
   impl->recovery = recovery;
+  impl->disk_guard = std::make_unique<internal::DiskGuard>(path, options.min_free_bytes, options.min_free_percent);
   impl->clock = options.clock ? options.clock : SystemClock();
   Families families = PlanFamilies(*impl, probed);
 

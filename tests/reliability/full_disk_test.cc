@@ -8,6 +8,8 @@
 // abort (RocksDB's assertions) then fails the test instead of killing the test
 // binary, and no RocksDB background thread of the parent is lost across fork().
 // The tmpfs tests need root (mount); elsewhere they are skipped with the reason.
+// They open with the free-space guard off (min_free_bytes = 0), to meet the
+// full disk itself; the guard's own tests (FreeSpaceGuard) come last.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -168,7 +170,7 @@ void RelayFailsOutOfSpace(Outbox& outbox, const std::string& path) {
 // Opens `path` (not creating it) and checks that every acknowledged commit is
 // there: its business write and its event.
 void ExpectAcknowledgedPresent(const std::string& path, const std::vector<int>& acked, rocksdb::Env* env = nullptr) {
-  auto opened = Outbox::Open({.path = path, .create_if_missing = false, .env = env});
+  auto opened = Outbox::Open({.path = path, .create_if_missing = false, .min_free_bytes = 0, .env = env});
   ASSERT_OK(opened);
   Outbox& outbox = **opened;
   ASSERT_OK_AND_ASSIGN(BusinessFamily business, outbox.FindBusinessFamily("default"));
@@ -199,8 +201,10 @@ TEST(FullDiskTmpfs, CommitsFailWithResourceExhaustedAndNeitherCloseNorOpenAborts
   const std::string info_log = t.Sub("rocksdb.log");
   RunInChild("commit until the tmpfs is full, then commit, close and open again", [&] {
     {
-      auto opened =
-          Outbox::Open({.path = path, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL, .info_log_path = info_log});
+      auto opened = Outbox::Open({.path = path,
+                                  .min_free_bytes = 0,
+                                  .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL,
+                                  .info_log_path = info_log});
       ASSERT_OK(opened);
       Outbox& outbox = **opened;
       ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
@@ -220,7 +224,7 @@ TEST(FullDiskTmpfs, CommitsFailWithResourceExhaustedAndNeitherCloseNorOpenAborts
       if (!closed) ExpectOutOfSpace(closed.error(), path);
     }
     for (int round = 0; round < 3; ++round) {
-      auto again = Outbox::Open({.path = path});
+      auto again = Outbox::Open({.path = path, .min_free_bytes = 0});
       if (!again) {
         ExpectOutOfSpace(again.error(), path);
         continue;
@@ -245,7 +249,7 @@ TEST(FullDiskTmpfs, OpenOnAnAlreadyFullTmpfsFailsWithResourceExhausted) {
   const std::string path = t.Sub("db");
   std::vector<int> acked;
   RunInChild("create a database with 10 commits", [&] {
-    auto opened = Outbox::Open({.path = path});
+    auto opened = Outbox::Open({.path = path, .min_free_bytes = 0});
     ASSERT_OK(opened);
     ASSERT_OK_AND_ASSIGN(Stream * stream, (*opened)->OpenStream("telemetry"));
     for (int i = 0; i < 10; ++i) {
@@ -261,13 +265,13 @@ TEST(FullDiskTmpfs, OpenOnAnAlreadyFullTmpfsFailsWithResourceExhausted) {
   ASSERT_LT(t.FreeBytes(), 8192u);
   RunInChild("open the database and create another one on the full tmpfs", [&] {
     for (int round = 0; round < 5; ++round) {
-      auto opened = Outbox::Open({.path = path});
+      auto opened = Outbox::Open({.path = path, .min_free_bytes = 0});
       ASSERT_FALSE(opened.has_value()) << "opened a database on a full disk (RocksDB writes a MANIFEST at open)";
       ExpectOutOfSpace(opened.error(), path);
     }
     const std::string fresh = t.Sub("fresh");
     for (int round = 0; round < 3; ++round) {
-      auto created = Outbox::Open({.path = fresh});
+      auto created = Outbox::Open({.path = fresh, .min_free_bytes = 0});
       ASSERT_FALSE(created.has_value()) << "created a database on a full disk";
       ExpectOutOfSpace(created.error(), fresh);
     }
@@ -286,7 +290,7 @@ TEST(FullDiskTmpfs, CommitsResumeInPlaceWhenALittleSpaceComesBack) {
   ASSERT_EQ(WriteFiller(filler, 512 << 10), uint64_t{512 << 10});
   std::vector<int> acked;
   RunInChild("fill the tmpfs, free 512 KiB, commit on", [&] {
-    auto opened = Outbox::Open({.path = path});
+    auto opened = Outbox::Open({.path = path, .min_free_bytes = 0});
     ASSERT_OK(opened);
     Outbox& outbox = **opened;
     ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
@@ -324,7 +328,7 @@ TEST(FullDiskTmpfs, ToolCommandsExitWithAnErrorCodeNeverASignal) {
   SKIP_UNLESS_MOUNTED(t);
   const std::string path = t.Sub("db");
   RunInChild("create a database with pending events", [&] {
-    auto opened = Outbox::Open({.path = path});
+    auto opened = Outbox::Open({.path = path, .min_free_bytes = 0});
     ASSERT_OK(opened);
     ASSERT_OK_AND_ASSIGN(Stream * stream, (*opened)->OpenStream("telemetry"));
     for (int i = 0; i < 20; ++i)
@@ -366,7 +370,7 @@ TEST(InfoLog, GoesToTheNamedFileOrStaysInMemoryNeverToTheDatabaseDirectory) {
   const std::string file = dir.Sub("rocksdb.log");
   RunInChild("open, commit, close with and without info_log_path", [&] {
     for (bool named : {false, true}) {
-      OutboxOptions o{.path = path, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL};
+      OutboxOptions o{.path = path, .min_free_bytes = 0, .info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL};
       if (named) o.info_log_path = file;
       auto opened = Outbox::Open(std::move(o));
       ASSERT_OK(opened);
@@ -381,6 +385,77 @@ TEST(InfoLog, GoesToTheNamedFileOrStaysInMemoryNeverToTheDatabaseDirectory) {
     std::ifstream in(file);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_NE(text.find("RocksDB version"), std::string::npos) << "the named file holds RocksDB's log:\n" << text;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The free-space guard (issue 17): commits stop at the reserve with
+// kResourceExhausted, before RocksDB meets a full disk; the relay and the
+// cleaner work in the reserve and give the space back; commits then resume by
+// themselves, without a reopen.
+
+// A gateway's commit: the device's state (overwritten) and a reading event.
+Result<Receipt> CommitReading(Outbox& outbox, Stream& stream, int i) {
+  auto business = outbox.FindBusinessFamily("default");
+  if (!business) return tl::unexpected(business.error());
+  Transaction txn = outbox.Begin();
+  std::string device = fmt::format("dev/{}", i % 16);
+  if (auto s = txn.Put(*business, device, std::to_string(i)); !s) return tl::unexpected(s.error());
+  if (auto s = txn.Enqueue(stream, {.type = "reading.v1", .key = device, .payload = Payload(i)}); !s) {
+    return tl::unexpected(s.error());
+  }
+  return txn.Commit({.sync = false});
+}
+
+TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeSpace) {
+  Tmpfs t(32 << 10);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  constexpr uint64_t kReserve = 8 << 20;
+  RunInChild("commit up to the reserve, relay, clean, commit again", [&] {
+    auto opened = Outbox::Open({.path = path, .min_free_bytes = kReserve, .delete_after_send = true});
+    ASSERT_OK(opened);
+    Outbox& outbox = **opened;
+    ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
+    int acked = 0;
+    std::optional<Error> refused;
+    for (; acked < 100000; ++acked) {
+      auto r = CommitReading(outbox, *stream, acked);
+      if (!r) {
+        refused = r.error();
+        break;
+      }
+    }
+    ASSERT_TRUE(refused.has_value()) << "a 32 MiB tmpfs never reached the reserve";
+    std::cout << acked << " commits acknowledged, " << t.FreeBytes() << " bytes free, then: " << refused->ToString()
+              << "\n";
+    ExpectOutOfSpace(*refused, path);
+    EXPECT_NE(refused->message().find("reserve"), std::string::npos)
+        << "refused by RocksDB, not by the guard: " << refused->message();
+    EXPECT_GE(t.FreeBytes() + (1 << 20), kReserve) << "the reserve was not kept (within a commit's worth)";
+    for (int i = 0; i < 5; ++i) {
+      auto r = CommitReading(outbox, *stream, acked);
+      ASSERT_FALSE(r.has_value()) << "a commit succeeded below the reserve";
+      ExpectOutOfSpace(r.error(), path);
+    }
+
+    // The relay and the cleaner are not held back: they run in the reserve.
+    auto publisher = std::make_shared<RecordingPublisher>();
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(outbox, publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
+    EXPECT_EQ(stats.published, static_cast<uint64_t>(acked));
+    const uint64_t free_before_clean = t.FreeBytes();
+    ASSERT_OK_AND_ASSIGN(CleanReport clean, outbox.Clean());
+    const uint64_t free_after_clean = t.FreeBytes();
+    std::cout << "clean: " << free_before_clean << " -> " << free_after_clean << " bytes free, stream SSTs "
+              << clean.bytes_before << " -> " << clean.bytes_after << " bytes\n";
+    EXPECT_GT(free_after_clean, free_before_clean + (8 << 20)) << "Clean gave back less than 8 MiB";
+
+    // Commits resume in place.
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_OK(CommitReading(outbox, *stream, acked + i));
+    }
+    ASSERT_OK(outbox.Close());
   });
 }
 
