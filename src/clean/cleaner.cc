@@ -112,11 +112,8 @@ Result<CleanReport> Cleaner::Clean() {
   // the business writes and stream metadata beside the events. Flushing the
   // streams alone gave back their SST bytes but kept the whole log.
   std::vector<rocksdb::ColumnFamilyHandle*> all = cfs;
-  all.push_back(o_.meta_cf);
-  all.push_back(db->DefaultColumnFamily());
-  for (const auto& [name, info] : o_.business) {
-    if (std::find(all.begin(), all.end(), info.handle) == all.end()) all.push_back(info.handle);
-  }
+  for (auto* cf : OtherFamilies())
+    all.push_back(cf);
   rocksdb::FlushOptions fo;
   fo.wait = true;
   JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, all), fmt::format("flush the families of {}", options.path)));
@@ -146,6 +143,14 @@ Result<CleanReport> Cleaner::Clean() {
   return report;
 }
 
+std::vector<rocksdb::ColumnFamilyHandle*> Cleaner::OtherFamilies() const {
+  std::vector<rocksdb::ColumnFamilyHandle*> out{o_.meta_cf, o_.db->DefaultColumnFamily()};
+  for (const auto& [name, info] : o_.business) {
+    if (std::find(out.begin(), out.end(), info.handle) == out.end()) out.push_back(info.handle);
+  }
+  return out;
+}
+
 Status Cleaner::Maintain() {
   auto& db = o_.db;
   // The durable watermark (storage/check.h), so that WAL damage is detected
@@ -157,6 +162,16 @@ Status Cleaner::Maintain() {
     o_.Capture(synced.error());
   } else if (auto w = internal::WriteDurableWatermark(o_.options.path, sequence); !w) {
     o_.Capture(w.error());
+  }
+  // The other families' writes, flushed too: until they are, the log files
+  // holding them (and every event beside them) stay on disk.
+  for (auto* cf : OtherFamilies()) {
+    uint64_t mem_entries = 0;
+    if (db->GetIntProperty(cf, "rocksdb.num-entries-active-mem-table", &mem_entries) && mem_entries > 0) {
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, cf), fmt::format("flush family '{}'", cf->GetName())));
+    }
   }
   const int64_t now = ToMicros(o_.Now());
   for (Stream* s : o_.Streams()) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/cleaner_state.h"
 #include "jaiminho/outbox.h"
@@ -62,6 +63,9 @@ class Cleaner {
 
  private:
   void Loop() EXCLUDES(mu_);
+  // The families other than the streams (meta, default, business): their
+  // writes keep write-ahead log files alive until they are flushed too.
+  std::vector<rocksdb::ColumnFamilyHandle*> OtherFamilies() const;
 
   // Constant after construction.
   OutboxImpl& o_;
