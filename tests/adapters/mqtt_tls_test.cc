@@ -17,7 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::MosquittoBroker;
-using testing::MosquittoBrokerOptions;
 using testing::MqttSubscriber;
 using testing::MustOpen;
 using testing::TempDir;
@@ -60,9 +59,9 @@ class MqttTls : public ::testing::Test {
                        .ca_file = Cert("ca.pem")};
   }
 
-  // Commits `n` events and relays them through `mqtt`; returns what the
-  // plain-TCP subscriber received.
-  void ExpectRelayDelivers(const MosquittoBroker& broker, std::shared_ptr<MqttPublisher> mqtt, int n) {
+  // Commits `n` events, relays them through `mqtt` and checks that a
+  // subscriber on the broker's plain-TCP port received them.
+  void ExpectRelayDelivers(const MosquittoBroker& broker, const std::shared_ptr<MqttPublisher>& mqtt, int n) {
     ASSERT_OK_AND_ASSIGN(auto sub, MqttSubscriber::Connect({.port = broker.port(), .filter = "gw/#"}));
     ASSERT_TRUE(mqtt->WaitConnected(kWait)) << mqtt->last_error();
     auto outbox = MustOpen(dir_.Sub("db"));
