@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The broker examples, small: the IoT gateway through its own mosquitto broker
-# (link up, down, back), and the trading daemon through librdkafka's mock
+# (link up, down, back; then again over mutual TLS), and the trading daemon through librdkafka's mock
 # cluster. Each checks what its consumer received and exits non-zero if
 # anything is missing or out of order. Before that, each example's command
 # line: --help exits 0 with its usage, an unknown option exits 2.
@@ -19,6 +19,11 @@ check_command_line "$BUILD_DIR/examples/jaiminho-demo"
 if [ -x "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" ]; then
   check_command_line "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway"
   "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" --db "$run/iot-gateway.db" --readings 600
+  # Once more over mutual TLS (the issue-16 gateway case): test certificates by
+  # openssl, the demo broker's TLS listener requiring a client certificate.
+  bash src/adapters/testing/make-test-certs.sh "$run/certs"
+  "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" --db "$run/iot-gateway-tls.db" --readings 300 \
+    --tls-demo "$run/certs"
 fi
 if [ -x "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" ]; then
   check_command_line "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon"

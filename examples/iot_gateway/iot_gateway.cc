@@ -2,7 +2,8 @@
 // with the events that announce them, and relayed to an MQTT broker over a
 // link that drops.
 //
-//   jaiminho-iot-gateway [--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]
+//   jaiminho-iot-gateway [--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT|URI]
+//                        [--ca FILE] [--cert FILE --key FILE] [--tls-demo DIR]
 //
 // Each reading is one transaction: the reading itself ("readings" family),
 // the device's new state ("devices" family), a "reading.v1" event on the
@@ -18,6 +19,14 @@
 // checks that the cloud received every event, device-state events in order,
 // and exits 0. With --broker it publishes there and waits until every event
 // was acknowledged.
+//
+// TLS: --ca (the CA that signed the broker's certificate), --cert and --key
+// (a client certificate, for mutual TLS), or an mqtts:// URI as --broker,
+// publish over TLS. With --tls-demo DIR (certificates made by
+// src/adapters/testing/make-test-certs.sh DIR) the demo broker also listens
+// with TLS, requiring a client certificate from DIR's CA, and the gateway
+// publishes over mutual TLS with DIR/client.pem (the cloud subscriber stays on
+// the plain loopback port).
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,7 +58,9 @@ struct Args {
   std::string db = "var/iot-gateway.db";
   int sensors = 4;
   int readings = 3000;   // in total, over the three phases
-  std::string broker{};  // HOST:PORT; empty: run our own
+  std::string broker{};  // HOST:PORT or mqtt[s]:// URI; empty: run our own
+  std::string ca{}, cert{}, key{};
+  std::string tls_demo{};  // certificates for the demo broker's TLS listener
 };
 
 // Counts acknowledged events (inline and by the relay), with a wait.
@@ -171,7 +182,9 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]",
+  example::CommandLine cli("jaiminho-iot-gateway",
+                           "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT|URI] [--ca FILE] "
+                           "[--cert FILE --key FILE] [--tls-demo DIR]",
                            "Commits sensor readings with their events and relays them to MQTT over a link that\n"
                            "drops (without --broker: its own mosquitto, link up, down, back), then checks what\n"
                            "the cloud received.");
@@ -180,8 +193,15 @@ Args ParseArgs(int argc, char** argv) {
              [&](const std::string& v) { a.sensors = cli.Int("--sensors", v, 1); });
   cli.Option("--readings", "N", "readings in all, over the three phases (default 3000)",
              [&](const std::string& v) { a.readings = cli.Int("--readings", v, 3); });
-  cli.Option("--broker", "HOST:PORT", "a real broker instead of the built-in demo",
+  cli.Option("--broker", "HOST:PORT|URI", "a real broker instead of the built-in demo (mqtts://... for TLS)",
              [&](const std::string& v) { a.broker = v; });
+  cli.Option("--ca", "FILE", "publish over TLS, trusting the broker certificates this CA signed",
+             [&](const std::string& v) { a.ca = v; });
+  cli.Option("--cert", "FILE", "client certificate for mutual TLS (with --key)",
+             [&](const std::string& v) { a.cert = v; });
+  cli.Option("--key", "FILE", "client certificate's key (with --cert)", [&](const std::string& v) { a.key = v; });
+  cli.Option("--tls-demo", "DIR", "demo over mutual TLS with the certificates make-test-certs.sh made in DIR",
+             [&](const std::string& v) { a.tls_demo = v; });
   cli.Parse(argc, argv);
   return a;
 }
@@ -203,12 +223,25 @@ int main(int argc, char** argv) {
                                      .connect_timeout = 1s,
                                      .reconnect_min = 50ms,
                                      .reconnect_max = 1s};
+  if (!args.tls_demo.empty()) {
+    if (!demo) return Fail("--tls-demo is for the built-in demo broker, not with --broker");
+    if (args.ca.empty()) args.ca = args.tls_demo + "/ca.pem";
+    if (args.cert.empty()) args.cert = args.tls_demo + "/client.pem";
+    if (args.key.empty()) args.key = args.tls_demo + "/client.key";
+  }
   if (demo) {
-    auto started = jaiminho::testing::MosquittoBroker::Start({.dir = (db.parent_path() / "iot-broker").string()});
+    jaiminho::testing::MosquittoBrokerOptions broker_options{.dir = (db.parent_path() / "iot-broker").string()};
+    if (!args.tls_demo.empty()) {
+      broker_options.tls_ca_file = args.tls_demo + "/ca.pem";
+      broker_options.tls_cert_file = args.tls_demo + "/server.pem";
+      broker_options.tls_key_file = args.tls_demo + "/server.key";
+      broker_options.tls_require_certificate = true;
+    }
+    auto started = jaiminho::testing::MosquittoBroker::Start(broker_options);
     if (!started) return Fail(started.error().ToString());
     broker = std::move(*started);
     mqtt_options.host = broker->host();
-    mqtt_options.port = broker->port();
+    mqtt_options.port = args.tls_demo.empty() ? broker->port() : broker->tls_port();
     // The cloud side: a persistent session, so what the broker queues for it
     // while it is offline survives the broker's restart.
     auto sub = jaiminho::testing::MqttSubscriber::Connect(
@@ -217,11 +250,30 @@ int main(int argc, char** argv) {
     cloud = std::move(*sub);
     std::printf("mosquitto on %s:%u (log and persistence in %s)\n", broker->host().c_str(), broker->port(),
                 (db.parent_path() / "iot-broker").c_str());
+    if (!args.tls_demo.empty()) {
+      std::printf("  and with TLS on port %u, requiring a client certificate; the gateway publishes there\n",
+                  broker->tls_port());
+    }
   } else {
-    auto parsed = jaiminho::ParseMqttUri("mqtt://" + args.broker);
+    // A URI as given; HOST:PORT as mqtts:// with --ca/--cert/--key (port default 8883), else mqtt://.
+    const bool uri = args.broker.find("://") != std::string::npos;
+    const bool tls_flags = !args.ca.empty() || !args.cert.empty() || !args.key.empty();
+    auto parsed = jaiminho::ParseMqttUri(uri ? args.broker : (tls_flags ? "mqtts://" : "mqtt://") + args.broker);
     if (!parsed) return Fail(parsed.error().ToString());
-    mqtt_options.host = parsed->host;
-    mqtt_options.port = parsed->port;
+    // The URI's options, with the example's own client id, topic and timeouts.
+    parsed->client_id = mqtt_options.client_id;
+    if (!uri) parsed->topic = mqtt_options.topic;
+    parsed->ack_timeout = mqtt_options.ack_timeout;
+    parsed->connect_timeout = mqtt_options.connect_timeout;
+    parsed->reconnect_min = mqtt_options.reconnect_min;
+    parsed->reconnect_max = mqtt_options.reconnect_max;
+    mqtt_options = *parsed;
+  }
+  if (!args.ca.empty() || !args.cert.empty() || !args.key.empty()) {
+    mqtt_options.tls = true;
+    if (!args.ca.empty()) mqtt_options.ca_file = args.ca;
+    if (!args.cert.empty()) mqtt_options.cert_file = args.cert;
+    if (!args.key.empty()) mqtt_options.key_file = args.key;
   }
   auto mqtt = jaiminho::MqttPublisher::Create(mqtt_options);
   if (!mqtt) return Fail(mqtt.error().ToString());

@@ -11,8 +11,11 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -103,13 +106,56 @@ std::string MosquittoError(int rc, int saved_errno) {
   return mosquitto_strerror(rc);
 }
 
+// A secret given directly, in a file or in an environment variable (at most
+// one of the three); the errors name the option and the file or variable.
+Result<std::string> ReadSecret(std::string_view option, const std::string& value, const std::string& file,
+                               const std::string& env) {
+  if (int(!value.empty()) + int(!file.empty()) + int(!env.empty()) > 1) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("MqttOptions: set only one of {0}, {0}_file and {0}_env", option));
+  }
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream content;
+    if (in) content << in.rdbuf();
+    if (!in || in.bad()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("MqttOptions::{}_file: cannot read '{}': {}", option, file, std::strerror(errno)));
+    }
+    std::string secret = content.str();
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+      secret.pop_back();
+    return secret;
+  }
+  if (!env.empty()) {
+    const char* v = std::getenv(env.c_str());  // NOLINT(concurrency-mt-unsafe): read once, at Create
+    if (v == nullptr) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("MqttOptions::{}_env: environment variable '{}' is not set", option, env));
+    }
+    return std::string(v);
+  }
+  return value;
+}
+
+// Fails unless `path` is a readable file (or, with `directory`, a directory).
+Status CheckReadable(std::string_view option, const std::string& path, bool directory) {
+  if (::access(path.c_str(), R_OK | (directory ? X_OK : 0)) != 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("MqttOptions::{}: cannot read '{}': {}", option, path, std::strerror(errno)));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<MqttOptions> ParseMqttUri(std::string_view text) {
-  auto uri = internal::ParseUri(text, "mqtt");
+  const bool tls = text.starts_with("mqtts://");
+  auto uri = internal::ParseUri(text, tls ? "mqtts" : "mqtt");
   if (!uri) return tl::unexpected(uri.error());
   MqttOptions o;
-  auto hp = internal::SplitHostPort(uri->authority, 1883);
+  o.tls = tls;
+  auto hp = internal::SplitHostPort(uri->authority, tls ? 8883 : 1883);
   if (!hp) return MakeError(ErrorCode::kInvalidArgument, fmt::format("'{}': {}", text, hp.error().message()));
   o.host = hp->first;
   o.port = hp->second;
@@ -127,6 +173,12 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
       return {};
     };
     Status st;
+    auto flag = [&, &v = value](bool& out) -> Status {
+      auto b = internal::ParseBool(v, what);
+      if (!b) return tl::unexpected(b.error());
+      out = *b;
+      return {};
+    };
     if (name == "client_id") {
       o.client_id = value;
     } else if (name == "id_property") {
@@ -155,11 +207,37 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
       st = ms(o.reconnect_min);
     } else if (name == "reconnect_max_ms") {
       st = ms(o.reconnect_max);
+    } else if (name == "password_file") {
+      o.password_file = value;
+    } else if (name == "password_env") {
+      o.password_env = value;
+    } else if (name == "tls") {
+      st = flag(o.tls);
+    } else if (name == "ca_file") {
+      o.ca_file = value;
+    } else if (name == "ca_path") {
+      o.ca_path = value;
+    } else if (name == "cert_file") {
+      o.cert_file = value;
+    } else if (name == "key_file") {
+      o.key_file = value;
+    } else if (name == "key_password_file") {
+      o.key_password_file = value;
+    } else if (name == "key_password_env") {
+      o.key_password_env = value;
+    } else if (name == "tls_version") {
+      o.tls_version = value;
+    } else if (name == "verify_hostname") {
+      st = flag(o.verify_hostname);
+    } else if (name == "alpn") {
+      o.alpn = value;
     } else {
       return MakeError(ErrorCode::kInvalidArgument,
                        fmt::format("'{}': unknown option '{}' (known: client_id, retain, id_property, headers, "
                                    "keepalive_s, ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, "
-                                   "reconnect_max_ms, max_inflight)",
+                                   "reconnect_max_ms, max_inflight, password_file, password_env, tls, ca_file, "
+                                   "ca_path, cert_file, key_file, key_password_file, key_password_env, "
+                                   "tls_version, verify_hostname, alpn)",
                                    text, name));
     }
     if (!st) return tl::unexpected(st.error());
@@ -245,6 +323,22 @@ class MqttPublisher::Impl {
   static void OnPublish(mosquitto*, void* self, int mid, int reason, const mosquitto_property*) {
     static_cast<Impl*>(self)->HandlePuback(mid, reason);
   }
+  // libmosquitto reports OpenSSL's reason for a TLS failure only in its log.
+  static void OnLog(mosquitto*, void* self, int level, const char* text) {
+    if (level == MOSQ_LOG_ERR && text != nullptr) static_cast<Impl*>(self)->HandleLogError(text);
+  }
+  // Passes key_password to OpenSSL for an encrypted key_file.
+  static int OnKeyPassword(char* buf, int size, int /*rwflag*/, void* mosq) {
+    const auto* self = static_cast<const Impl*>(mosquitto_userdata(static_cast<mosquitto*>(mosq)));
+    const std::string& pw = self->opt_.key_password;
+    if (size <= 0 || pw.size() >= static_cast<size_t>(size)) return 0;
+    std::memcpy(buf, pw.c_str(), pw.size() + 1);
+    return static_cast<int>(pw.size());
+  }
+  void HandleLogError(const char* text) EXCLUDES(mu_);
+  // The error of a failed connection attempt: `plain`, or for a TLS failure
+  // OpenSSL's reason with the options to check.
+  std::string ConnectError(std::string plain, int rc) REQUIRES(mu_);
   void HandleConnect(int rc) EXCLUDES(mu_);
   void HandlePuback(int mid, int reason) EXCLUDES(mu_);
 
@@ -261,6 +355,9 @@ class MqttPublisher::Impl {
   std::string last_error_ GUARDED_BY(mu_){};
   // Why the broker refused the current connection attempt, "" when it did not.
   std::string refused_ GUARDED_BY(mu_){};
+  // The last error libmosquitto logged during the current connection attempt
+  // (OpenSSL's reason for a TLS failure), "" when none.
+  std::string logged_error_ GUARDED_BY(mu_){};
   // The handle of the current connection; null between connections. Only the
   // connection thread creates and destroys it, under mu_; publishers use it
   // under mu_ (libmosquitto allows publishing from any thread while another
@@ -283,6 +380,28 @@ mosquitto* MqttPublisher::Impl::NewHandle(std::string* error) {
   if (!opt_.username.empty()) {
     mosquitto_username_pw_set(m, opt_.username.c_str(), opt_.password.empty() ? nullptr : opt_.password.c_str());
   }
+  if (opt_.tls) {
+    auto path = [](const std::string& p) { return p.empty() ? nullptr : p.c_str(); };
+    int rc = MOSQ_ERR_SUCCESS;
+    if (opt_.ca_file.empty() && opt_.ca_path.empty()) rc = mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+    if (rc == MOSQ_ERR_SUCCESS) {
+      rc = mosquitto_tls_set(m, path(opt_.ca_file), path(opt_.ca_path), path(opt_.cert_file), path(opt_.key_file),
+                             opt_.key_password.empty() ? nullptr : &Impl::OnKeyPassword);
+    }
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(m, 1, path(opt_.tls_version), nullptr);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(m, !opt_.verify_hostname);
+    if (rc == MOSQ_ERR_SUCCESS && !opt_.alpn.empty())
+      rc = mosquitto_string_option(m, MOSQ_OPT_TLS_ALPN, opt_.alpn.c_str());
+    if (rc != MOSQ_ERR_SUCCESS) {
+      *error = fmt::format(
+          "cannot set up TLS for MQTT broker {}: {} (check MqttOptions ca_file, ca_path, cert_file, "
+          "key_file, tls_version, alpn)",
+          endpoint_, MosquittoError(rc, errno));
+      mosquitto_destroy(m);
+      return nullptr;
+    }
+    mosquitto_log_callback_set(m, &Impl::OnLog);
+  }
   mosquitto_connect_v5_callback_set(m, &Impl::OnConnect);
   mosquitto_publish_v5_callback_set(m, &Impl::OnPublish);
   return m;
@@ -302,6 +421,7 @@ void MqttPublisher::Impl::Run() {
       internal::MutexLock l(mu_);
       state_ = State::kConnecting;
       refused_.clear();
+      logged_error_.clear();
       cv_.SignalAll();
     }
     if (Status probe = ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, stop_); !probe) {
@@ -317,7 +437,10 @@ void MqttPublisher::Impl::Run() {
       rc = mosquitto_connect_bind_v5(m, opt_.host.c_str(), opt_.port, static_cast<int>(opt_.keepalive.count()), nullptr,
                                      nullptr);
       if (rc != MOSQ_ERR_SUCCESS) {
-        error = fmt::format("cannot connect to MQTT broker {}: {}", endpoint_, MosquittoError(rc, errno));
+        int saved_errno = errno;
+        internal::MutexLock l(mu_);
+        error = ConnectError(
+            fmt::format("cannot connect to MQTT broker {}: {}", endpoint_, MosquittoError(rc, saved_errno)), rc);
       }
     }
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -350,8 +473,9 @@ void MqttPublisher::Impl::Run() {
       } else if (was_connected) {
         why = fmt::format("connection to MQTT broker {} lost: {}", endpoint_, MosquittoError(rc, loop_errno));
       } else {
-        why = fmt::format("MQTT broker {} closed the connection before CONNACK: {}", endpoint_,
-                          MosquittoError(rc, loop_errno));
+        why = ConnectError(fmt::format("MQTT broker {} closed the connection before CONNACK: {}", endpoint_,
+                                       MosquittoError(rc, loop_errno)),
+                           rc);
       }
       FailInflight(why);
       mosq_ = nullptr;
@@ -368,6 +492,37 @@ void MqttPublisher::Impl::Run() {
   internal::MutexLock l(mu_);
   state_ = State::kStopped;
   cv_.SignalAll();
+}
+
+void MqttPublisher::Impl::HandleLogError(const char* text) {
+  internal::MutexLock l(mu_);
+  // The first error is the cause; later ones tell of the disconnect it led to.
+  if (logged_error_.empty()) logged_error_ = text;
+}
+
+std::string MqttPublisher::Impl::ConnectError(std::string plain, int rc) {
+  if (!opt_.tls || (rc != MOSQ_ERR_TLS && logged_error_.empty())) return plain;
+  std::string reason = logged_error_.empty() ? mosquitto_strerror(rc) : logged_error_;
+  std::string check;
+  if (reason.starts_with("Error: ")) reason.erase(0, 7);
+  if (reason.find("host name verification failed") != std::string::npos) {
+    check = fmt::format(
+        "the broker's certificate does not name '{}': connect by a name or address its subjectAltName holds "
+        "(verify_hostname = false skips this check, insecurely)",
+        opt_.host);
+  } else if (reason.find("certificate verify failed") != std::string::npos) {
+    check = fmt::format(
+        "the broker's certificate was not accepted: check that ca_file/ca_path hold the CA that signed it, that it "
+        "has not expired, and that it names '{}' (verify_hostname)",
+        opt_.host);
+  } else if (reason.find("alert") != std::string::npos) {
+    check =
+        "the broker ended the handshake: check cert_file/key_file (a client certificate it trusts), tls_version "
+        "and alpn";
+  } else {
+    check = "check ca_file, ca_path, cert_file, key_file, key_password, tls_version and alpn";
+  }
+  return fmt::format("TLS connection to MQTT broker {} failed: {} ({})", endpoint_, reason, check);
 }
 
 void MqttPublisher::Impl::HandleConnect(int rc) {
@@ -549,7 +704,6 @@ MqttPublisher::~MqttPublisher() = default;
 Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
   auto invalid = [](const std::string& msg) { return MakeError(ErrorCode::kInvalidArgument, "MqttOptions::" + msg); };
   if (o.host.empty()) return invalid("host is empty");
-  if (o.port == 0) return invalid("port is 0");
   if (o.id_property.empty()) return invalid("id_property is empty");
   if (o.keepalive < std::chrono::seconds(5) || o.keepalive > std::chrono::seconds(65535)) {
     return invalid(fmt::format("keepalive = {} s: must be in [5, 65535]", o.keepalive.count()));
@@ -569,6 +723,44 @@ Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
   }
   auto topic = TopicTemplate::Parse(o.topic);
   if (!topic) return invalid("topic: " + topic.error().message());
+  if (o.port == 0) o.port = o.tls ? 8883 : 1883;
+  auto password = ReadSecret("password", o.password, o.password_file, o.password_env);
+  if (!password) return tl::unexpected(password.error());
+  o.password = std::move(*password);
+  if (!o.password.empty() && o.username.empty()) return invalid("password is set but username is empty");
+  auto key_password = ReadSecret("key_password", o.key_password, o.key_password_file, o.key_password_env);
+  if (!key_password) return tl::unexpected(key_password.error());
+  o.key_password = std::move(*key_password);
+  if (!o.tls) {
+    for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"ca_file", o.ca_file},
+                                      {"ca_path", o.ca_path},
+                                      {"cert_file", o.cert_file},
+                                      {"key_file", o.key_file},
+                                      {"key_password", o.key_password},
+                                      {"tls_version", o.tls_version},
+                                      {"alpn", o.alpn}}) {
+      if (!value.empty()) return invalid(fmt::format("{} is set but tls is false (use mqtts:// or tls=1)", name));
+    }
+  } else {
+    if (o.cert_file.empty() != o.key_file.empty()) {
+      return invalid(o.cert_file.empty() ? "key_file is set without cert_file (mutual TLS needs both)"
+                                         : "cert_file is set without key_file (mutual TLS needs both)");
+    }
+    if (!o.key_password.empty() && o.key_file.empty()) return invalid("key_password is set without key_file");
+    for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"ca_file", o.ca_file},
+                                      {"cert_file", o.cert_file},
+                                      {"key_file", o.key_file}}) {
+      if (value.empty()) continue;
+      if (Status st = CheckReadable(name, value, false); !st) return tl::unexpected(st.error());
+    }
+    if (!o.ca_path.empty()) {
+      if (Status st = CheckReadable("ca_path", o.ca_path, true); !st) return tl::unexpected(st.error());
+    }
+    if (!o.tls_version.empty() && o.tls_version != "tlsv1.2" && o.tls_version != "tlsv1.3") {
+      return invalid(fmt::format("tls_version = '{}': must be tlsv1.2, tlsv1.3 or empty", o.tls_version));
+    }
+    if (o.alpn.size() > 255) return invalid("alpn is longer than 255 bytes");
+  }
   static std::once_flag lib_init;
   std::call_once(lib_init, [] { mosquitto_lib_init(); });
   if (o.client_id.empty()) o.client_id = RandomClientId();

@@ -87,7 +87,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   AddPath(r, relay.path);
   r->add_option("--sink", relay.sink,
                 "stdout (JSON lines), exec:COMMAND (run per event with its JSON line on stdin; exit 0 = delivered), "
-                "or, when built with the broker adapters, mqtt://HOST[:PORT]/TOPIC-TEMPLATE and "
+                "or, when built with the broker adapters, mqtt://HOST[:PORT]/TOPIC-TEMPLATE (mqtts:// for TLS) and "
                 "kafka://HOST:PORT[,...]/TOPIC-TEMPLATE")
       ->capture_default_str();
   r->add_flag("--loop", relay.loop,

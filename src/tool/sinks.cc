@@ -23,7 +23,7 @@ Result<std::shared_ptr<Publisher>> MakeSink(std::string_view spec, std::ostream&
   }
   // Broker adapters, when built (src/adapters/CMakeLists.txt wires them into
   // the tool and defines JAIMINHO_TOOL_WITH_*).
-  if (spec.starts_with("mqtt://")) {
+  if (spec.starts_with("mqtt://") || spec.starts_with("mqtts://")) {
 #if JAIMINHO_TOOL_WITH_MQTT
     auto options = ParseMqttUri(spec);
     if (!options) return tl::unexpected(options.error());
@@ -51,10 +51,12 @@ Result<std::shared_ptr<Publisher>> MakeSink(std::string_view spec, std::ostream&
                                  spec));
 #endif
   }
-  return MakeError(ErrorCode::kInvalidArgument,
-                   fmt::format("unknown sink '{}' (accepted: stdout, exec:COMMAND, mqtt://HOST[:PORT]/TOPIC-TEMPLATE, "
-                               "kafka://HOST:PORT[,...]/TOPIC-TEMPLATE)",
-                               spec));
+  return MakeError(
+      ErrorCode::kInvalidArgument,
+      fmt::format(
+          "unknown sink '{}' (accepted: stdout, exec:COMMAND, mqtt://HOST[:PORT]/TOPIC-TEMPLATE, mqtts://... (TLS), "
+          "kafka://HOST:PORT[,...]/TOPIC-TEMPLATE)",
+          spec));
 }
 
 }  // namespace jaiminho::tool

@@ -7,7 +7,7 @@
 // Specs: "stdout" (JsonLinesSink on `out`: one JSON object per line) and
 // "exec:CMD" (ExecSink: CMD runs with /bin/sh -c once per event, the event's
 // JSON line on its stdin; exit status 0 is success); with the broker adapters
-// built, "mqtt://HOST[:PORT][/TOPIC-TEMPLATE][?...]" (MqttPublisher, options as
+// built, "mqtt://HOST[:PORT][/TOPIC-TEMPLATE][?...]" or "mqtts://..." (TLS) (MqttPublisher, options as
 // in ParseMqttUri) and "kafka://HOST:PORT[,...][/TOPIC-TEMPLATE][?...]"
 // (KafkaPublisher, ParseKafkaUri); without them those schemes fail with
 // kNotSupported saying how to build them.

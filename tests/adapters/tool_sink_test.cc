@@ -1,6 +1,7 @@
 // jaiminho-tool's broker sinks: MakeSink("mqtt://...") and MakeSink("kafka://...")
 // build working publishers, and `jaiminho-tool relay --sink mqtt://...`
 // delivers a database to a real mosquitto broker.
+#include <cstdlib>
 #include <set>
 
 #include "support/test_util.h"
@@ -38,6 +39,7 @@ TEST(ToolSink, UnknownSchemesNameTheAcceptedForms) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(r.error().message().find("mqtt://"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("mqtts://"), std::string::npos) << r.error().message();
   EXPECT_NE(r.error().message().find("kafka://"), std::string::npos) << r.error().message();
 }
 
@@ -92,6 +94,38 @@ TEST(ToolBinary, RelayToMqttDeliversEveryEventAndFailsWhenTheBrokerIsDown) {
   auto msgs = sub->messages();
   for (int i = 0; i < 5; ++i)
     EXPECT_EQ(msgs[static_cast<size_t>(i)].topic, "fills/o" + std::to_string(i));
+}
+
+TEST(ToolBinary, RelayToMqttsOverMutualTlsDeliversEveryEvent) {
+  TempDir dir;
+  std::string certs = dir.Sub("certs"), db = dir.Sub("db");
+  std::string make_certs = std::string("bash '") + JM_MAKE_TEST_CERTS + "' '" + certs + "'";
+  ASSERT_EQ(std::system(make_certs.c_str()), 0) << make_certs;  // NOLINT(concurrency-mt-unsafe)
+  {
+    auto outbox = testing::MustOpen(db);
+    ASSERT_OK_AND_ASSIGN(Stream * fills, outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder}));
+    for (int i = 0; i < 5; ++i) {
+      auto txn = outbox->Begin();
+      ASSERT_OK(txn.Enqueue(*fills, {.type = "fill", .key = "o" + std::to_string(i), .payload = "x"}));
+      ASSERT_OK(txn.Commit());
+    }
+    ASSERT_OK(outbox->Close());
+  }
+  auto broker = testing::MosquittoBroker::Start({.dir = dir.Sub("broker"),
+                                                 .tls_ca_file = certs + "/ca.pem",
+                                                 .tls_cert_file = certs + "/server.pem",
+                                                 .tls_key_file = certs + "/server.key",
+                                                 .tls_require_certificate = true});
+  ASSERT_OK(broker);
+  ASSERT_OK_AND_ASSIGN(auto sub, testing::MqttSubscriber::Connect({.port = (*broker)->port(), .filter = "fills/#"}));
+  std::string spec = "mqtts://localhost:" + std::to_string((*broker)->tls_port()) + "/{stream}/{key}?ca_file=" + certs +
+                     "/ca.pem&cert_file=" + certs + "/client.pem&key_file=" + certs +
+                     "/client.key&connect_timeout_ms=2000";
+  testing::ToolRun run = testing::RunTool({"relay", db, "--sink", spec});
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_NE(run.err.find("5 published"), std::string::npos) << run.err;
+  ASSERT_TRUE(sub->WaitFor(5, kWait));
+  EXPECT_EQ(sub->messages()[0].topic, "fills/o0");
 }
 #else
 TEST(ToolSink, MqttSchemeWithoutTheAdapterIsNotSupported) {

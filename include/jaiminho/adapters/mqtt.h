@@ -35,6 +35,18 @@
 //     bytes), the payload is over the MQTT limit, or the PUBACK says "topic
 //     name invalid", "payload format invalid" or "not authorized".
 //
+// TLS. With MqttOptions::tls (or an mqtts:// URI) the connection is TLS,
+// checking the broker's certificate against ca_file / ca_path (or the system's
+// trust store) and its name against host; cert_file + key_file add a client
+// certificate (mutual TLS, as AWS IoT Core and Azure IoT Hub require). A TLS
+// failure (unknown CA, expired certificate, wrong host name, no client
+// certificate where the broker requires one) is a connection error like any
+// other: publishes fail with kUnavailable, and last_error() says "TLS
+// connection to MQTT broker host:port failed: ..." with libmosquitto's reason
+// and the options to check. Passwords can come from a file or an environment
+// variable (password_file, password_env, key_password_file, key_password_env),
+// so that they never need to sit on a command line.
+//
 // Thread-safety: safe for concurrent Publish and PublishBatch calls from any
 // number of threads, which share one connection.
 #pragma once
@@ -55,8 +67,9 @@ namespace jaiminho {
 struct MqttOptions {
   // Broker host name or address. Default: "localhost".
   std::string host = "localhost";
-  // Broker TCP port. Default: 1883.
-  uint16_t port = 1883;
+  // Broker TCP port; 0 picks the MQTT default: 8883 with tls, 1883 without.
+  // Default: 0.
+  uint16_t port = 0;
   // MQTT client identifier. A broker disconnects an older connection with the
   // same id, so each publisher needs its own. Empty: "jaiminho-" followed by
   // 16 random hex digits. Default: empty.
@@ -64,6 +77,14 @@ struct MqttOptions {
   // Username and password; an empty username connects anonymously. Default: empty.
   std::string username{};
   std::string password{};
+  // Reads the password at Create from this file (its content without a
+  // trailing newline) or this environment variable instead of `password`, so
+  // it stays off command lines. At most one of password, password_file and
+  // password_env may be set; Create fails with kInvalidArgument naming the
+  // file or variable when it cannot be read or is unset. Default: empty.
+  std::string password_file{};
+  std::string password_env{};
+
   // Topic template (jaiminho/adapters/topic.h). Default: "{stream}/{type}/{key}".
   std::string topic = "{stream}/{type}/{key}";
   // Sets the MQTT retain flag on every message. Default: false.
@@ -95,14 +116,51 @@ struct MqttOptions {
   // rest wait in libmosquitto's queue. The broker's Receive Maximum also
   // applies. Must be in [1, 65535]. Default: 256.
   uint32_t max_inflight = 256;
+
+  // TLS (see the class comment). Off unless set here or by an mqtts:// URI.
+  // Default: false.
+  bool tls = false;
+  // CA certificates (PEM) that the broker's certificate must chain to: a file,
+  // and/or a directory prepared with `openssl rehash`. Both empty: the
+  // system's trust store (/etc/ssl/certs). Must be readable when set.
+  // Default: empty.
+  std::string ca_file{};
+  std::string ca_path{};
+  // Client certificate and its private key (PEM) for mutual TLS; both or
+  // neither, readable at Create. Default: empty (no client certificate).
+  std::string cert_file{};
+  std::string key_file{};
+  // Pass phrase of an encrypted key_file: given directly, read from a file, or
+  // from an environment variable (at most one; read at Create like the
+  // password). Default: empty (key not encrypted).
+  std::string key_password{};
+  std::string key_password_file{};
+  std::string key_password_env{};
+  // Minimum TLS version: "tlsv1.2" or "tlsv1.3"; empty: libmosquitto's default
+  // (TLS 1.2 or later). Default: empty.
+  std::string tls_version{};
+  // Check that the broker's certificate names `host` (DNS name or IP address
+  // in its subjectAltName). false is INSECURE: any certificate from a trusted
+  // CA is accepted, so anyone holding one can impersonate the broker; for
+  // tests and brokers reached by an address their certificate lacks.
+  // Default: true.
+  bool verify_hostname = true;
+  // ALPN protocol to offer, for brokers that serve several protocols on one
+  // port (AWS IoT Core on 443 expects "x-amzn-mqtt-ca"). Default: empty (none).
+  std::string alpn{};
 };
 
-// Parses "mqtt://[USER[:PASSWORD]@]HOST[:PORT][/TOPIC-TEMPLATE][?NAME=VALUE&...]"
-// into options (the form `jaiminho-tool relay --sink` takes). Query names:
-// client_id, retain (0/1), id_property, headers (0/1), keepalive_s,
+// Parses "SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/TOPIC-TEMPLATE][?NAME=VALUE&...]"
+// into options (the form `jaiminho-tool relay --sink` takes). SCHEME is mqtt
+// (plain TCP, port default 1883) or mqtts (TLS, port default 8883). Query
+// names: client_id, retain (0/1), id_property, headers (0/1), keepalive_s,
 // ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, reconnect_max_ms,
-// max_inflight. Port default 1883; empty path: the default template. Example:
-// "mqtt://127.0.0.1:1883/gw/{stream}/{key}?client_id=gw-7&ack_timeout_ms=2000".
+// max_inflight, password_file, password_env; and for TLS: tls (0/1), ca_file,
+// ca_path, cert_file, key_file, key_password_file, key_password_env,
+// tls_version, verify_hostname (0/1), alpn. Empty path: the default template.
+// Examples:
+//   "mqtt://127.0.0.1:1883/gw/{stream}/{key}?client_id=gw-7&ack_timeout_ms=2000"
+//   "mqtts://gw-7@broker.example:8883/gw/{stream}?ca_file=/etc/gw/ca.pem&cert_file=/etc/gw/gw.pem&key_file=/etc/gw/gw.key&password_env=GW_MQTT_PASSWORD"
 // Fails with kInvalidArgument naming the part that is wrong.
 [[nodiscard]] Result<MqttOptions> ParseMqttUri(std::string_view uri);
 
@@ -136,7 +194,7 @@ class MqttPublisher final : public Publisher {
   std::string last_error() const;
   // Blocks until connected or `timeout` passes; returns connected().
   bool WaitConnected(std::chrono::milliseconds timeout) const;
-  // "host:port".
+  // "host:port" (the port resolved: 1883 or 8883 when options.port was 0).
   const std::string& endpoint() const;
 
  private:

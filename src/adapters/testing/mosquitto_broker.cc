@@ -80,10 +80,17 @@ Result<std::unique_ptr<MosquittoBroker>> MosquittoBroker::Start(MosquittoBrokerO
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   bool pick_port = options.port == 0;
+  const bool tls = !options.tls_cert_file.empty();
+  bool pick_tls_port = tls && options.tls_port == 0;
   Status last;
   // A picked port can be taken by someone else before the broker binds it: retry.
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (pick_port) options.port = FreeLoopbackPort();
+    if (pick_tls_port) {
+      do {
+        options.tls_port = FreeLoopbackPort();
+      } while (options.tls_port == options.port);
+    }
     std::unique_ptr<MosquittoBroker> broker(new MosquittoBroker(options));
     const char* user = "root";
     if (passwd* pw = ::getpwuid(::getuid()); pw != nullptr) user = pw->pw_name;
@@ -101,13 +108,20 @@ Result<std::unique_ptr<MosquittoBroker>> MosquittoBroker::Start(MosquittoBrokerO
          // the current user so the persistence directory stays writable.
          << "user " << user << "\n"
          << options.extra_config << "\n";
+    if (tls) {
+      conf << "listener " << options.tls_port << " 127.0.0.1\n"
+           << "certfile " << options.tls_cert_file << "\n"
+           << "keyfile " << options.tls_key_file << "\n";
+      if (!options.tls_ca_file.empty()) conf << "cafile " << options.tls_ca_file << "\n";
+      conf << "require_certificate " << (options.tls_require_certificate ? "true" : "false") << "\n";
+    }
     conf.close();
     if (!conf) {
       return MakeError(ErrorCode::kIOError, fmt::format("cannot write {}: {}", broker->config_path_, strerror(errno)));
     }
     last = broker->Launch();
     if (last) return broker;
-    if (!pick_port || broker->log().find("Address already in use") == std::string::npos) break;
+    if (!(pick_port || pick_tls_port) || broker->log().find("Address already in use") == std::string::npos) break;
   }
   return tl::unexpected(last.error());
 }
@@ -147,6 +161,7 @@ Status MosquittoBroker::Launch() {
     ready = !eof_ && log_.find(" running", log_start_) != std::string::npos;
   }
   if (ready) ready = TryConnect(options_.port, options_.ready_timeout);
+  if (ready && !options_.tls_cert_file.empty()) ready = TryConnect(options_.tls_port, options_.ready_timeout);
   if (!ready) {
     std::string tail = log();
     (void)Stop();

@@ -41,6 +41,16 @@ struct MosquittoBrokerOptions {
   std::string extra_config{};
   // How long Start and Restart wait for the broker to be ready. Default: 20 s.
   std::chrono::milliseconds ready_timeout = std::chrono::seconds(20);
+  // A second listener, TLS, beside the plain one on `port` (which the test
+  // subscribers use): enabled by tls_cert_file. Its port: tls_port, 0 picks a
+  // free one. PEM files: the CA that client certificates must chain to, the
+  // broker's certificate and key. With tls_require_certificate a client
+  // without a certificate signed by tls_ca_file is refused. Default: none.
+  uint16_t tls_port = 0;
+  std::string tls_ca_file{};
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+  bool tls_require_certificate = false;
 };
 
 // A TCP port on 127.0.0.1 that nothing listened on a moment ago.
@@ -69,6 +79,8 @@ class MosquittoBroker {
 
   bool running() const { return pid_ > 0; }
   uint16_t port() const { return options_.port; }
+  // The TLS listener's port, 0 without one.
+  uint16_t tls_port() const { return options_.tls_cert_file.empty() ? 0 : options_.tls_port; }
   std::string host() const { return "127.0.0.1"; }
   // Everything the broker wrote to stdout and stderr, across restarts.
   std::string log() const EXCLUDES(mu_);
