@@ -75,6 +75,27 @@ struct RetryPolicy {
   double jitter = 0.2;
 };
 
+// What a stream does when a commit would take it past its quota.
+enum class QuotaPolicy : uint8_t {
+  // The commit fails with kResourceExhausted (naming the stream, the limit and
+  // the usage) and writes nothing, business writes included: the program decides.
+  kReject = 1,
+};
+
+// A bound on what waits for delivery in one stream: pending, retrying and
+// parked events (sent ones do not count). Bytes are the events' own bytes
+// (type, key, payload, header names and values), not RocksDB's overhead.
+// Concurrent commits are checked against the usage before the others in
+// flight are counted: the bound holds within one commit group.
+struct StreamQuota {
+  // Most events waiting; 0 = no limit. Default: 0.
+  uint64_t max_events = 0;
+  // Most bytes waiting; 0 = no limit. Default: 0.
+  uint64_t max_bytes = 0;
+  // Default: kReject.
+  QuotaPolicy policy = QuotaPolicy::kReject;
+};
+
 // Per-stream settings, stored with the stream. When Outbox::OpenStream creates
 // a stream, unset fields take the defaults below. When the stream exists, only
 // the fields given change it (and are stored); unset fields keep the stored
@@ -89,6 +110,9 @@ struct StreamOptions {
   // Sent events older than this are dropped by the cleaner. Must be > 0; no
   // upper bound (see OutboxOptions::time_to_delete). Default: OutboxOptions::time_to_delete.
   std::optional<std::chrono::seconds> time_to_delete{};
+  // Bounds what waits for delivery (see StreamQuota); StreamQuota{} (both
+  // limits 0) removes a stored quota. Default: none.
+  std::optional<StreamQuota> quota{};
 };
 
 // A column family holding the program's own data.

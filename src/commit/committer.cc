@@ -24,6 +24,7 @@ size_t Committer::SizeOf(const Transaction& t) {
 }
 
 Result<bool> Committer::Commit(Transaction& txn, bool sync) {
+  JM_RETURN_IF_ERROR(CheckQuotas(txn));
   JM_RETURN_IF_ERROR(outbox_->disk_guard->Admit(SizeOf(txn)));
   Writer w;
   w.txn = &txn;
@@ -101,16 +102,53 @@ Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync)
   return sync;
 }
 
+Status Committer::CheckQuotas(const Transaction& t) {
+  const auto& events = TransactionInternal::Events(t);
+  for (size_t i = 0; i < events.size(); ++i) {
+    StreamState& s = StreamAccess::Of(*events[i].stream);
+    const uint64_t max_events = s.quota_events(), max_bytes = s.quota_bytes();
+    if (max_events == 0 && max_bytes == 0) continue;
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j)
+      seen = events[j].stream == events[i].stream;
+    if (seen) continue;
+    uint64_t n = 0, bytes = 0;
+    for (size_t j = i; j < events.size(); ++j) {
+      if (events[j].stream != events[i].stream) continue;
+      ++n;
+      bytes += events[j].bytes;
+    }
+    const auto waiting = static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_events.load(std::memory_order_relaxed)));
+    const auto waiting_bytes =
+        static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_bytes.load(std::memory_order_relaxed)));
+    auto refuse = [&](std::string_view what, uint64_t usage, uint64_t adds, uint64_t limit) {
+      return MakeError(
+          ErrorCode::kResourceExhausted,
+          fmt::format("stream '{}' quota: {} {} waiting for delivery, this commit adds {}, the limit is {} "
+                      "(StreamOptions::quota, policy reject); nothing was written",
+                      s.name, usage, what, adds, limit));
+    };
+    if (max_events != 0 && waiting + n > max_events) return refuse("events", waiting, n, max_events);
+    if (max_bytes != 0 && waiting_bytes + bytes > max_bytes) return refuse("bytes", waiting_bytes, bytes, max_bytes);
+  }
+  return {};
+}
+
 void Committer::AssignSeqs(const std::vector<Writer*>& group) {
   touched_.clear();
   saved_next_.clear();
+  touched_bytes_.clear();
   for (Writer* w : group) {
     for (auto& e : TransactionInternal::Events(*w->txn)) {
       StreamState& s = StreamAccess::Of(*e.stream);
-      if (std::find(touched_.begin(), touched_.end(), &s) == touched_.end()) {
+      auto t = std::find(touched_.begin(), touched_.end(), &s);
+      if (t == touched_.end()) {
         touched_.push_back(&s);
         saved_next_.push_back(s.next_seq);
+        touched_bytes_.push_back(0);
+        t = touched_.end() - 1;
       }
+      touched_bytes_[static_cast<size_t>(t - touched_.begin())] += e.bytes;
       e.seq = s.next_seq++;
       char* envelope = TransactionInternal::Arena(*w->txn) + e.offset;
       internal::PatchU64(envelope, e.seq_field, e.seq);
@@ -176,6 +214,8 @@ void Committer::Written(bool sync) {
     StreamState& st = *touched_[i];
     if (new_hwm_[i] != 0) st.hwm = new_hwm_[i];
     st.committed.fetch_add(st.next_seq - saved_next_[i], std::memory_order_relaxed);
+    st.waiting_events.fetch_add(static_cast<int64_t>(st.next_seq - saved_next_[i]), std::memory_order_relaxed);
+    st.waiting_bytes.fetch_add(static_cast<int64_t>(touched_bytes_[i]), std::memory_order_relaxed);
     st.written_seq.store(st.next_seq - 1, std::memory_order_release);
     if (sync) st.durable_seq.store(st.next_seq - 1, std::memory_order_release);
   }

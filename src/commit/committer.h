@@ -58,6 +58,9 @@ class Committer {
   // After the write: reservations, counts, written and durable seqs.
   void Written(bool sync);
   static size_t SizeOf(const Transaction& t);
+  // kResourceExhausted when the transaction would take a stream past its
+  // quota (StreamQuota, policy kReject).
+  static Status CheckQuotas(const Transaction& t);
 
   // Constant after construction.
   OutboxImpl* const outbox_;
@@ -71,7 +74,8 @@ class Committer {
   rocksdb::WriteBatch batch_;
   std::vector<StreamState*> touched_;
   std::vector<uint64_t> saved_next_;
-  std::vector<uint64_t> new_hwm_;  // per touched_ stream; 0: no new reservation
+  std::vector<uint64_t> touched_bytes_;  // per touched_ stream: the events' own bytes
+  std::vector<uint64_t> new_hwm_;        // per touched_ stream; 0: no new reservation
 };
 
 }  // namespace jaiminho

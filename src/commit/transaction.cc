@@ -127,7 +127,9 @@ Status Transaction::Enqueue(Stream& stream, const Message& m) {
   f.headers = m.headers;
   f.created_at = ToMicros(outbox_->Now());
   f.strategy = strategy;
-  PendingEvent e{&stream, strategy, static_cast<uint32_t>(arena_.size()), 0, 0, 0, 0, {}};
+  PendingEvent e{&stream, strategy, static_cast<uint32_t>(arena_.size()),
+                 0,       0,        0,
+                 0,       {},       internal::EventBytes(m.type, m.key, m.payload, m.headers)};
   static constexpr char kUnsigned[internal::kSignatureBytes] = {};
   const internal::Signer& signer = *outbox_->signer;
   if (signer.signs()) {

@@ -93,6 +93,7 @@ StreamConfig OutboxImpl::Resolve(const StreamOptions& o) const {
   c.retry = o.retry.value_or(options.retry);
   c.on_exhaustion = o.on_exhaustion.value_or(OnExhaustion::kBlock);
   c.time_to_delete = o.time_to_delete.value_or(options.time_to_delete);
+  c.quota = o.quota.value_or(StreamQuota{});
   return c;
 }
 

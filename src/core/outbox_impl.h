@@ -37,7 +37,12 @@ class Cleaner;
 class StreamState {
  public:
   StreamState(std::string stream_name, rocksdb::ColumnFamilyHandle* family, internal::StreamConfig config)
-      : name(std::move(stream_name)), cf(family), config_(config), strategy_(config.strategy) {}
+      : name(std::move(stream_name)),
+        cf(family),
+        quota_events_(config.quota.max_events),
+        quota_bytes_(config.quota.max_bytes),
+        config_(config),
+        strategy_(config.strategy) {}
 
   const std::string name;
   rocksdb::ColumnFamilyHandle* const cf;
@@ -55,9 +60,14 @@ class StreamState {
     internal::MutexLock l(config_mu_);
     config_ = c;
     strategy_.store(c.strategy, std::memory_order_relaxed);
+    quota_events_.store(c.quota.max_events, std::memory_order_relaxed);
+    quota_bytes_.store(c.quota.max_bytes, std::memory_order_relaxed);
     if (cleaner) cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(c.time_to_delete));
   }
   Strategy strategy() const { return strategy_.load(std::memory_order_relaxed); }
+  // The quota's limits (0 = none), readable without the config mutex.
+  uint64_t quota_events() const { return quota_events_.load(std::memory_order_relaxed); }
+  uint64_t quota_bytes() const { return quota_bytes_.load(std::memory_order_relaxed); }
 
   // --- Sequence allocation: only the commit group leader touches these.
   uint64_t next_seq = 1;  // the next seq to assign
@@ -84,6 +94,14 @@ class StreamState {
   // relay must not touch (core/claim_table.h states the protocol).
   internal::ClaimTable claims;
 
+  // --- What waits for delivery (pending, retrying, parked), for the quota:
+  // events and their own bytes (storage/envelope.h EventBytes). Counted from
+  // the records when the stream has a quota at open, or when one is set
+  // (usage_known); then commits add and deliveries subtract.
+  std::atomic<int64_t> waiting_events{0};
+  std::atomic<int64_t> waiting_bytes{0};
+  std::atomic<bool> usage_known{false};
+
   // --- Metrics (since open).
   std::atomic<uint64_t> published{0};
   std::atomic<uint64_t> failed{0};
@@ -92,6 +110,8 @@ class StreamState {
   std::atomic<uint64_t> committed{0};
 
  private:
+  std::atomic<uint64_t> quota_events_;
+  std::atomic<uint64_t> quota_bytes_;
   mutable internal::Mutex config_mu_;
   internal::StreamConfig config_ GUARDED_BY(config_mu_);
   std::atomic<Strategy> strategy_;

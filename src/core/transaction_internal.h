@@ -35,6 +35,7 @@ struct Transaction::PendingEvent {
   uint64_t seq;                    // assigned at commit
   uint32_t sig_field;              // offset of the signature bytes; 0 when unsigned
   std::array<uint8_t, 32> digest;  // of the signed fields, when signed
+  uint64_t bytes;                  // the event's own bytes (storage/envelope.h EventBytes), for quotas
 };
 
 class TransactionInternal {

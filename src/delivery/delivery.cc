@@ -18,6 +18,7 @@ void DeliveryBatch::Reset(const StreamConfig& config, Timestamp now) {
   owned_events_.clear();
   run_.reset();
   n_published_ = n_failed_ = n_retried_ = n_parked_ = 0;
+  bytes_published_ = 0;
 }
 
 void DeliveryBatch::Succeeded(const DecodedEnvelope& d, std::string_view raw, bool keep_as_sent) {
@@ -35,6 +36,7 @@ void DeliveryBatch::Succeeded(const DecodedEnvelope& d, std::string_view raw, bo
     batch_.Put(stream_.cf, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 3));
   }
   ++n_published_;
+  bytes_published_ += EventBytes(d.event);
   signals_.push_back({Signal::kPublished, &d.event, std::nullopt, {}});
 }
 
@@ -49,6 +51,7 @@ void DeliveryBatch::DeliveredInPlace(const DecodedEnvelope& d, bool log_run) {
     }
   }
   ++n_published_;
+  bytes_published_ += EventBytes(d.event);
   signals_.push_back({Signal::kPublished, &d.event, std::nullopt, {}});
 }
 
@@ -214,6 +217,8 @@ Status DeliveryBatch::Commit() {
     }
   }
   stream_.published.fetch_add(n_published_, std::memory_order_relaxed);
+  stream_.waiting_events.fetch_sub(static_cast<int64_t>(n_published_), std::memory_order_relaxed);
+  stream_.waiting_bytes.fetch_sub(static_cast<int64_t>(bytes_published_), std::memory_order_relaxed);
   stream_.failed.fetch_add(n_failed_, std::memory_order_relaxed);
   stream_.retried.fetch_add(n_retried_, std::memory_order_relaxed);
   stream_.parked.fetch_add(n_parked_, std::memory_order_relaxed);

@@ -107,6 +107,7 @@ class DeliveryBatch {
   std::string scratch_;
   std::optional<SentRun> run_;
   uint64_t n_published_ = 0, n_failed_ = 0, n_retried_ = 0, n_parked_ = 0;
+  uint64_t bytes_published_ = 0;  // the delivered events' own bytes, for the quota
   int64_t last_due_us_ = 0;
 };
 

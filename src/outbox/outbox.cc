@@ -19,6 +19,7 @@
 #include "storage/open.h"
 #include "storage/small_files.h"
 #include "storage/status.h"
+#include "storage/stream_reader.h"
 #include "util/macros.h"
 
 namespace jaiminho {
@@ -267,6 +268,18 @@ struct Repairs {
   uint64_t lost = 0;
 };
 
+// A stream's quota usage counted from its records (the relay is held off by
+// delivery_mu; a commit in flight may be counted twice, by one group at most,
+// which errs on the safe side).
+Status CountUsage(OutboxImpl& impl, StreamState& st) REQUIRES(st.delivery_mu) {
+  JM_ASSIGN_OR_RETURN(internal::Waiting w,
+                      internal::CountWaiting(impl.db.get(), st.cf, st.name, st.cursor.load(std::memory_order_acquire)));
+  st.waiting_events.store(static_cast<int64_t>(w.events), std::memory_order_relaxed);
+  st.waiting_bytes.store(static_cast<int64_t>(w.bytes), std::memory_order_relaxed);
+  st.usage_known.store(true, std::memory_order_release);
+  return {};
+}
+
 // Checks stream `stream`'s meta records against its records and adds it to
 // the registry with the repaired hwm and cursor.
 Status AddStreamFamily(OutboxImpl& impl, const std::string& stream, rocksdb::ColumnFamilyHandle* handle,
@@ -296,7 +309,12 @@ Status AddStreamFamily(OutboxImpl& impl, const std::string& stream, rocksdb::Col
   cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(config.time_to_delete));
   JM_ASSIGN_OR_RETURN(internal::SentRuns runs, internal::ReadRuns(impl.db.get(), handle, stream));
   cleaner->SetDelivered(cursor, std::move(runs));
-  JM_RETURN_IF_ERROR(impl.AddStream(stream, handle, config, hwm, cursor, std::move(cleaner)));
+  JM_ASSIGN_OR_RETURN(Stream * added, impl.AddStream(stream, handle, config, hwm, cursor, std::move(cleaner)));
+  if (config.has_quota()) {
+    StreamState& st = StreamAccess::Of(*added);
+    internal::MutexLock dl(st.delivery_mu);
+    JM_RETURN_IF_ERROR(CountUsage(impl, st));
+  }
   return {};
 }
 
@@ -411,6 +429,10 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
   if (o.strategy) JM_RETURN_IF_ERROR(internal::ValidateStrategy(*o.strategy, where));
   if (o.retry) JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(*o.retry, where));
   if (o.time_to_delete) JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(*o.time_to_delete, where));
+  if (o.quota && o.quota->policy != QuotaPolicy::kReject) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: unknown quota policy {}", where, static_cast<int>(o.quota->policy)));
+  }
   if (o.on_exhaustion && *o.on_exhaustion != OnExhaustion::kBlock && *o.on_exhaustion != OnExhaustion::kPark) {
     return MakeError(ErrorCode::kInvalidArgument,
                      fmt::format("{}: unknown on_exhaustion {}", where, static_cast<int>(*o.on_exhaustion)));
@@ -427,6 +449,11 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
     if (o.retry) config.retry = *o.retry;
     if (o.on_exhaustion) config.on_exhaustion = *o.on_exhaustion;
     if (o.time_to_delete) config.time_to_delete = *o.time_to_delete;
+    if (o.quota) config.quota = *o.quota;
+    if (config.has_quota() && !st.usage_known.load(std::memory_order_acquire)) {
+      internal::MutexLock dl(st.delivery_mu);
+      JM_RETURN_IF_ERROR(CountUsage(impl, st));
+    }
     if (!(st.config() == config)) {
       auto s =
           impl.db->Put(wo, impl.meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
@@ -450,7 +477,9 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
   b.Put(impl.meta_cf, internal::StreamMetaKey(name, "config"), internal::EncodeStreamConfig(config));
   b.Put(impl.meta_cf, internal::StreamMetaKey(name, "hwm"), internal::EncodeU64(1));
   JM_RETURN_IF_ERROR(internal::ToStatus(impl.db->Write(wo, &b), fmt::format("store config of {}", where)));
-  return impl.AddStream(std::string(name), cf, config, 1, 0, std::move(cleaner));
+  JM_ASSIGN_OR_RETURN(Stream * created, impl.AddStream(std::string(name), cf, config, 1, 0, std::move(cleaner)));
+  StreamAccess::Of(*created).usage_known.store(true, std::memory_order_release);  // nothing waits yet
+  return created;
 }
 
 }  // namespace

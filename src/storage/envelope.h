@@ -61,6 +61,20 @@ struct DecodedEnvelope {
   std::string_view signature;
 };
 
+// An event's own bytes: type, key, payload, header names and values. What a
+// stream's quota counts (StreamQuota); unchanged by the record's rewrites
+// (attempts, errors, notes), so a commit adds what its delivery subtracts.
+template <class Headers>
+uint64_t EventBytes(std::string_view type, std::string_view key, std::string_view payload, const Headers& headers) {
+  uint64_t n = type.size() + key.size() + payload.size();
+  for (const auto& h : headers)
+    n += h.name.size() + h.value.size();
+  return n;
+}
+inline uint64_t EventBytes(const Event& e) {
+  return EventBytes(e.type, e.key, e.payload, e.headers);
+}
+
 // Verifies and decodes. REQUIRES: `bytes` starts at an 8-byte aligned address
 // (use AlignedArena). Fails with kCorruption naming what is wrong.
 Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes);

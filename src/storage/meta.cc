@@ -15,7 +15,8 @@ bool StreamConfig::operator==(const StreamConfig& o) const {
   return strategy == o.strategy && retry.max_attempts == o.retry.max_attempts &&
          retry.initial_backoff == o.retry.initial_backoff && retry.max_backoff == o.retry.max_backoff &&
          retry.multiplier == o.retry.multiplier && retry.jitter == o.retry.jitter && on_exhaustion == o.on_exhaustion &&
-         time_to_delete == o.time_to_delete;
+         time_to_delete == o.time_to_delete && quota.max_events == o.quota.max_events &&
+         quota.max_bytes == o.quota.max_bytes && quota.policy == o.quota.policy;
 }
 
 std::string StreamMetaKey(std::string_view stream, std::string_view field) {
@@ -67,6 +68,9 @@ std::string EncodeStreamConfig(const StreamConfig& c) {
   b.add_jitter(c.retry.jitter);
   b.add_on_exhaustion(static_cast<uint8_t>(c.on_exhaustion));
   b.add_time_to_delete_s(c.time_to_delete.count());
+  b.add_quota_max_events(c.quota.max_events);
+  b.add_quota_max_bytes(c.quota.max_bytes);
+  b.add_quota_policy(static_cast<uint8_t>(c.quota.policy));
   fbb.Finish(b.Finish(), fb::StreamConfigIdentifier());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -95,6 +99,13 @@ Result<StreamConfig> DecodeStreamConfig(std::string_view bytes, std::string_view
   c.retry.jitter = t->jitter();
   c.on_exhaustion = static_cast<OnExhaustion>(t->on_exhaustion());
   c.time_to_delete = std::chrono::seconds(t->time_to_delete_s());
+  c.quota.max_events = t->quota_max_events();
+  c.quota.max_bytes = t->quota_max_bytes();
+  // Records written before quotas have no policy byte: the default.
+  c.quota.policy = t->quota_policy() == 0 ? QuotaPolicy::kReject : static_cast<QuotaPolicy>(t->quota_policy());
+  if (c.quota.policy != QuotaPolicy::kReject) {
+    return bad(fmt::format("unknown quota policy {}", t->quota_policy()));
+  }
   std::string where = fmt::format("stored config of stream '{}'", stream);
   if (auto s = ValidateStrategy(c.strategy, where); !s) return bad(s.error().message());
   if (auto s = ValidateRetryPolicy(c.retry, where); !s) return bad(s.error().message());

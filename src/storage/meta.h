@@ -30,6 +30,8 @@ struct StreamConfig {
   RetryPolicy retry;
   OnExhaustion on_exhaustion = OnExhaustion::kBlock;
   std::chrono::seconds time_to_delete{std::chrono::hours(24 * 7)};
+  StreamQuota quota{};
+  bool has_quota() const { return quota.max_events != 0 || quota.max_bytes != 0; }
   bool operator==(const StreamConfig& o) const;
 };
 

@@ -6,6 +6,7 @@
 
 #include "storage/status.h"
 #include "util/json.h"
+#include "util/macros.h"
 
 namespace jaiminho::internal {
 
@@ -138,6 +139,29 @@ bool IsBlockedHead(const Event& head, Timestamp now) {
 
 bool BlockedHeadWaits(const Event& head, Timestamp now) {
   return IsBlockedHead(head, now) && ToMicros(head.next_attempt_at) > ToMicros(now);
+}
+
+}  // namespace jaiminho::internal
+
+namespace jaiminho::internal {
+
+Result<Waiting> CountWaiting(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream,
+                             uint64_t cursor) {
+  Waiting w;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  AlignedArena arena;
+  for (EventState state : {EventState::kPending, EventState::kRetrying, EventState::kParked}) {
+    StateRange it(db, cf, state, {.from_seq = state == EventState::kPending ? cursor : 0}, ro);
+    for (; it.Valid(); it.Next()) {
+      ++w.events;
+      auto d = DecodeEnvelope(arena.Copy(it.value()));
+      w.bytes += d ? EventBytes(d->event) : it.value().size();
+      arena.Reset();
+    }
+    JM_RETURN_IF_ERROR(it.status(fmt::format("count the {} events of stream '{}'", ToString(state), stream)));
+  }
+  return w;
 }
 
 }  // namespace jaiminho::internal

@@ -88,6 +88,16 @@ class StateRange {
   std::unique_ptr<rocksdb::Iterator> it_;
 };
 
+// What waits for delivery in a stream: pending records from `cursor`, retrying
+// and parked ones; events and their own bytes (EventBytes). A record that
+// does not decode counts as an event of its stored size.
+struct Waiting {
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+};
+Result<Waiting> CountWaiting(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream,
+                             uint64_t cursor);
+
 // Why a record is not good. kTampered records decoded and match their key: the
 // envelope is there (for parking) but must never be published.
 enum class RecordProblem { kNone, kBadKey, kCorrupt, kTampered };
