@@ -37,6 +37,7 @@
 #include "adapters/testing/mosquitto_broker.h"
 #include "adapters/testing/mqtt_subscriber.h"
 #include "example_args.h"
+#include "example_metrics.h"
 #include "jaiminho/adapters/mqtt.h"
 #include "jaiminho/jaiminho.h"
 
@@ -50,6 +51,7 @@ struct Args {
   int sensors = 4;
   int readings = 3000;   // in total, over the three phases
   std::string broker{};  // HOST:PORT; empty: run our own
+  std::string metrics{};  // --metrics ADDR
 };
 
 // Counts acknowledged events (inline and by the relay), with a wait.
@@ -171,7 +173,7 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT]",
+  example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT] [--metrics ADDR]",
                            "Commits sensor readings with their events and relays them to MQTT over a link that\n"
                            "drops (without --broker: its own mosquitto, link up, down, back), then checks what\n"
                            "the cloud received.");
@@ -182,6 +184,7 @@ Args ParseArgs(int argc, char** argv) {
              [&](const std::string& v) { a.readings = cli.Int("--readings", v, 3); });
   cli.Option("--broker", "HOST:PORT", "a real broker instead of the built-in demo",
              [&](const std::string& v) { a.broker = v; });
+  cli.Option("--metrics", "ADDR", example::Metrics::kHelp, [&](const std::string& v) { a.metrics = v; });
   cli.Parse(argc, argv);
   return a;
 }
@@ -245,6 +248,11 @@ int main(int argc, char** argv) {
              .device_state = *device_state,
              .devices = *(*outbox)->FindBusinessFamily("devices"),
              .readings = *(*outbox)->FindBusinessFamily("readings")};
+  example::Metrics metrics;
+  auto* publisher = mqtt->get();
+  if (!metrics.Start(**outbox, args.metrics, [publisher] { return std::optional<bool>(publisher->connected()); })) {
+    return 1;
+  }
 
   // The relay delivers the keep-order stream and retries whatever failed.
   auto relay = jaiminho::Relay::Make(**outbox, *mqtt, {.interval = 200ms});
@@ -328,6 +336,7 @@ int main(int argc, char** argv) {
   if (dev && *dev) std::printf("device sensor-0: %s\n", (*dev)->c_str());
   std::printf("%s in %.1f s; database %s\n", status == 0 ? "OK" : "FAILED",
               std::chrono::duration<double>(SteadyClock::now() - start).count(), db.c_str());
+  metrics.HoldUntilStdinCloses();
   if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());
   return status;
 }
