@@ -64,9 +64,10 @@ struct StreamMetrics {
   // relay (a batch of the stream's events) or one Publish call of
   // publish-on-commit (one event). Buckets 100 us .. 10 s.
   Histogram publish_duration_seconds{};
-  // Bytes the stream's column family takes: SST files plus memtables (RocksDB
-  // properties rocksdb.total-sst-files-size and rocksdb.cur-size-all-mem-tables).
-  // Unset when RocksDB does not report them.
+  // Bytes of the stream's records on disk: its column family's SST files
+  // (rocksdb.total-sst-files-size) plus the records not yet flushed from its
+  // memtables (RocksDB's approximate memtable size; they are in the WAL). Shared
+  // WAL and MANIFEST files are not counted. Unset when RocksDB does not report them.
   std::optional<uint64_t> bytes_on_disk{};
 };
 

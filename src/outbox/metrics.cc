@@ -43,10 +43,13 @@ Status ScanStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t cur
   JM_RETURN_IF_ERROR(count_range(EventState::kRetrying, 0, &m->retrying, true, false));
   JM_RETURN_IF_ERROR(count_range(EventState::kParked, 0, &m->parked_records, false, false));
   if (oldest) m->oldest_pending_age = std::chrono::microseconds(std::max<int64_t>(0, ToMicros(now) - *oldest));
-  uint64_t sst = 0, mem = 0;
-  if (db->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &sst) &&
-      db->GetIntProperty(cf, rocksdb::DB::Properties::kCurSizeAllMemTables, &mem)) {
-    m->bytes_on_disk = sst + mem;
+  // Not yet flushed records are in the WAL on disk and in the memtables: count
+  // their size, not the memtables' allocated arena (about 1 MB even for a few records).
+  uint64_t sst = 0, mem_records = 0, mem_bytes = 0;
+  if (db->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &sst)) {
+    const rocksdb::Range all("", "\xff");  // every key of a stream family starts with an ASCII tag
+    db->GetApproximateMemTableStats(cf, all, &mem_records, &mem_bytes);
+    m->bytes_on_disk = sst + mem_bytes;
   }
   return {};
 }
@@ -135,7 +138,7 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusO
   family("blocked", "gauge", "1 when a keep-order stream is stopped at a failing head.",
          [](const StreamMetrics& m) { return m.blocked ? 1 : 0; });
   family("last_seq", "gauge", "Last sequence number assigned.", [](const StreamMetrics& m) { return m.last_seq; });
-  family("disk_bytes", "gauge", "Bytes of the stream's RocksDB column family: SST files plus memtables.",
+  family("disk_bytes", "gauge", "Bytes of the stream's records on disk: SST files plus records not yet flushed.",
          [](const StreamMetrics& m) { return m.bytes_on_disk.value_or(0); });
   family("committed_events_total", "counter", "Events committed since open.",
          [](const StreamMetrics& m) { return m.committed; });
