@@ -37,8 +37,8 @@ class Metrics {
              std::function<std::optional<bool>()> publisher_connected = {}) {
     if (addr.empty()) return true;
 #if JAIMINHO_EXAMPLE_METRICS_HTTP
-    auto server = jaiminho::MetricsServer::Start(
-        outbox, {.listen = addr, .publisher_connected = std::move(publisher_connected)});
+    auto server =
+        jaiminho::MetricsServer::Start(outbox, {.listen = addr, .publisher_connected = std::move(publisher_connected)});
     if (!server) {
       std::cerr << "--metrics: " << server.error().ToString() << "\n";
       return false;

@@ -14,8 +14,8 @@ namespace jaiminho {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::MustOpen;
+using ::testing::StartsWith;
 using testing::TempDir;
 
 // One HTTP/1.0 request to 127.0.0.1:port; the whole response (the server closes).
@@ -54,11 +54,11 @@ TEST(MetricsServer, ServesMetricsAndHealthOnAPickedPort) {
   ASSERT_OK(txn.Enqueue(*s, {.type = "t", .key = "k", .payload = "p"}));
   ASSERT_OK(txn.Commit());
   std::atomic<bool> connected{true};
-  ASSERT_OK_AND_ASSIGN(auto server,
-                       MetricsServer::Start(*f.outbox, {.listen = "127.0.0.1:0",
-                                                        .publisher_connected = [&]() -> std::optional<bool> {
-                                                          return connected.load();
-                                                        }}));
+  ASSERT_OK_AND_ASSIGN(
+      auto server,
+      MetricsServer::Start(*f.outbox, {.listen = "127.0.0.1:0", .publisher_connected = [&]() -> std::optional<bool> {
+                                         return connected.load();
+                                       }}));
   ASSERT_NE(server->port(), 0);
 
   std::string m = Http(server->port(), "GET", "/metrics");

@@ -11,9 +11,9 @@ namespace jaiminho {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::MustMakeRelay;
 using testing::MustOpen;
+using ::testing::Not;
 using testing::RecordingPublisher;
 using testing::TempDir;
 

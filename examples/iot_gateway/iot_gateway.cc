@@ -51,7 +51,7 @@ struct Args {
   int sensors = 4;
   int readings = 3000;   // in total, over the three phases
   std::string broker{};  // HOST:PORT; empty: run our own
-  std::string metrics{};  // --metrics ADDR
+  std::string metrics{};
 };
 
 // Counts acknowledged events (inline and by the relay), with a wait.
@@ -173,7 +173,8 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT] [--metrics ADDR]",
+  example::CommandLine cli("jaiminho-iot-gateway",
+                           "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT] [--metrics ADDR]",
                            "Commits sensor readings with their events and relays them to MQTT over a link that\n"
                            "drops (without --broker: its own mosquitto, link up, down, back), then checks what\n"
                            "the cloud received.");

@@ -55,7 +55,7 @@ struct Args {
   int orders = 20000;
   int threads = 4;
   std::string brokers{};  // empty: the in-process mock cluster
-  std::string metrics{};  // --metrics ADDR
+  std::string metrics{};
 };
 
 struct Order {
@@ -300,7 +300,8 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  example::CommandLine cli("jaiminho-trading-daemon", "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...] [--metrics ADDR]",
+  example::CommandLine cli("jaiminho-trading-daemon",
+                           "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...] [--metrics ADDR]",
                            "Matches limit orders and commits each fill with its event on the keep-order stream\n"
                            "'fills', relayed to Kafka (without --brokers: librdkafka's in-process mock cluster),\n"
                            "then reads the topic back and checks every fill arrived once, in order.");

@@ -52,7 +52,7 @@ int Handle(mg_connection* conn, void* data) {
   }
   if (uri == "/healthz") {
     return IsOpen(*state.outbox) ? Reply(conn, 200, "OK", kText, "ok\n")
-                                : Reply(conn, 503, "Service Unavailable", kText, "closed\n");
+                                 : Reply(conn, 503, "Service Unavailable", kText, "closed\n");
   }
   auto metrics = CollectMetrics(*state.outbox);
   if (!metrics) return Reply(conn, 503, "Service Unavailable", kText, metrics.error().ToString() + "\n");
@@ -100,10 +100,14 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(Outbox& outbox, Metr
   impl->state.outbox = &outbox;
   impl->state.options = std::move(options);
   const std::string threads = std::to_string(impl->state.options.threads);
-  const char* config[] = {"listening_ports",    impl->state.options.listen.c_str(),
-                          "num_threads",        threads.c_str(),
-                          "request_timeout_ms", "10000",
-                          "enable_keep_alive",  "no",
+  const char* config[] = {"listening_ports",
+                          impl->state.options.listen.c_str(),
+                          "num_threads",
+                          threads.c_str(),
+                          "request_timeout_ms",
+                          "10000",
+                          "enable_keep_alive",
+                          "no",
                           nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = &Quiet;
@@ -118,13 +122,14 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(Outbox& outbox, Metr
   error.text_buffer_size = sizeof(text);
   impl->ctx = mg_start2(&init, &error);
   if (impl->ctx == nullptr) {
-    return MakeError(ErrorCode::kUnavailable, fmt::format("metrics server: cannot listen on {}: {}",
-                                                          impl->state.options.listen, text[0] != 0 ? text : "civetweb failed"));
+    return MakeError(ErrorCode::kUnavailable,
+                     fmt::format("metrics server: cannot listen on {}: {}", impl->state.options.listen,
+                                 text[0] != 0 ? text : "civetweb failed"));
   }
   mg_server_port ports[1] = {};
   if (mg_get_server_ports(impl->ctx, 1, ports) < 1 || ports[0].port <= 0 || ports[0].port > 65535) {
-    return MakeError(ErrorCode::kInternal,
-                     fmt::format("metrics server on {}: civetweb reports no listening port", impl->state.options.listen));
+    return MakeError(ErrorCode::kInternal, fmt::format("metrics server on {}: civetweb reports no listening port",
+                                                       impl->state.options.listen));
   }
   impl->port = static_cast<uint16_t>(ports[0].port);
   mg_set_request_handler(impl->ctx, "/", &Handle, &impl->state);

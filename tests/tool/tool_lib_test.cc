@@ -250,8 +250,7 @@ TEST(ToolCommands, StatsOutputReplacesTheFileAtomically) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text.find("old contents"), std::string::npos) << text;
   EXPECT_NE(text.find("jaiminho_pending_events{stream=\"telemetry\"} 1\n"), std::string::npos) << text;
-  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::all,
-            std::filesystem::perms(0644));
+  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::all, std::filesystem::perms(0644));
   size_t entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(textfiles))
     ++entries;
