@@ -37,7 +37,8 @@ namespace jaiminho {
 class Outbox;
 
 struct MetricsServerOptions {
-  // Address to listen on: "HOST:PORT" (an IPv4 address, or "[v6]:PORT") or
+  // Address to listen on: "HOST:PORT" (an IPv4 address or a name such as
+  // localhost, or "[v6]:PORT") or
   // "PORT" for every interface. Port 0 picks a free port; port() tells which.
   // Default: "127.0.0.1:9464" (loopback only; 9464 is the port Prometheus
   // exporters of OpenTelemetry use).
