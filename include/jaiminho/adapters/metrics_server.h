@@ -38,8 +38,8 @@ class Outbox;
 
 struct MetricsServerOptions {
   // Address to listen on: "HOST:PORT" (an IPv4 address or a name such as
-  // localhost, or "[v6]:PORT") or
-  // "PORT" for every interface. Port 0 picks a free port; port() tells which.
+  // localhost, or "[v6]:PORT"), or "PORT" for every interface. Port 0 picks a
+  // free port; port() tells which.
   // Default: "127.0.0.1:9464" (loopback only; 9464 is the port Prometheus
   // exporters of OpenTelemetry use).
   std::string listen = "127.0.0.1:9464";
