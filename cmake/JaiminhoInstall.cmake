@@ -4,11 +4,11 @@
 #
 # installs:
 #   include/jaiminho/*.h, include/jaiminho/adapters/*.h (for the adapters built)
-#   lib/libjaiminho.a, lib/libjaiminho_adapter_common.a, lib/libjaiminho_{mqtt,kafka}.a
+#   lib/libjaiminho.a, lib/libjaiminho_adapter_common.a, lib/libjaiminho_{mqtt,kafka,metrics_http}.a
 #   bin/jaiminho-tool (when built)
-#   lib/cmake/jaiminho/   find_package(jaiminho CONFIG [COMPONENTS mqtt kafka])
-#                         -> jaiminho::jaiminho, jaiminho::mqtt, jaiminho::kafka
-#   lib/pkgconfig/        jaiminho.pc, jaiminho-mqtt.pc, jaiminho-kafka.pc
+#   lib/cmake/jaiminho/   find_package(jaiminho CONFIG [COMPONENTS mqtt kafka metrics_http])
+#                         -> jaiminho::jaiminho, jaiminho::mqtt, jaiminho::kafka, jaiminho::metrics_http
+#   lib/pkgconfig/        jaiminho.pc, jaiminho-mqtt.pc, jaiminho-kafka.pc, jaiminho-metrics_http.pc
 #
 # Every library is static. The package finds the dependencies the libraries
 # were linked with (find_dependency), derived from the targets' link lists so
@@ -156,6 +156,31 @@ Libs: -L\${libdir} -ljaiminho_${_comp} -ljaiminho_adapter_common
 ")
   install(FILES "${PROJECT_BINARY_DIR}/pkgconfig/jaiminho-${_comp}.pc" DESTINATION "${JAIMINHO_INSTALL_PKGCONFIGDIR}")
 endforeach()
+
+# The metrics HTTP server: a component too. civetweb has no pkg-config module
+# (and Debian's CMake config of it fails): its library is linked by path.
+if(TARGET jaiminho_metrics_http)
+  list(APPEND JAIMINHO_COMPONENTS metrics_http)
+  install(FILES "${PROJECT_SOURCE_DIR}/include/jaiminho/adapters/metrics_server.h"
+          DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/jaiminho/adapters")
+  install(TARGETS jaiminho_metrics_http EXPORT jaiminho-metrics_http-targets
+          ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+          INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+  install(EXPORT jaiminho-metrics_http-targets NAMESPACE jaiminho:: DESTINATION "${JAIMINHO_INSTALL_CMAKEDIR}")
+  file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/pkgconfig/jaiminho-metrics_http.pc" CONTENT
+"prefix=${_jm_pc_prefix}
+libdir=\${prefix}/${CMAKE_INSTALL_LIBDIR}
+includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
+
+Name: jaiminho-metrics_http
+Description: Prometheus /metrics and /healthz endpoint for jaiminho (civetweb)
+Version: ${PROJECT_VERSION}
+Requires: jaiminho = ${PROJECT_VERSION}
+Libs: -L\${libdir} -ljaiminho_metrics_http -lcivetweb
+")
+  install(FILES "${PROJECT_BINARY_DIR}/pkgconfig/jaiminho-metrics_http.pc"
+          DESTINATION "${JAIMINHO_INSTALL_PKGCONFIGDIR}")
+endif()
 
 if(TARGET jaiminho-tool)
   install(TARGETS jaiminho-tool RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")

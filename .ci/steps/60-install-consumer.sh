@@ -18,6 +18,7 @@ test -x "$prefix/bin/jaiminho-tool" || { echo "jaiminho-tool was not installed";
 components=()
 grep -q '^JAIMINHO_WITH_MQTT:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" && components+=(mqtt)
 grep -q '^JAIMINHO_WITH_KAFKA:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" && components+=(kafka)
+grep -q '^JAIMINHO_WITH_METRICS_HTTP:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" && components+=(metrics_http)
 echo "components: ${components[*]:-none}"
 
 no_rocksdb_needed() {

@@ -46,6 +46,7 @@
 #include "adapters/testing/mosquitto_broker.h"
 #include "adapters/testing/mqtt_subscriber.h"
 #include "example_args.h"
+#include "example_metrics.h"
 #include "jaiminho/adapters/mqtt.h"
 #include "jaiminho/jaiminho.h"
 
@@ -61,6 +62,7 @@ struct Args {
   std::string broker{};  // HOST:PORT or mqtt[s]:// URI; empty: run our own
   std::string ca{}, cert{}, key{};
   std::string tls_demo{};  // certificates for the demo broker's TLS listener
+  std::string metrics{};
 };
 
 // Counts acknowledged events (inline and by the relay), with a wait.
@@ -184,7 +186,7 @@ Args ParseArgs(int argc, char** argv) {
   Args a;
   example::CommandLine cli("jaiminho-iot-gateway",
                            "[--db DIR] [--sensors N] [--readings N] [--broker HOST:PORT|URI] [--ca FILE] "
-                           "[--cert FILE --key FILE] [--tls-demo DIR]",
+                           "[--cert FILE --key FILE] [--tls-demo DIR] [--metrics ADDR]",
                            "Commits sensor readings with their events and relays them to MQTT over a link that\n"
                            "drops (without --broker: its own mosquitto, link up, down, back), then checks what\n"
                            "the cloud received.");
@@ -202,6 +204,7 @@ Args ParseArgs(int argc, char** argv) {
   cli.Option("--key", "FILE", "client certificate's key (with --cert)", [&](const std::string& v) { a.key = v; });
   cli.Option("--tls-demo", "DIR", "demo over mutual TLS with the certificates make-test-certs.sh made in DIR",
              [&](const std::string& v) { a.tls_demo = v; });
+  cli.Option("--metrics", "ADDR", example::Metrics::kHelp, [&](const std::string& v) { a.metrics = v; });
   cli.Parse(argc, argv);
   return a;
 }
@@ -297,6 +300,11 @@ int main(int argc, char** argv) {
              .device_state = *device_state,
              .devices = *(*outbox)->FindBusinessFamily("devices"),
              .readings = *(*outbox)->FindBusinessFamily("readings")};
+  example::Metrics metrics;
+  auto* publisher = mqtt->get();
+  if (!metrics.Start(**outbox, args.metrics, [publisher] { return std::optional<bool>(publisher->connected()); })) {
+    return 1;
+  }
 
   // The relay delivers the keep-order stream and retries whatever failed.
   auto relay = jaiminho::Relay::Make(**outbox, *mqtt, {.interval = 200ms});
@@ -380,6 +388,7 @@ int main(int argc, char** argv) {
   if (dev && *dev) std::printf("device sensor-0: %s\n", (*dev)->c_str());
   std::printf("%s in %.1f s; database %s\n", status == 0 ? "OK" : "FAILED",
               std::chrono::duration<double>(SteadyClock::now() - start).count(), db.c_str());
+  metrics.HoldUntilStdinCloses();
   if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());
   return status;
 }

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "example_args.h"
+#include "example_metrics.h"
 #include "jaiminho/adapters/kafka.h"
 #include "jaiminho/jaiminho.h"
 
@@ -54,6 +55,7 @@ struct Args {
   int orders = 20000;
   int threads = 4;
   std::string brokers{};  // empty: the in-process mock cluster
+  std::string metrics{};
 };
 
 struct Order {
@@ -298,7 +300,8 @@ int Fail(const std::string& what) {
 
 Args ParseArgs(int argc, char** argv) {
   Args a;
-  example::CommandLine cli("jaiminho-trading-daemon", "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...]",
+  example::CommandLine cli("jaiminho-trading-daemon",
+                           "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...] [--metrics ADDR]",
                            "Matches limit orders and commits each fill with its event on the keep-order stream\n"
                            "'fills', relayed to Kafka (without --brokers: librdkafka's in-process mock cluster),\n"
                            "then reads the topic back and checks every fill arrived once, in order.");
@@ -309,6 +312,7 @@ Args ParseArgs(int argc, char** argv) {
              [&](const std::string& v) { a.threads = cli.Int("--threads", v, 1); });
   cli.Option("--brokers", "HOST:PORT,...", "a real Kafka cluster instead of the mock",
              [&](const std::string& v) { a.brokers = v; });
+  cli.Option("--metrics", "ADDR", example::Metrics::kHelp, [&](const std::string& v) { a.metrics = v; });
   cli.Parse(argc, argv);
   return a;
 }
@@ -358,6 +362,8 @@ int main(int argc, char** argv) {
   if (!fills) return Fail(fills.error().ToString());
   Exchange exchange(**outbox, **fills, *(*outbox)->FindBusinessFamily("book"),
                     *(*outbox)->FindBusinessFamily("orders"));
+  example::Metrics metrics_server;
+  if (!metrics_server.Start(**outbox, args.metrics)) return 1;
 
   auto relay = jaiminho::Relay::Make(**outbox, *kafka, {.streams = {"fills"}, .interval = 100ms});
   if (!relay) return Fail(relay.error().ToString());
@@ -439,6 +445,7 @@ int main(int argc, char** argv) {
   auto metrics = jaiminho::CollectMetrics(**outbox);
   if (metrics) std::cout << jaiminho::RenderPrometheus(*metrics);
   std::printf("%s; database %s\n", status == 0 ? "OK" : "FAILED", db.c_str());
+  metrics_server.HoldUntilStdinCloses();
   if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());
   return status;
 }

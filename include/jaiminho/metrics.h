@@ -9,6 +9,7 @@
 // Thread-safety: CollectMetrics may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,6 +22,17 @@
 namespace jaiminho {
 
 class Outbox;
+
+// A histogram of durations in seconds, as Prometheus exposes it.
+struct Histogram {
+  // Finite upper bounds of the buckets, ascending; the +Inf bucket is implied.
+  std::vector<double> upper_bounds{};
+  // Observations per bucket, not cumulative: upper_bounds.size() + 1 entries,
+  // the last for values above every bound. Empty when nothing was set up.
+  std::vector<uint64_t> bucket_counts{};
+  double sum = 0;      // seconds
+  uint64_t count = 0;  // the total of bucket_counts
+};
 
 struct StreamMetrics {
   std::string stream{};
@@ -44,6 +56,19 @@ struct StreamMetrics {
   uint64_t failed = 0;
   uint64_t retried = 0;
   uint64_t parked = 0;
+  // Seconds from an event's created_at (its commit) to the write that records
+  // its acknowledgement, for every acknowledged event since open (relay and
+  // publish-on-commit). Buckets 1 ms .. 10 min.
+  Histogram commit_to_publish_seconds{};
+  // Seconds inside one Publisher call since open: one PublishBatch call of the
+  // relay (a batch of the stream's events) or one Publish call of
+  // publish-on-commit (one event). Buckets 100 us .. 10 s.
+  Histogram publish_duration_seconds{};
+  // Bytes of the stream's records on disk: its column family's SST files
+  // (rocksdb.total-sst-files-size) plus the records not yet flushed from its
+  // memtables (RocksDB's approximate memtable size; they are in the WAL). Shared
+  // WAL and MANIFEST files are not counted. Unset when RocksDB does not report them.
+  std::optional<uint64_t> bytes_on_disk{};
 };
 
 [[nodiscard]] Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox);
@@ -54,10 +79,18 @@ struct PrometheusOptions {
   // has the database open; a reader of the files has none.
   // Default: true.
   bool counters = true;
+  // The jaiminho_publisher_connected gauge (1 or 0), for example from an
+  // adapter's connection state; omitted when unset.
+  // Default: unset.
+  std::optional<bool> publisher_connected{};
+  // Include jaiminho_build_info{version="..."} 1.
+  // Default: true.
+  bool build_info = true;
 };
 
 // The Prometheus text exposition format (version 0.0.4), metric names
-// prefixed "jaiminho_", one series per stream (label stream="...").
+// prefixed "jaiminho_", one series per stream (label stream="..."). The
+// histograms are written with the counters (they count since open).
 std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusOptions options = {});
 
 }  // namespace jaiminho

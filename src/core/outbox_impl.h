@@ -22,6 +22,7 @@
 #include "storage/disk_guard.h"
 #include "storage/meta.h"
 #include "storage/write_recovery.h"
+#include "util/histogram.h"
 #include "util/mutex.h"
 
 namespace jaiminho {
@@ -108,6 +109,8 @@ class StreamState {
   std::atomic<uint64_t> retried{0};
   std::atomic<uint64_t> parked{0};
   std::atomic<uint64_t> committed{0};
+  internal::AtomicHistogram commit_to_publish{internal::LatencyBounds()};
+  internal::AtomicHistogram publish_duration{internal::PublishDurationBounds()};
 
  private:
   std::atomic<uint64_t> quota_events_;

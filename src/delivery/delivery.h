@@ -79,6 +79,8 @@ class DeliveryBatch {
   Status Commit();
 
   rocksdb::WriteBatch& batch() { return batch_; }
+  // Where the caller records the time of its Publisher calls for this stream.
+  AtomicHistogram& publish_duration() { return stream_.publish_duration; }
 
  private:
   enum class Signal { kPublished, kFailed, kParked, kReport /* capture_error only */ };
@@ -93,6 +95,8 @@ class DeliveryBatch {
   // else moves the event to the retry range; attempts unchanged, no failure
   // signal, reported once to capture_error.
   FailOutcome MissingHandler(const DecodedEnvelope& d, const Error& error, std::mt19937_64& rng, bool blocks);
+  // Records commit -> acknowledgement of the published events (stream_.commit_to_publish).
+  void RecordLatencies();
   void Rewrite(std::string_view key, const DecodedEnvelope& d, uint32_t attempts, std::string_view last_error,
                int64_t next_attempt_at, std::string_view note);
 

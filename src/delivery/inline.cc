@@ -96,7 +96,11 @@ void InlinePublisher::Deliver(std::vector<Item>& items) {
       d->event.id.stream = s.name;
       decoded.push_back(std::move(*d));
       internal::DecodedEnvelope& env = decoded.back();
-      Status st = internal::CallPublish(publisher, env.event);
+      Status st;
+      {
+        internal::ScopedDuration timed(s.publish_duration);
+        st = internal::CallPublish(publisher, env.event);
+      }
       if (st) {
         const bool keep = outbox_->options.persist_all_events && !outbox_->options.delete_after_send;
         batch.Succeeded(env, raw, keep);

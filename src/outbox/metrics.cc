@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/outbox_impl.h"
+#include "jaiminho/version.h"
 #include "outbox/metrics_internal.h"
 #include "storage/envelope.h"
 #include "storage/status.h"
@@ -42,6 +43,14 @@ Status ScanStream(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t cur
   JM_RETURN_IF_ERROR(count_range(EventState::kRetrying, 0, &m->retrying, true, false));
   JM_RETURN_IF_ERROR(count_range(EventState::kParked, 0, &m->parked_records, false, false));
   if (oldest) m->oldest_pending_age = std::chrono::microseconds(std::max<int64_t>(0, ToMicros(now) - *oldest));
+  // Not yet flushed records are in the WAL on disk and in the memtables: count
+  // their size, not the memtables' allocated arena (about 1 MB even for a few records).
+  uint64_t sst = 0, mem_records = 0, mem_bytes = 0;
+  if (db->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &sst)) {
+    const rocksdb::Range all("", "\xff");  // every key of a stream family starts with an ASCII tag
+    db->GetApproximateMemTableStats(cf, all, &mem_records, &mem_bytes);
+    m->bytes_on_disk = sst + mem_bytes;
+  }
   return {};
 }
 
@@ -63,6 +72,8 @@ Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox) {
     m.failed = s.failed.load(std::memory_order_relaxed);
     m.retried = s.retried.load(std::memory_order_relaxed);
     m.parked = s.parked.load(std::memory_order_relaxed);
+    m.commit_to_publish_seconds = s.commit_to_publish.Snapshot();
+    m.publish_duration_seconds = s.publish_duration.Snapshot();
     auto st = internal::ScanStream(o.db.get(), s.cf, m.cursor, o.Now(), &m);
     if (!st) {
       return MakeError(st.error().code(), fmt::format("metrics of stream '{}': {}", s.name, st.error().message()));
@@ -78,14 +89,42 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusO
     // Stream names are [A-Za-z0-9._-]: nothing to escape, but be safe.
     std::string l;
     internal::AppendJsonString(l, m.stream);
-    return fmt::format("{{stream={}}}", l);
+    return fmt::format("stream={}", l);
+  };
+  auto header = [&](std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP jaiminho_{} {}\n# TYPE jaiminho_{} {}\n", name, help, name, type);
   };
   auto family = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
     if (type == "counter" && !options.counters) return;
-    out += fmt::format("# HELP jaiminho_{} {}\n# TYPE jaiminho_{} {}\n", name, help, name, type);
+    header(name, type, help);
     for (const StreamMetrics& m : metrics)
-      out += fmt::format("jaiminho_{}{} {}\n", name, label(m), value(m));
+      out += fmt::format("jaiminho_{}{{{}}} {}\n", name, label(m), value(m));
   };
+  // Cumulative buckets, then _sum and _count, per stream.
+  auto histogram = [&](std::string_view name, std::string_view help, auto get) {
+    if (!options.counters) return;
+    header(name, "histogram", help);
+    for (const StreamMetrics& m : metrics) {
+      const Histogram& h = get(m);
+      const std::string l = label(m);
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < h.upper_bounds.size(); ++i) {
+        cumulative += i < h.bucket_counts.size() ? h.bucket_counts[i] : 0;
+        out += fmt::format("jaiminho_{}_bucket{{{},le=\"{}\"}} {}\n", name, l, h.upper_bounds[i], cumulative);
+      }
+      out += fmt::format("jaiminho_{}_bucket{{{},le=\"+Inf\"}} {}\n", name, l, h.count);
+      out += fmt::format("jaiminho_{}_sum{{{}}} {}\n", name, l, h.sum);
+      out += fmt::format("jaiminho_{}_count{{{}}} {}\n", name, l, h.count);
+    }
+  };
+  if (options.build_info) {
+    header("build_info", "gauge", "Always 1; the version label is the jaiminho library's.");
+    out += "jaiminho_build_info{version=\"" JAIMINHO_VERSION_STRING "\"} 1\n";
+  }
+  if (options.publisher_connected) {
+    header("publisher_connected", "gauge", "1 when the publisher reports a connection to its broker.");
+    out += fmt::format("jaiminho_publisher_connected {}\n", *options.publisher_connected ? 1 : 0);
+  }
   family("pending_events", "gauge", "Events waiting for their first delivery.",
          [](const StreamMetrics& m) { return m.pending; });
   family("retrying_events", "gauge", "Publish-on-commit events waiting for a retry.",
@@ -99,6 +138,8 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusO
   family("blocked", "gauge", "1 when a keep-order stream is stopped at a failing head.",
          [](const StreamMetrics& m) { return m.blocked ? 1 : 0; });
   family("last_seq", "gauge", "Last sequence number assigned.", [](const StreamMetrics& m) { return m.last_seq; });
+  family("disk_bytes", "gauge", "Bytes of the stream's records on disk: SST files plus records not yet flushed.",
+         [](const StreamMetrics& m) { return m.bytes_on_disk.value_or(0); });
   family("committed_events_total", "counter", "Events committed since open.",
          [](const StreamMetrics& m) { return m.committed; });
   family("published_events_total", "counter", "Events acknowledged by the publisher since open.",
@@ -109,6 +150,11 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusO
          [](const StreamMetrics& m) { return m.retried; });
   family("parked_events_total", "counter", "Events parked since open.",
          [](const StreamMetrics& m) { return m.parked; });
+  histogram("commit_to_publish_seconds", "Seconds from an event's commit to the write of its acknowledgement.",
+            [](const StreamMetrics& m) -> const Histogram& { return m.commit_to_publish_seconds; });
+  histogram("publish_duration_seconds",
+            "Seconds inside one Publisher call: a relay PublishBatch (one batch) or a publish-on-commit Publish.",
+            [](const StreamMetrics& m) -> const Histogram& { return m.publish_duration_seconds; });
   return out;
 }
 

@@ -445,7 +445,7 @@ class Relay::Impl {
 
   // Publishes the decoded, untampered events of `recs` in one call; each
   // record's outcome is results_[r.event_index].
-  void Publish(std::vector<Record>& recs, Order order) REQUIRES(run_mu_) {
+  void Publish(std::vector<Record>& recs, Order order, internal::AtomicHistogram& duration) REQUIRES(run_mu_) {
     events_.clear();
     for (Record& r : recs) {
       if (!r.env || r.tampered) continue;
@@ -453,7 +453,9 @@ class Relay::Impl {
       events_.push_back(r.env->event);
     }
     results_.assign(events_.size(), Status());
-    if (!events_.empty()) internal::CallPublishBatch(*publisher_, events_, order, results_);
+    if (events_.empty()) return;
+    internal::ScopedDuration timed(duration);
+    internal::CallPublishBatch(*publisher_, events_, order, results_);
   }
 
   // Parks a record that failed verification (corrupt or tampered).
@@ -467,7 +469,7 @@ class Relay::Impl {
 
   // Publishes the due retries (unordered) and records their outcomes.
   void AckRetries(DeliveryBatch& batch) REQUIRES(run_mu_) {
-    Publish(retries_, Order::kAny);
+    Publish(retries_, Order::kAny, batch.publish_duration());
     const bool keep_as_sent = !o_.options.delete_after_send;
     for (Record& r : retries_) {
       if (r.claimed || r.bad_key) continue;
@@ -504,7 +506,7 @@ class Relay::Impl {
     bool ordered = config.strategy == Strategy::kKeepOrder;
     for (const Record& r : pendings_)
       ordered |= r.env && r.env->event.strategy == Strategy::kKeepOrder;
-    Publish(pendings_, ordered ? Order::kKeep : Order::kAny);
+    Publish(pendings_, ordered ? Order::kKeep : Order::kAny, batch.publish_duration());
     const bool keep_as_sent = !o_.options.delete_after_send;
     Walk w{flow, cursor};
     for (const Record& r : pendings_) {

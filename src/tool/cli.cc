@@ -74,6 +74,9 @@ int Run(int argc, const char* const* argv, Io& io) {
   AddStreams(st, stats.streams);
   st->add_flag("--prometheus", stats.prometheus, "Prometheus text exposition format");
   st->add_flag("--json", stats.json, "One JSON object per stream");
+  st->add_option(
+      "--output", stats.output,
+      "Write to FILE atomically (temporary file, fsync, rename), e.g. for node_exporter's textfile collector");
 
   VerifyOptions verify;
   CLI::App* v = app.add_subcommand("verify", "Verify every record; list the bad ones (exit 1 when any)");

@@ -46,11 +46,14 @@ struct StreamsOptions {
 int Streams(const StreamsOptions& o, Io& io);
 
 // stats: the metrics gauges; --prometheus in the Prometheus text format.
+// With `output`, the text replaces that file atomically (WriteFileAtomically:
+// for node_exporter's textfile collector) instead of going to io.out.
 struct StatsOptions {
   std::string path{};
   std::vector<std::string> streams{};
   bool prometheus = false;
   bool json = false;
+  std::string output{};
 };
 int Stats(const StatsOptions& o, Io& io);
 

@@ -1,14 +1,68 @@
 #include "tool/common.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "storage/meta.h"
 #include "util/macros.h"
 
 namespace jaiminho::tool {
+
+Status WriteFileAtomically(const std::string& path, std::string_view content) {
+  const std::filesystem::path target(path);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  if (target.filename().empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("output file '{}': not a file name", path));
+  }
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  auto fail = [&](std::string_view what, int err) -> Status {
+    const ErrorCode code = err == ENOSPC || err == EDQUOT ? ErrorCode::kResourceExhausted : ErrorCode::kIOError;
+    return MakeError(code, fmt::format("write {}: {}: {}", path, what, std::strerror(err)));
+  };
+  int fd = mkstemp(tmp.data());
+  if (fd < 0) return fail(fmt::format("create a temporary file in {}", dir.string()), errno);
+  auto abandon = [&](std::string_view what) -> Status {
+    const int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return fail(what, err);
+  };
+  for (size_t done = 0; done < content.size();) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return abandon(fmt::format("write {}", tmp));
+    done += static_cast<size_t>(n);
+  }
+  if (fchmod(fd, 0644) != 0) return abandon(fmt::format("chmod {}", tmp));
+  if (fsync(fd) != 0) return abandon(fmt::format("fsync {}", tmp));
+  if (close(fd) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return fail(fmt::format("close {}", tmp), err);
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return fail(fmt::format("rename {} to it", tmp), err);
+  }
+  // The rename is durable once the directory is.
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd < 0) return fail(fmt::format("open directory {}", dir.string()), errno);
+  const int synced = fsync(dfd);
+  const int err = errno;
+  close(dfd);
+  if (synced != 0) return fail(fmt::format("fsync directory {}", dir.string()), err);
+  return {};
+}
 
 int Report(Io& io, std::string_view command, const Error& error, int code) {
   std::string line = fmt::format("jaiminho-tool {}: {}", command, error.ToString());

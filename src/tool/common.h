@@ -50,6 +50,13 @@ struct Io {
   bool err_tty = false;
 };
 
+// Replaces `path` with `content` atomically: writes a temporary file in the
+// same directory, fsyncs it, renames it over `path` and fsyncs the directory,
+// so a reader (node_exporter's textfile collector) sees the old or the new
+// file, never a part. The file gets mode 0644. Errors name the file; the
+// temporary file is removed on failure.
+Status WriteFileAtomically(const std::string& path, std::string_view content);
+
 // Prints "jaiminho-tool <command>: <error>" as one line on io.err and returns `code`.
 int Report(Io& io, std::string_view command, const Error& error, int code = kExitFailed);
 

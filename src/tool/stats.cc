@@ -1,14 +1,17 @@
 // stats: the metrics gauges of every stream, as a table, JSON or Prometheus text.
 #include <fmt/format.h>
 
+#include <sstream>
+
 #include "tool/commands.h"
 #include "tool/format.h"
 #include "tool/inspect.h"
 #include "util/json.h"
 
 namespace jaiminho::tool {
+namespace {
 
-int Stats(const StatsOptions& o, Io& io) {
+int StatsTo(const StatsOptions& o, Io& io) {
   if (o.prometheus && o.json) {
     return Report(io, "stats", Error(ErrorCode::kInvalidArgument, "--prometheus and --json exclude each other"),
                   kExitUsage);
@@ -62,6 +65,18 @@ int Stats(const StatsOptions& o, Io& io) {
                total.oldest_pending_age ? FormatAge(*total.oldest_pending_age) : "-", std::to_string(blocked), ""});
   }
   table.Flush();
+  return kExitOk;
+}
+
+}  // namespace
+
+int Stats(const StatsOptions& o, Io& io) {
+  if (o.output.empty()) return StatsTo(o, io);
+  std::ostringstream text;
+  Io to_file{text, io.err, /*out_tty=*/false, io.err_tty};
+  const int code = StatsTo(o, to_file);
+  if (code != kExitOk) return code;  // the file keeps what it had
+  if (auto st = WriteFileAtomically(o.output, text.str()); !st) return Report(io, "stats", st.error());
   return kExitOk;
 }
 

@@ -15,6 +15,9 @@
 #if CONSUMER_WITH_KAFKA
 #include "jaiminho/adapters/kafka.h"
 #endif
+#if CONSUMER_WITH_METRICS_HTTP
+#include "jaiminho/adapters/metrics_server.h"
+#endif
 
 namespace {
 
@@ -83,6 +86,13 @@ int main(int argc, char** argv) {
     e.payload = "{}";
     if (auto st = (*kafka)->Publish(e); !st) return Fail(st.error().ToString());
     std::cout << "kafka adapter linked: delivered to the mock cluster\n";
+  }
+#endif
+#if CONSUMER_WITH_METRICS_HTTP
+  {
+    auto server = jaiminho::MetricsServer::Start(**outbox, {.listen = "127.0.0.1:0"});
+    if (!server) return Fail(server.error().ToString());
+    std::cout << "metrics server linked: listening on 127.0.0.1:" << (*server)->port() << "\n";
   }
 #endif
   if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());

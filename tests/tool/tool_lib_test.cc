@@ -2,6 +2,8 @@
 // commands with captured streams (terminal and pipe modes).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "storage/envelope.h"
@@ -217,6 +219,49 @@ TEST(ToolCommands, StreamsPrintsAnAlignedTableOnATerminal) {
   EXPECT_EQ(tool::Dump({.path = path}, redirected), tool::kExitOk);
   EXPECT_NE(err2.str().find("dump: 1 events"), std::string::npos) << err2.str();
   EXPECT_EQ(testing::SplitLines(out2.str()).size(), 2u);
+}
+
+// stats --prometheus --output FILE (node_exporter's textfile collector): the
+// file is replaced whole, nothing else is left in its directory, and an error
+// names the file.
+TEST(ToolCommands, StatsOutputReplacesTheFileAtomically) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  {
+    auto outbox = MustOpen(path);
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("telemetry"));
+    auto txn = outbox->Begin();
+    ASSERT_OK(txn.Enqueue(*s, {.type = "t.v1", .payload = "x"}));
+    ASSERT_OK(txn.Commit());
+  }
+  const std::string textfiles = dir.Sub("textfiles");
+  std::filesystem::create_directories(textfiles);
+  const std::string file = textfiles + "/jaiminho.prom";
+  {
+    std::ofstream old(file);
+    old << "old contents\n";
+  }
+  std::ostringstream out, err;
+  tool::Io io{out, err, /*out_tty=*/false, /*err_tty=*/false};
+  ASSERT_EQ(tool::Stats({.path = path, .prometheus = true, .output = file}, io), tool::kExitOk) << err.str();
+  EXPECT_EQ(out.str(), "");  // all of it went to the file
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("old contents"), std::string::npos) << text;
+  EXPECT_NE(text.find("jaiminho_pending_events{stream=\"telemetry\"} 1\n"), std::string::npos) << text;
+  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::all, std::filesystem::perms(0644));
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(textfiles))
+    ++entries;
+  EXPECT_EQ(entries, 1u) << "a temporary file was left behind";
+
+  // A directory that does not exist: exit 1, the file named.
+  std::ostringstream out2, err2;
+  tool::Io io2{out2, err2, false, false};
+  const std::string missing = dir.Sub("no-such-dir") + "/jaiminho.prom";
+  EXPECT_EQ(tool::Stats({.path = path, .prometheus = true, .output = missing}, io2), tool::kExitFailed);
+  EXPECT_NE(err2.str().find(missing), std::string::npos) << err2.str();
 }
 
 // Format 2: delivered events stay under their pending keys below the cursor.
