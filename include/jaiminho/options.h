@@ -29,6 +29,7 @@
 
 namespace jaiminho {
 
+class Logger;
 class Observer;
 class Publisher;
 
@@ -187,6 +188,10 @@ struct OutboxOptions {
   // django-jaiminho's DEFAULT_CAPTURE_EXCEPTION: receives every publish failure
   // and every exception thrown by an observer. Default: none.
   std::function<void(const Error&)> capture_error{};
+  // Where the library logs its state changes (logger.h): publisher down/up,
+  // streams blocked/unblocked, parked and tampered events, write errors.
+  // Default: none (nothing is written).
+  std::shared_ptr<Logger> logger{};
 
   // Event signing. Default: off (no keys).
   SigningOptions signing{};
