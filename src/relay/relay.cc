@@ -524,8 +524,7 @@ class Relay::Impl {
         flow.next_due_us = std::min(flow.next_due_us, ToMicros(r.env->event.next_attempt_at));
         flow.blocked = true;
         flow.blocked_seq = r.seq;
-        flow.blocked_error = Error(ErrorCode::kAborted, fmt::format("waits for attempt {} after: {}",
-                                                                    r.env->event.attempts + 1, r.env->event.last_error));
+        flow.blocked_error = WaitingHeadError(r.env->event);
         pendings_.pop_back();
         flow.keep_iterators = false;
         break;
@@ -533,6 +532,16 @@ class Relay::Impl {
     }
     JM_RETURN_IF_ERROR(pit.status(fmt::format("read pending of stream '{}'", s.name)));
     return flow;
+  }
+
+  // Why a head that this pass did not attempt blocks its stream (its last failure).
+  static Error WaitingHeadError(const Event& head) {
+    const bool no_handler = head.note.starts_with("blocked: no handler");
+    const std::string then = ToMicros(head.next_attempt_at) == kNever
+                                 ? std::string("its attempts are exhausted: requeue or skip it")
+                                 : fmt::format("attempt {} is due later", head.attempts + 1);
+    return Error(no_handler ? ErrorCode::kUnknownHandler : ErrorCode::kUnavailable,
+                 fmt::format("{} ({})", head.last_error, then));
   }
 
   // Publishes the decoded, untampered events of `recs` in one call; each

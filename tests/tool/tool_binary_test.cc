@@ -476,7 +476,7 @@ TEST(ToolBinary, BlockedKeepOrderStreamIsReportedAndSkipUnsticksIt) {
   ToolRun stuck = RunTool({"relay", path, "--sink", "stdout"});
   EXPECT_EQ(stuck.code, 1) << Describe(stuck);
   EXPECT_EQ(stuck.out, "");
-  EXPECT_NE(stuck.err.find("1 streams blocked"), std::string::npos) << stuck.err;
+  EXPECT_NE(stuck.err.find("1 stream blocked ("), std::string::npos) << stuck.err;
 
   ToolRun skip = RunTool({"skip", path, "--stream", "orders", "--seq", "1", "--reason", "poison order"});
   ASSERT_EQ(skip.code, 0) << Describe(skip);
