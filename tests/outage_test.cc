@@ -190,14 +190,14 @@ TEST(Outage, ReadyNotificationRetriesABlockedHeadAtOnceAndEachChangeIsReportedOn
     const auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
     EXPECT_GT(up_at - down_at, 2s) << "down for longer than max_backoff";
     EXPECT_LT(first - up_at, 1s) << "first delivery " << ms(first - up_at) << " ms after the ready notification";
-    std::printf("outage timeline (ms from the first attempt): publisher down logged %lld, stream blocked logged %lld, "
-                "ready (up) %lld, up logged %lld, first delivery %lld, unblocked logged %lld\n",
-                static_cast<long long>(ms(*logger->At("publisher down") - down_at)),
-                static_cast<long long>(ms(*logger->At("stream blocked") - down_at)),
-                static_cast<long long>(ms(up_at - down_at)),
-                static_cast<long long>(ms(*logger->At("publisher up") - down_at)),
-                static_cast<long long>(ms(first - down_at)),
-                static_cast<long long>(ms(*logger->At("stream unblocked") - down_at)));
+    std::printf(
+        "outage timeline (ms from the first attempt): publisher down logged %lld, stream blocked logged %lld, "
+        "ready (up) %lld, up logged %lld, first delivery %lld, unblocked logged %lld\n",
+        static_cast<long long>(ms(*logger->At("publisher down") - down_at)),
+        static_cast<long long>(ms(*logger->At("stream blocked") - down_at)),
+        static_cast<long long>(ms(up_at - down_at)), static_cast<long long>(ms(*logger->At("publisher up") - down_at)),
+        static_cast<long long>(ms(first - down_at)),
+        static_cast<long long>(ms(*logger->At("stream unblocked") - down_at)));
     std::printf("first delivery %lld us after the ready notification\n",
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(first - up_at).count()));
   }

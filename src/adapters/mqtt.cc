@@ -270,7 +270,7 @@ class MqttPublisher::Impl {
   // runs the network loop).
   mosquitto* mosq_ GUARDED_BY(mu_) = nullptr;
   std::unordered_map<int, Slot*> inflight_ GUARDED_BY(mu_){};  // by message id
-  std::function<void()> on_ready_;  // set before the thread starts
+  std::function<void()> on_ready_;                             // set before the thread starts
   std::thread thread_;
 };
 

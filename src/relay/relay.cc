@@ -363,10 +363,10 @@ class Relay::Impl {
 
   // How far a batch got: Drain goes on while `more` and not `blocked`.
   struct Flow {
-    bool more = false;             // stopped by the batch limit or an unattempted event
-    bool blocked = false;          // a keep-order head waits for its next attempt
-    bool keep_iterators = true;    // the pending iterator stands where the next batch starts
-    int64_t next_due_us = kNever;  // the earliest next attempt seen
+    bool more = false;                     // stopped by the batch limit or an unattempted event
+    bool blocked = false;                  // a keep-order head waits for its next attempt
+    bool keep_iterators = true;            // the pending iterator stands where the next batch starts
+    int64_t next_due_us = kNever;          // the earliest next attempt seen
     uint64_t blocked_seq = 0;              // with `blocked`: the head
     std::optional<Error> blocked_error{};  // with `blocked`: why it failed
   };

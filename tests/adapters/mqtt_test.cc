@@ -350,10 +350,10 @@ TEST(MqttPublisher, ReconnectWakesTheRelayAndTheBlockedHeadIsDeliveredWithinASec
   o.logger = MakeStreamLogger(log, LogLevel::kInfo);
   auto outbox = MustOpen(dir.Sub("db"), o);
   // Failures at 0, 0.5, 1.5 and 3.5 s: the head then waits max_backoff (2 s).
-  ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder,
-                                                                .retry = RetryPolicy{.initial_backoff = 500ms,
-                                                                                     .max_backoff = 2s,
-                                                                                     .jitter = 0}}));
+  ASSERT_OK_AND_ASSIGN(
+      Stream * s,
+      outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder,
+                                   .retry = RetryPolicy{.initial_backoff = 500ms, .max_backoff = 2s, .jitter = 0}}));
   {
     auto txn = outbox->Begin();
     ASSERT_OK(txn.Enqueue(*s, {.type = "fill", .key = "o1", .payload = "1"}));
@@ -371,13 +371,15 @@ TEST(MqttPublisher, ReconnectWakesTheRelayAndTheBlockedHeadIsDeliveredWithinASec
   mqtt->RemoveReadyListener(listener);
   const auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
   EXPECT_GT(up_at - down_at, 2s) << "down for longer than max_backoff";
-  EXPECT_LT(delivered_by - up_at, 1s) << "first delivery " << ms(delivered_by - up_at) << " ms after the broker started";
+  EXPECT_LT(delivered_by - up_at, 1s) << "first delivery " << ms(delivered_by - up_at)
+                                      << " ms after the broker started";
   std::lock_guard l(mu);
   ASSERT_TRUE(ready_at);
-  std::printf("mosquitto outage (ms from the first attempt): broker back %lld, ready notification %lld, first "
-              "delivery by %lld\n%s",
-              static_cast<long long>(ms(up_at - down_at)), static_cast<long long>(ms(*ready_at - down_at)),
-              static_cast<long long>(ms(delivered_by - down_at)), log.str().c_str());
+  std::printf(
+      "mosquitto outage (ms from the first attempt): broker back %lld, ready notification %lld, first "
+      "delivery by %lld\n%s",
+      static_cast<long long>(ms(up_at - down_at)), static_cast<long long>(ms(*ready_at - down_at)),
+      static_cast<long long>(ms(delivered_by - down_at)), log.str().c_str());
   EXPECT_NE(log.str().find("WARN publisher down"), std::string::npos) << log.str();
   EXPECT_NE(log.str().find("WARN stream blocked stream=fills seq=1"), std::string::npos) << log.str();
   EXPECT_NE(log.str().find("INFO publisher up"), std::string::npos) << log.str();

@@ -747,9 +747,9 @@ TEST(ToolBinary, RelayLoopLogsEachChangeOnceAndCountsBlockedStreams) {
   {
     auto outbox = MustOpen(path);
     ASSERT_TRUE(outbox);
-    ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder,
-                                                                   .retry = RetryPolicy{.initial_backoff = 20ms,
-                                                                                        .max_backoff = 50ms}}));
+    ASSERT_OK_AND_ASSIGN(
+        Stream * s, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder,
+                                                  .retry = RetryPolicy{.initial_backoff = 20ms, .max_backoff = 50ms}}));
     EnqueueN(*outbox, *s, 2, "o");
   }
   // A broker that is down: every attempt fails (and is counted in `attempts`).
