@@ -218,6 +218,31 @@ TEST(Outage, ReadyNotificationRetriesABlockedHeadAtOnceAndEachChangeIsReportedOn
   EXPECT_EQ(logger->Count("stream unblocked"), 1);
 }
 
+// RocksDB's info log goes to the Logger only when asked, at its own levels.
+TEST(Logger, RocksDbInfoLogIsRoutedOnlyWhenAsked) {
+  for (bool routed : {false, true}) {
+    TempDir dir;
+    auto logger = std::make_shared<RecordingLogger>();
+    OutboxOptions o{.path = dir.Sub("db")};
+    o.logger = logger;
+    o.info_log_level = rocksdb::InfoLogLevel::INFO_LEVEL;
+    o.info_log_to_logger = routed;
+    {
+      auto outbox = MustOpen(o.path, o);
+      ASSERT_TRUE(outbox);
+    }
+    if (!routed) {
+      EXPECT_EQ(logger->Count("rocksdb"), 0);
+      continue;
+    }
+    EXPECT_GT(logger->Count("rocksdb"), 0);
+    auto lines = logger->lines();
+    auto it = std::find_if(lines.begin(), lines.end(),
+                           [](const std::string& l) { return l.find(" INFO rocksdb line=") != std::string::npos; });
+    ASSERT_NE(it, lines.end()) << (lines.empty() ? "" : lines[0]);
+  }
+}
+
 // An observer that throws from an outage callback is isolated like the others.
 TEST(Outage, ThrowingOutageObserverGoesToCaptureError) {
   struct Throwing final : Observer {

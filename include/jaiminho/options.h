@@ -207,6 +207,10 @@ struct OutboxOptions {
   // error or an abort. Put the file on another disk than the database to keep
   // the lines about a full disk. Default: empty (in memory).
   std::string info_log_path{};
+  // Also pass RocksDB's info log lines (at or above info_log_level) to
+  // `logger`, as records "rocksdb" with the line in field `line`, at the
+  // matching level (DEBUG, INFO, WARN, ERROR/FATAL as error). Default: false.
+  bool info_log_to_logger = false;
   // A RocksDB Env to run on (tests inject faults through it). Default: the default Env.
   rocksdb::Env* env = nullptr;
   // Called on the DBOptions before open, to tune RocksDB. Default: none.

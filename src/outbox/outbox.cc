@@ -111,7 +111,8 @@ rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr
   rocksdb::DBOptions dbo;
   // RocksDB's own LOG writer aborts the process on a full disk (Debian keeps
   // its assertions): ours never fails (storage/info_log.h).
-  dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level);
+  dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level,
+                                                     options.info_log_to_logger ? options.logger : nullptr);
   dbo.info_log_level = options.info_log_level;
   dbo.listeners.push_back(recovery);
   if (options.env != nullptr) dbo.env = options.env;
