@@ -243,6 +243,37 @@ TEST(Logger, RocksDbInfoLogIsRoutedOnlyWhenAsked) {
   }
 }
 
+TEST(Logger, BacklogCrossingTheThresholdIsLoggedOncePerCrossing) {
+  TempDir dir;
+  auto logger = std::make_shared<RecordingLogger>();
+  OutboxOptions o{.path = dir.Sub("db")};
+  o.logger = logger;
+  o.backlog_log_threshold = 4;
+  auto outbox = MustOpen(o.path, o);
+  ASSERT_TRUE(outbox);
+  ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder}));
+  for (int i = 0; i < 5; ++i) {
+    auto txn = outbox->Begin();
+    ASSERT_OK(txn.Enqueue(*s, {.type = "order", .key = "o", .payload = std::to_string(i)}));
+    ASSERT_OK(txn.Commit());
+  }
+  auto publisher = std::make_shared<ToggledPublisher>();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, publisher));
+  for (int pass = 0; pass < 3; ++pass)
+    ASSERT_OK(relay->RunOnce());
+  EXPECT_EQ(logger->Count("backlog above threshold"), 1);
+  EXPECT_EQ(logger->Count("backlog back below half the threshold"), 0);
+  publisher->Up();
+  for (int pass = 0; pass < 3; ++pass)
+    ASSERT_OK(relay->RunOnce());
+  EXPECT_EQ(logger->Count("backlog above threshold"), 1);
+  EXPECT_EQ(logger->Count("backlog back below half the threshold"), 1);
+  auto lines = logger->lines();
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("WARN backlog above threshold stream=orders backlog=5 threshold=4") != std::string::npos;
+  })) << ::testing::PrintToString(lines);
+}
+
 // An observer that throws from an outage callback is isolated like the others.
 TEST(Outage, ThrowingOutageObserverGoesToCaptureError) {
   struct Throwing final : Observer {

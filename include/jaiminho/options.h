@@ -192,6 +192,11 @@ struct OutboxOptions {
   // streams blocked/unblocked, parked and tampered events, write errors.
   // Default: none (nothing is written).
   std::shared_ptr<Logger> logger{};
+  // A stream's backlog (events committed and not yet delivered, as a relay
+  // sees it at each pass over the stream) reaching this many events is logged
+  // once as a warning; going back below half of it, once as info. 0 = never.
+  // Default: 10000.
+  uint64_t backlog_log_threshold = 10000;
 
   // Event signing. Default: off (no keys).
   SigningOptions signing{};

@@ -332,8 +332,17 @@ Status CheckAndAddFamilies(OutboxImpl& impl, Families& f, const std::vector<rock
     JM_RETURN_IF_ERROR(
         internal::ToStatus(impl.db->Write(wo, &r.batch), fmt::format("repair jaiminho.meta of {}", path)));
   }
-  for (const auto& p : r.problems)
-    impl.Capture(Error(ErrorCode::kCorruption, p));
+  if (meta.format > 0 && meta.format < kFormatVersion) {
+    impl.Log(
+        {.level = LogLevel::kInfo,
+         .message = "format upgraded",
+         .fields = {{"path", path}, {"from", std::to_string(meta.format)}, {"to", std::to_string(kFormatVersion)}}});
+  }
+  for (const auto& p : r.problems) {
+    Error e(ErrorCode::kCorruption, p);
+    impl.Log({.level = LogLevel::kWarn, .message = "repaired at open", .error = &e, .fields = {{"path", path}}});
+    impl.Capture(e);
+  }
   return {};
 }
 

@@ -164,6 +164,7 @@ class Relay::Impl {
     uint64_t poke = UINT64_MAX;
     int64_t next_due_us = 0;
     std::optional<uint64_t> blocked_seq;  // the head the stream is blocked at (reported)
+    bool backlog_high = false;            // past OutboxOptions::backlog_log_threshold (reported)
   };
 
   Result<std::vector<StreamState*>> Selected() {
@@ -201,6 +202,7 @@ class Relay::Impl {
         next_due_us_ = std::min(next_due_us_, m.next_due_us);
         continue;
       }
+      NoteBacklog(*s, m);
       // In loop mode a stream gets a bounded number of batches per round, so a
       // large backlog in one stream does not starve the others.
       auto r = Drain(*s, only_changed ? 16 : SIZE_MAX, stats);
@@ -210,6 +212,7 @@ class Relay::Impl {
         continue;
       }
       if (!r->busy) NoteBlocked(*s, m, *r);
+      NoteBacklog(*s, m);
       if (r->unfinished) {
         more_ = true;
         m.written = UINT64_MAX;
@@ -255,6 +258,23 @@ class Relay::Impl {
       StreamUnblocked(s, *m.blocked_seq);
       m.blocked_seq.reset();
     }
+  }
+
+  // Logs the backlog of `s` crossing OutboxOptions::backlog_log_threshold
+  // (up), or half of it (down), once per crossing.
+  void NoteBacklog(const StreamState& s, Memo& m) REQUIRES(run_mu_) {
+    const uint64_t limit = o_.options.backlog_log_threshold;
+    if (limit == 0) return;
+    // Seqs start at 1; the cursor is the first seq not known delivered.
+    const uint64_t last = s.written_seq.load(std::memory_order_acquire);
+    const uint64_t first = std::max<uint64_t>(s.cursor.load(std::memory_order_acquire), 1);
+    const uint64_t backlog = last >= first ? last - first + 1 : 0;
+    if (m.backlog_high == (backlog >= limit / 2 && (m.backlog_high || backlog >= limit))) return;
+    m.backlog_high = !m.backlog_high;
+    o_.Log({.level = m.backlog_high ? LogLevel::kWarn : LogLevel::kInfo,
+            .message = m.backlog_high ? "backlog above threshold" : "backlog back below half the threshold",
+            .stream = s.name,
+            .fields = {{"backlog", std::to_string(backlog)}, {"threshold", std::to_string(limit)}}});
   }
 
   void StreamBlocked(const StreamState& s, uint64_t seq, const Error& error) REQUIRES(run_mu_) {
