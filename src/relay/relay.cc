@@ -629,7 +629,7 @@ class Relay::Impl {
       ordered |= r.env && r.env->event.strategy == Strategy::kKeepOrder;
     Publish(pendings_, ordered ? Order::kKeep : Order::kAny);
     const bool keep_as_sent = !o_.options.delete_after_send;
-    Walk w{flow, cursor};
+    Walk w{std::move(flow), cursor};
     for (const Record& r : pendings_) {
       if (r.bad_key || r.claimed) {
         // Not ours to remove: a malformed key stays for `verify`; a claimed

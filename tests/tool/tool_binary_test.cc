@@ -4,6 +4,7 @@
 #include <rocksdb/version.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -772,6 +773,7 @@ TEST(ToolBinary, RelayLoopLogsEachChangeOnceAndCountsBlockedStreams) {
   ASSERT_EQ(::kill(relay.pid(), SIGTERM), 0);
   EXPECT_EQ(relay.Wait(), 0);
   const std::string err = read(err_file);
+  std::printf("relay --loop stderr:\n%s", err.c_str());
   std::vector<std::string> down, blocked, summary;
   for (const std::string& line : testing::SplitLines(err)) {
     if (line.find(" WARN publisher down ") != std::string::npos) down.push_back(line);
