@@ -15,6 +15,7 @@
 // dispatcher and relays; implementations must be thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "jaiminho/event.h"
@@ -35,6 +36,21 @@ class Observer {
   virtual void OnFailedToPublishByRelay(const Event& /*event*/, const Error& /*error*/) {}
   // The event was parked (dead-lettered) with this reason.
   virtual void OnParked(const Event& /*event*/, std::string_view /*reason*/) {}
+
+  // Outages, reported by each Relay once per change, never per retry (also
+  // logged through OutboxOptions::logger).
+  // The publisher went down: a publish failed with a retryable error (not
+  // permanent, not a missing handler) after the last success, or at the
+  // relay's first attempt.
+  virtual void OnPublisherDown(const Error& /*error*/) {}
+  // The publisher is back: the first success after OnPublisherDown, or the
+  // publisher's ready notification (Publisher::NotifyReady).
+  virtual void OnPublisherUp() {}
+  // A keep-order stream stopped at its failing head `seq` (once per head:
+  // not again at each retry of it).
+  virtual void OnStreamBlocked(std::string_view /*stream*/, uint64_t /*seq*/, const Error& /*error*/) {}
+  // The head `seq` that blocked the stream was delivered, skipped or parked.
+  virtual void OnStreamUnblocked(std::string_view /*stream*/, uint64_t /*seq*/) {}
 };
 
 }  // namespace jaiminho

@@ -29,6 +29,7 @@
 
 namespace jaiminho {
 
+class Logger;
 class Observer;
 class Publisher;
 
@@ -224,6 +225,15 @@ struct OutboxOptions {
   // django-jaiminho's DEFAULT_CAPTURE_EXCEPTION: receives every publish failure
   // and every exception thrown by an observer. Default: none.
   std::function<void(const Error&)> capture_error{};
+  // Where the library logs its state changes (logger.h): publisher down/up,
+  // streams blocked/unblocked, parked and tampered events, write errors.
+  // Default: none (nothing is written).
+  std::shared_ptr<Logger> logger{};
+  // A stream's backlog (events committed and not yet delivered, as a relay
+  // sees it at each pass over the stream) reaching this many events is logged
+  // once as a warning; going back below half of it, once as info. 0 = never.
+  // Default: 10000.
+  uint64_t backlog_log_threshold = 10000;
 
   // Event signing. Default: off (no keys).
   SigningOptions signing{};
@@ -239,6 +249,10 @@ struct OutboxOptions {
   // error or an abort. Put the file on another disk than the database to keep
   // the lines about a full disk. Default: empty (in memory).
   std::string info_log_path{};
+  // Also pass RocksDB's info log lines (at or above info_log_level) to
+  // `logger`, as records "rocksdb" with the line in field `line`, at the
+  // matching level (DEBUG, INFO, WARN, ERROR/FATAL as error). Default: false.
+  bool info_log_to_logger = false;
   // A RocksDB Env to run on (tests inject faults through it). Default: the default Env.
   rocksdb::Env* env = nullptr;
   // Called on the DBOptions before open, to tune RocksDB. Default: none.

@@ -20,12 +20,22 @@
 //   anything else (kUnavailable, kIOError, ...): retried per the stream's RetryPolicy.
 // A publisher that throws is treated as a retryable failure.
 //
+// Readiness: a publisher that knows its connection came back (a broker
+// reconnect) calls NotifyReady(); every Relay using it then wakes at once and
+// retries its blocked heads and waiting retries without waiting for their
+// backoff (their attempt counts are unchanged). The MQTT adapter notifies on
+// each accepted (re)connect, the Kafka adapter when a broker is up again after
+// all were down.
+//
 // Thread-safety: the relay calls a publisher from one thread at a time per
 // stream, but different streams and publish-on-commit may call it concurrently:
 // implementations must be safe for concurrent calls.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -59,6 +69,27 @@ class Publisher {
   // AbortedError() for the events it did not attempt. The default calls
   // Publish() for each event.
   virtual void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results);
+
+  // Whether the publisher is connected to its broker; nullopt (the default)
+  // when it has no notion of a connection.
+  virtual std::optional<bool> IsConnected() const { return std::nullopt; }
+
+  // Calls `listener` at each NotifyReady() until RemoveReadyListener(id).
+  // A listener runs on the notifying thread (an adapter's network thread),
+  // under the publisher's listener lock: it must be quick and must not call
+  // Add/RemoveReadyListener. Once RemoveReadyListener returns, the listener is
+  // not running and will not run again.
+  uint64_t AddReadyListener(std::function<void()> listener);
+  void RemoveReadyListener(uint64_t id);
+
+ protected:
+  // Tells the listeners the publisher can deliver again.
+  void NotifyReady();
+
+ private:
+  std::mutex ready_mu_;
+  uint64_t next_listener_ = 1;
+  std::unordered_map<uint64_t, std::function<void()>> ready_listeners_;
 };
 
 // True when a failure with this code is permanent (the event is parked, not retried).

@@ -21,6 +21,15 @@
 // (kUnknownHandler) is not an attempt: it blocks a keep-order stream, or waits
 // in the retry range, until the handler is registered (see publisher.h).
 //
+// Outages: the relay reports the publisher going down and up, and each
+// keep-order stream blocked at a failing head and unblocked again, once per
+// change, to the Observers (OnPublisherDown/Up, OnStreamBlocked/Unblocked) and
+// OutboxOptions::logger. It registers a ready listener with its publisher
+// (Publisher::AddReadyListener) for its lifetime: when the publisher says it is
+// ready again, the loop wakes at once and retries every blocked head and
+// waiting retry of its streams whatever their backoff (attempt counts are
+// unchanged; a head that exhausted its attempts still waits for an operator).
+//
 // Thread-safety: a Relay is safe to use from several threads. Several relays
 // may run in one process; a stream is delivered by one of them at a time
 // (others skip it), and never at the same time as a publish-on-commit attempt
@@ -65,8 +74,12 @@ struct RelayStats {
   uint64_t failed = 0;     // failed attempts
   uint64_t retried = 0;    // attempts scheduled for later
   uint64_t parked = 0;     // dead-lettered
-  uint64_t blocked = 0;    // keep-order streams that stopped at a failing head
-  uint64_t busy = 0;       // streams skipped because another relay was delivering them
+  // Keep-order streams of this relay blocked at a failing head after the pass
+  // (a stream counts once however many passes its head failed). A state, not
+  // a counter: in totals (Run(), stats()) the value after the latest pass.
+  uint64_t blocked = 0;
+  uint64_t busy = 0;  // streams skipped because another relay was delivering them
+  // Sums the counters; `blocked` becomes o.blocked (the later state).
   RelayStats& operator+=(const RelayStats& o);
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <thread>
 #include <utility>
 
@@ -140,7 +141,9 @@ class KafkaPublisher::Impl {
     // callback takes mu_.
   }
 
-  Status Start() {
+  // `on_ready` is called when a broker answers again after all were down.
+  Status Start(std::function<void()> on_ready) {
+    on_ready_ = std::move(on_ready);
     auto h = NewHandle();
     if (!h) return tl::unexpected(h.error());
     {
@@ -183,8 +186,14 @@ class KafkaPublisher::Impl {
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
   static void OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) self->brokers_down_ = true;
     internal::MutexLock l(self->mu_);
     self->last_error_ = fmt::format("{}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
+  }
+  // Called by the poll thread: after all brokers were down, a broker that
+  // answers (a delivery, or a metadata probe) makes the publisher ready.
+  void BrokerAnswered() {
+    if (brokers_down_.exchange(false)) on_ready_();
   }
 
   const KafkaOptions opt_;
@@ -196,6 +205,8 @@ class KafkaPublisher::Impl {
   std::shared_ptr<Handle> handle_ GUARDED_BY(mu_){};
   std::string last_error_ GUARDED_BY(mu_){};
   std::thread poller_{};
+  std::atomic<bool> brokers_down_{false};
+  std::function<void()> on_ready_{};  // set before the poll thread starts
 };
 
 Result<std::shared_ptr<KafkaPublisher::Impl::Handle>> KafkaPublisher::Impl::NewHandle() {
@@ -266,6 +277,14 @@ void KafkaPublisher::Impl::Poll() {
     // Serves delivery reports as they come; the timeout only bounds how long
     // a stop waits.
     rd_kafka_poll(h->rk, 100);
+    if (brokers_down_) {
+      // Probes the cluster (metadata of no topic) until a broker answers.
+      const struct rd_kafka_metadata* md = nullptr;
+      if (rd_kafka_metadata(h->rk, 0, nullptr, &md, 200) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        BrokerAnswered();
+      }
+    }
   }
 }
 
@@ -279,6 +298,7 @@ void KafkaPublisher::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg
   auto* self = static_cast<Impl*>(opaque);
   std::unique_ptr<Pending> p(static_cast<Pending*>(msg->_private));
   Status st;
+  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) self->BrokerAnswered();
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     ErrorCode code = PermanentError(msg->err) ? ErrorCode::kRejected : ErrorCode::kUnavailable;
     st = MakeError(code, fmt::format("Kafka delivery of event {} to topic '{}' failed: {}{}", p->id,
@@ -419,8 +439,11 @@ Result<std::shared_ptr<KafkaPublisher>> KafkaPublisher::Create(KafkaOptions o) {
   auto topic = TopicTemplate::Parse(o.topic);
   if (!topic) return invalid("topic: " + topic.error().message());
   auto impl = std::make_unique<Impl>(std::move(o), std::move(*topic));
-  if (Status s = impl->Start(); !s) return tl::unexpected(s.error());
-  return std::shared_ptr<KafkaPublisher>(new KafkaPublisher(std::move(impl)));
+  Impl* started = impl.get();
+  std::shared_ptr<KafkaPublisher> publisher(new KafkaPublisher(std::move(impl)));
+  // The poll thread ends in ~Impl, before the base Publisher (its listeners) goes.
+  if (Status s = started->Start([p = publisher.get()] { p->NotifyReady(); }); !s) return tl::unexpected(s.error());
+  return publisher;
 }
 
 Status KafkaPublisher::Publish(const Event& event) {

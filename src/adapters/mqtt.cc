@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -261,7 +262,9 @@ class MqttPublisher::Impl {
     if (thread_.joinable()) thread_.join();
   }
 
-  void Start() {
+  // `on_ready` is called after each accepted (re)connect.
+  void Start(std::function<void()> on_ready) {
+    on_ready_ = std::move(on_ready);
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -364,6 +367,7 @@ class MqttPublisher::Impl {
   // runs the network loop).
   mosquitto* mosq_ GUARDED_BY(mu_) = nullptr;
   std::unordered_map<int, Slot*> inflight_ GUARDED_BY(mu_){};  // by message id
+  std::function<void()> on_ready_;                             // set before the thread starts
   std::thread thread_;
 };
 
@@ -526,16 +530,19 @@ std::string MqttPublisher::Impl::ConnectError(std::string plain, int rc) {
 }
 
 void MqttPublisher::Impl::HandleConnect(int rc) {
-  internal::MutexLock l(mu_);
-  if (rc == 0) {
-    state_ = State::kConnected;
-    last_error_.clear();
-  } else {
-    refused_ = fmt::format("MQTT broker {} refused the connection: {}", endpoint_, mosquitto_reason_string(rc));
-    last_error_ = refused_;
-    state_ = State::kDown;
+  {
+    internal::MutexLock l(mu_);
+    if (rc == 0) {
+      state_ = State::kConnected;
+      last_error_.clear();
+    } else {
+      refused_ = fmt::format("MQTT broker {} refused the connection: {}", endpoint_, mosquitto_reason_string(rc));
+      last_error_ = refused_;
+      state_ = State::kDown;
+    }
+    cv_.SignalAll();
   }
-  cv_.SignalAll();
+  if (rc == 0) on_ready_();  // outside mu_: the listeners may publish
 }
 
 void MqttPublisher::Impl::Finish(Slot& slot, Status result) {
@@ -765,8 +772,11 @@ Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
   std::call_once(lib_init, [] { mosquitto_lib_init(); });
   if (o.client_id.empty()) o.client_id = RandomClientId();
   auto impl = std::make_unique<Impl>(std::move(o), std::move(*topic));
-  impl->Start();
-  return std::shared_ptr<MqttPublisher>(new MqttPublisher(std::move(impl)));
+  Impl* started = impl.get();
+  std::shared_ptr<MqttPublisher> publisher(new MqttPublisher(std::move(impl)));
+  // The thread ends in ~Impl, before the base Publisher (its listeners) goes.
+  started->Start([p = publisher.get()] { p->NotifyReady(); });
+  return publisher;
 }
 
 Status MqttPublisher::Publish(const Event& event) {

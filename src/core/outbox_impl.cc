@@ -206,6 +206,15 @@ void OutboxImpl::Capture(const Error& e) {
   }
 }
 
+void OutboxImpl::Log(const LogRecord& record) const {
+  if (!LogEnabled(record.level)) return;
+  try {
+    options.logger->Log(record);
+  } catch (...) {
+    // A logger that fails has nowhere to report to.
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Public classes.
 

@@ -16,6 +16,7 @@
 
 #include "core/claim_table.h"
 #include "core/cleaner_state.h"
+#include "jaiminho/logger.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
 #include "sign/signer.h"
@@ -222,6 +223,10 @@ class OutboxImpl {
     }
   }
   void Capture(const Error& e);
+  // Passes `record` to options.logger when there is one and it wants the
+  // level; an exception from it is dropped.
+  void Log(const LogRecord& record) const;
+  bool LogEnabled(LogLevel level) const { return options.logger && options.logger->Enabled(level); }
 
   Timestamp Now() const { return clock->Now(); }
 

@@ -210,6 +210,7 @@ Status DeliveryBatch::Commit() {
         fmt::format("record deliveries of stream '{}' in {}", stream_.name, outbox_.options.path));
     if (!s) {
       Error e = s.error();
+      outbox_.Log({.level = LogLevel::kError, .message = "write failed", .stream = stream_.name, .error = &e});
       outbox_.Capture(e);
       batch_.Clear();
       signals_.clear();
@@ -239,6 +240,17 @@ Status DeliveryBatch::Commit() {
         outbox_.Capture(*p.error);
         break;
       case Signal::kParked:
+        if (outbox_.LogEnabled(LogLevel::kWarn)) {
+          const std::string id = p.event->id.ToString();
+          // A tampered or corrupt record is an error; an exhausted or rejected event a warning.
+          outbox_.Log({.level = p.capture ? LogLevel::kError : LogLevel::kWarn,
+                       .message = p.capture ? "bad record parked" : "event parked",
+                       .stream = stream_.name,
+                       .seq = p.event->id.seq,
+                       .event_id = id,
+                       .error = p.error ? &*p.error : nullptr,
+                       .fields = {{"reason", p.reason}}});
+        }
         if (p.capture) {
           // Tampered or corrupt records are reported like publish failures
           // (django-jaiminho reports tampering), not only to OnParked.

@@ -24,6 +24,29 @@ void Publisher::PublishBatch(std::span<const Event> events, Order order, std::sp
   }
 }
 
+uint64_t Publisher::AddReadyListener(std::function<void()> listener) {
+  std::lock_guard l(ready_mu_);
+  const uint64_t id = next_listener_++;
+  ready_listeners_.emplace(id, std::move(listener));
+  return id;
+}
+
+void Publisher::RemoveReadyListener(uint64_t id) {
+  std::lock_guard l(ready_mu_);
+  ready_listeners_.erase(id);
+}
+
+void Publisher::NotifyReady() {
+  std::lock_guard l(ready_mu_);
+  for (auto& [id, listener] : ready_listeners_) {
+    try {
+      listener();
+    } catch (...) {
+      // A listener's failure must not stop the adapter's thread.
+    }
+  }
+}
+
 bool IsPermanent(ErrorCode code) {
   switch (code) {
     case ErrorCode::kRejected:

@@ -117,7 +117,8 @@ rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr
   rocksdb::DBOptions dbo;
   // RocksDB's own LOG writer aborts the process on a full disk (Debian keeps
   // its assertions): ours never fails (storage/info_log.h).
-  dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level);
+  dbo.info_log = std::make_shared<internal::InfoLog>(options.info_log_path, options.info_log_level,
+                                                     options.info_log_to_logger ? options.logger : nullptr);
   dbo.info_log_level = options.info_log_level;
   dbo.listeners.push_back(recovery);
   if (options.env != nullptr) dbo.env = options.env;
@@ -354,8 +355,17 @@ Status CheckAndAddFamilies(OutboxImpl& impl, Families& f, const std::vector<rock
     JM_RETURN_IF_ERROR(
         internal::ToStatus(impl.db->Write(wo, &r.batch), fmt::format("repair jaiminho.meta of {}", path)));
   }
-  for (const auto& p : r.problems)
-    impl.Capture(Error(ErrorCode::kCorruption, p));
+  if (meta.format > 0 && meta.format < kFormatVersion) {
+    impl.Log(
+        {.level = LogLevel::kInfo,
+         .message = "format upgraded",
+         .fields = {{"path", path}, {"from", std::to_string(meta.format)}, {"to", std::to_string(kFormatVersion)}}});
+  }
+  for (const auto& p : r.problems) {
+    Error e(ErrorCode::kCorruption, p);
+    impl.Log({.level = LogLevel::kWarn, .message = "repaired at open", .error = &e, .fields = {{"path", path}}});
+    impl.Capture(e);
+  }
   return {};
 }
 

@@ -4,7 +4,9 @@
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "core/outbox_impl.h"
@@ -29,7 +31,7 @@ RelayStats& RelayStats::operator+=(const RelayStats& o) {
   failed += o.failed;
   retried += o.retried;
   parked += o.parked;
-  blocked += o.blocked;
+  blocked = o.blocked;  // a state: the later one
   busy += o.busy;
   return *this;
 }
@@ -57,7 +59,13 @@ class Relay::Impl {
       : o_(OutboxAccess::Of(outbox)),
         publisher_(std::move(publisher)),
         options_(std::move(options)),
-        rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {}
+        rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {
+    // Removed in ~Impl before anything the listener touches goes away.
+    ready_listener_ = publisher_->AddReadyListener([this] {
+      ready_epoch_.fetch_add(1, std::memory_order_acq_rel);
+      o_.InterruptWaiters();
+    });
+  }
 
   // What Relay::Make checks before building one (named streams included).
   static Status Validate(Outbox& outbox, const Publisher* publisher, const RelayOptions& options) {
@@ -77,7 +85,11 @@ class Relay::Impl {
     return {};
   }
 
-  ~Impl() { Stop(); }
+  ~Impl() {
+    // Returns once a running listener call is done: none starts after it.
+    publisher_->RemoveReadyListener(ready_listener_);
+    Stop();
+  }
 
   Result<RelayStats> RunOnce() EXCLUDES(run_mu_) {
     internal::MutexLock l(run_mu_);
@@ -106,7 +118,8 @@ class Relay::Impl {
           next_due_us_ = kNever;
         }
         next_due_us = next_due_us_;
-        more = more_;
+        // A ready notification during the pass: run again at once.
+        more = more_ || ready_epoch_.load(std::memory_order_acquire) != seen_ready_epoch_;
       }
       if (stop.stop_requested()) break;
       auto deadline = std::chrono::steady_clock::now() + options_.interval;
@@ -150,6 +163,8 @@ class Relay::Impl {
     uint64_t written = UINT64_MAX;
     uint64_t poke = UINT64_MAX;
     int64_t next_due_us = 0;
+    std::optional<uint64_t> blocked_seq;  // the head the stream is blocked at (reported)
+    bool backlog_high = false;            // past OutboxOptions::backlog_log_threshold (reported)
   };
 
   Result<std::vector<StreamState*>> Selected() {
@@ -172,16 +187,22 @@ class Relay::Impl {
     JM_ASSIGN_OR_RETURN(auto streams, Selected());
     RelayStats stats;
     more_ = false;
+    // The publisher said it is ready: everything waiting for a backoff is due now.
+    const uint64_t ready = ready_epoch_.load(std::memory_order_acquire);
+    force_due_ = ready != seen_ready_epoch_;
+    seen_ready_epoch_ = ready;
+    if (force_due_) PublisherUp("ready notification");
     std::optional<Error> first_error;
     for (StreamState* s : streams) {
       Memo& m = memo_[s];
       const uint64_t written = s->written_seq.load(std::memory_order_acquire);
       const uint64_t poke = s->poke.load(std::memory_order_acquire);
       const int64_t now = ToMicros(o_.Now());
-      if (only_changed && written == m.written && poke == m.poke && now < m.next_due_us) {
+      if (only_changed && !force_due_ && written == m.written && poke == m.poke && now < m.next_due_us) {
         next_due_us_ = std::min(next_due_us_, m.next_due_us);
         continue;
       }
+      NoteBacklog(*s, m);
       // In loop mode a stream gets a bounded number of batches per round, so a
       // large backlog in one stream does not starve the others.
       auto r = Drain(*s, only_changed ? 16 : SIZE_MAX, stats);
@@ -190,6 +211,8 @@ class Relay::Impl {
         m.written = UINT64_MAX;  // look again next round
         continue;
       }
+      if (!r->busy) NoteBlocked(*s, m, *r);
+      NoteBacklog(*s, m);
       if (r->unfinished) {
         more_ = true;
         m.written = UINT64_MAX;
@@ -200,6 +223,10 @@ class Relay::Impl {
       m.next_due_us = r->next_due_us;
       next_due_us_ = std::min(next_due_us_, r->next_due_us);
     }
+    force_due_ = false;
+    stats.blocked = 0;
+    for (StreamState* s : streams)
+      stats.blocked += memo_[s].blocked_seq ? 1 : 0;
     {
       internal::MutexLock l(stats_mu_);
       totals_ += stats;
@@ -210,8 +237,81 @@ class Relay::Impl {
 
   struct DrainResult {
     bool unfinished = false;  // stopped by the batch budget with more to do
+    bool busy = false;        // another relay delivers the stream: nothing known
     int64_t next_due_us = kNever;
+    std::optional<uint64_t> blocked_seq;  // blocked at this head
+    std::optional<Error> blocked_error;   // why
   };
+
+  // Reports the changes of `s`'s blocked state (once per head).
+  void NoteBlocked(const StreamState& s, Memo& m, const DrainResult& r) REQUIRES(run_mu_) {
+    if (r.blocked_seq) {
+      if (m.blocked_seq == r.blocked_seq) return;
+      if (m.blocked_seq) StreamUnblocked(s, *m.blocked_seq);
+      m.blocked_seq = r.blocked_seq;
+      StreamBlocked(s, *r.blocked_seq, *r.blocked_error);
+      return;
+    }
+    // Not blocked now: the head went (delivered, skipped, parked) when the
+    // drain finished or the cursor passed it.
+    if (m.blocked_seq && (!r.unfinished || s.cursor.load(std::memory_order_acquire) > *m.blocked_seq)) {
+      StreamUnblocked(s, *m.blocked_seq);
+      m.blocked_seq.reset();
+    }
+  }
+
+  // Logs the backlog of `s` crossing OutboxOptions::backlog_log_threshold
+  // (up), or half of it (down), once per crossing.
+  void NoteBacklog(const StreamState& s, Memo& m) REQUIRES(run_mu_) {
+    const uint64_t limit = o_.options.backlog_log_threshold;
+    if (limit == 0) return;
+    // Seqs start at 1; the cursor is the first seq not known delivered.
+    const uint64_t last = s.written_seq.load(std::memory_order_acquire);
+    const uint64_t first = std::max<uint64_t>(s.cursor.load(std::memory_order_acquire), 1);
+    const uint64_t backlog = last >= first ? last - first + 1 : 0;
+    if (m.backlog_high == (backlog >= limit / 2 && (m.backlog_high || backlog >= limit))) return;
+    m.backlog_high = !m.backlog_high;
+    o_.Log({.level = m.backlog_high ? LogLevel::kWarn : LogLevel::kInfo,
+            .message = m.backlog_high ? "backlog above threshold" : "backlog back below half the threshold",
+            .stream = s.name,
+            .fields = {{"backlog", std::to_string(backlog)}, {"threshold", std::to_string(limit)}}});
+  }
+
+  void StreamBlocked(const StreamState& s, uint64_t seq, const Error& error) REQUIRES(run_mu_) {
+    o_.Log({.level = LogLevel::kWarn, .message = "stream blocked", .stream = s.name, .seq = seq, .error = &error});
+    o_.Notify([&](Observer& ob) { ob.OnStreamBlocked(s.name, seq, error); });
+  }
+  void StreamUnblocked(const StreamState& s, uint64_t seq) REQUIRES(run_mu_) {
+    o_.Log({.level = LogLevel::kInfo, .message = "stream unblocked", .stream = s.name, .seq = seq});
+    o_.Notify([&](Observer& ob) { ob.OnStreamUnblocked(s.name, seq); });
+  }
+
+  // The publisher's health, from the outcomes of a publish call.
+  void NoteOutcomes() REQUIRES(run_mu_) {
+    const Error* down = nullptr;
+    for (const Status& st : results_) {
+      if (st) {
+        PublisherUp("delivery");
+        return;
+      }
+      const ErrorCode c = st.error().code();
+      if (c == ErrorCode::kAborted || c == ErrorCode::kUnknownHandler || IsPermanent(c)) continue;
+      if (down == nullptr) down = &st.error();
+    }
+    if (down != nullptr) PublisherDown(*down);
+  }
+  void PublisherDown(const Error& error) REQUIRES(run_mu_) {
+    if (publisher_down_) return;
+    publisher_down_ = true;
+    o_.Log({.level = LogLevel::kWarn, .message = "publisher down", .error = &error});
+    o_.Notify([&](Observer& ob) { ob.OnPublisherDown(error); });
+  }
+  void PublisherUp(std::string_view by) REQUIRES(run_mu_) {
+    if (!publisher_down_) return;
+    publisher_down_ = false;
+    o_.Log({.level = LogLevel::kInfo, .message = "publisher up", .fields = {{"by", std::string(by)}}});
+    o_.Notify([](Observer& ob) { ob.OnPublisherUp(); });
+  }
 
   // Runs batches of stream `s` until it has nothing due, is blocked, or has
   // used `max_batches`; adds what they did to `stats` (batch by batch, so an
@@ -220,6 +320,7 @@ class Relay::Impl {
     DrainResult out;
     if (!s.delivery_mu.TryLock()) {
       ++stats.busy;
+      out.busy = true;
       out.next_due_us = ToMicros(o_.Now()) + options_.interval.count();
       return out;
     }
@@ -241,7 +342,10 @@ class Relay::Impl {
       out.next_due_us = std::min(out.next_due_us, flow.next_due_us);
       stats += r.counts;
     }
-    if (flow.blocked) ++stats.blocked;
+    if (flow.blocked) {
+      out.blocked_seq = flow.blocked_seq;
+      out.blocked_error = std::move(flow.blocked_error);
+    }
     JM_ASSIGN_OR_RETURN(int64_t retry_due, FirstRetryDue(s));
     out.next_due_us = std::min(out.next_due_us, retry_due);
     return out;
@@ -279,10 +383,12 @@ class Relay::Impl {
 
   // How far a batch got: Drain goes on while `more` and not `blocked`.
   struct Flow {
-    bool more = false;             // stopped by the batch limit or an unattempted event
-    bool blocked = false;          // a keep-order head waits for its next attempt
-    bool keep_iterators = true;    // the pending iterator stands where the next batch starts
-    int64_t next_due_us = kNever;  // the earliest next attempt seen
+    bool more = false;                     // stopped by the batch limit or an unattempted event
+    bool blocked = false;                  // a keep-order head waits for its next attempt
+    bool keep_iterators = true;            // the pending iterator stands where the next batch starts
+    int64_t next_due_us = kNever;          // the earliest next attempt seen
+    uint64_t blocked_seq = 0;              // with `blocked`: the head
+    std::optional<Error> blocked_error{};  // with `blocked`: why it failed
   };
 
   // What one batch did.
@@ -411,9 +517,11 @@ class Relay::Impl {
     const size_t limit = options_.batch_size;
     Flow flow;
     internal::StateRange& rit = *iters.retry;
+    // After a ready notification every retry is due, but those waiting for an operator.
+    const int64_t due_limit = force_due_ ? kNever - 1 : now_us;
     for (; rit.Valid(); rit.Next()) {
       auto k = rit.key();
-      if (k && k->due_us > now_us) break;
+      if (k && k->due_us > due_limit) break;
       if (retries_.size() == limit) {
         flow.more = true;
         break;
@@ -430,10 +538,13 @@ class Relay::Impl {
       }
       ReadRecord(s, pit, pendings_.emplace_back());
       const Record& r = pendings_.back();
-      if (r.env && internal::BlockedHeadWaits(r.env->event, now)) {
+      if (r.env && internal::BlockedHeadWaits(r.env->event, now) &&
+          !(force_due_ && ToMicros(r.env->event.next_attempt_at) != kNever)) {
         // A keep-order head waiting for its backoff (or for an operator).
         flow.next_due_us = std::min(flow.next_due_us, ToMicros(r.env->event.next_attempt_at));
         flow.blocked = true;
+        flow.blocked_seq = r.seq;
+        flow.blocked_error = WaitingHeadError(r.env->event);
         pendings_.pop_back();
         flow.keep_iterators = false;
         break;
@@ -441,6 +552,16 @@ class Relay::Impl {
     }
     JM_RETURN_IF_ERROR(pit.status(fmt::format("read pending of stream '{}'", s.name)));
     return flow;
+  }
+
+  // Why a head that this pass did not attempt blocks its stream (its last failure).
+  static Error WaitingHeadError(const Event& head) {
+    const bool no_handler = head.note.starts_with("blocked: no handler");
+    const std::string then = ToMicros(head.next_attempt_at) == kNever
+                                 ? std::string("its attempts are exhausted: requeue or skip it")
+                                 : fmt::format("attempt {} is due later", head.attempts + 1);
+    return Error(no_handler ? ErrorCode::kUnknownHandler : ErrorCode::kUnavailable,
+                 fmt::format("{} ({})", head.last_error, then));
   }
 
   // Publishes the decoded, untampered events of `recs` in one call; each
@@ -454,8 +575,11 @@ class Relay::Impl {
     }
     results_.assign(events_.size(), Status());
     if (events_.empty()) return;
-    internal::ScopedDuration timed(duration);
-    internal::CallPublishBatch(*publisher_, events_, order, results_);
+    {
+      internal::ScopedDuration timed(duration);
+      internal::CallPublishBatch(*publisher_, events_, order, results_);
+    }
+    NoteOutcomes();
   }
 
   // Parks a record that failed verification (corrupt or tampered).
@@ -508,7 +632,7 @@ class Relay::Impl {
       ordered |= r.env && r.env->event.strategy == Strategy::kKeepOrder;
     Publish(pendings_, ordered ? Order::kKeep : Order::kAny, batch.publish_duration());
     const bool keep_as_sent = !o_.options.delete_after_send;
-    Walk w{flow, cursor};
+    Walk w{std::move(flow), cursor};
     for (const Record& r : pendings_) {
       if (r.bad_key || r.claimed) {
         // Not ours to remove: a malformed key stays for `verify`; a claimed
@@ -541,6 +665,8 @@ class Relay::Impl {
         if (outcome == internal::FailOutcome::kBlocked) {
           // The head was rewritten in place with its next attempt time.
           w.flow.blocked = true;
+          w.flow.blocked_seq = r.seq;
+          w.flow.blocked_error = st.error();
           w.flow.more = false;
           w.flow.next_due_us = std::min(w.flow.next_due_us, batch.last_due_us());
           w.flow.keep_iterators = false;
@@ -590,6 +716,14 @@ class Relay::Impl {
   std::vector<uint64_t> claims_ GUARDED_BY(run_mu_);
 
   uint64_t persist_limit_ GUARDED_BY(run_mu_) = UINT64_MAX;  // of the current batch: see Batch
+  // The publisher's last known health (reported on change).
+  bool publisher_down_ GUARDED_BY(run_mu_) = false;
+  // Ready notifications: counted by the listener, consumed by a pass, which
+  // then treats every backoff as elapsed (force_due_).
+  uint64_t ready_listener_ = 0;
+  std::atomic<uint64_t> ready_epoch_{0};
+  uint64_t seen_ready_epoch_ GUARDED_BY(run_mu_) = 0;
+  bool force_due_ GUARDED_BY(run_mu_) = false;
 
   mutable internal::Mutex stats_mu_;
   RelayStats totals_ GUARDED_BY(stats_mu_);

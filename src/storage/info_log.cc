@@ -12,7 +12,34 @@
 
 namespace jaiminho::internal {
 
-InfoLog::InfoLog(std::string file, rocksdb::InfoLogLevel level) : rocksdb::Logger(level), file_(std::move(file)) {}
+namespace {
+// The level of the line being logged on this thread (Logv with a level).
+thread_local rocksdb::InfoLogLevel t_level = rocksdb::InfoLogLevel::INFO_LEVEL;
+
+LogLevel LevelOf(rocksdb::InfoLogLevel level) {
+  switch (level) {
+    case rocksdb::InfoLogLevel::DEBUG_LEVEL:
+      return LogLevel::kDebug;
+    case rocksdb::InfoLogLevel::WARN_LEVEL:
+      return LogLevel::kWarn;
+    case rocksdb::InfoLogLevel::ERROR_LEVEL:
+    case rocksdb::InfoLogLevel::FATAL_LEVEL:
+      return LogLevel::kError;
+    default:
+      return LogLevel::kInfo;
+  }
+}
+}  // namespace
+
+InfoLog::InfoLog(std::string file, rocksdb::InfoLogLevel level, std::shared_ptr<jaiminho::Logger> forward)
+    : rocksdb::Logger(level), file_(std::move(file)), forward_(std::move(forward)) {}
+
+void InfoLog::Logv(rocksdb::InfoLogLevel level, const char* format, va_list ap) {
+  if (level < GetInfoLogLevel()) return;
+  t_level = level;
+  Logv(format, ap);
+  t_level = rocksdb::InfoLogLevel::INFO_LEVEL;
+}
 
 InfoLog::~InfoLog() {
   MutexLock l(mu_);
@@ -48,6 +75,16 @@ void InfoLog::Logv(const char* format, va_list ap) {
     line += big;
   }
   if (line.empty() || line.back() != '\n') line.push_back('\n');
+  if (forward_ && forward_->Enabled(LevelOf(t_level))) {
+    try {
+      const size_t body = n > 0 ? static_cast<size_t>(n) : 0;  // after the time and thread prefix
+      forward_->Log({.level = LevelOf(t_level),
+                     .message = "rocksdb",
+                     .fields = {{"line", line.substr(body, line.size() - body - 1)}}});
+    } catch (...) {
+      // Never fails RocksDB's logging.
+    }
+  }
   MutexLock l(mu_);
   Append(std::move(line));
 }

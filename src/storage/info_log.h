@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "jaiminho/logger.h"
 #include "util/mutex.h"
 
 namespace jaiminho::internal {
@@ -29,12 +30,15 @@ class InfoLog final : public rocksdb::Logger {
   // A file is renamed to "<file>.old" (replacing it) when it would pass this.
   static constexpr uint64_t kMaxFileBytes = 4 << 20;
 
-  // `file` empty: in memory. Lines below `level` are not logged.
-  InfoLog(std::string file, rocksdb::InfoLogLevel level);
+  // `file` empty: in memory. Lines below `level` are not logged. `forward`:
+  // each line also goes to it (record "rocksdb", field line=...).
+  InfoLog(std::string file, rocksdb::InfoLogLevel level, std::shared_ptr<jaiminho::Logger> forward = {});
   ~InfoLog() override;
 
   using rocksdb::Logger::Logv;
   void Logv(const char* format, va_list ap) EXCLUDES(mu_) override;
+  // Keeps the line's level for the forward logger.
+  void Logv(rocksdb::InfoLogLevel level, const char* format, va_list ap) EXCLUDES(mu_) override;
 
   // The lines kept in memory, oldest first (empty in file mode).
   std::vector<std::string> Lines() const EXCLUDES(mu_);
@@ -47,6 +51,7 @@ class InfoLog final : public rocksdb::Logger {
 
   // Constant after construction.
   const std::string file_;
+  const std::shared_ptr<jaiminho::Logger> forward_;
 
   mutable Mutex mu_;
   // Guarded by mu_.

@@ -139,7 +139,8 @@ Result<std::unique_ptr<internal::Signer>> VerifierFromFile(const std::string& fi
       {.keys = std::move(keys), .sign_events = false, .verify_signatures = true, .require_signature = true}, db);
 }
 
-Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys) {
+Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys,
+                                               std::shared_ptr<Logger> logger) {
   JM_RETURN_IF_ERROR(CheckDatabasePath(path));
   // Outbox::Open would also refuse (kBusy), but only after RocksDB started its
   // open, which rotates the holder's LOG file: ask the lock first.
@@ -151,6 +152,7 @@ Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vec
   // The read-only probe inside Outbox::Open refuses a non-jaiminho database
   // before anything is written.
   OutboxOptions o{.path = path, .create_if_missing = false};
+  o.logger = std::move(logger);
   if (!keys.empty()) o.signing = {.keys = std::move(keys), .sign_events = false, .require_signature = true};
   return Outbox::Open(std::move(o));
 }

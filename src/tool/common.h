@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "jaiminho/logger.h"
 #include "jaiminho/outbox.h"
 #include "jaiminho/result.h"
 #include "sign/signer.h"
@@ -75,8 +76,10 @@ Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& 
 
 // The database opened for writing. kBusy naming the holder's pid when another
 // process holds it (checked before RocksDB is asked to open it, so a live
-// database is not touched at all, not even its LOG file).
-Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys = {});
+// database is not touched at all, not even its LOG file). `logger`: the
+// Outbox's (OutboxOptions::logger), none by default.
+Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys = {},
+                                               std::shared_ptr<Logger> logger = {});
 
 // Signing keys from a file: one key per line, "ID SECRET" (the secret is the
 // rest of the line); blank lines and lines starting with '#' are skipped.

@@ -6,8 +6,10 @@
 #include <signal.h>
 
 #include <chrono>
+#include <iostream>
 #include <thread>
 
+#include "jaiminho/logger.h"
 #include "tool/commands.h"
 #include "tool/format.h"
 #include "tool/progress.h"
@@ -79,9 +81,9 @@ class StopSignals {
 std::string Summary(const RelayStats& s, std::chrono::steady_clock::duration elapsed) {
   double secs = std::chrono::duration<double>(elapsed).count();
   return fmt::format(
-      "relay: {} published, {} failed attempts, {} retries scheduled, {} parked, {} streams blocked ({:.2f} s, "
+      "relay: {} published, {} failed attempts, {} retries scheduled, {} parked, {} stream{} blocked ({:.2f} s, "
       "{:.0f} events/s)",
-      s.published, s.failed, s.retried, s.parked, s.blocked, secs,
+      s.published, s.failed, s.retried, s.parked, s.blocked, s.blocked == 1 ? "" : "s", secs,
       secs > 0 ? static_cast<double>(s.published) / secs : 0.0);
 }
 
@@ -98,7 +100,12 @@ int RelayCommand(const RelayCommandOptions& o, Io& io) {
 
   auto keys = LoadSigningKeys(o.keys_file);
   if (!keys) return Report(io, "relay", keys.error(), kExitUsage);
-  auto opened = OpenForWriting(o.path, std::move(*keys));
+  // One line per change on stderr (publisher down/up, streams blocked and
+  // unblocked, parked events), written at once: it shows with stderr
+  // redirected to a file or the journal.
+  std::shared_ptr<Logger> logger =
+      &io.err == &std::cerr ? MakeStderrLogger(LogLevel::kInfo) : MakeStreamLogger(io.err, LogLevel::kInfo);
+  auto opened = OpenForWriting(o.path, std::move(*keys), logger);
   if (!opened) return ReportOpenError(io, "relay", opened.error());
   Outbox& outbox = **opened;
   for (const std::string& name : o.streams) {

@@ -6,12 +6,16 @@
 #include "jaiminho/adapters/mqtt.h"
 
 #include <charconv>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "adapters/signals.h"
 #include "adapters/testing/mosquitto_broker.h"
 #include "adapters/testing/mqtt_subscriber.h"
+#include "jaiminho/logger.h"
 #include "support/test_util.h"
 
 namespace jaiminho {
@@ -321,6 +325,65 @@ TEST(MqttPublisher, BrokerStoppedMidStreamEventsBufferThenAllArriveInOrder) {
   EXPECT_GT(signals->inline_failures(), 0) << "publish-on-commit events should have failed inline while down";
   std::printf("duplicates after the restart: fills %zu, telemetry %zu\n", SeqsOf(msgs, "fills").size() - total,
               SeqsOf(msgs, "telemetry").size() - total);
+}
+
+// Issue 16: a keep-order head that failed while the broker was down for
+// longer than max_backoff is delivered within a second of the broker's
+// return: the reconnect's ready notification wakes the relay, whatever the
+// head's backoff (2 s here, so a missed wake would take up to 2 s).
+TEST(MqttPublisher, ReconnectWakesTheRelayAndTheBlockedHeadIsDeliveredWithinASecond) {
+  TempDir dir;
+  auto broker = StartBroker(dir);
+  ASSERT_TRUE(broker);
+  ASSERT_OK(broker->Stop());
+  ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(FastOptions(broker->port(), "{stream}/{key}")));
+  std::mutex mu;
+  std::optional<std::chrono::steady_clock::time_point> ready_at;
+  const uint64_t listener = mqtt->AddReadyListener([&] {
+    std::lock_guard l(mu);
+    if (!ready_at) ready_at = std::chrono::steady_clock::now();
+  });
+  auto signals = std::make_shared<Signals>();
+  std::ostringstream log;
+  OutboxOptions o;
+  o.observers = {signals};
+  o.logger = MakeStreamLogger(log, LogLevel::kInfo);
+  auto outbox = MustOpen(dir.Sub("db"), o);
+  // Failures at 0, 0.5, 1.5 and 3.5 s: the head then waits max_backoff (2 s).
+  ASSERT_OK_AND_ASSIGN(
+      Stream * s,
+      outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder,
+                                   .retry = RetryPolicy{.initial_backoff = 500ms, .max_backoff = 2s, .jitter = 0}}));
+  {
+    auto txn = outbox->Begin();
+    ASSERT_OK(txn.Enqueue(*s, {.type = "fill", .key = "o1", .payload = "1"}));
+    ASSERT_OK(txn.Commit());
+  }
+  const auto down_at = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, mqtt, {.interval = 10s}));
+  relay->Start();
+  ASSERT_TRUE(signals->WaitRelayFailures(4, kWait));
+  ASSERT_OK(broker->Restart());
+  const auto up_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(signals->WaitRelayPublished(1, kWait)) << broker->log();
+  const auto delivered_by = std::chrono::steady_clock::now();
+  relay->Stop();
+  mqtt->RemoveReadyListener(listener);
+  const auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  EXPECT_GT(up_at - down_at, 2s) << "down for longer than max_backoff";
+  EXPECT_LT(delivered_by - up_at, 1s) << "first delivery " << ms(delivered_by - up_at)
+                                      << " ms after the broker started";
+  std::lock_guard l(mu);
+  ASSERT_TRUE(ready_at);
+  std::printf(
+      "mosquitto outage (ms from the first attempt): broker back %lld, ready notification %lld, first "
+      "delivery by %lld\n%s",
+      static_cast<long long>(ms(up_at - down_at)), static_cast<long long>(ms(*ready_at - down_at)),
+      static_cast<long long>(ms(delivered_by - down_at)), log.str().c_str());
+  EXPECT_NE(log.str().find("WARN publisher down"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("WARN stream blocked stream=fills seq=1"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("INFO publisher up"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("INFO stream unblocked stream=fills seq=1"), std::string::npos) << log.str();
 }
 
 TEST(MqttPublisher, RefusedConnectionNamesHostPortAndIsRetriedPerPolicy) {

@@ -4,9 +4,11 @@
 #include <rocksdb/version.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
 
 #include "storage/envelope.h"
 #include "storage/keys.h"
@@ -28,6 +30,7 @@ using testing::SplitTabs;
 using testing::TempDir;
 using testing::ToolRun;
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 
 // 2023-11-14T22:13:20.123456Z
 constexpr int64_t kT0 = 1'700'000'000'123'456;
@@ -474,7 +477,7 @@ TEST(ToolBinary, BlockedKeepOrderStreamIsReportedAndSkipUnsticksIt) {
   ToolRun stuck = RunTool({"relay", path, "--sink", "stdout"});
   EXPECT_EQ(stuck.code, 1) << Describe(stuck);
   EXPECT_EQ(stuck.out, "");
-  EXPECT_NE(stuck.err.find("1 streams blocked"), std::string::npos) << stuck.err;
+  EXPECT_NE(stuck.err.find("1 stream blocked ("), std::string::npos) << stuck.err;
 
   ToolRun skip = RunTool({"skip", path, "--stream", "orders", "--seq", "1", "--reason", "poison order"});
   ASSERT_EQ(skip.code, 0) << Describe(skip);
@@ -731,6 +734,64 @@ TEST(ToolBinary, RelayLoopDeliversUntilSignalledAndHoldsTheDatabase) {
   EXPECT_EQ(rows[0]["pending"].u64(), 0u);
   EXPECT_EQ(rows[0]["cursor"].u64(), 4u);
   EXPECT_EQ(rows[0]["last_seq"].u64(), 3u);
+}
+
+// Issue 16: with stderr redirected to a file (as under a service manager),
+// `relay --loop` writes one line per change as it happens (the publisher down,
+// the stream blocked, with time, stream, seq and error), not one per failed
+// attempt, and its summary counts the blocked stream once.
+TEST(ToolBinary, RelayLoopLogsEachChangeOnceAndCountsBlockedStreams) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  const std::string attempts = dir.Sub("attempts");
+  const std::string err_file = dir.Sub("stderr.log");
+  {
+    auto outbox = MustOpen(path);
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(
+        Stream * s, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder,
+                                                  .retry = RetryPolicy{.initial_backoff = 20ms, .max_backoff = 50ms}}));
+    EnqueueN(*outbox, *s, 2, "o");
+  }
+  // A broker that is down: every attempt fails (and is counted in `attempts`).
+  const std::string sink = "exec:echo attempt >> '" + attempts + "'; echo 'connection refused' >&2; exit 3";
+  Child relay({"/bin/sh", "-c",
+               "exec '" + std::string(JM_TOOL) + "' relay '" + path + "' --loop --interval 20ms --sink \"" + sink +
+                   "\" 2> '" + err_file + "'"});
+  auto read = [](const std::string& file) {
+    std::ifstream in(file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  auto lines_in = [&](const std::string& file) { return testing::SplitLines(read(file)).size(); };
+  // The lines are in the file while the relay still runs: written per line.
+  while ((lines_in(attempts) < 4 || read(err_file).find("stream blocked") == std::string::npos) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GE(lines_in(attempts), 4u) << read(err_file);
+  ASSERT_EQ(::kill(relay.pid(), SIGTERM), 0);
+  EXPECT_EQ(relay.Wait(), 0);
+  const std::string err = read(err_file);
+  std::printf("relay --loop stderr:\n%s", err.c_str());
+  std::vector<std::string> down, blocked, summary;
+  for (const std::string& line : testing::SplitLines(err)) {
+    if (line.find(" WARN publisher down ") != std::string::npos) down.push_back(line);
+    if (line.find(" WARN stream blocked ") != std::string::npos) blocked.push_back(line);
+    if (line.starts_with("relay: ")) summary.push_back(line);
+  }
+  ASSERT_EQ(down.size(), 1u) << err;
+  ASSERT_EQ(blocked.size(), 1u) << err;
+  // 2026-11-29T19:08:57.916Z WARN stream blocked stream=orders seq=1 error="unavailable: exec sink: ..."
+  EXPECT_EQ(blocked[0][10], 'T') << blocked[0];
+  EXPECT_EQ(blocked[0][23], 'Z') << blocked[0];
+  EXPECT_NE(blocked[0].find("stream blocked stream=orders seq=1 error=\"unavailable: exec sink:"), std::string::npos)
+      << blocked[0];
+  EXPECT_NE(blocked[0].find("exited with 3"), std::string::npos) << blocked[0];
+  EXPECT_NE(down[0].find("connection refused"), std::string::npos) << down[0];
+  ASSERT_EQ(summary.size(), 1u) << err;
+  EXPECT_NE(summary[0].find("0 published"), std::string::npos) << summary[0];
+  EXPECT_NE(summary[0].find(", 1 stream blocked"), std::string::npos) << summary[0];
 }
 
 // --- clean -----------------------------------------------------------------

@@ -169,6 +169,8 @@ class MqttPublisher final : public Publisher {
   // Validates the options (kInvalidArgument naming the option) and starts the
   // connection thread. Succeeds while the broker is down: the thread keeps
   // trying, and publishes fail with kUnavailable until it connects.
+  // Each accepted (re)connect calls NotifyReady() (publisher.h): relays
+  // retry their blocked heads at once.
   [[nodiscard]] static Result<std::shared_ptr<MqttPublisher>> Create(MqttOptions options);
 
   // Disconnects and joins the connection thread; events still awaiting a
@@ -190,6 +192,7 @@ class MqttPublisher final : public Publisher {
 
   // True while connected (CONNACK received, connection not lost).
   bool connected() const;
+  std::optional<bool> IsConnected() const override { return connected(); }
   // The last connection error ("" when none since the last successful connect).
   std::string last_error() const;
   // Blocks until connected or `timeout` passes; returns connected().
