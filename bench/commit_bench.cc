@@ -2,6 +2,7 @@
 // of the same bytes vs SQLite (business row + outbox row in one transaction).
 //
 //   commit/nosync/{ours,rocksdb,sqlite}            one thread, no sync (SQLite synchronous=OFF)
+//   commit/nosync/{ours_quota,ours_noguard}        ours with a stream quota / with the free-space guard off
 //   commit/sync/{ours,rocksdb,sqlite}/threads:N    sync=true (SQLite synchronous=FULL)
 //
 // With N threads every thread commits on the same database: ours merges them
@@ -54,9 +55,21 @@ struct Workload {
 // seqs), which would otherwise be a whole first measurement on its own.
 constexpr int kWarmupThread = 99;
 
-void CommitOurs(benchmark::State& st, bool sync) {
+// What the commit checks besides the write: the stream's quota and the
+// free-space guard (issue 17), each measured against a run without it.
+enum class Checks { kDefault, kQuota, kNoGuard };
+
+void CommitOursWith(benchmark::State& st, bool sync, Checks checks) {
   if (st.thread_index() == 0) {
-    g.ours = OpenOurs(fmt::format("commit-ours-{}", sync ? "sync" : "nosync"));
+    jaiminho::OutboxOptions options;
+    if (checks == Checks::kNoGuard) options.min_free_bytes = 0;
+    g.ours = OpenOurs(fmt::format("commit-ours-{}", sync ? "sync" : "nosync"), std::move(options));
+    if (checks == Checks::kQuota) {
+      // A quota the run never reaches: what checking it costs.
+      Check(g.ours->outbox->OpenStream(kStream, {.quota = jaiminho::StreamQuota{.max_events = uint64_t{1} << 40,
+                                                                                .max_bytes = uint64_t{1} << 50}}),
+            "set quota");
+    }
     Workload w(kWarmupThread);
     w.Next();
     auto txn = g.ours->outbox->Begin();
@@ -76,6 +89,16 @@ void CommitOurs(benchmark::State& st, bool sync) {
   }
   st.SetItemsProcessed(st.iterations());
   if (st.thread_index() == 0) g.ours.reset();
+}
+
+void CommitOurs(benchmark::State& st, bool sync) {
+  CommitOursWith(st, sync, Checks::kDefault);
+}
+void CommitOursQuota(benchmark::State& st, bool sync) {
+  CommitOursWith(st, sync, Checks::kQuota);
+}
+void CommitOursNoGuard(benchmark::State& st, bool sync) {
+  CommitOursWith(st, sync, Checks::kNoGuard);
 }
 
 void CommitRaw(benchmark::State& st, bool sync) {
@@ -147,6 +170,8 @@ void RegisterCommitBenchmarks() {
   for (const System& s : kSystems) {
     benchmark::RegisterBenchmark(fmt::format("commit/nosync/{}", s.name).c_str(), s.fn, false)->UseRealTime();
   }
+  benchmark::RegisterBenchmark("commit/nosync/ours_quota", CommitOursQuota, false)->UseRealTime();
+  benchmark::RegisterBenchmark("commit/nosync/ours_noguard", CommitOursNoGuard, false)->UseRealTime();
   const std::string section1 = fmt::format("Commit, no sync, 1 thread, {}-byte payload", config().payload);
   report.Compare({.name = "commit_nosync_1t_vs_rocksdb",
                   .section = section1,
@@ -160,6 +185,18 @@ void RegisterCommitBenchmarks() {
                   .baseline = Key("commit/nosync/sqlite"),
                   .label = "ours / SQLite (WAL, synchronous=OFF)",
                   .target = 4.0});
+  report.Compare({.name = "commit_quota_vs_no_quota",
+                  .section = section1,
+                  .ours = Key("commit/nosync/ours_quota"),
+                  .baseline = Key("commit/nosync/ours"),
+                  .label = "ours with a stream quota / ours without",
+                  .target = 0.95});
+  report.Compare({.name = "commit_guard_vs_no_guard",
+                  .section = section1,
+                  .ours = Key("commit/nosync/ours"),
+                  .baseline = Key("commit/nosync/ours_noguard"),
+                  .label = "ours with the free-space guard (default) / guard off",
+                  .target = 0.95});
 
   // (2) sync=true at several thread counts.
   for (const System& s : kSystems) {
