@@ -69,6 +69,13 @@ struct StreamMetrics {
   // memtables (RocksDB's approximate memtable size; they are in the WAL). Shared
   // WAL and MANIFEST files are not counted. Unset when RocksDB does not report them.
   std::optional<uint64_t> bytes_on_disk{};
+  // The stream's quota (StreamQuota; 0 = no limit), and the events' own bytes
+  // waiting for delivery (pending, retrying, parked), which the quota counts:
+  // set when the stream has a quota (maintained in the process that has the
+  // database open; counted from the records by jaiminho-tool).
+  uint64_t quota_max_events = 0;
+  uint64_t quota_max_bytes = 0;
+  std::optional<uint64_t> waiting_bytes{};
 };
 
 [[nodiscard]] Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/outbox_impl.h"
 #include "jaiminho/version.h"
 #include "outbox/metrics_internal.h"
@@ -72,6 +74,11 @@ Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox) {
     m.failed = s.failed.load(std::memory_order_relaxed);
     m.retried = s.retried.load(std::memory_order_relaxed);
     m.parked = s.parked.load(std::memory_order_relaxed);
+    m.quota_max_events = s.quota_events();
+    m.quota_max_bytes = s.quota_bytes();
+    if ((m.quota_max_events != 0 || m.quota_max_bytes != 0) && s.usage_known.load(std::memory_order_acquire)) {
+      m.waiting_bytes = static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_bytes.load(std::memory_order_relaxed)));
+    }
     m.commit_to_publish_seconds = s.commit_to_publish.Snapshot();
     m.publish_duration_seconds = s.publish_duration.Snapshot();
     auto st = internal::ScanStream(o.db.get(), s.cf, m.cursor, o.Now(), &m);
@@ -140,6 +147,16 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusO
   family("last_seq", "gauge", "Last sequence number assigned.", [](const StreamMetrics& m) { return m.last_seq; });
   family("disk_bytes", "gauge", "Bytes of the stream's records on disk: SST files plus records not yet flushed.",
          [](const StreamMetrics& m) { return m.bytes_on_disk.value_or(0); });
+  family("quota_max_events", "gauge", "The stream's quota of waiting events (pending, retrying, parked); 0: none.",
+         [](const StreamMetrics& m) { return m.quota_max_events; });
+  family("quota_max_bytes", "gauge", "The stream's quota of waiting bytes (the events' own bytes); 0: none.",
+         [](const StreamMetrics& m) { return m.quota_max_bytes; });
+  if (std::any_of(metrics.begin(), metrics.end(), [](const StreamMetrics& m) { return m.waiting_bytes.has_value(); })) {
+    header("waiting_bytes", "gauge", "The events' own bytes waiting for delivery (streams with a quota).");
+    for (const StreamMetrics& m : metrics) {
+      if (m.waiting_bytes) out += fmt::format("jaiminho_waiting_bytes{{{}}} {}\n", label(m), *m.waiting_bytes);
+    }
+  }
   family("committed_events_total", "counter", "Events committed since open.",
          [](const StreamMetrics& m) { return m.committed; });
   family("published_events_total", "counter", "Events acknowledged by the publisher since open.",

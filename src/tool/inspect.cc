@@ -4,6 +4,7 @@
 
 #include "outbox/metrics_internal.h"
 #include "storage/check.h"
+#include "storage/stream_reader.h"
 #include "util/macros.h"
 
 namespace jaiminho::tool {
@@ -21,7 +22,15 @@ Result<std::vector<StreamInfo>> InspectStreams(const internal::ReadOnlyDb& db, c
       info.reserved = it->second.hwm;
       info.metrics.cursor = it->second.cursor;
     }
-    if (info.config) info.metrics.strategy = info.config->strategy;
+    if (info.config) {
+      info.metrics.strategy = info.config->strategy;
+      info.metrics.quota_max_events = info.config->quota.max_events;
+      info.metrics.quota_max_bytes = info.config->quota.max_bytes;
+      if (info.config->has_quota()) {
+        JM_ASSIGN_OR_RETURN(internal::Waiting w, internal::CountWaiting(db.db.get(), cf, name, info.metrics.cursor));
+        info.metrics.waiting_bytes = w.bytes;
+      }
+    }
     auto scanned = internal::ScanStream(db.db.get(), cf, info.metrics.cursor, now, &info.metrics);
     if (!scanned) {
       return MakeError(scanned.error().code(), fmt::format("stream '{}': {}", name, scanned.error().message()));

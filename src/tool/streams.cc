@@ -1,5 +1,9 @@
 // streams: each stream's configuration and delivery state.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <string>
+#include <vector>
 
 #include "tool/commands.h"
 #include "tool/format.h"
@@ -34,11 +38,36 @@ std::string StreamJson(const StreamInfo& info) {
         "\"jitter\":{},\"on_exhaustion\":\"{}\",\"time_to_delete_s\":{}}}",
         c.retry.max_attempts, c.retry.initial_backoff.count(), c.retry.max_backoff.count(), c.retry.multiplier,
         c.retry.jitter, c.on_exhaustion == OnExhaustion::kPark ? "park" : "block", c.time_to_delete.count());
+    out.pop_back();  // the config object's "}": the quota goes inside
+    if (c.has_quota()) {
+      out += fmt::format(
+          ",\"quota\":{{\"max_events\":{},\"max_bytes\":{},\"policy\":\"reject\",\"waiting_events\":{},"
+          "\"waiting_bytes\":{}}}}}",
+          c.quota.max_events, c.quota.max_bytes, m.pending + m.retrying + m.parked_records,
+          m.waiting_bytes.value_or(0));
+    } else {
+      out += ",\"quota\":null}";
+    }
   } else {
     out += ",\"config\":null";
   }
   out += "}";
   return out;
+}
+
+// "-", or what waits against the quota's limits: "3/100 events, 0.1/1.0 MiB, reject".
+std::string Quota(const StreamInfo& info) {
+  if (!info.config || !info.config->has_quota()) return "-";
+  const StreamMetrics& m = info.metrics;
+  const auto& q = info.config->quota;
+  std::vector<std::string> parts;
+  if (q.max_events != 0)
+    parts.push_back(fmt::format("{}/{} events", m.pending + m.retrying + m.parked_records, q.max_events));
+  if (q.max_bytes != 0) {
+    parts.push_back(fmt::format("{}/{} bytes", m.waiting_bytes.value_or(0), q.max_bytes));
+  }
+  parts.push_back("reject");
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 // "unlimited", or "5, then park" / "5, then block" (keep-order streams block by default).
@@ -65,7 +94,7 @@ int Streams(const StreamsOptions& o, Io& io) {
   }
   Table table(io.out,
               {"stream", "strategy", "pending", "retrying", "oldest_pending", "last_seq", "cursor", "parked",
-               "max_attempts", "blocked"},
+               "max_attempts", "quota", "blocked"},
               io.out_tty);
   for (const StreamInfo& info : *infos) {
     const StreamMetrics& m = info.metrics;
@@ -77,7 +106,7 @@ int Streams(const StreamsOptions& o, Io& io) {
     table.Add({m.stream, info.config ? std::string(ToString(m.strategy)) : "unknown", std::to_string(m.pending),
                std::to_string(m.retrying), m.oldest_pending_age ? FormatAge(*m.oldest_pending_age) : "-",
                std::to_string(m.last_seq), std::to_string(m.cursor), std::to_string(m.parked_records),
-               MaxAttempts(info.config), blocked});
+               MaxAttempts(info.config), Quota(info), blocked});
   }
   table.Flush();
   return kExitOk;

@@ -221,6 +221,50 @@ TEST(ToolCommands, StreamsPrintsAnAlignedTableOnATerminal) {
   EXPECT_EQ(testing::SplitLines(out2.str()).size(), 2u);
 }
 
+// A stream's quota (issue 17): its limits and what waits against them, in the
+// table, in the JSON and in the metrics; counted from the records.
+TEST(ToolCommands, StreamsShowsTheQuotaAndWhatWaitsAgainstIt) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  {
+    auto outbox = MustOpen(path);
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(Stream * s,
+                         outbox->OpenStream("telemetry", {.quota = StreamQuota{.max_events = 100, .max_bytes = 4096}}));
+    ASSERT_OK_AND_ASSIGN(Stream * unbounded, outbox->OpenStream("free"));
+    for (int i = 0; i < 3; ++i) {
+      auto txn = outbox->Begin();
+      ASSERT_OK(txn.Enqueue(*s, {.type = "t.v1", .key = "k", .payload = "0123456789"}));  // 15 bytes
+      ASSERT_OK(txn.Enqueue(*unbounded, {.type = "t.v1", .payload = "x"}));
+      ASSERT_OK(txn.Commit());
+    }
+    ASSERT_OK_AND_ASSIGN(auto metrics, CollectMetrics(*outbox));
+    ASSERT_EQ(metrics.size(), 2u);
+    const StreamMetrics& m = metrics[0].stream == "telemetry" ? metrics[0] : metrics[1];
+    EXPECT_EQ(m.quota_max_events, 100u);
+    EXPECT_EQ(m.quota_max_bytes, 4096u);
+    EXPECT_EQ(m.waiting_bytes, std::optional<uint64_t>(45));
+    const std::string text = RenderPrometheus(metrics);
+    EXPECT_NE(text.find("jaiminho_quota_max_events{stream=\"telemetry\"} 100\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("jaiminho_waiting_bytes{stream=\"telemetry\"} 45\n"), std::string::npos) << text;
+    EXPECT_EQ(text.find("jaiminho_waiting_bytes{stream=\"free\"}"), std::string::npos) << text;
+  }
+  std::ostringstream out, err;
+  tool::Io io{out, err, /*out_tty=*/false, /*err_tty=*/false};
+  const char* argv[] = {"jaiminho-tool", "streams", path.c_str()};
+  EXPECT_EQ(tool::Run(3, argv, io), tool::kExitOk) << err.str();
+  EXPECT_NE(out.str().find("3/100 events, 45/4096 bytes, reject"), std::string::npos) << out.str();
+  std::ostringstream jout, jerr;
+  tool::Io jio{jout, jerr, /*out_tty=*/false, /*err_tty=*/false};
+  const char* jargv[] = {"jaiminho-tool", "streams", "--json", path.c_str()};
+  EXPECT_EQ(tool::Run(4, jargv, jio), tool::kExitOk) << jerr.str();
+  EXPECT_NE(jout.str().find("\"quota\":{\"max_events\":100,\"max_bytes\":4096,\"policy\":\"reject\","
+                            "\"waiting_events\":3,\"waiting_bytes\":45}"),
+            std::string::npos)
+      << jout.str();
+  EXPECT_NE(jout.str().find("\"quota\":null"), std::string::npos) << jout.str();
+}
+
 // stats --prometheus --output FILE (node_exporter's textfile collector): the
 // file is replaced whole, nothing else is left in its directory, and an error
 // names the file.
