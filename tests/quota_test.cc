@@ -6,6 +6,7 @@
 // that already has a backlog; retrying and parked events count, sent ones do not.
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 
 #include "support/test_util.h"
@@ -37,7 +38,8 @@ void ExpectRefused(const Result<Receipt>& r, std::string_view stream, std::strin
 
 TEST(Quota, ACommitPastTheEventLimitIsRefusedWholeAndDeliveriesMakeRoom) {
   TempDir dir;
-  auto outbox = MustOpen(dir.path());
+  std::ostringstream log;
+  auto outbox = MustOpen(dir.path(), {.logger = MakeStreamLogger(log)});
   ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("telemetry", {.strategy = Strategy::kKeepOrder,
                                                                     .quota = StreamQuota{.max_events = 5}}));
   for (int i = 0; i < 5; ++i)
@@ -62,6 +64,18 @@ TEST(Quota, ACommitPastTheEventLimitIsRefusedWholeAndDeliveriesMakeRoom) {
   ASSERT_OK(CommitOne(*outbox, *s, 10));
   ASSERT_OK(CommitOne(*outbox, *s, 11));
   ExpectRefused(CommitOne(*outbox, *s, 12), "telemetry", "5 events waiting");
+  ExpectRefused(CommitOne(*outbox, *s, 13), "telemetry", "5 events waiting");
+
+  // Each change is logged once: refused, accepted again, refused.
+  const std::string text = log.str();
+  auto count = [&](std::string_view what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_EQ(count("WARN stream over its quota: commits refused stream=telemetry"), 2u) << text;
+  EXPECT_EQ(count("INFO stream under its quota again: commits accepted stream=telemetry"), 1u) << text;
 }
 
 TEST(Quota, ByteLimitCountsTheEventsOwnBytes) {

@@ -25,7 +25,7 @@ size_t Committer::SizeOf(const Transaction& t) {
 
 Result<bool> Committer::Commit(Transaction& txn, bool sync) {
   JM_RETURN_IF_ERROR(CheckQuotas(txn));
-  JM_RETURN_IF_ERROR(outbox_->disk_guard->Admit(SizeOf(txn)));
+  JM_RETURN_IF_ERROR(AdmitToDisk(txn));
   Writer w;
   w.txn = &txn;
   w.sync = sync;
@@ -96,10 +96,32 @@ Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync)
   auto s = outbox_->db->Write(wo, &batch_);
   if (!s.ok()) {
     Undo(group, claim);
-    return tl::unexpected(outbox_->recovery->WriteFailed(s, fmt::format("commit to {}", outbox_->options.path)));
+    Error e = outbox_->recovery->WriteFailed(s, fmt::format("commit to {}", outbox_->options.path));
+    if (!write_failing_.exchange(true, std::memory_order_relaxed)) {
+      outbox_->Log({.level = LogLevel::kError, .message = "commit writes fail", .error = &e});
+    }
+    return tl::unexpected(std::move(e));
+  }
+  if (write_failing_.load(std::memory_order_relaxed) && write_failing_.exchange(false, std::memory_order_relaxed)) {
+    outbox_->Log({.level = LogLevel::kInfo, .message = "commit writes succeed again"});
   }
   Written(sync);
   return sync;
+}
+
+Status Committer::AdmitToDisk(const Transaction& t) {
+  Status admitted = outbox_->disk_guard->Admit(SizeOf(t));
+  if (!admitted) {
+    if (!disk_refusing_.exchange(true, std::memory_order_relaxed)) {
+      outbox_->Log({.level = LogLevel::kWarn,
+                    .message = "commits refused: free space below the reserve",
+                    .error = &admitted.error()});
+    }
+  } else if (disk_refusing_.load(std::memory_order_relaxed) &&
+             disk_refusing_.exchange(false, std::memory_order_relaxed)) {
+    outbox_->Log({.level = LogLevel::kInfo, .message = "commits resumed: free space above the reserve"});
+  }
+  return admitted;
 }
 
 Status Committer::CheckQuotas(const Transaction& t) {
@@ -121,15 +143,29 @@ Status Committer::CheckQuotas(const Transaction& t) {
     const auto waiting = static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_events.load(std::memory_order_relaxed)));
     const auto waiting_bytes =
         static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_bytes.load(std::memory_order_relaxed)));
-    auto refuse = [&](std::string_view what, uint64_t usage, uint64_t adds, uint64_t limit) {
-      return MakeError(
-          ErrorCode::kResourceExhausted,
-          fmt::format("stream '{}' quota: {} {} waiting for delivery, this commit adds {}, the limit is {} "
-                      "(StreamOptions::quota, policy reject); nothing was written",
-                      s.name, usage, what, adds, limit));
+    auto refuse = [&](std::string_view what, uint64_t usage, uint64_t adds, uint64_t limit) -> Status {
+      Error e(ErrorCode::kResourceExhausted,
+              fmt::format("stream '{}' quota: {} {} waiting for delivery, this commit adds {}, the limit is {} "
+                          "(StreamOptions::quota, policy reject); nothing was written",
+                          s.name, usage, what, adds, limit));
+      if (!s.quota_refusing.exchange(true, std::memory_order_relaxed)) {
+        outbox_->Log({.level = LogLevel::kWarn,
+                      .message = "stream over its quota: commits refused",
+                      .stream = s.name,
+                      .error = &e});
+      }
+      return tl::unexpected(std::move(e));
     };
     if (max_events != 0 && waiting + n > max_events) return refuse("events", waiting, n, max_events);
     if (max_bytes != 0 && waiting_bytes + bytes > max_bytes) return refuse("bytes", waiting_bytes, bytes, max_bytes);
+    if (s.quota_refusing.load(std::memory_order_relaxed) &&
+        s.quota_refusing.exchange(false, std::memory_order_relaxed)) {
+      outbox_->Log(
+          {.level = LogLevel::kInfo,
+           .message = "stream under its quota again: commits accepted",
+           .stream = s.name,
+           .fields = {{"waiting_events", std::to_string(waiting)}, {"waiting_bytes", std::to_string(waiting_bytes)}}});
+    }
   }
   return {};
 }

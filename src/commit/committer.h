@@ -10,6 +10,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <deque>
 #include <optional>
 #include <vector>
@@ -60,10 +61,19 @@ class Committer {
   static size_t SizeOf(const Transaction& t);
   // kResourceExhausted when the transaction would take a stream past its
   // quota (StreamQuota, policy kReject).
-  static Status CheckQuotas(const Transaction& t);
+  // Logs when a stream starts and stops refusing commits (once per change).
+  Status CheckQuotas(const Transaction& t);
+  // The free-space guard's verdict; logs when commits start and stop being
+  // refused (once per change).
+  Status AdmitToDisk(const Transaction& t);
 
   // Constant after construction.
   OutboxImpl* const outbox_;
+
+  // Set while the free-space guard refuses commits (for the log).
+  std::atomic<bool> disk_refusing_{false};
+  // Set while commit writes fail (a full disk, an I/O error), for the log.
+  std::atomic<bool> write_failing_{false};
 
   internal::Mutex mu_;
   std::deque<Writer*> writers_ GUARDED_BY(mu_);

@@ -103,6 +103,8 @@ class StreamState {
   std::atomic<int64_t> waiting_events{0};
   std::atomic<int64_t> waiting_bytes{0};
   std::atomic<bool> usage_known{false};
+  // Set while the quota refuses commits (for the log: once per change).
+  std::atomic<bool> quota_refusing{false};
 
   // --- Metrics (since open).
   std::atomic<uint64_t> published{0};

@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <sstream>
 
 #include "support/child.h"
 #include "support/fault_fs.h"
@@ -413,7 +414,9 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
   const std::string path = t.Sub("db");
   constexpr uint64_t kReserve = 8 << 20;
   RunInChild("commit up to the reserve, relay, clean, commit again", [&] {
-    auto opened = Outbox::Open({.path = path, .min_free_bytes = kReserve, .delete_after_send = true});
+    std::ostringstream log;
+    auto opened = Outbox::Open(
+        {.path = path, .min_free_bytes = kReserve, .delete_after_send = true, .logger = MakeStreamLogger(log)});
     ASSERT_OK(opened);
     Outbox& outbox = **opened;
     ASSERT_OK_AND_ASSIGN(Stream * stream, outbox.OpenStream("telemetry"));
@@ -456,6 +459,13 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
       ASSERT_OK(CommitReading(outbox, *stream, acked + i));
     }
     ASSERT_OK(outbox.Close());
+    // Logged once each, not per refused commit.
+    const std::string text = log.str();
+    const std::string refused_line = "WARN commits refused: free space below the reserve";
+    const size_t refused_at = text.find(refused_line);
+    ASSERT_NE(refused_at, std::string::npos) << text;
+    EXPECT_EQ(text.find(refused_line, refused_at + refused_line.size()), std::string::npos) << text;
+    EXPECT_NE(text.find("INFO commits resumed: free space above the reserve", refused_at), std::string::npos) << text;
   });
 }
 
