@@ -469,6 +469,69 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
   });
 }
 
+// A gateway a week offline (issue 17): readings keep coming, far beyond the
+// volume; a byte quota (policy reject) bounds the stream. The process never
+// aborts and never meets the full disk: every refused commit is the quota's
+// kResourceExhausted; the waiting bytes never pass the quota; when the link
+// returns, exactly the kept events are delivered, in order; commits resume.
+TEST(WeekOffline, ARejectQuotaBoundsTheBacklogAndWhatItKeptIsDeliveredInOrder) {
+  constexpr size_t kVolumeKiB = 64 << 10;
+  Tmpfs t(kVolumeKiB);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  constexpr uint64_t kQuotaBytes = 16 << 20;
+  constexpr int kReadings = 7 * 24 * 60 * 6;  // a week, one reading every 10 s (60,480 attempts of ~4 KiB)
+  RunInChild("a week of readings against a 16 MiB quota on a 64 MiB volume, then the link returns", [&] {
+    auto opened = Outbox::Open({.path = path});
+    ASSERT_OK(opened);
+    Outbox& outbox = **opened;
+    ASSERT_OK_AND_ASSIGN(Stream * stream,
+                         outbox.OpenStream("telemetry", {.strategy = Strategy::kKeepOrder,
+                                                         .quota = StreamQuota{.max_bytes = kQuotaBytes}}));
+    const uint64_t free_at_start = t.FreeBytes();
+    uint64_t min_free = free_at_start;
+    int kept = 0, refused = 0;
+    for (int i = 0; i < kReadings; ++i) {
+      auto r = CommitReading(outbox, *stream, i);
+      if (r) {
+        ++kept;
+      } else {
+        ++refused;
+        ASSERT_EQ(r.error().code(), ErrorCode::kResourceExhausted) << r.error().ToString();
+        ASSERT_NE(r.error().message().find("stream 'telemetry' quota"), std::string::npos)
+            << "refused by something else than the quota: " << r.error().ToString();
+      }
+      if (i % 1000 == 0) min_free = std::min(min_free, t.FreeBytes());
+    }
+    min_free = std::min(min_free, t.FreeBytes());
+    ASSERT_OK_AND_ASSIGN(auto metrics, CollectMetrics(outbox));
+    ASSERT_EQ(metrics.size(), 1u);
+    ASSERT_TRUE(metrics[0].waiting_bytes.has_value());
+    EXPECT_LE(*metrics[0].waiting_bytes, kQuotaBytes);
+    EXPECT_EQ(metrics[0].pending, static_cast<uint64_t>(kept));
+    std::cout << "volume " << kVolumeKiB / 1024 << " MiB, quota " << (kQuotaBytes >> 20) << " MiB: " << kReadings
+              << " readings, " << kept << " kept, " << refused << " refused; waiting " << *metrics[0].waiting_bytes
+              << " bytes; peak disk use " << (t.FreeBytes() > 0 ? (free_at_start - min_free) >> 10 : 0)
+              << " KiB of the database (free at start " << (free_at_start >> 10) << " KiB, least free "
+              << (min_free >> 10) << " KiB)\n";
+    EXPECT_GT(kept, 1000);
+    EXPECT_GT(refused, kReadings / 2) << "the quota never bit";
+
+    // The link returns: exactly the kept events, in seq order.
+    auto publisher = std::make_shared<RecordingPublisher>();
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(outbox, publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
+    EXPECT_EQ(stats.published, static_cast<uint64_t>(kept));
+    auto delivered = publisher->deliveries();
+    ASSERT_EQ(delivered.size(), static_cast<size_t>(kept));
+    for (size_t i = 0; i < delivered.size(); ++i)
+      ASSERT_EQ(delivered[i].seq, i + 1) << "out of order or a gap at " << i;
+    // Room again: commits are accepted.
+    ASSERT_OK(CommitReading(outbox, *stream, kReadings));
+    ASSERT_OK(outbox.Close());
+  });
+}
+
 // ---------------------------------------------------------------------------
 // The same through fault injection (FaultFileSystem): every write and sync of
 // every file fails with ENOSPC.
