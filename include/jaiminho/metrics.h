@@ -56,6 +56,8 @@ struct StreamMetrics {
   uint64_t failed = 0;
   uint64_t retried = 0;
   uint64_t parked = 0;
+  // Events dropped by a drop-oldest quota since open.
+  uint64_t dropped = 0;
   // Seconds from an event's created_at (its commit) to the write that records
   // its acknowledgement, for every acknowledged event since open (relay and
   // publish-on-commit). Buckets 1 ms .. 10 min.

@@ -34,6 +34,11 @@ class Observer {
   virtual void OnPublishedByRelay(const Event& /*event*/) {}
   // event_failed_to_publish_by_events_relay.
   virtual void OnFailedToPublishByRelay(const Event& /*event*/, const Error& /*error*/) {}
+  // A drop-oldest quota (QuotaPolicy::kDropOldest) dropped `count` of the
+  // stream's oldest undelivered events, seqs first_seq..last_seq (parked or
+  // already delivered seqs in between excepted), in the commit that needed the room.
+  virtual void OnDropped(std::string_view /*stream*/, uint64_t /*first_seq*/, uint64_t /*last_seq*/,
+                         uint64_t /*count*/) {}
   // The event was parked (dead-lettered) with this reason.
   virtual void OnParked(const Event& /*event*/, std::string_view /*reason*/) {}
 

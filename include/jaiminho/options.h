@@ -81,6 +81,18 @@ enum class QuotaPolicy : uint8_t {
   // The commit fails with kResourceExhausted (naming the stream, the limit and
   // the usage) and writes nothing, business writes included: the program decides.
   kReject = 1,
+  // The oldest undelivered events of the stream (pending and retrying, by
+  // seq; never parked ones, nor one being published on commit) are deleted
+  // to make room, in the commit's own WriteBatch (atomic with it); at least
+  // 1% of the limit at a time. Each drop is counted (dropped_events_total),
+  // reported to Observer::OnDropped and logged with its seq range. A commit
+  // still fails with kResourceExhausted when parked events fill the quota.
+  // For telemetry-like publish-on-commit streams; a keep-order stream's
+  // consumers would see a gap, so it needs StreamQuota::drop_keep_order.
+  // While a commit drops, the stream's relay skips it (they share its lock);
+  // a publisher must not commit to a stream it is delivering that is over a
+  // drop-oldest quota (the commit would wait for the relay's pass).
+  kDropOldest = 2,
 };
 
 // A bound on what waits for delivery in one stream: pending, retrying and
@@ -95,6 +107,9 @@ struct StreamQuota {
   uint64_t max_bytes = 0;
   // Default: kReject.
   QuotaPolicy policy = QuotaPolicy::kReject;
+  // kDropOldest on a keep-order stream: allowed only when true (a gap in its
+  // order). Default: false.
+  bool drop_keep_order = false;
 };
 
 // Per-stream settings, stored with the stream. When Outbox::OpenStream creates

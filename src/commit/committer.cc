@@ -24,11 +24,14 @@ size_t Committer::SizeOf(const Transaction& t) {
 }
 
 Result<bool> Committer::Commit(Transaction& txn, bool sync) {
-  JM_RETURN_IF_ERROR(CheckQuotas(txn));
+  std::vector<internal::DropPlan> drops;
+  HeldStreams held;
+  JM_RETURN_IF_ERROR(CheckQuotas(txn, drops, held));
   JM_RETURN_IF_ERROR(AdmitToDisk(txn));
   Writer w;
   w.txn = &txn;
   w.sync = sync;
+  w.drops = &drops;
   {
     internal::MutexLock l(mu_);
     writers_.push_back(&w);
@@ -36,6 +39,7 @@ Result<bool> Committer::Commit(Transaction& txn, bool sync) {
       w.cv.Wait(mu_);
     if (w.done) {
       if (w.error) return tl::unexpected(*w.error);
+      Dropped(drops);
       return w.synced;
     }
 
@@ -70,8 +74,39 @@ Result<bool> Committer::Commit(Transaction& txn, bool sync) {
     if (!writers_.empty()) writers_.front()->cv.Signal();
   }
 
-  if (st) outbox_->WakeRelays();
+  if (st) {
+    Dropped(drops);
+    outbox_->WakeRelays();
+  }
   return st;
+}
+
+Committer::HeldStreams::~HeldStreams() NO_THREAD_SAFETY_ANALYSIS {
+  for (StreamState* s : held_)
+    s->delivery_mu.Unlock();
+}
+
+void Committer::HeldStreams::Hold(StreamState& s) NO_THREAD_SAFETY_ANALYSIS {
+  s.delivery_mu.Lock();
+  held_.push_back(&s);
+}
+
+void Committer::Dropped(const std::vector<internal::DropPlan>& drops) {
+  for (const internal::DropPlan& d : drops) {
+    if (d.events == 0) continue;
+    StreamState& s = *d.stream;
+    s.waiting_events.fetch_sub(static_cast<int64_t>(d.events), std::memory_order_relaxed);
+    s.waiting_bytes.fetch_sub(static_cast<int64_t>(d.bytes), std::memory_order_relaxed);
+    s.dropped.fetch_add(d.events, std::memory_order_relaxed);
+    outbox_->Notify([&](Observer& o) { o.OnDropped(s.name, d.first_seq, d.last_seq, d.events); });
+    outbox_->Log({.level = LogLevel::kWarn,
+                  .message = "dropped the oldest events for the quota",
+                  .stream = s.name,
+                  .fields = {{"first_seq", std::to_string(d.first_seq)},
+                             {"last_seq", std::to_string(d.last_seq)},
+                             {"events", std::to_string(d.events)},
+                             {"bytes", std::to_string(d.bytes)}}});
+  }
 }
 
 Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync) {
@@ -124,8 +159,14 @@ Status Committer::AdmitToDisk(const Transaction& t) {
   return admitted;
 }
 
-Status Committer::CheckQuotas(const Transaction& t) {
+Status Committer::CheckQuotas(const Transaction& t, std::vector<internal::DropPlan>& drops,
+                              HeldStreams& held) NO_THREAD_SAFETY_ANALYSIS {
   const auto& events = TransactionInternal::Events(t);
+  struct ToDrop {
+    StreamState* stream;
+    uint64_t events, bytes;
+  };
+  std::vector<ToDrop> to_drop;
   for (size_t i = 0; i < events.size(); ++i) {
     StreamState& s = StreamAccess::Of(*events[i].stream);
     const uint64_t max_events = s.quota_events(), max_bytes = s.quota_bytes();
@@ -156,6 +197,12 @@ Status Committer::CheckQuotas(const Transaction& t) {
       }
       return tl::unexpected(std::move(e));
     };
+    const bool over =
+        (max_events != 0 && waiting + n > max_events) || (max_bytes != 0 && waiting_bytes + bytes > max_bytes);
+    if (over && s.quota_policy() == QuotaPolicy::kDropOldest) {
+      to_drop.push_back({&s, n, bytes});
+      continue;
+    }
     if (max_events != 0 && waiting + n > max_events) return refuse("events", waiting, n, max_events);
     if (max_bytes != 0 && waiting_bytes + bytes > max_bytes) return refuse("bytes", waiting_bytes, bytes, max_bytes);
     if (s.quota_refusing.load(std::memory_order_relaxed) &&
@@ -166,6 +213,25 @@ Status Committer::CheckQuotas(const Transaction& t) {
            .stream = s.name,
            .fields = {{"waiting_events", std::to_string(waiting)}, {"waiting_bytes", std::to_string(waiting_bytes)}}});
     }
+  }
+  // Streams held in one order (their address), so two commits dropping from
+  // the same streams never wait for each other in a cycle.
+  std::sort(to_drop.begin(), to_drop.end(), [](const ToDrop& a, const ToDrop& b) { return a.stream < b.stream; });
+  for (const ToDrop& d : to_drop) {
+    StreamState& s = *d.stream;
+    held.Hold(s);  // until the commit is written: no relay pass moves the records meanwhile
+    auto plan = internal::PlanDrop(*outbox_, s, d.events, d.bytes);
+    if (!plan) {
+      Error e = plan.error();
+      if (!s.quota_refusing.exchange(true, std::memory_order_relaxed)) {
+        outbox_->Log({.level = LogLevel::kWarn,
+                      .message = "stream over its quota: commits refused",
+                      .stream = s.name,
+                      .error = &e});
+      }
+      return tl::unexpected(std::move(e));
+    }
+    drops.push_back(std::move(*plan));
   }
   return {};
 }
@@ -226,6 +292,10 @@ void Committer::AddWrites(const std::vector<Writer*>& group) {
           batch_.Merge(op.family, key, rocksdb::Slice(a + op.value_offset, op.value_size));
           break;
       }
+    }
+    for (const internal::DropPlan& d : *w->drops) {
+      for (const internal::KeyBuf& k : d.keys)
+        batch_.Delete(d.stream->cf, rocksdb::Slice(k.bytes, k.size));
     }
     for (const auto& e : TransactionInternal::Events(t)) {
       auto key = internal::SeqKey(internal::kPendingTag, e.seq);

@@ -15,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "commit/drop_oldest.h"
 #include "jaiminho/transaction.h"
 #include "util/mutex.h"
 
@@ -37,6 +38,7 @@ class Committer {
   struct Writer {
     Transaction* txn = nullptr;
     bool sync = false;
+    const std::vector<internal::DropPlan>* drops = nullptr;  // deleted in the same batch
     bool done = false;
     bool synced = false;
     std::optional<Error> error;
@@ -61,8 +63,27 @@ class Committer {
   static size_t SizeOf(const Transaction& t);
   // kResourceExhausted when the transaction would take a stream past its
   // quota (StreamQuota, policy kReject).
-  // Logs when a stream starts and stops refusing commits (once per change).
-  Status CheckQuotas(const Transaction& t);
+  // The delivery locks of the streams whose oldest events a commit drops,
+  // held from the plan until the commit is written (commit/drop_oldest.h).
+  class HeldStreams {
+   public:
+    HeldStreams() = default;
+    HeldStreams(const HeldStreams&) = delete;
+    HeldStreams& operator=(const HeldStreams&) = delete;
+    ~HeldStreams();
+    void Hold(StreamState& s);
+
+   private:
+    std::vector<StreamState*> held_;
+  };
+
+  // Checks the transaction against its streams' quotas: kResourceExhausted
+  // for a reject quota it would pass; for a drop-oldest quota, plans the drops
+  // (in `drops`, their streams held in `held`). Logs when a stream starts and
+  // stops refusing commits (once per change).
+  Status CheckQuotas(const Transaction& t, std::vector<internal::DropPlan>& drops, HeldStreams& held);
+  // After the write: counters, signals and the log line of each drop.
+  void Dropped(const std::vector<internal::DropPlan>& drops);
   // The free-space guard's verdict; logs when commits start and stop being
   // refused (once per change).
   Status AdmitToDisk(const Transaction& t);

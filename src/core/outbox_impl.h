@@ -43,6 +43,7 @@ class StreamState {
         cf(family),
         quota_events_(config.quota.max_events),
         quota_bytes_(config.quota.max_bytes),
+        quota_policy_(config.quota.policy),
         config_(config),
         strategy_(config.strategy) {}
 
@@ -64,12 +65,14 @@ class StreamState {
     strategy_.store(c.strategy, std::memory_order_relaxed);
     quota_events_.store(c.quota.max_events, std::memory_order_relaxed);
     quota_bytes_.store(c.quota.max_bytes, std::memory_order_relaxed);
+    quota_policy_.store(c.quota.policy, std::memory_order_relaxed);
     if (cleaner) cleaner->time_to_delete_us.store(internal::TimeToDeleteMicros(c.time_to_delete));
   }
   Strategy strategy() const { return strategy_.load(std::memory_order_relaxed); }
   // The quota's limits (0 = none), readable without the config mutex.
   uint64_t quota_events() const { return quota_events_.load(std::memory_order_relaxed); }
   uint64_t quota_bytes() const { return quota_bytes_.load(std::memory_order_relaxed); }
+  QuotaPolicy quota_policy() const { return quota_policy_.load(std::memory_order_relaxed); }
 
   // --- Sequence allocation: only the commit group leader touches these.
   uint64_t next_seq = 1;  // the next seq to assign
@@ -105,6 +108,8 @@ class StreamState {
   std::atomic<bool> usage_known{false};
   // Set while the quota refuses commits (for the log: once per change).
   std::atomic<bool> quota_refusing{false};
+  // Events dropped by a drop-oldest quota since open.
+  std::atomic<uint64_t> dropped{0};
 
   // --- Metrics (since open).
   std::atomic<uint64_t> published{0};
@@ -118,6 +123,7 @@ class StreamState {
  private:
   std::atomic<uint64_t> quota_events_;
   std::atomic<uint64_t> quota_bytes_;
+  std::atomic<QuotaPolicy> quota_policy_;
   mutable internal::Mutex config_mu_;
   internal::StreamConfig config_ GUARDED_BY(config_mu_);
   std::atomic<Strategy> strategy_;

@@ -74,6 +74,7 @@ Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox) {
     m.failed = s.failed.load(std::memory_order_relaxed);
     m.retried = s.retried.load(std::memory_order_relaxed);
     m.parked = s.parked.load(std::memory_order_relaxed);
+    m.dropped = s.dropped.load(std::memory_order_relaxed);
     m.quota_max_events = s.quota_events();
     m.quota_max_bytes = s.quota_bytes();
     if ((m.quota_max_events != 0 || m.quota_max_bytes != 0) && s.usage_known.load(std::memory_order_acquire)) {
@@ -167,6 +168,8 @@ std::string RenderPrometheus(std::span<const StreamMetrics> metrics, PrometheusO
          [](const StreamMetrics& m) { return m.retried; });
   family("parked_events_total", "counter", "Events parked since open.",
          [](const StreamMetrics& m) { return m.parked; });
+  family("dropped_events_total", "counter", "Events dropped by a drop-oldest quota since open.",
+         [](const StreamMetrics& m) { return m.dropped; });
   histogram("commit_to_publish_seconds", "Seconds from an event's commit to the write of its acknowledgement.",
             [](const StreamMetrics& m) -> const Histogram& { return m.commit_to_publish_seconds; });
   histogram("publish_duration_seconds",

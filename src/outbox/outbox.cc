@@ -431,6 +431,18 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   return impl;
 }
 
+// A drop-oldest quota leaves a gap in a keep-order stream: only when asked.
+Status CheckDropKeepOrder(const StreamConfig& c, std::string_view where) {
+  if (c.has_quota() && c.quota.policy == QuotaPolicy::kDropOldest && c.strategy == Strategy::kKeepOrder &&
+      !c.quota.drop_keep_order) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: a drop-oldest quota on a keep-order stream leaves gaps in its order; set "
+                                 "StreamQuota::drop_keep_order to allow it",
+                                 where));
+  }
+  return {};
+}
+
 // Outbox::OpenStream: creates the stream's column family (with the cleaner's
 // filter) or updates the stored options of an existing stream.
 Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, const StreamOptions& o) {
@@ -439,7 +451,7 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
   if (o.strategy) JM_RETURN_IF_ERROR(internal::ValidateStrategy(*o.strategy, where));
   if (o.retry) JM_RETURN_IF_ERROR(internal::ValidateRetryPolicy(*o.retry, where));
   if (o.time_to_delete) JM_RETURN_IF_ERROR(internal::ValidateTimeToDelete(*o.time_to_delete, where));
-  if (o.quota && o.quota->policy != QuotaPolicy::kReject) {
+  if (o.quota && o.quota->policy != QuotaPolicy::kReject && o.quota->policy != QuotaPolicy::kDropOldest) {
     return MakeError(ErrorCode::kInvalidArgument,
                      fmt::format("{}: unknown quota policy {}", where, static_cast<int>(o.quota->policy)));
   }
@@ -460,6 +472,7 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
     if (o.on_exhaustion) config.on_exhaustion = *o.on_exhaustion;
     if (o.time_to_delete) config.time_to_delete = *o.time_to_delete;
     if (o.quota) config.quota = *o.quota;
+    JM_RETURN_IF_ERROR(CheckDropKeepOrder(config, where));
     if (config.has_quota() && !st.usage_known.load(std::memory_order_acquire)) {
       internal::MutexLock dl(st.delivery_mu);
       JM_RETURN_IF_ERROR(CountUsage(impl, st));
@@ -477,6 +490,7 @@ Result<Stream*> OpenOrUpdateStream(OutboxImpl& impl, std::string_view name, cons
     }
     return *found;
   }
+  JM_RETURN_IF_ERROR(CheckDropKeepOrder(config, where));
   rocksdb::ColumnFamilyHandle* cf = nullptr;
   std::string family = fmt::format("{}{}", internal::kStreamFamilyPrefix, name);
   auto cleaner = impl.NewCleanerState(std::string(name), config);

@@ -16,7 +16,8 @@ bool StreamConfig::operator==(const StreamConfig& o) const {
          retry.initial_backoff == o.retry.initial_backoff && retry.max_backoff == o.retry.max_backoff &&
          retry.multiplier == o.retry.multiplier && retry.jitter == o.retry.jitter && on_exhaustion == o.on_exhaustion &&
          time_to_delete == o.time_to_delete && quota.max_events == o.quota.max_events &&
-         quota.max_bytes == o.quota.max_bytes && quota.policy == o.quota.policy;
+         quota.max_bytes == o.quota.max_bytes && quota.policy == o.quota.policy &&
+         quota.drop_keep_order == o.quota.drop_keep_order;
 }
 
 std::string StreamMetaKey(std::string_view stream, std::string_view field) {
@@ -71,6 +72,7 @@ std::string EncodeStreamConfig(const StreamConfig& c) {
   b.add_quota_max_events(c.quota.max_events);
   b.add_quota_max_bytes(c.quota.max_bytes);
   b.add_quota_policy(static_cast<uint8_t>(c.quota.policy));
+  b.add_quota_drop_keep_order(c.quota.drop_keep_order);
   fbb.Finish(b.Finish(), fb::StreamConfigIdentifier());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -103,7 +105,8 @@ Result<StreamConfig> DecodeStreamConfig(std::string_view bytes, std::string_view
   c.quota.max_bytes = t->quota_max_bytes();
   // Records written before quotas have no policy byte: the default.
   c.quota.policy = t->quota_policy() == 0 ? QuotaPolicy::kReject : static_cast<QuotaPolicy>(t->quota_policy());
-  if (c.quota.policy != QuotaPolicy::kReject) {
+  c.quota.drop_keep_order = t->quota_drop_keep_order();
+  if (c.quota.policy != QuotaPolicy::kReject && c.quota.policy != QuotaPolicy::kDropOldest) {
     return bad(fmt::format("unknown quota policy {}", t->quota_policy()));
   }
   std::string where = fmt::format("stored config of stream '{}'", stream);

@@ -13,6 +13,11 @@
 namespace jaiminho::tool {
 namespace {
 
+// "reject", "drop-oldest".
+std::string_view PolicyName(const StreamQuota& q) {
+  return q.policy == QuotaPolicy::kDropOldest ? "drop-oldest" : "reject";
+}
+
 std::string StreamJson(const StreamInfo& info) {
   const StreamMetrics& m = info.metrics;
   std::string out = "{\"stream\":";
@@ -41,9 +46,9 @@ std::string StreamJson(const StreamInfo& info) {
     out.pop_back();  // the config object's "}": the quota goes inside
     if (c.has_quota()) {
       out += fmt::format(
-          ",\"quota\":{{\"max_events\":{},\"max_bytes\":{},\"policy\":\"reject\",\"waiting_events\":{},"
+          ",\"quota\":{{\"max_events\":{},\"max_bytes\":{},\"policy\":\"{}\",\"waiting_events\":{},"
           "\"waiting_bytes\":{}}}}}",
-          c.quota.max_events, c.quota.max_bytes, m.pending + m.retrying + m.parked_records,
+          c.quota.max_events, c.quota.max_bytes, PolicyName(c.quota), m.pending + m.retrying + m.parked_records,
           m.waiting_bytes.value_or(0));
     } else {
       out += ",\"quota\":null}";
@@ -66,7 +71,7 @@ std::string Quota(const StreamInfo& info) {
   if (q.max_bytes != 0) {
     parts.push_back(fmt::format("{}/{} bytes", m.waiting_bytes.value_or(0), q.max_bytes));
   }
-  parts.push_back("reject");
+  parts.push_back(PolicyName(q));
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
