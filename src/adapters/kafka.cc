@@ -18,9 +18,14 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Extra wait beyond delivery_timeout for a delivery report: librdkafka
-// reports every record by then, so hitting this means something is wrong.
+// Extra wait beyond delivery_timeout for a delivery report while some broker
+// is up (librdkafka reports a record by then). With every broker down it is
+// not waited: librdkafka may then hold a record past message.timeout.ms (the
+// idempotent producer's queue for a partition whose leader is down), and the
+// publish fails at delivery_timeout.
 constexpr milliseconds kReportGrace(5000);
+// How often a wait past delivery_timeout checks whether every broker is down.
+constexpr milliseconds kDownCheck(50);
 
 // The delivery reports of one PublishBatch call.
 struct BatchState {
@@ -160,6 +165,9 @@ class KafkaPublisher::Impl {
     internal::MutexLock l(mu_);
     return last_error_;
   }
+
+  // False from librdkafka's all-brokers-down error until a broker answers.
+  bool connected() const { return !brokers_down_; }
 
  private:
   // One librdkafka producer. Shared by the publishes using it and the poll
@@ -390,14 +398,22 @@ void KafkaPublisher::Impl::PublishBatch(std::span<const Event> events, Order ord
   std::vector<Status> out;
   {
     internal::MutexLock l(batch->mu);
-    const auto deadline = std::chrono::steady_clock::now() + opt_.delivery_timeout + kReportGrace;
-    while (batch->outstanding != 0 && batch->cv.WaitUntil(batch->mu, deadline)) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto timeout_at = start + opt_.delivery_timeout;
+    const auto deadline = timeout_at + kReportGrace;
+    bool all_down = false;
+    while (batch->outstanding != 0) {
+      const auto now = std::chrono::steady_clock::now();
+      all_down = now >= timeout_at && brokers_down_;
+      if (now >= deadline || all_down) break;
+      batch->cv.WaitUntil(batch->mu, now < timeout_at ? timeout_at : std::min(deadline, now + kDownCheck));
     }
+    const auto waited = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
     for (size_t i = 0; i < n; ++i) {
       if (!batch->done[i]) {
         batch->Set(i, MakeError(ErrorCode::kUnavailable,
-                                fmt::format("no delivery report for event {} within {} ms{}", events[i].id.ToString(),
-                                            (opt_.delivery_timeout + kReportGrace).count(), Context())));
+                                fmt::format("no delivery report for event {} within {} ms{}{}", events[i].id.ToString(),
+                                            waited.count(), all_down ? ", every broker down" : "", Context())));
       }
     }
     out = batch->results;
@@ -454,6 +470,10 @@ Status KafkaPublisher::Publish(const Event& event) {
 
 void KafkaPublisher::PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) {
   impl_->PublishBatch(events, order, results);
+}
+
+std::optional<bool> KafkaPublisher::IsConnected() const {
+  return impl_->connected();
 }
 
 std::string KafkaPublisher::last_error() const {

@@ -9,11 +9,18 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <algorithm>
 #include <charconv>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "adapters/signals.h"
+#include "jaiminho/logger.h"
 #include "support/test_util.h"
 
 namespace jaiminho {
@@ -261,6 +268,178 @@ TEST(KafkaPublisher, BrokersDownFailTheDeliveryReportAndTheRelayRetriesUntilThey
     if (r.Seq() == contiguous + 1) contiguous = r.Seq();
   }
   EXPECT_EQ(contiguous, static_cast<uint64_t>(kN));
+}
+
+// Signals that also remember when the relay delivered each event and when it
+// first failed.
+class TimedSignals final : public Signals {
+ public:
+  using Clock = std::chrono::steady_clock;
+  void OnPublishedByRelay(const Event& e) override {
+    {
+      std::lock_guard l(mu_);
+      published_.push_back(Clock::now());
+    }
+    Signals::OnPublishedByRelay(e);
+  }
+  void OnFailedToPublishByRelay(const Event& e, const Error& err) override {
+    {
+      std::lock_guard l(mu_);
+      if (!first_failure_) first_failure_ = Clock::now();
+    }
+    Signals::OnFailedToPublishByRelay(e, err);
+  }
+  // The first relay delivery at or after `since`.
+  std::optional<Clock::time_point> first_published_after(Clock::time_point since) {
+    std::lock_guard l(mu_);
+    for (auto t : published_)
+      if (t >= since) return t;
+    return std::nullopt;
+  }
+  std::optional<Clock::time_point> first_failure() {
+    std::lock_guard l(mu_);
+    return first_failure_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Clock::time_point> published_;
+  std::optional<Clock::time_point> first_failure_;
+};
+
+// Records the publisher's ready notifications, and IsConnected() as each one
+// runs.
+class ReadyRecorder {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit ReadyRecorder(std::shared_ptr<KafkaPublisher> kafka) : kafka_(std::move(kafka)) {
+    id_ = kafka_->AddReadyListener([this] {
+      std::lock_guard l(mu_);
+      times_.push_back(Clock::now());
+      connected_.push_back(kafka_->IsConnected());
+      cv_.notify_all();
+    });
+  }
+  ~ReadyRecorder() { kafka_->RemoveReadyListener(id_); }
+  ReadyRecorder(const ReadyRecorder&) = delete;
+  ReadyRecorder& operator=(const ReadyRecorder&) = delete;
+
+  // The first notification at or after `since`, waiting up to `timeout`.
+  std::optional<std::pair<Clock::time_point, std::optional<bool>>> WaitAfter(Clock::time_point since,
+                                                                             std::chrono::milliseconds timeout) {
+    std::unique_lock l(mu_);
+    size_t i = 0;
+    auto found = [&] {
+      for (i = 0; i < times_.size(); ++i)
+        if (times_[i] >= since) return true;
+      return false;
+    };
+    if (!cv_.wait_for(l, timeout, found)) return std::nullopt;
+    return std::pair{times_[i], connected_[i]};
+  }
+  size_t CountBetween(Clock::time_point from, Clock::time_point to) {
+    std::lock_guard l(mu_);
+    return static_cast<size_t>(
+        std::count_if(times_.begin(), times_.end(), [&](auto t) { return t >= from && t < to; }));
+  }
+
+ private:
+  std::shared_ptr<KafkaPublisher> kafka_;
+  uint64_t id_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Clock::time_point> times_;
+  std::vector<std::optional<bool>> connected_;
+};
+
+// Waits (up to `timeout`) until kafka->IsConnected() == want. IsConnected has
+// no change callback: this checks it every 10 ms until the deadline.
+bool WaitConnected(const KafkaPublisher& kafka, bool want, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (kafka.IsConnected() != std::optional<bool>(want)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+// Issue 16: every broker down for longer than the stream's max_backoff, with
+// a Start()ed relay whose keep-order head failed five times; when the brokers
+// return, the first broker answer (the poll thread's metadata probe) makes
+// the publisher ready, which wakes the relay, and the head is delivered within
+// a second, although its backoff then still has 2 s to run (a missed or late
+// notification fails the test).
+TEST(KafkaPublisher, BrokersBackAfterAnOutageWakeTheRelayAndTheBlockedHeadIsDeliveredWithinASecond) {
+  using Clock = std::chrono::steady_clock;
+  TempDir dir;
+  MockCluster mc(3);
+  ASSERT_EQ(rd_kafka_mock_topic_create(mc.get(), "fills", 1, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
+  KafkaOptions opt = Options(mc);
+  opt.delivery_timeout = 300ms;
+  ASSERT_OK_AND_ASSIGN(auto kafka, KafkaPublisher::Create(opt));
+  ReadyRecorder ready(kafka);
+  auto signals = std::make_shared<TimedSignals>();
+  std::ostringstream log;
+  OutboxOptions o;
+  o.observers = {signals};
+  o.logger = MakeStreamLogger(log, LogLevel::kInfo);
+  auto outbox = MustOpen(dir.Sub("db"), o);
+  // Attempts take 300 ms (delivery_timeout): five failures take 3.4 s, and
+  // the head then waits max_backoff (2 s).
+  const RetryPolicy retry{.initial_backoff = 200ms, .max_backoff = 2s, .jitter = 0};
+  ASSERT_OK_AND_ASSIGN(Stream * fills, outbox->OpenStream("fills", {.strategy = Strategy::kKeepOrder, .retry = retry}));
+  auto enqueue = [&](const std::string& payload) {
+    auto txn = outbox->Begin();
+    ASSERT_OK(txn.Enqueue(*fills, {.type = "fill", .key = "o1", .payload = payload}));
+    ASSERT_OK(txn.Commit());
+  };
+  // Connected first: one event delivered.
+  enqueue("before");
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, kafka, {.interval = 10s}));
+  relay->Start();
+  ASSERT_TRUE(signals->WaitRelayPublished(1, kWait));
+  ASSERT_TRUE(WaitConnected(*kafka, true, 5s))
+      << "IsConnected() after a delivery; has a value: " << kafka->IsConnected().has_value();
+
+  const auto down_at = Clock::now();
+  for (int b = 1; b <= 3; ++b)
+    ASSERT_EQ(rd_kafka_mock_broker_set_down(mc.get(), b), RD_KAFKA_RESP_ERR_NO_ERROR);
+  enqueue("during");
+  ASSERT_TRUE(WaitConnected(*kafka, false, 5s))
+      << "IsConnected() stays true with every broker down; last error: " << kafka->last_error();
+  ASSERT_TRUE(signals->WaitRelayFailures(5, kWait));
+  for (int b = 1; b <= 3; ++b)
+    ASSERT_EQ(rd_kafka_mock_broker_set_up(mc.get(), b), RD_KAFKA_RESP_ERR_NO_ERROR);
+  const auto up_at = Clock::now();
+  ASSERT_TRUE(signals->WaitRelayPublished(2, kWait)) << signals->relay_failures().back();
+  relay->Stop();
+
+  const auto ms = [&](Clock::time_point t) {
+    return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(t - down_at).count());
+  };
+  auto first_delivery = signals->first_published_after(up_at);
+  ASSERT_TRUE(first_delivery);
+  EXPECT_LT(*first_delivery - up_at, 1s) << "first delivery " << ms(*first_delivery) - ms(up_at)
+                                         << " ms after the brokers came back";
+  auto notified = ready.WaitAfter(up_at, 5s);
+  ASSERT_TRUE(notified) << "no ready notification after the brokers came back";
+  EXPECT_EQ(ready.CountBetween(down_at, up_at), 0u) << "ready notification while every broker was down";
+  EXPECT_EQ(notified->second, std::optional<bool>(true)) << "IsConnected() as the ready notification runs";
+  EXPECT_EQ(kafka->IsConnected(), std::optional<bool>(true));
+  ASSERT_TRUE(signals->first_failure());
+  std::printf(
+      "Kafka mock cluster outage (ms from the brokers going down): first failure %lld, brokers back %lld, ready "
+      "notification %lld, first delivery %lld\n%s",
+      ms(*signals->first_failure()), ms(up_at), ms(notified->first), ms(*first_delivery), log.str().c_str());
+  EXPECT_GT(up_at - down_at, retry.max_backoff) << "down for longer than max_backoff";
+  // 3.4 s when each attempt fails at delivery_timeout (the first may wait for
+  // librdkafka's own timeout, up to a second later, before it reports every
+  // broker down); 26 s if each waited the 5 s grace for a delivery report.
+  EXPECT_LT(up_at - down_at, 6s) << "five attempts with every broker down took " << ms(up_at)
+                                 << " ms: each should fail at delivery_timeout";
+  EXPECT_NE(log.str().find("WARN publisher down"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("INFO publisher up"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("INFO stream unblocked stream=fills seq=2"), std::string::npos) << log.str();
 }
 
 TEST(KafkaPublisher, PublishBatchThroughputOnTheMockCluster) {

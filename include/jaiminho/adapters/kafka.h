@@ -22,13 +22,20 @@
 // Order and duplicates. enable.idempotence=true: librdkafka retries failed
 // produce requests itself without reordering or duplicating records within a
 // partition. Order holds per partition, so per event key with kByKey (the
-// default) and per stream with kByStream. A delivery report with an error
-// fails the event (the relay retries it per policy); that resend is the only
-// source of duplicates, and consumers deduplicate by the event id header.
+// default) and per stream with kByStream. A delivery report with an error,
+// or none in time, fails the event (the relay retries it per policy; a record
+// given up on may still be delivered later); that resend is the only source
+// of duplicates, and consumers deduplicate by the event id header.
+//
+// Outages. After librdkafka reports every broker down, a poll thread probes
+// the cluster (metadata requests); the first broker answer (the probe, or a
+// delivery) sets IsConnected() again and calls NotifyReady(), so a Relay
+// retries its blocked heads at once instead of after their backoff.
 //
 // Errors:
-//   kUnavailable: no delivery report within delivery_timeout (brokers down,
-//     partition leader unavailable), the local queue is full, a transient
+//   kUnavailable: no delivery report within delivery_timeout while every
+//     broker is down, or within delivery_timeout + 5 s otherwise (partition
+//     leader unavailable), the local queue is full, a transient
 //     broker error, or a fatal producer error (the producer is then recreated
 //     before the next publish).
 //   kRejected (the event is parked): the expanded topic is not a valid Kafka
@@ -42,6 +49,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -116,6 +124,12 @@ class KafkaPublisher final : public Publisher {
   // reported kAborted (it is sent again after the failed one: a duplicate,
   // never a gap).
   void PublishBatch(std::span<const Event> events, Order order, std::span<Status> results) override;
+
+  // False from librdkafka's "all brokers down" error until a broker answers
+  // again (a delivery, or the poll thread's metadata probe: the moment the
+  // ready notification fires); true otherwise, including before the first
+  // connection.
+  std::optional<bool> IsConnected() const override;
 
   // The last error librdkafka reported for the client as a whole (a broker
   // connection failing, all brokers down), "" when none.
