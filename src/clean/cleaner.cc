@@ -95,28 +95,19 @@ void Cleaner::Stop() {
 
 Result<CleanReport> Cleaner::Clean() {
   auto& db = o_.db;
-  const auto& options = o_.options;
   CleanReport report;
   auto streams = o_.Streams();
   if (streams.empty()) return report;
   uint64_t removed0 = 0, corrupt0 = 0;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   for (Stream* s : streams) {
     StreamState& st = StreamAccess::Of(*s);
     removed0 += st.cleaner->removed.load();
     corrupt0 += st.cleaner->kept_corrupt.load();
-    cfs.push_back(st.cf);
   }
   // Every family, not only the streams: a write-ahead log file is deleted
-  // only once every family with writes in it is flushed, and the log holds
-  // the business writes and stream metadata beside the events. Flushing the
-  // streams alone gave back their SST bytes but kept the whole log.
-  std::vector<rocksdb::ColumnFamilyHandle*> all = cfs;
-  for (auto* cf : OtherFamilies())
-    all.push_back(cf);
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  JM_RETURN_IF_ERROR(internal::ToStatus(db->Flush(fo, all), fmt::format("flush the families of {}", options.path)));
+  // only once every family with writes in it is flushed. Flushing the streams
+  // alone gave back their SST bytes but kept the whole log.
+  JM_RETURN_IF_ERROR(FlushAll());
   JM_ASSIGN_OR_RETURN(report.bytes_before, LiveBytes(db.get(), streams));
   for (Stream* s : streams) {
     StreamState& st = StreamAccess::Of(*s);
@@ -141,6 +132,15 @@ Result<CleanReport> Cleaner::Clean() {
   report.removed = removed1 - removed0;
   report.kept_corrupt = corrupt1 - corrupt0;
   return report;
+}
+
+Status Cleaner::FlushAll() {
+  std::vector<rocksdb::ColumnFamilyHandle*> all = OtherFamilies();
+  for (Stream* s : o_.Streams())
+    all.push_back(StreamAccess::Of(*s).cf);
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return internal::ToStatus(o_.db->Flush(fo, all), fmt::format("flush the families of {}", o_.options.path));
 }
 
 std::vector<rocksdb::ColumnFamilyHandle*> Cleaner::OtherFamilies() const {

@@ -51,6 +51,10 @@ class Cleaner {
 
   // Flushes and compacts every stream (the delivered head and the sent range).
   Result<CleanReport> Clean();
+  // Flushes every family (streams, meta, default, business): the memtables'
+  // deleted and overwritten records are dropped in the flush and the
+  // write-ahead log files they kept are given back.
+  Status FlushAll();
   // One maintenance pass: syncs the WAL and records the durable watermark
   // (a failure there is reported, not returned), flushes stream memtables
   // holding data, then compacts the expired prefix of each stream's sent range.

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+
+#include "clean/cleaner.h"
 #include "core/outbox_impl.h"
 #include "core/transaction_internal.h"
 #include "delivery/inline.h"
@@ -144,8 +148,27 @@ Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync)
   return sync;
 }
 
+namespace {
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 Status Committer::AdmitToDisk(const Transaction& t) {
   Status admitted = outbox_->disk_guard->Admit(SizeOf(t));
+  if (!admitted && admitted.error().code() == ErrorCode::kResourceExhausted) {
+    // Below the reserve: first give back what the memtables hold for nothing
+    // (records deleted or dropped since the last flush, and the write-ahead
+    // log files they keep), at most once a second, then look again.
+    const int64_t now = NowMicros();
+    int64_t last = last_reclaim_us_.load(std::memory_order_relaxed);
+    if (now - last >= 1'000'000 && last_reclaim_us_.compare_exchange_strong(last, now)) {
+      if (auto flushed = outbox_->maintenance->FlushAll(); flushed) {
+        admitted = outbox_->disk_guard->Admit(SizeOf(t));
+      }
+    }
+  }
   if (!admitted) {
     if (!disk_refusing_.exchange(true, std::memory_order_relaxed)) {
       outbox_->Log({.level = LogLevel::kWarn,

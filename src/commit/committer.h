@@ -95,6 +95,8 @@ class Committer {
   std::atomic<bool> disk_refusing_{false};
   // Set while commit writes fail (a full disk, an I/O error), for the log.
   std::atomic<bool> write_failing_{false};
+  // Steady-clock microseconds of the last flush the guard asked for.
+  std::atomic<int64_t> last_reclaim_us_{0};
 
   internal::Mutex mu_;
   std::deque<Writer*> writers_ GUARDED_BY(mu_);

@@ -71,7 +71,7 @@ std::string Quota(const StreamInfo& info) {
   if (q.max_bytes != 0) {
     parts.push_back(fmt::format("{}/{} bytes", m.waiting_bytes.value_or(0), q.max_bytes));
   }
-  parts.push_back(PolicyName(q));
+  parts.emplace_back(PolicyName(q));
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 

@@ -532,6 +532,66 @@ TEST(WeekOffline, ARejectQuotaBoundsTheBacklogAndWhatItKeptIsDeliveredInOrder) {
   });
 }
 
+// The same week with a drop-oldest quota on a publish-on-commit stream: every
+// reading is accepted, the oldest make room, and what the link delivers is
+// exactly the newest, in order; what was dropped is exactly the oldest.
+TEST(WeekOffline, ADropOldestQuotaKeepsTheNewestAndReportsTheDropped) {
+  constexpr size_t kVolumeKiB = 64 << 10;
+  Tmpfs t(kVolumeKiB);
+  SKIP_UNLESS_MOUNTED(t);
+  const std::string path = t.Sub("db");
+  constexpr uint64_t kQuotaBytes = 16 << 20;
+  constexpr int kReadings = 7 * 24 * 60 * 6;
+  RunInChild("a week of readings against a 16 MiB drop-oldest quota on a 64 MiB volume", [&] {
+    struct Drops : Observer {
+      void OnDropped(std::string_view, uint64_t first, uint64_t last, uint64_t count) override {
+        if (first != next) gap = true;
+        next = last + 1;
+        total += count;
+      }
+      uint64_t next = 1, total = 0;
+      bool gap = false;
+    };
+    auto drops = std::make_shared<Drops>();
+    auto opened = Outbox::Open({.path = path, .observers = {drops}});
+    ASSERT_OK(opened);
+    Outbox& outbox = **opened;
+    ASSERT_OK_AND_ASSIGN(Stream * stream,
+                         outbox.OpenStream("telemetry", {.strategy = Strategy::kPublishOnCommit,
+                                                         .quota = StreamQuota{.max_bytes = kQuotaBytes,
+                                                                              .policy = QuotaPolicy::kDropOldest}}));
+    const uint64_t free_at_start = t.FreeBytes();
+    uint64_t min_free = free_at_start;
+    for (int i = 0; i < kReadings; ++i) {
+      auto r = CommitReading(outbox, *stream, i);
+      ASSERT_TRUE(r.has_value()) << "reading " << i << ": " << r.error().ToString();
+      if (i % 1000 == 0) min_free = std::min(min_free, t.FreeBytes());
+    }
+    min_free = std::min(min_free, t.FreeBytes());
+    ASSERT_OK_AND_ASSIGN(auto metrics, CollectMetrics(outbox));
+    ASSERT_TRUE(metrics[0].waiting_bytes.has_value());
+    EXPECT_LE(*metrics[0].waiting_bytes, kQuotaBytes);
+    const uint64_t kept = metrics[0].pending + metrics[0].retrying;
+    EXPECT_FALSE(drops->gap) << "a drop skipped an older event";
+    EXPECT_EQ(drops->total + kept, static_cast<uint64_t>(kReadings));
+    EXPECT_EQ(metrics[0].dropped, drops->total);
+    std::cout << "volume " << kVolumeKiB / 1024 << " MiB, quota " << (kQuotaBytes >> 20)
+              << " MiB drop-oldest: " << kReadings << " readings, all accepted, " << kept << " kept, " << drops->total
+              << " dropped (seqs 1.." << drops->next - 1 << "); waiting " << *metrics[0].waiting_bytes
+              << " bytes; least free " << (min_free >> 10) << " KiB of " << (free_at_start >> 10) << " KiB\n";
+
+    auto publisher = std::make_shared<RecordingPublisher>();
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(outbox, publisher));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
+    EXPECT_EQ(stats.published, kept);
+    auto delivered = publisher->deliveries();
+    ASSERT_EQ(delivered.size(), kept);
+    for (size_t i = 0; i < delivered.size(); ++i)
+      ASSERT_EQ(delivered[i].seq, drops->total + 1 + i) << "not the newest, in order, at " << i;
+    ASSERT_OK(outbox.Close());
+  });
+}
+
 // ---------------------------------------------------------------------------
 // The same through fault injection (FaultFileSystem): every write and sync of
 // every file fails with ENOSPC.
