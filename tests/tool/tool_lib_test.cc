@@ -263,6 +263,19 @@ TEST(ToolCommands, StreamsShowsTheQuotaAndWhatWaitsAgainstIt) {
             std::string::npos)
       << jout.str();
   EXPECT_NE(jout.str().find("\"quota\":null"), std::string::npos) << jout.str();
+  // stats --json and --prometheus carry the limits and the waiting bytes too.
+  std::ostringstream sout, serr;
+  tool::Io sio{sout, serr, /*out_tty=*/false, /*err_tty=*/false};
+  const char* sargv[] = {"jaiminho-tool", "stats", "--json", path.c_str()};
+  EXPECT_EQ(tool::Run(4, sargv, sio), tool::kExitOk) << serr.str();
+  EXPECT_NE(sout.str().find("\"quota_max_events\":100,\"quota_max_bytes\":4096,\"waiting_bytes\":45}"),
+            std::string::npos)
+      << sout.str();
+  std::ostringstream pout, perr;
+  tool::Io pio{pout, perr, /*out_tty=*/false, /*err_tty=*/false};
+  const char* pargv[] = {"jaiminho-tool", "stats", "--prometheus", path.c_str()};
+  EXPECT_EQ(tool::Run(4, pargv, pio), tool::kExitOk) << perr.str();
+  EXPECT_NE(pout.str().find("jaiminho_waiting_bytes{stream=\"telemetry\"} 45\n"), std::string::npos) << pout.str();
 }
 
 // stats --prometheus --output FILE (node_exporter's textfile collector): the
