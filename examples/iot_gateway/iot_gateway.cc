@@ -531,8 +531,8 @@ int main(int argc, char** argv) {
   std::set<uint64_t> unacked;  // this run's telemetry seqs never acknowledged: the dropped ones
   for (const auto& [seq, id] : gw.telemetry_ids)
     if (!telemetry_acked.contains(seq)) unacked.insert(seq);
-  uint64_t acked_run = gw.telemetry_ids.size() - unacked.size();
-  if (acked_run + dropped != gw.telemetry_ids.size() || unacked.size() != dropped) {
+  const uint64_t acked_run = gw.telemetry_ids.size() - unacked.size();
+  if (unacked.size() != dropped) {
     std::printf(
         "CHECK FAILED: telemetry: %zu committed, %llu acknowledged, %llu reported dropped: they do not add up\n",
         gw.telemetry_ids.size(), static_cast<unsigned long long>(acked_run), static_cast<unsigned long long>(dropped));
