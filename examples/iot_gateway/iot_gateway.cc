@@ -210,9 +210,9 @@ struct Gateway {
   std::atomic<uint64_t> alarms{0};
   std::atomic<uint64_t> refused{0};          // commits refused by the quota, then retried
   std::atomic<uint64_t> telemetry_bytes{0};  // the events' own bytes (type, key, payload)
-  std::mutex ids_mu;
-  std::map<uint64_t, std::string> telemetry_ids;  // seq -> event id, committed by this run
-  std::set<std::string> state_ids;                // device-state event ids committed by this run
+  std::mutex ids_mu{};
+  std::map<uint64_t, std::string> telemetry_ids{};  // seq -> event id, committed by this run
+  std::set<std::string> state_ids{};                // device-state event ids committed by this run
 
   // Commits `count` readings of sensor `id`, continuing from its stored state.
   jaiminho::Status RunSensor(int id, int count) {
