@@ -47,43 +47,48 @@ Result<DropPlan> PlanDrop(OutboxImpl& o, StreamState& s, uint64_t adds_events, u
   if (need_events > 0) need_events = std::max(need_events, max_events / 100);
   if (need_bytes > 0) need_bytes = std::max(need_bytes, max_bytes / 100);
 
-  // Seqs publish-on-commit is publishing (or resolved since): not ours.
+  // Seqs publish-on-commit is publishing (or resolved since): not ours. The
+  // claims are read after the iterators exist, as a relay pass does
+  // (core/claim_table.h): a commit claims its events before they become
+  // visible, so every inline one the iterators can see is still claimed or
+  // resolved by then. Read before them, a commit written in between would
+  // show its events as pending and unclaimed, and a drop would delete events
+  // the dispatcher is publishing (acknowledged and reported dropped).
   std::vector<uint64_t> claimed;
   s.claims.BeginPass();
   s.claims.IteratorsCreating();
   const uint64_t cursor = s.cursor.load(std::memory_order_acquire);
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  // Every retrying record (their key order is by due time, not seq), and the
+  // pending records in seq order.
+  StateRange retry_it(o.db.get(), s.cf, EventState::kRetrying, {}, ro);
+  StateRange pending_it(o.db.get(), s.cf, EventState::kPending, {.from_seq = cursor}, ro);
   s.claims.Snapshot(cursor, claimed);
   auto is_claimed = [&](uint64_t seq) { return std::binary_search(claimed.begin(), claimed.end(), seq); };
 
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
   AlignedArena arena;
   std::vector<Candidate> candidates;
   Status read;
-  {
-    // Every retrying record (their key order is by due time, not seq).
-    StateRange it(o.db.get(), s.cf, EventState::kRetrying, {}, ro);
-    for (; it.Valid(); it.Next()) {
-      auto k = it.key();
-      if (!k || is_claimed(k->seq)) continue;
-      candidates.push_back({k->seq, Copy(it.raw_key()), BytesOf(arena, it.value())});
-      arena.Reset();
-    }
-    read = it.status(fmt::format("drop-oldest: read the retry range of stream '{}'", s.name));
+  for (; retry_it.Valid(); retry_it.Next()) {
+    auto k = retry_it.key();
+    if (!k || is_claimed(k->seq)) continue;
+    candidates.push_back({k->seq, Copy(retry_it.raw_key()), BytesOf(arena, retry_it.value())});
+    arena.Reset();
   }
+  read = retry_it.status(fmt::format("drop-oldest: read the retry range of stream '{}'", s.name));
   if (read) {
-    // Pending records in seq order, as many as the need alone would take.
-    StateRange it(o.db.get(), s.cf, EventState::kPending, {.from_seq = cursor}, ro);
+    // As many pending records as the need alone would take.
     uint64_t events = 0, bytes = 0;
-    for (; it.Valid() && (events < need_events || bytes < need_bytes); it.Next()) {
-      auto k = it.key();
+    for (; pending_it.Valid() && (events < need_events || bytes < need_bytes); pending_it.Next()) {
+      auto k = pending_it.key();
       if (!k || is_claimed(k->seq)) continue;
-      candidates.push_back({k->seq, Copy(it.raw_key()), BytesOf(arena, it.value())});
+      candidates.push_back({k->seq, Copy(pending_it.raw_key()), BytesOf(arena, pending_it.value())});
       arena.Reset();
       ++events;
       bytes += candidates.back().bytes;
     }
-    read = it.status(fmt::format("drop-oldest: read the pending range of stream '{}'", s.name));
+    read = pending_it.status(fmt::format("drop-oldest: read the pending range of stream '{}'", s.name));
   }
   s.claims.EndPass();
   JM_RETURN_IF_ERROR(read);
