@@ -112,7 +112,8 @@ Result<DropPlan> PlanDrop(OutboxImpl& o, StreamState& s, uint64_t adds_events, u
         fmt::format("stream '{}' quota: {} events of {} bytes waiting for delivery, this commit adds {} "
                     "of {} bytes, the limits are {} events and {} bytes (0: none), and dropping the "
                     "{} oldest droppable events is not enough (parked events are not dropped: requeue "
-                    "or clean them); nothing was written",
+                    "or skip them; nor are events being published on commit: retry once they are); nothing "
+                    "was written",
                     s.name, waiting, waiting_bytes, adds_events, adds_bytes, max_events, max_bytes, plan.events));
   }
   return plan;
