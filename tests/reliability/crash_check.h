@@ -86,7 +86,7 @@ Result<DbContents> ReadDatabase(const std::string& path);
 
 struct CheckOptions {
   std::set<std::string> keep_order_streams;
-  std::set<std::string> drop_oldest_streams;  // under a drop-oldest quota (rules D1-D4)
+  std::set<std::string> drop_oldest_streams{};  // under a drop-oldest quota (rules D1-D4)
   size_t max_inflight = 256;
   bool final = false;
 };

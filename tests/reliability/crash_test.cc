@@ -143,7 +143,9 @@ TEST_P(CrashHarness, RandomKillsLoseNothingDuplicateOnlyInFlightAndKeepOrder) {
   RecordProperty("redeliveries", static_cast<int>(report.redeliveries));
   RecordProperty("records_checked", static_cast<int>(checked_records));
   EXPECT_GT(report.commits_acked, static_cast<size_t>(cycles)) << "the children hardly committed anything";
-  if (!drop_oldest) EXPECT_GE(report.deliveries, report.events_committed);
+  if (!drop_oldest) {
+    EXPECT_GE(report.deliveries, report.events_committed);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(RelayOnly, CrashHarness, ::testing::Values("relay"));
