@@ -213,7 +213,8 @@ class Checker {
         continue;
       }
       if (auto w = lowest_waiting_.find(d.stream); w != lowest_waiting_.end() && w->second <= d.last) {
-        Bad(fmt::format("drop-oldest {}: seq {} is still waiting for delivery although process {} reported dropping "
+        Bad(
+            fmt::format("drop-oldest {}: seq {} is still waiting for delivery although process {} reported dropping "
                         "{}..{} (the oldest undelivered go first)",
                         d.stream, w->second, d.generation, d.first, d.last));
       }
@@ -250,10 +251,10 @@ class Checker {
         for (ReportedDrop& d : r->second) {
           if (ref.seq < d.drop->first || ref.seq > d.drop->last) continue;
           if (++d.missing > d.drop->count) {
-            Bad(fmt::format("drop-oldest {}: process {} reported {} events dropped in {}..{}, but {} events of that "
-                            "range are missing (last: {})",
-                            ref.stream, d.drop->generation, d.drop->count, d.drop->first, d.drop->last, d.missing,
-                            ToString(ref)));
+            Bad(fmt::format(
+                "drop-oldest {}: process {} reported {} events dropped in {}..{}, but {} events of that "
+                "range are missing (last: {})",
+                ref.stream, d.drop->generation, d.drop->count, d.drop->first, d.drop->last, d.missing, ToString(ref)));
           }
           ++r_.missing_reported;
           ok = true;
@@ -433,9 +434,9 @@ class Checker {
   const DbContents& db_;
   const CheckOptions& o_;
   CheckReport r_;
-  std::map<EventRef, std::string> delivered_at_;  // (stream, seq) -> payload
-  std::set<std::string> delivered_;               // payloads
-  std::map<std::string, EventRef> stored_;        // payload -> (stream, seq)
+  std::map<EventRef, std::string> delivered_at_;   // (stream, seq) -> payload
+  std::set<std::string> delivered_;                // payloads
+  std::map<std::string, EventRef> stored_;         // payload -> (stream, seq)
   std::map<std::string, EventRef> delivered_ref_;  // payload -> (stream, seq)
   // Drop-oldest (IndexDrops).
   struct ReportedDrop {
@@ -443,11 +444,11 @@ class Checker {
     uint64_t missing;  // missing events it excused
   };
   std::set<std::string> acked_commits_;
-  std::map<std::string, EventRef> acked_ref_;         // payload -> its receipt's (stream, seq)
-  std::map<std::string, uint64_t> lowest_waiting_;    // stream -> lowest seq stored pending or retrying
+  std::map<std::string, EventRef> acked_ref_;       // payload -> its receipt's (stream, seq)
+  std::map<std::string, uint64_t> lowest_waiting_;  // stream -> lowest seq stored pending or retrying
   std::map<std::string, std::vector<ReportedDrop>> reported_;
   std::map<std::string, uint64_t> unacked_highest_;  // stream -> highest seq of a present unacknowledged commit
-  bool unacked_missing_ = false;                      // a present unacknowledged commit has a missing event
+  bool unacked_missing_ = false;                     // a present unacknowledged commit has a missing event
   std::map<EventRef, bool> excused_;
 };
 

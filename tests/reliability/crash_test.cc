@@ -338,8 +338,7 @@ TEST(CrashChecker, CatchesALossOutsideTheReportedDrops) {
   s.Dropped(3);
   s.Report(1, 2, 2);
   EXPECT_NE(s.Violations().find("acknowledged event t:3 (t3#0/1) lost"), std::string::npos) << s.Violations();
-  EXPECT_NE(s.Violations().find("no unacknowledged commit could have dropped it"), std::string::npos)
-      << s.Violations();
+  EXPECT_NE(s.Violations().find("no unacknowledged commit could have dropped it"), std::string::npos) << s.Violations();
   // Without the report, none of them is excused.
   s.logs.drops.clear();
   EXPECT_NE(s.Violations().find("t:1 (t1#0/1) lost"), std::string::npos) << s.Violations();
