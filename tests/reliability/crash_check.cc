@@ -98,6 +98,7 @@ class Checker {
     if (logs_.malformed_lines > 0) Bad(fmt::format("{} malformed log lines (a harness bug)", logs_.malformed_lines));
     IndexDeliveries();
     IndexDatabase();
+    IndexDrops();
     CheckCommits();
     CheckAcks();
     CheckDuplicates();
@@ -126,6 +127,7 @@ class Checker {
         Bad(fmt::format("seq reused: {} delivered as {} and as {}", ToString(d.id), it->second, d.payload));
       }
       delivered_.insert(d.payload);
+      delivered_ref_.emplace(d.payload, d.id);
       if (!ParsePayload(d.payload))
         Bad(fmt::format("delivered {} has a payload of no commit: {}", ToString(d.id), d.payload));
     }
@@ -162,8 +164,10 @@ class Checker {
         std::string p = EventPayload(commit, k, n);
         bool stored = stored_.contains(p), delivered = delivered_.contains(p);
         if (!stored && !delivered) {
-          Bad(fmt::format("torn commit: {} has its business write but event {} is neither stored nor delivered", commit,
-                          p));
+          auto ref = acked_ref_.find(p);
+          if (ref != acked_ref_.end() ? Excused(ref->second) : ExcusedUnattributed()) continue;
+          Bad(fmt::format("torn commit: {} has its business write but event {} is neither stored nor delivered{}",
+                          commit, p, ref != acked_ref_.end() ? Why(ref->second) : ""));
         } else if (o_.final && !delivered) {
           Bad(fmt::format("at-least-once: committed event {} was never delivered", p));
         }
@@ -183,6 +187,114 @@ class Checker {
       owner(payload, "stored");
     for (const auto& payload : delivered_)
       owner(payload, "delivered");
+  }
+
+  // Rules D1-D4 (crash_check.h): what the drop-oldest streams may be missing.
+  void IndexDrops() {
+    for (const Ack& a : logs_.acks) {
+      acked_commits_.insert(a.commit);
+      for (size_t k = 0; k < a.events.size(); ++k)
+        acked_ref_.emplace(EventPayload(a.commit, static_cast<int>(k), a.count), a.events[k]);
+    }
+    for (const auto& [id, rec] : db_.events) {
+      if (rec.corrupt || (rec.state != internal::kPendingTag && rec.state != internal::kRetryTag)) continue;
+      auto [it, inserted] = lowest_waiting_.emplace(id.stream, id.seq);
+      if (!inserted) it->second = std::min(it->second, id.seq);
+    }
+    for (const Drop& d : logs_.drops) {
+      r_.drops_reported += d.count;
+      if (!o_.drop_oldest_streams.contains(d.stream)) {
+        Bad(fmt::format("drop of {}:{}..{} reported in stream {}, which has no drop-oldest quota", d.stream, d.first,
+                        d.last, d.stream));
+        continue;
+      }
+      if (d.first > d.last || d.count == 0 || d.count > d.last - d.first + 1) {
+        Bad(fmt::format("malformed drop report: {} events of {}:{}..{}", d.count, d.stream, d.first, d.last));
+        continue;
+      }
+      if (auto w = lowest_waiting_.find(d.stream); w != lowest_waiting_.end() && w->second <= d.last) {
+        Bad(
+            fmt::format("drop-oldest {}: seq {} is still waiting for delivery although process {} reported dropping "
+                        "{}..{} (the oldest undelivered go first)",
+                        d.stream, w->second, d.generation, d.first, d.last));
+      }
+      reported_[d.stream].push_back(ReportedDrop{&d, 0});
+    }
+    if (o_.drop_oldest_streams.empty()) return;
+    // The present, unacknowledged commits: where their events are.
+    for (const auto& [commit, value] : db_.business) {
+      if (acked_commits_.contains(commit)) continue;
+      int n = 0;
+      auto pr = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (pr.ec != std::errc()) continue;  // reported by CheckCommits
+      for (int k = 0; k < n; ++k) {
+        std::string p = EventPayload(commit, k, n);
+        const EventRef* at = nullptr;
+        if (auto s = stored_.find(p); s != stored_.end()) at = &s->second;
+        if (auto d = delivered_ref_.find(p); at == nullptr && d != delivered_ref_.end()) at = &d->second;
+        if (at == nullptr) {
+          unacked_missing_ = true;
+          continue;
+        }
+        auto [it, inserted] = unacked_highest_.emplace(at->stream, at->seq);
+        if (!inserted) it->second = std::max(it->second, at->seq);
+      }
+    }
+  }
+
+  // Whether a missing event at `ref` was dropped (D1 or D2); each ref is judged once.
+  bool Excused(const EventRef& ref) {
+    if (auto c = excused_.find(ref); c != excused_.end()) return c->second;
+    bool ok = false;
+    if (o_.drop_oldest_streams.contains(ref.stream)) {
+      if (auto r = reported_.find(ref.stream); r != reported_.end()) {
+        for (ReportedDrop& d : r->second) {
+          if (ref.seq < d.drop->first || ref.seq > d.drop->last) continue;
+          if (++d.missing > d.drop->count) {
+            Bad(fmt::format(
+                "drop-oldest {}: process {} reported {} events dropped in {}..{}, but {} events of that "
+                "range are missing (last: {})",
+                ref.stream, d.drop->generation, d.drop->count, d.drop->first, d.drop->last, d.missing, ToString(ref)));
+          }
+          ++r_.missing_reported;
+          ok = true;
+          break;
+        }
+      }
+      if (!ok && OlderThanEveryWaiting(ref) && UnacknowledgedCommitAbove(ref)) {
+        ++r_.missing_unreported;
+        ok = true;
+      }
+    }
+    excused_.emplace(ref, ok);
+    return ok;
+  }
+
+  bool ExcusedUnattributed() {
+    if (o_.drop_oldest_streams.empty()) return false;
+    ++r_.missing_unattributed;
+    return true;
+  }
+
+  bool OlderThanEveryWaiting(const EventRef& ref) const {
+    auto w = lowest_waiting_.find(ref.stream);
+    return w == lowest_waiting_.end() || w->second > ref.seq;
+  }
+  bool UnacknowledgedCommitAbove(const EventRef& ref) const {
+    auto u = unacked_highest_.find(ref.stream);
+    return unacked_missing_ || (u != unacked_highest_.end() && u->second > ref.seq);
+  }
+
+  // Why a missing event of a drop-oldest stream is not excused (empty for other streams).
+  std::string Why(const EventRef& ref) const {
+    if (!o_.drop_oldest_streams.contains(ref.stream)) return "";
+    std::string why = "; in no reported drop";
+    if (!OlderThanEveryWaiting(ref)) {
+      why += fmt::format(", and an older seq {} of its stream is still waiting (a drop takes the oldest first)",
+                         lowest_waiting_.at(ref.stream));
+    }
+    if (!UnacknowledgedCommitAbove(ref)) why += ", and no unacknowledged commit could have dropped it unreported";
+    return why;
   }
 
   void CheckAcks() {
@@ -209,8 +321,9 @@ class Checker {
           Bad(fmt::format("{} was delivered as {}, but its receipt says {}", ToString(ref), delivered->second,
                           expected));
         }
-        if (stored == db_.events.end() && delivered == delivered_at_.end()) {
-          Bad(fmt::format("acknowledged event {} ({}) lost: neither stored nor delivered", ToString(ref), expected));
+        if (stored == db_.events.end() && delivered == delivered_at_.end() && !Excused(ref)) {
+          Bad(fmt::format("acknowledged event {} ({}) lost: neither stored nor delivered{}", ToString(ref), expected,
+                          Why(ref)));
         }
       }
     }
@@ -321,9 +434,22 @@ class Checker {
   const DbContents& db_;
   const CheckOptions& o_;
   CheckReport r_;
-  std::map<EventRef, std::string> delivered_at_;  // (stream, seq) -> payload
-  std::set<std::string> delivered_;               // payloads
-  std::map<std::string, EventRef> stored_;        // payload -> (stream, seq)
+  std::map<EventRef, std::string> delivered_at_;   // (stream, seq) -> payload
+  std::set<std::string> delivered_;                // payloads
+  std::map<std::string, EventRef> stored_;         // payload -> (stream, seq)
+  std::map<std::string, EventRef> delivered_ref_;  // payload -> (stream, seq)
+  // Drop-oldest (IndexDrops).
+  struct ReportedDrop {
+    const Drop* drop;
+    uint64_t missing;  // missing events it excused
+  };
+  std::set<std::string> acked_commits_;
+  std::map<std::string, EventRef> acked_ref_;       // payload -> its receipt's (stream, seq)
+  std::map<std::string, uint64_t> lowest_waiting_;  // stream -> lowest seq stored pending or retrying
+  std::map<std::string, std::vector<ReportedDrop>> reported_;
+  std::map<std::string, uint64_t> unacked_highest_;  // stream -> highest seq of a present unacknowledged commit
+  bool unacked_missing_ = false;                     // a present unacknowledged commit has a missing event
+  std::map<EventRef, bool> excused_;
 };
 
 }  // namespace

@@ -14,8 +14,37 @@
 //     deliveries, receipts and the database.
 // After the drain (Options::final), also:
 //   - at-least-once: every event of every present commit was delivered;
-//   - nothing is left pending, retrying or parked;
-// and at both times, on the delivery log:
+//   - nothing is left pending, retrying or parked.
+// At both times, in streams under a drop-oldest quota
+// (CheckOptions::drop_oldest_streams; the harness runs them with the relay
+// only: no inline publish claims an event, and no event is parked). A drop deletes the stream's oldest droppable
+// (pending or retrying) events in the WriteBatch of the commit that needs the
+// room, then reports them (drops.log) before that Commit returns; a kill can
+// land in between, so an acknowledged commit's drops are all reported but
+// the last, unacknowledged commit of a process may have dropped unreported
+// (one per stream: the commit holds the stream's delivery lock from its plan
+// until it returns; how many events that drop took is not bounded here).
+// There, an event of a present commit that is neither stored nor delivered
+// ("missing") is not a loss when:
+//   D1 reported: its seq is in a reported range [first, last] of its stream;
+//      a range excuses at most `count` missing events;
+//   D2 unreported: (a) no event of its stream with a lower seq is stored
+//      pending or retrying (a drop takes the oldest first: everything below
+//      it was then delivered, dropped or parked, and stays so; later commits
+//      get higher seqs), and (b) a commit that is present but unacknowledged
+//      (the only kind whose drop can be unreported) could have carried the
+//      drop: it has an event of that stream with a higher seq, or an event
+//      that is itself missing (dropped later);
+//   D3 an event of an unacknowledged commit (its receipt unknown, so no
+//      stream or seq to check) counts as dropped when the harness has a
+//      drop-oldest stream (reported as unattributed).
+// Every missing event not excused is a violation (torn commit, lost
+// acknowledged event, at-least-once). And the drops must be the oldest:
+//   D4 no event of the stream at or below a reported range's last seq is
+//      stored pending or retrying (the drop would have taken it first), and
+//      a reported range is well formed (first <= last, 1 <= count <= the span)
+//      and in a drop-oldest stream.
+// At both times, on the delivery log:
 //   - no event is delivered twice by one process (a duplicate needs a crash);
 //   - an event whose outcome a process reported written (outcomes.log) is
 //     never delivered by a later process;
@@ -59,6 +88,7 @@ Result<DbContents> ReadDatabase(const std::string& path);
 
 struct CheckOptions {
   std::set<std::string> keep_order_streams;
+  std::set<std::string> drop_oldest_streams{};  // under a drop-oldest quota (rules D1-D4)
   size_t max_inflight = 256;
   bool final = false;
 };
@@ -70,7 +100,11 @@ struct CheckReport {
   size_t commits_present = 0;
   size_t events_committed = 0;
   size_t deliveries = 0;
-  size_t redeliveries = 0;  // deliveries of an event an earlier process had delivered
+  size_t redeliveries = 0;          // deliveries of an event an earlier process had delivered
+  size_t drops_reported = 0;        // events, summed over drops.log
+  size_t missing_reported = 0;      // missing events excused by a reported drop (D1)
+  size_t missing_unreported = 0;    // ... by an unreported drop (D2)
+  size_t missing_unattributed = 0;  // ... of unacknowledged commits (D3)
   bool ok() const { return violation_count == 0; }
   std::string Summary() const;  // the violations, one per line
 };

@@ -1,15 +1,19 @@
 // The process the crash harness (crash_test.cc) kills.
 //
-//   jaiminho_crash_child run WORKDIR SEED GENERATION INLINE
+//   jaiminho_crash_child run WORKDIR SEED GENERATION MODE
 //     Opens WORKDIR/db (creating it), starts a relay and writer threads that
 //     commit business writes and events into keep-order and publish-on-commit
 //     streams (sync on), logs every acknowledged commit to acks.log, every
-//     delivery to deliveries.log and every outcome reported written to
-//     outcomes.log (crash_log.h), prints "ready" once open, and runs until it is
-//     killed (or its stdin closes). The publisher fails a few attempts at random.
-//     INLINE=1 also publishes publish-on-commit events inline (OutboxOptions::
-//     publisher); INLINE=0 leaves them to the relay.
-//   jaiminho_crash_child drain WORKDIR GENERATION
+//     delivery to deliveries.log, every outcome reported written to
+//     outcomes.log and every drop reported to drops.log (crash_log.h), prints
+//     "ready" once open, and runs until it is killed (or its stdin closes). The
+//     publisher fails a few attempts at random.
+//     MODE inline also publishes publish-on-commit events inline
+//     (OutboxOptions::publisher); relay leaves them to the relay; drop-oldest
+//     is relay with DropOldestStreams() (workload.h): a publish-on-commit
+//     stream under a small drop-oldest quota whose publishes fail often, so
+//     its backlog passes the quota and commits drop its oldest events.
+//   jaiminho_crash_child drain WORKDIR GENERATION MODE
 //     Opens the database with a clock a day ahead (every retry is due), runs
 //     the relay until nothing is pending or retrying, closes, prints
 //     "drained <published>".
@@ -37,6 +41,8 @@ namespace {
 
 constexpr int kWriters = 3;
 constexpr size_t kBatchSizes[] = {1, 3, 16, 256};
+// Publishes to kDropStream that fail: its backlog grows past the quota.
+constexpr int kDropFailPercent = 60;
 
 [[noreturn]] void Fail(const std::string& what) {
   std::cerr << "crash_child: " << what << std::endl;
@@ -44,16 +50,20 @@ constexpr size_t kBatchSizes[] = {1, 3, 16, 256};
 }
 
 // Logs each delivery durably before acknowledging it; fails `fail_percent` of
-// the attempts with a retryable error.
+// the attempts (`drop_fail_percent` in kDropStream) with a retryable error.
 class LoggingPublisher final : public Publisher {
  public:
-  LoggingPublisher(const std::string& dir, int fail_percent, uint64_t seed)
-      : log_(dir + "/" + std::string(kDeliveriesLog), /*sync=*/true), fail_percent_(fail_percent), rng_(seed) {}
+  LoggingPublisher(const std::string& dir, int fail_percent, int drop_fail_percent, uint64_t seed)
+      : log_(dir + "/" + std::string(kDeliveriesLog), /*sync=*/true),
+        fail_percent_(fail_percent),
+        drop_fail_percent_(drop_fail_percent),
+        rng_(seed) {}
 
   Status Publish(const Event& e) override {
-    if (fail_percent_ > 0) {
+    const int fail_percent = e.id.stream == kDropStream ? drop_fail_percent_ : fail_percent_;
+    if (fail_percent > 0) {
       std::lock_guard l(mu_);
-      if (static_cast<int>(rng_() % 100) < fail_percent_) {
+      if (static_cast<int>(rng_() % 100) < fail_percent) {
         return MakeError(ErrorCode::kUnavailable, "crash_child: injected broker failure");
       }
     }
@@ -64,32 +74,53 @@ class LoggingPublisher final : public Publisher {
  private:
   DurableLog log_;
   const int fail_percent_;
+  const int drop_fail_percent_;
   std::mutex mu_;
   std::mt19937_64 rng_;
 };
 
-// Logs the outcomes the library reports written.
+// Logs the outcomes the library reports written, and the drops (synced: the
+// checker relies on an acknowledged commit's drops being logged before its ack).
 class OutcomeLogger final : public Observer {
  public:
-  explicit OutcomeLogger(const std::string& dir) : log_(dir + "/" + std::string(kOutcomesLog), /*sync=*/false) {}
+  explicit OutcomeLogger(const std::string& dir)
+      : log_(dir + "/" + std::string(kOutcomesLog), /*sync=*/false),
+        drops_(dir + "/" + std::string(kDropsLog), /*sync=*/true) {}
   void OnPublished(const Event& e) override { log_.Append(OutcomeLine(e.id.stream, e.id.seq, e.payload)); }
   void OnPublishedByRelay(const Event& e) override { log_.Append(OutcomeLine(e.id.stream, e.id.seq, e.payload)); }
+  void OnDropped(std::string_view stream, uint64_t first_seq, uint64_t last_seq, uint64_t count) override {
+    drops_.Append(DropLine(stream, first_seq, last_seq, count));
+  }
 
  private:
   DurableLog log_;
+  DurableLog drops_;
 };
+
+enum class Mode { kRelay, kInline, kDropOldest };
+
+Mode ParseMode(const std::string& m) {
+  if (m == "relay") return Mode::kRelay;
+  if (m == "inline") return Mode::kInline;
+  if (m == "drop-oldest") return Mode::kDropOldest;
+  Fail("unknown mode '" + m + "' (relay, inline, drop-oldest)");
+}
+
+std::vector<StreamSpec> StreamsOf(Mode mode) {
+  return mode == Mode::kDropOldest ? DropOldestStreams() : DefaultStreams();
+}
 
 struct Opened {
   std::unique_ptr<Outbox> outbox;
   Workload w;
 };
 
-Opened Open(OutboxOptions o) {
+Opened Open(OutboxOptions o, Mode mode) {
   Opened out;
   auto outbox = Outbox::Open(std::move(o));
   if (!outbox) Fail("open: " + outbox.error().ToString());
   out.outbox = std::move(*outbox);
-  auto w = OpenWorkload(*out.outbox);
+  auto w = OpenWorkload(*out.outbox, StreamsOf(mode));
   if (!w) Fail("open streams: " + w.error().ToString());
   out.w = std::move(*w);
   return out;
@@ -103,9 +134,11 @@ RetryPolicy FastRetries() {
                      .jitter = 0.5};
 }
 
-int Run(const std::string& dir, uint64_t seed, int generation, bool inline_publish) {
+int Run(const std::string& dir, uint64_t seed, int generation, Mode mode) {
+  const bool inline_publish = mode == Mode::kInline;
   std::mt19937_64 rng(seed * 1'000'003 + static_cast<uint64_t>(generation));
-  auto publisher = std::make_shared<LoggingPublisher>(dir, /*fail_percent=*/5, rng());
+  auto publisher =
+      std::make_shared<LoggingPublisher>(dir, /*fail_percent=*/5, /*drop_fail_percent=*/kDropFailPercent, rng());
   OutboxOptions o;
   o.path = dir + "/db";
   o.business_families = {{.name = std::string(kBusinessFamily)}};
@@ -116,7 +149,7 @@ int Run(const std::string& dir, uint64_t seed, int generation, bool inline_publi
   o.inline_dispatch = rng() % 2 == 0 ? InlineDispatch::kCommittingThread : InlineDispatch::kDispatcherThread;
   o.observers = {std::make_shared<OutcomeLogger>(dir)};
   const size_t batch = kBatchSizes[rng() % std::size(kBatchSizes)];
-  Opened db = Open(std::move(o));
+  Opened db = Open(std::move(o), mode);
 
   auto relay = Relay::Make(*db.outbox, publisher,
                            {.interval = std::chrono::milliseconds(20), .batch_size = batch, .seed = rng()});
@@ -148,9 +181,9 @@ int Run(const std::string& dir, uint64_t seed, int generation, bool inline_publi
   return 0;
 }
 
-int Drain(const std::string& dir, int generation) {
+int Drain(const std::string& dir, int generation, Mode mode) {
   (void)generation;
-  auto publisher = std::make_shared<LoggingPublisher>(dir, /*fail_percent=*/0, 0);
+  auto publisher = std::make_shared<LoggingPublisher>(dir, /*fail_percent=*/0, /*drop_fail_percent=*/0, 0);
   // A day ahead: every scheduled retry and blocked head is due now.
   auto clock = std::make_shared<ManualClock>(SystemClock()->Now() + std::chrono::hours(24));
   OutboxOptions o;
@@ -160,7 +193,7 @@ int Drain(const std::string& dir, int generation) {
   o.retry = FastRetries();
   o.clock = clock;
   o.observers = {std::make_shared<OutcomeLogger>(dir)};
-  Opened db = Open(std::move(o));
+  Opened db = Open(std::move(o), mode);
   RelayStats total;
   {
     auto relay = Relay::Make(*db.outbox, publisher, {.seed = 1});
@@ -190,9 +223,10 @@ int main(int argc, char** argv) {
   using namespace jaiminho::testing::crash;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() == 5 && args[0] == "run") {
-    return Run(args[1], std::stoull(args[2]), std::stoi(args[3]), args[4] == "1");
+    return Run(args[1], std::stoull(args[2]), std::stoi(args[3]), ParseMode(args[4]));
   }
-  if (args.size() == 3 && args[0] == "drain") return Drain(args[1], std::stoi(args[2]));
-  std::cerr << "usage: jaiminho_crash_child run WORKDIR SEED GENERATION INLINE | drain WORKDIR GENERATION\n";
+  if (args.size() == 4 && args[0] == "drain") return Drain(args[1], std::stoi(args[2]), ParseMode(args[3]));
+  std::cerr << "usage: jaiminho_crash_child run WORKDIR SEED GENERATION MODE | drain WORKDIR GENERATION MODE\n"
+               "  MODE: relay, inline or drop-oldest\n";
   return 2;
 }

@@ -131,6 +131,12 @@ std::string AckLine(std::string_view commit, int count, const std::vector<EventR
   return o.str();
 }
 
+std::string DropLine(std::string_view stream, uint64_t first, uint64_t last, uint64_t count) {
+  std::ostringstream o;
+  o << "X " << stream << ' ' << first << ' ' << last << ' ' << count;
+  return o.str();
+}
+
 std::string MarkerLine(int generation) {
   return "G " + std::to_string(generation);
 }
@@ -169,6 +175,17 @@ Logs ReadLogs(const std::string& dir) {
     o.id.stream = std::string(f[1]);
     o.payload = std::string(f[3]);
     logs.outcomes.push_back(std::move(o));
+    return true;
+  });
+  parse(std::string(kDropsLog), [&](const std::vector<std::string_view>& f, int gen) {
+    Drop d;
+    d.generation = gen;
+    if (f.size() != 5 || f[0] != "X" || !ParseNumber(f[2], &d.first) || !ParseNumber(f[3], &d.last) ||
+        !ParseNumber(f[4], &d.count)) {
+      return false;
+    }
+    d.stream = std::string(f[1]);
+    logs.drops.push_back(std::move(d));
     return true;
   });
   parse(std::string(kAcksLog), [&](const std::vector<std::string_view>& f, int) {

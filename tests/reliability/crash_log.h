@@ -10,6 +10,11 @@
 //                   outcome (deleted / marked sent) the library reported written
 //                   (Observer::OnPublished / OnPublishedByRelay); not synced: a
 //                   killed process loses nothing from the page cache
+//   drops.log       "X <stream> <first_seq> <last_seq> <count>"  one line per
+//                   Observer::OnDropped (a drop-oldest quota), appended and
+//                   fdatasync'ed in the callback, which runs before the
+//                   dropping Commit returns: an acknowledged commit's drops
+//                   are all in this log before its ack line
 //   "G <generation>" lines separate the child processes (the parent writes them).
 //
 // A commit "g3.w1.17" writes business key "c/g3.w1.17" = "<n>" and n events
@@ -32,6 +37,7 @@ namespace jaiminho::testing::crash {
 inline constexpr std::string_view kDeliveriesLog = "deliveries.log";
 inline constexpr std::string_view kAcksLog = "acks.log";
 inline constexpr std::string_view kOutcomesLog = "outcomes.log";
+inline constexpr std::string_view kDropsLog = "drops.log";
 inline constexpr std::string_view kBusinessFamily = "accounts";
 inline constexpr std::string_view kBusinessPrefix = "c/";
 inline constexpr std::string_view kEventType = "crash.v1";
@@ -89,21 +95,31 @@ struct Outcome {
   std::string payload;
 };
 
+// What Observer::OnDropped reported: `count` events of `stream` dropped,
+// seqs first..last (seqs in between that were not droppable excepted).
+struct Drop {
+  int generation = 0;
+  std::string stream;
+  uint64_t first = 0, last = 0, count = 0;
+};
+
 struct Logs {
   std::vector<Delivery> deliveries;  // in file order
   std::vector<Ack> acks;
   std::vector<Outcome> outcomes;
+  std::vector<Drop> drops;
   int torn_lines = 0;       // lines cut by a kill, skipped
   int malformed_lines = 0;  // anything else unreadable (a harness bug)
 };
 
-// Reads the three logs of `dir` (missing files are empty).
+// Reads the four logs of `dir` (missing files are empty).
 Logs ReadLogs(const std::string& dir);
 
 // Line formats, shared by the writer and the parser.
 std::string DeliveryLine(std::string_view stream, uint64_t seq, std::string_view type, std::string_view payload);
 std::string OutcomeLine(std::string_view stream, uint64_t seq, std::string_view payload);
 std::string AckLine(std::string_view commit, int count, const std::vector<EventRef>& events);
+std::string DropLine(std::string_view stream, uint64_t first, uint64_t last, uint64_t count);
 std::string MarkerLine(int generation);
 
 }  // namespace jaiminho::testing::crash

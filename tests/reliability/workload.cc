@@ -24,13 +24,20 @@ std::vector<StreamSpec> DefaultStreams() {
           {"poc.b", Strategy::kPublishOnCommit}};
 }
 
+std::vector<StreamSpec> DropOldestStreams() {
+  return {{"ko.a", Strategy::kKeepOrder},
+          {"poc.a", Strategy::kPublishOnCommit},
+          {std::string(kDropStream), Strategy::kPublishOnCommit,
+           StreamQuota{.max_events = kDropQuotaEvents, .policy = QuotaPolicy::kDropOldest}}};
+}
+
 Result<Workload> OpenWorkload(Outbox& outbox, const std::vector<StreamSpec>& streams) {
   Workload w;
   auto accounts = outbox.FindBusinessFamily(kBusinessFamily);
   if (!accounts) return tl::unexpected(accounts.error());
   w.accounts = *accounts;
   for (const auto& spec : streams) {
-    auto s = outbox.OpenStream(spec.name, {.strategy = spec.strategy});
+    auto s = outbox.OpenStream(spec.name, {.strategy = spec.strategy, .quota = spec.quota});
     if (!s) return tl::unexpected(s.error());
     w.streams.push_back(*s);
   }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ namespace jaiminho::testing::crash {
 struct StreamSpec {
   std::string name;
   Strategy strategy;
+  std::optional<StreamQuota> quota{};
 };
 // An integer from the environment, or `fallback` when unset.
 int EnvInt(const char* name, int fallback);
@@ -30,6 +32,11 @@ uint64_t SeedFromEnv(const char* name);
 
 // Two keep-order and two publish-on-commit streams.
 std::vector<StreamSpec> DefaultStreams();
+// A publish-on-commit stream under a drop-oldest quota of kDropQuotaEvents
+// events ("drop.a"), beside a keep-order and a publish-on-commit one without.
+inline constexpr uint64_t kDropQuotaEvents = 6;
+inline constexpr std::string_view kDropStream = "drop.a";
+std::vector<StreamSpec> DropOldestStreams();
 
 struct Workload {
   BusinessFamily accounts;
