@@ -204,9 +204,8 @@ Status Committer::CheckQuotas(const Transaction& t, std::vector<internal::DropPl
       ++n;
       bytes += events[j].bytes;
     }
-    const auto waiting = static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_events.load(std::memory_order_relaxed)));
-    const auto waiting_bytes =
-        static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_bytes.load(std::memory_order_relaxed)));
+    const uint64_t waiting = s.WaitingEvents();
+    const uint64_t waiting_bytes = s.WaitingBytes();
     auto refuse = [&](std::string_view what, uint64_t usage, uint64_t adds, uint64_t limit) -> Status {
       Error e(ErrorCode::kResourceExhausted,
               fmt::format("stream '{}' quota: {} {} waiting for delivery, this commit adds {}, the limit is {} "

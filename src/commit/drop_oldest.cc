@@ -36,9 +36,8 @@ Result<DropPlan> PlanDrop(OutboxImpl& o, StreamState& s, uint64_t adds_events, u
   DropPlan plan;
   plan.stream = &s;
   const uint64_t max_events = s.quota_events(), max_bytes = s.quota_bytes();
-  const auto waiting = static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_events.load(std::memory_order_relaxed)));
-  const auto waiting_bytes =
-      static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_bytes.load(std::memory_order_relaxed)));
+  const uint64_t waiting = s.WaitingEvents();
+  const uint64_t waiting_bytes = s.WaitingBytes();
   uint64_t need_events = max_events != 0 && waiting + adds_events > max_events ? waiting + adds_events - max_events : 0;
   uint64_t need_bytes =
       max_bytes != 0 && waiting_bytes + adds_bytes > max_bytes ? waiting_bytes + adds_bytes - max_bytes : 0;

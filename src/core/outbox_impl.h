@@ -5,6 +5,7 @@
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -106,6 +107,13 @@ class StreamState {
   std::atomic<int64_t> waiting_events{0};
   std::atomic<int64_t> waiting_bytes{0};
   std::atomic<bool> usage_known{false};
+  // The counters read as what waits (a transient negative reads as 0).
+  uint64_t WaitingEvents() const {
+    return static_cast<uint64_t>(std::max<int64_t>(0, waiting_events.load(std::memory_order_relaxed)));
+  }
+  uint64_t WaitingBytes() const {
+    return static_cast<uint64_t>(std::max<int64_t>(0, waiting_bytes.load(std::memory_order_relaxed)));
+  }
   // Set while the quota refuses commits (for the log: once per change).
   std::atomic<bool> quota_refusing{false};
   // Events dropped by a drop-oldest quota since open.

@@ -78,7 +78,7 @@ Result<std::vector<StreamMetrics>> CollectMetrics(const Outbox& outbox) {
     m.quota_max_events = s.quota_events();
     m.quota_max_bytes = s.quota_bytes();
     if ((m.quota_max_events != 0 || m.quota_max_bytes != 0) && s.usage_known.load(std::memory_order_acquire)) {
-      m.waiting_bytes = static_cast<uint64_t>(std::max<int64_t>(0, s.waiting_bytes.load(std::memory_order_relaxed)));
+      m.waiting_bytes = s.WaitingBytes();
     }
     m.commit_to_publish_seconds = s.commit_to_publish.Snapshot();
     m.publish_duration_seconds = s.publish_duration.Snapshot();
