@@ -10,6 +10,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "util/json.h"
+
 namespace jaiminho {
 
 std::string_view ToString(LogLevel level) {
@@ -37,36 +39,14 @@ bool NeedsQuotes(std::string_view v) {
   return false;
 }
 
+// Plain when it needs no quotes; else a JSON string (one escaping for the
+// library's JSON and its log lines).
 void AppendValue(std::string& out, std::string_view v) {
   if (!NeedsQuotes(v)) {
     out += v;
     return;
   }
-  out += '"';
-  for (char c : v) {
-    auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          out += fmt::format("\\x{:02x}", u);
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  internal::AppendJsonString(out, v);
 }
 
 void AppendField(std::string& out, std::string_view key, std::string_view value) {

@@ -182,6 +182,14 @@ Status Committer::AdmitToDisk(const Transaction& t) {
   return admitted;
 }
 
+Status Committer::QuotaRefused(StreamState& s, Error e) {
+  if (!s.quota_refusing.exchange(true, std::memory_order_relaxed)) {
+    outbox_->Log(
+        {.level = LogLevel::kWarn, .message = "stream over its quota: commits refused", .stream = s.name, .error = &e});
+  }
+  return tl::unexpected(std::move(e));
+}
+
 Status Committer::CheckQuotas(const Transaction& t, std::vector<internal::DropPlan>& drops,
                               HeldStreams& held) NO_THREAD_SAFETY_ANALYSIS {
   const auto& events = TransactionInternal::Events(t);
@@ -211,13 +219,7 @@ Status Committer::CheckQuotas(const Transaction& t, std::vector<internal::DropPl
               fmt::format("stream '{}' quota: {} {} waiting for delivery, this commit adds {}, the limit is {} "
                           "(StreamOptions::quota, policy reject); nothing was written",
                           s.name, usage, what, adds, limit));
-      if (!s.quota_refusing.exchange(true, std::memory_order_relaxed)) {
-        outbox_->Log({.level = LogLevel::kWarn,
-                      .message = "stream over its quota: commits refused",
-                      .stream = s.name,
-                      .error = &e});
-      }
-      return tl::unexpected(std::move(e));
+      return QuotaRefused(s, std::move(e));
     };
     const bool over =
         (max_events != 0 && waiting + n > max_events) || (max_bytes != 0 && waiting_bytes + bytes > max_bytes);
@@ -243,16 +245,7 @@ Status Committer::CheckQuotas(const Transaction& t, std::vector<internal::DropPl
     StreamState& s = *d.stream;
     held.Hold(s);  // until the commit is written: no relay pass moves the records meanwhile
     auto plan = internal::PlanDrop(*outbox_, s, d.events, d.bytes);
-    if (!plan) {
-      Error e = plan.error();
-      if (!s.quota_refusing.exchange(true, std::memory_order_relaxed)) {
-        outbox_->Log({.level = LogLevel::kWarn,
-                      .message = "stream over its quota: commits refused",
-                      .stream = s.name,
-                      .error = &e});
-      }
-      return tl::unexpected(std::move(e));
-    }
+    if (!plan) return QuotaRefused(s, plan.error());
     drops.push_back(std::move(*plan));
   }
   return {};

@@ -82,6 +82,8 @@ class Committer {
   // (in `drops`, their streams held in `held`). Logs when a stream starts and
   // stops refusing commits (once per change).
   Status CheckQuotas(const Transaction& t, std::vector<internal::DropPlan>& drops, HeldStreams& held);
+  // A commit the stream's quota refuses: `e`, logged when the stream starts refusing.
+  Status QuotaRefused(StreamState& s, Error e);
   // After the write: counters, signals and the log line of each drop.
   void Dropped(const std::vector<internal::DropPlan>& drops);
   // The free-space guard's verdict; logs when commits start and stop being
