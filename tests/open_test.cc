@@ -48,7 +48,10 @@ TEST(Open, DefaultsMatchTheSeed) {
   EXPECT_EQ(o.strategy, Strategy::kPublishOnCommit);
   EXPECT_EQ(o.time_to_delete, std::chrono::hours(24 * 7));
   EXPECT_EQ(o.info_log_level, rocksdb::InfoLogLevel::WARN_LEVEL);
-  EXPECT_TRUE(CommitOptions{}.sync);
+  // Every commit synced unless the program chooses a profile or a commit says.
+  EXPECT_EQ(o.durability, Durability::kSyncEachCommit);
+  EXPECT_EQ(o.sync_interval, std::chrono::milliseconds(10));
+  EXPECT_FALSE(CommitOptions{}.sync.has_value());
 }
 
 TEST(Open, PathThatIsAFileIsRefusedAndUntouched) {

@@ -176,6 +176,30 @@ enum class InlineDispatch : uint8_t {
   kDispatcherThread = 2,  // handed to one background thread; Commit() returns at once
 };
 
+// When a commit reaches the disk: OutboxOptions::durability. Every profile
+// keeps the invariants that matter downstream: a commit is written whole or
+// not at all, seqs are never reused, and nothing is published (inline or by a
+// relay) before it is durable, so a power cut never loses a published event.
+// What a power cut may lose (a process crash without a power cut loses
+// nothing in any profile: the write is in the kernel's page cache):
+enum class Durability : uint8_t {
+  // Commit returns once the write-ahead log is synced; concurrent commits
+  // share one sync (group commit). Loses nothing acknowledged. For a trading
+  // daemon.
+  kSyncEachCommit = 1,
+  // Commit returns after the write; a background syncer makes the log durable
+  // every `sync_interval` (only when something was written). Loses at most the
+  // commits of the last interval, always a suffix of the commit order, never a
+  // published event. Outbox::WaitDurable(receipt) waits for one commit's sync.
+  // For a gateway on flash: one fsync per interval, not per reading.
+  kInterval = 2,
+  // Commit returns after the write; nothing syncs on a timer. The log reaches
+  // the disk when a relay syncs before it publishes, a synced commit, a flush
+  // or Close. Loses an unbounded suffix of the commit order, never a published
+  // event.
+  kNone = 3,
+};
+
 struct OutboxOptions {
   // Directory of the RocksDB database. Required.
   std::string path{};
@@ -198,6 +222,12 @@ struct OutboxOptions {
   // min_free_percent must be in [0, 50]. Default: unset (10%, at most 128 MiB).
   std::optional<uint64_t> min_free_bytes{};
   std::optional<double> min_free_percent{};
+
+  // When commits reach the disk (see Durability). A commit can ask for its own
+  // (CommitOptions::sync). Default: kSyncEachCommit.
+  Durability durability = Durability::kSyncEachCommit;
+  // kInterval: how often the syncer runs. Must be in [1 ms, 10 s]. Default: 10 ms.
+  std::chrono::milliseconds sync_interval{10};
 
   // django-jaiminho's settings, with its defaults.
   // PERSIST_ALL_EVENTS: keep a publish-on-commit event after a successful inline
@@ -276,11 +306,14 @@ struct OutboxOptions {
 
 // Per-commit options; pass to Transaction::Commit.
 struct CommitOptions {
-  // Wait for the write-ahead log to reach the disk before returning. Only a
-  // synced commit survives power loss, and only a synced commit's publish-on-commit
-  // events are published inline (others go to the relay, which syncs first).
-  // Default: true.
-  bool sync = true;
+  // true: wait for the write-ahead log to reach the disk before returning (as
+  // Durability::kSyncEachCommit); false: return after the write (the commit
+  // becomes durable as the outbox's profile says: at the next interval sync
+  // under kInterval). Only a commit that was durable when Commit returned has
+  // its publish-on-commit events published inline; the others go to the
+  // relay, which publishes durable events only. Default: unset, the outbox's
+  // OutboxOptions::durability.
+  std::optional<bool> sync{};
 };
 
 }  // namespace jaiminho

@@ -116,6 +116,14 @@ class Outbox {
 
   Transaction Begin();
 
+  // Returns once the commit of `receipt` is durable (its write-ahead log
+  // synced): at once when it already is (Receipt::durable, or a later sync
+  // covered it). Under Durability::kInterval it waits for the syncer (at most
+  // one sync_interval, no extra sync); otherwise it syncs, sharing the sync
+  // with concurrent callers and commits. Errors: the sync's (kIOError,
+  // kResourceExhausted, kFatal), kClosed.
+  [[nodiscard]] Status WaitDurable(const Receipt& receipt);
+
   // Reads business data (nullopt when absent).
   [[nodiscard]] Result<std::optional<std::string>> Get(const BusinessFamily& family, std::string_view key) const;
 

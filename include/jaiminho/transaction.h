@@ -55,6 +55,12 @@ struct BusinessFamily {
 // What a successful Commit returns: the id of each enqueued event, in enqueue order.
 struct Receipt {
   std::vector<EventId> events{};
+  // Whether the commit was durable (its write-ahead log synced) when Commit
+  // returned. When false, Outbox::WaitDurable(receipt) waits until it is.
+  bool durable = false;
+  // The commit's place in the write order (for Outbox::WaitDurable); 0 for an
+  // empty transaction, which wrote nothing.
+  uint64_t position = 0;
 };
 
 // Limits of Transaction::Enqueue (each is a kInvalidArgument naming the field):

@@ -27,7 +27,11 @@ size_t Committer::SizeOf(const Transaction& t) {
          24 * (TransactionInternal::Ops(t).size() + TransactionInternal::Events(t).size());
 }
 
-Result<bool> Committer::Commit(Transaction& txn, bool sync) {
+void Committer::Wake(Writer* w, uint32_t state) {
+  w->state.Set(state);
+}
+
+Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
   std::vector<internal::DropPlan> drops;
   HeldStreams held;
   JM_RETURN_IF_ERROR(CheckQuotas(txn, drops, held));
@@ -36,47 +40,58 @@ Result<bool> Committer::Commit(Transaction& txn, bool sync) {
   w.txn = &txn;
   w.sync = sync;
   w.drops = &drops;
+  bool leader = false;
   {
     internal::MutexLock l(mu_);
     writers_.push_back(&w);
-    while (!w.done && &w != writers_.front())
-      w.cv.Wait(mu_);
-    if (w.done) {
+    leader = writers_.front() == &w;
+  }
+  if (!leader) {
+    if (w.state.WaitWhile(kWaiting) == kDone) {
       if (w.error) return tl::unexpected(*w.error);
       Dropped(drops);
-      return w.synced;
+      return w.result;
     }
+  }
 
-    // Leader: take a group from the front. A non-sync group never takes a sync
-    // writer (its commit would be acknowledged before reaching the disk); a sync
-    // group takes everyone. Small non-sync writes keep their group small so they
-    // do not wait behind large ones.
-    size_t size = SizeOf(txn);
-    size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
-    group_.clear();
-    group_.push_back(&w);
+  // Leader: take a group from the front. A non-sync group never takes a sync
+  // writer (its commit would be acknowledged before reaching the disk); a sync
+  // group takes everyone. Small non-sync writes keep their group small so they
+  // do not wait behind large ones.
+  size_t size = SizeOf(txn);
+  const size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
+  // A local list: once the group leaves the queue, a new writer can find it
+  // empty and lead at once, while this leader still wakes its members.
+  std::vector<Writer*> group{&w};
+  {
+    internal::MutexLock l(mu_);
     for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
       Writer* o = *it;
       if (o->sync && !w.sync) break;
       size += SizeOf(*o->txn);
       if (size > max_size) break;
-      group_.push_back(o);
+      group.push_back(o);
     }
   }
 
-  Result<bool> st = WriteGroup(group_, w.sync);
+  Result<Written> st = WriteGroup(group, w.sync);
 
+  Writer* next = nullptr;
   {
     internal::MutexLock l(mu_);
-    for (Writer* o : group_) {
-      writers_.pop_front();
-      if (!st) o->error = st.error();
-      o->synced = st && *st;
-      o->done = true;
-      if (o != &w) o->cv.Signal();
-    }
-    if (!writers_.empty()) writers_.front()->cv.Signal();
+    writers_.erase(writers_.begin(), writers_.begin() + static_cast<std::ptrdiff_t>(group.size()));
+    if (!writers_.empty()) next = writers_.front();
   }
+  for (size_t i = 1; i < group.size(); ++i) {
+    Writer* o = group[i];
+    if (st) {
+      o->result = *st;
+    } else {
+      o->error = st.error();
+    }
+    Wake(o, kDone);
+  }
+  if (next != nullptr) Wake(next, kLeader);
 
   if (st) {
     Dropped(drops);
@@ -113,7 +128,7 @@ void Committer::Dropped(const std::vector<internal::DropPlan>& drops) {
   }
 }
 
-Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync) {
+Result<Committer::Written> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync) {
   // An earlier write (or a flush) failed and RocksDB stopped accepting
   // writes: ask it to resume first (the fault may have cleared).
   JM_RETURN_IF_ERROR(
@@ -144,8 +159,7 @@ Result<bool> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync)
   if (write_failing_.load(std::memory_order_relaxed) && write_failing_.exchange(false, std::memory_order_relaxed)) {
     outbox_->Log({.level = LogLevel::kInfo, .message = "commit writes succeed again"});
   }
-  Written(sync);
-  return sync;
+  return AfterWrite(sync);
 }
 
 namespace {
@@ -330,7 +344,10 @@ void Committer::Undo(const std::vector<Writer*>& group, bool claimed) {
   }
 }
 
-void Committer::Written(bool sync) {
+Committer::Written Committer::AfterWrite(bool sync) {
+  // The position before the streams' written_seq (core/wal_syncer.h relies on it).
+  const uint64_t position = outbox_->syncer->Written();
+  if (sync) outbox_->syncer->Synced(position);
   for (size_t i = 0; i < touched_.size(); ++i) {
     StreamState& st = *touched_[i];
     if (new_hwm_[i] != 0) st.hwm = new_hwm_[i];
@@ -340,6 +357,7 @@ void Committer::Written(bool sync) {
     st.written_seq.store(st.next_seq - 1, std::memory_order_release);
     if (sync) st.durable_seq.store(st.next_seq - 1, std::memory_order_release);
   }
+  return Written{.position = position, .durable = sync};
 }
 
 }  // namespace jaiminho

@@ -17,6 +17,7 @@
 
 #include "commit/drop_oldest.h"
 #include "jaiminho/transaction.h"
+#include "util/futex_state.h"
 #include "util/mutex.h"
 
 namespace jaiminho {
@@ -28,26 +29,37 @@ class Committer {
  public:
   explicit Committer(OutboxImpl* outbox) : outbox_(outbox) {}
 
-  // Writes the transaction. On success every event of `txn` has its seq set,
-  // and the value says whether the write reached the disk (the group was synced).
-  Result<bool> Commit(Transaction& txn, bool sync) EXCLUDES(mu_);
+  // What a written commit knows: its place in the write order
+  // (core/wal_syncer.h) and whether it was durable when written.
+  struct Written {
+    uint64_t position = 0;
+    bool durable = false;
+  };
+
+  // Writes the transaction. On success every event of `txn` has its seq set.
+  // `sync`: return only once the write is durable.
+  Result<Written> Commit(Transaction& txn, bool sync) EXCLUDES(mu_);
 
  private:
-  // A caller of Commit, queued in writers_. done, synced and error are
-  // guarded by the Committer's mu_ (which the analysis cannot name from here).
+  // A caller of Commit, queued in writers_. The leader fills result/error,
+  // then publishes them with `state`; the writer waits on `state` without any
+  // mutex (util/futex_state.h), so a wake-up costs at most one futex call and
+  // the woken thread never contends for mu_ again.
+  enum : uint32_t { kWaiting = 0, kLeader = 1, kDone = 2 };
   struct Writer {
     Transaction* txn = nullptr;
     bool sync = false;
     const std::vector<internal::DropPlan>* drops = nullptr;  // deleted in the same batch
-    bool done = false;
-    bool synced = false;
+    internal::FutexState state{kWaiting};
+    Written result;
     std::optional<Error> error;
-    internal::CondVar cv;  // waited on with mu_
   };
+  // Hands `w` its outcome (or leadership) and wakes it.
+  static void Wake(Writer* w, uint32_t state);
 
-  // Assigns seqs, builds the batch and writes it; the value says whether the
-  // write was synced. Called by the leader without mu_, in these steps:
-  Result<bool> WriteGroup(const std::vector<Writer*>& group, bool sync);
+  // Assigns seqs, builds the batch and writes it. Called by the leader
+  // without mu_, in these steps:
+  Result<Written> WriteGroup(const std::vector<Writer*>& group, bool sync);
   // Gives the group's events their seqs (queue order) and signs them; fills
   // touched_ and saved_next_.
   void AssignSeqs(const std::vector<Writer*>& group);
@@ -58,8 +70,9 @@ class Committer {
   void AddWrites(const std::vector<Writer*>& group);
   // After a failed write: seqs back, claims released.
   void Undo(const std::vector<Writer*>& group, bool claimed);
-  // After the write: reservations, counts, written and durable seqs.
-  void Written(bool sync);
+  // After the write: reservations, counts, the group's position, written and
+  // durable seqs.
+  Written AfterWrite(bool sync);
   static size_t SizeOf(const Transaction& t);
   // kResourceExhausted when the transaction would take a stream past its
   // quota (StreamQuota, policy kReject).
@@ -105,7 +118,6 @@ class Committer {
 
   // Used by the leader only (the writer at the front of writers_), which
   // writes its group without mu_: a protocol, not a mutex.
-  std::vector<Writer*> group_;
   rocksdb::WriteBatch batch_;
   std::vector<StreamState*> touched_;
   std::vector<uint64_t> saved_next_;

@@ -151,12 +151,15 @@ Result<Receipt> Transaction::Commit(CommitOptions options) {
   JM_ASSIGN_OR_RETURN(auto guard, outbox_->Enter("Commit"));
   Receipt receipt;
   if (empty()) return receipt;
-  JM_ASSIGN_OR_RETURN(const bool synced, outbox_->committer->Commit(*this, options.sync));
+  const bool sync = options.sync.value_or(outbox_->options.durability == Durability::kSyncEachCommit);
+  JM_ASSIGN_OR_RETURN(const Committer::Written written, outbox_->committer->Commit(*this, sync));
+  receipt.durable = written.durable;
+  receipt.position = written.position;
   receipt.events.reserve(events_.size());
   for (const auto& e : events_) {
     receipt.events.push_back(EventId{outbox_->id, StreamAccess::Of(*e.stream).name, e.seq});
   }
-  if (synced) outbox_->inline_publisher->AfterCommit(*this);
+  if (written.durable) outbox_->inline_publisher->AfterCommit(*this);
   Clear();
   return receipt;
 }

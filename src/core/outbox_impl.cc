@@ -152,26 +152,6 @@ Status OutboxImpl::SyncWal() {
   return recovery->Write(db.get(), wo, &empty, fmt::format("sync WAL of {}", options.path));
 }
 
-Status OutboxImpl::MakeDurable() {
-  auto streams = Streams();
-  std::vector<uint64_t> written(streams.size());
-  bool needed = false;
-  for (size_t i = 0; i < streams.size(); ++i) {
-    StreamState& st = StreamAccess::Of(*streams[i]);
-    written[i] = st.written_seq.load(std::memory_order_acquire);
-    needed |= written[i] > st.durable_seq.load(std::memory_order_acquire);
-  }
-  if (!needed) return {};
-  JM_RETURN_IF_ERROR(SyncWal());
-  for (size_t i = 0; i < streams.size(); ++i) {
-    auto& d = StreamAccess::Of(*streams[i]).durable_seq;
-    uint64_t cur = d.load(std::memory_order_acquire);
-    while (cur < written[i] && !d.compare_exchange_weak(cur, written[i], std::memory_order_acq_rel)) {
-    }
-  }
-  return {};
-}
-
 void OutboxImpl::WakeRelays() {
   commit_epoch_.fetch_add(1, std::memory_order_acq_rel);
   if (waiters_.load(std::memory_order_acquire) > 0) {

@@ -17,6 +17,7 @@
 
 #include "core/claim_table.h"
 #include "core/cleaner_state.h"
+#include "core/wal_syncer.h"
 #include "jaiminho/logger.h"
 #include "jaiminho/observer.h"
 #include "jaiminho/outbox.h"
@@ -210,9 +211,9 @@ class OutboxImpl {
   std::vector<Stream*> Streams() const EXCLUDES(streams_mu_);
   internal::StreamConfig Resolve(const StreamOptions& o) const;
 
-  // Syncs the WAL when some stream has writes not known durable; afterwards
-  // every commit written before the call is durable.
-  Status MakeDurable();
+  // Syncs the WAL when some commit is not known durable; afterwards every
+  // commit written before the call is durable (core/wal_syncer.h).
+  Status MakeDurable() { return syncer->MakeDurable(); }
   // Makes every write made before the call durable (an empty synced write,
   // never DB::SyncWAL: see outbox_impl.cc).
   Status SyncWal();
@@ -270,6 +271,8 @@ class OutboxImpl {
   // here, used through their own headers. Close runs stop_on_close, in order,
   // once the calls in flight are done and before the database closes.
   std::shared_ptr<Committer> committer;
+  // Commit positions, shared syncs, the interval syncer (core/wal_syncer.h).
+  std::unique_ptr<internal::WalSyncer> syncer;
   std::shared_ptr<InlinePublisher> inline_publisher;
   std::shared_ptr<internal::Cleaner> maintenance;  // Outbox::Clean and the maintenance pass
   std::vector<std::function<void()>> stop_on_close;

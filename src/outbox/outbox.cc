@@ -48,6 +48,13 @@ Status ValidateOptions(const OutboxOptions& o) {
   if (o.min_free_percent && !(*o.min_free_percent >= 0 && *o.min_free_percent <= 50)) {
     return bad(fmt::format("OutboxOptions.min_free_percent must be in [0, 50], got {}", *o.min_free_percent));
   }
+  if (o.durability != Durability::kSyncEachCommit && o.durability != Durability::kInterval &&
+      o.durability != Durability::kNone) {
+    return bad(fmt::format("OutboxOptions.durability: unknown value {}", static_cast<int>(o.durability)));
+  }
+  if (o.sync_interval < std::chrono::milliseconds(1) || o.sync_interval > std::chrono::seconds(10)) {
+    return bad(fmt::format("OutboxOptions.sync_interval must be in [1, 10000] ms, got {} ms", o.sync_interval.count()));
+  }
   if (o.inline_dispatch != InlineDispatch::kCommittingThread &&
       o.inline_dispatch != InlineDispatch::kDispatcherThread) {
     return bad(fmt::format("OutboxOptions.inline_dispatch: unknown value {}", static_cast<int>(o.inline_dispatch)));
@@ -386,6 +393,9 @@ void MergeRestartFiles(OutboxImpl& impl) {
 // The parts above the core: the committer, the publish-on-commit publisher,
 // the cleaner and its maintenance thread, and their stop_on_close hooks.
 void WireParts(OutboxImpl& impl) {
+  impl.syncer = std::make_unique<internal::WalSyncer>(&impl);
+  if (impl.options.durability == Durability::kInterval) impl.syncer->StartInterval(impl.options.sync_interval);
+  impl.stop_on_close.emplace_back([s = impl.syncer.get()] { s->Stop(); });
   impl.committer = std::make_shared<Committer>(&impl);
   impl.inline_publisher = std::make_shared<InlinePublisher>(&impl);
   impl.maintenance = std::make_shared<internal::Cleaner>(impl);
@@ -562,6 +572,12 @@ Result<std::optional<std::string>> Outbox::Get(const BusinessFamily& family, std
   if (s.IsNotFound()) return std::optional<std::string>();
   JM_RETURN_IF_ERROR(internal::ToStatus(s, fmt::format("read {} from family '{}'", key, family.name)));
   return std::optional<std::string>(std::move(value));
+}
+
+Status Outbox::WaitDurable(const Receipt& receipt) {
+  if (receipt.durable || receipt.position == 0) return {};
+  JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("WaitDurable"));
+  return impl_->syncer->WaitDurable(receipt.position);
 }
 
 Result<CleanReport> Outbox::Clean() {

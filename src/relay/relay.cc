@@ -195,7 +195,11 @@ class Relay::Impl {
     std::optional<Error> first_error;
     for (StreamState* s : streams) {
       Memo& m = memo_[s];
-      const uint64_t written = s->written_seq.load(std::memory_order_acquire);
+      // What the stream holds that the last pass did not see: commits, or
+      // under kInterval (where the relay does not sync) what became durable.
+      const uint64_t written = o_.options.durability == Durability::kInterval
+                                   ? s->durable_seq.load(std::memory_order_acquire)
+                                   : s->written_seq.load(std::memory_order_acquire);
       const uint64_t poke = s->poke.load(std::memory_order_acquire);
       const int64_t now = ToMicros(o_.Now());
       if (only_changed && !force_due_ && written == m.written && poke == m.poke && now < m.next_due_us) {
@@ -436,12 +440,14 @@ class Relay::Impl {
   }
 
   // Applies a publish-on-commit rewind and makes the stream's commits durable
-  // (the relay publishes durable records only).
+  // (the relay publishes durable records only). Under Durability::kInterval
+  // the syncer makes them durable (and wakes the relay): no sync here.
   Result<Window> Settle(StreamState& s) {
     if (uint64_t r = s.rewind.exchange(UINT64_MAX, std::memory_order_acq_rel); r < s.cursor.load()) {
       s.cursor.store(r, std::memory_order_release);
     }
-    if (s.written_seq.load(std::memory_order_acquire) > s.durable_seq.load(std::memory_order_acquire)) {
+    if (o_.options.durability != Durability::kInterval &&
+        s.written_seq.load(std::memory_order_acquire) > s.durable_seq.load(std::memory_order_acquire)) {
       JM_RETURN_IF_ERROR(o_.MakeDurable());
     }
     Window w;
