@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "clean/cleaner.h"
 #include "core/outbox_impl.h"
@@ -19,6 +20,13 @@
 namespace jaiminho {
 namespace {
 constexpr uint64_t kSeqReservation = 1 << 16;
+
+// A small number per thread, for telling a group's threads apart.
+uint32_t ThreadNumber() {
+  static std::atomic<uint32_t> next{1};
+  thread_local const uint32_t n = next.fetch_add(1, std::memory_order_relaxed);
+  return n;
+}
 constexpr size_t kMaxGroupBytes = 1 << 20;
 }  // namespace
 
@@ -40,10 +48,12 @@ Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
   w.txn = &txn;
   w.sync = sync;
   w.drops = &drops;
+  w.thread = ThreadNumber();
   bool leader = false;
   {
     internal::MutexLock l(mu_);
     writers_.push_back(&w);
+    queued_.store(writers_.size(), std::memory_order_release);
     leader = writers_.front() == &w;
   }
   if (!leader) {
@@ -58,6 +68,7 @@ Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
   // writer (its commit would be acknowledged before reaching the disk); a sync
   // group takes everyone. Small non-sync writes keep their group small so they
   // do not wait behind large ones.
+  if (w.sync) Gather();
   size_t size = SizeOf(txn);
   const size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
   // A local list: once the group leaves the queue, a new writer can find it
@@ -74,12 +85,22 @@ Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
     }
   }
 
+  const auto write_start = std::chrono::steady_clock::now();
   Result<Written> st = WriteGroup(group, w.sync);
+  if (w.sync) {
+    last_sync_write_ns_ =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - write_start).count();
+    group_threads_.clear();
+    for (Writer* o : group)
+      group_threads_.push_back(o->thread);
+    std::sort(group_threads_.begin(), group_threads_.end());
+  }
 
   Writer* next = nullptr;
   {
     internal::MutexLock l(mu_);
     writers_.erase(writers_.begin(), writers_.begin() + static_cast<std::ptrdiff_t>(group.size()));
+    queued_.store(writers_.size(), std::memory_order_release);
     if (!writers_.empty()) next = writers_.front();
   }
   // The next leader first: its write and sync then overlap the wake-ups
@@ -100,6 +121,24 @@ Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
     outbox_->WakeRelays();
   }
   return st;
+}
+
+void Committer::Gather() {
+  if (last_sync_write_ns_ == 0 || group_threads_.size() < 2) return;
+  size_t expect = 0;
+  {
+    internal::MutexLock l(mu_);
+    scratch_.assign(group_threads_.begin(), group_threads_.end());
+    for (Writer* o : writers_)
+      scratch_.push_back(o->thread);
+    std::sort(scratch_.begin(), scratch_.end());
+    expect = static_cast<size_t>(std::unique(scratch_.begin(), scratch_.end()) - scratch_.begin());
+    if (writers_.size() >= expect) return;
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::min<int64_t>(last_sync_write_ns_ / 4, 200'000));
+  while (queued_.load(std::memory_order_acquire) < expect && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
 }
 
 Committer::HeldStreams::~HeldStreams() NO_THREAD_SAFETY_ANALYSIS {
