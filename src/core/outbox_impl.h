@@ -249,6 +249,8 @@ class OutboxImpl {
 
   OutboxOptions options;
   std::shared_ptr<Clock> clock;
+  // The Env `db` runs on (storage/wal_env.h); declared first, so it outlives db.
+  std::unique_ptr<rocksdb::Env> env;
   std::unique_ptr<rocksdb::DB> db;
   // Resumes writes after RocksDB stopped them; every write goes through it.
   std::shared_ptr<internal::WriteRecovery> recovery;

@@ -20,6 +20,7 @@
 #include "storage/small_files.h"
 #include "storage/status.h"
 #include "storage/stream_reader.h"
+#include "storage/wal_env.h"
 #include "util/macros.h"
 
 namespace jaiminho {
@@ -120,7 +121,9 @@ Result<internal::PathKind> CheckPath(const OutboxOptions& options) {
 }
 
 // RocksDB's options, with our info log and `recovery` as a listener.
-rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr<internal::WriteRecovery>& recovery) {
+// `env`: the Env the database runs on (storage/wal_env.h), owned by the caller.
+rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr<internal::WriteRecovery>& recovery,
+                             rocksdb::Env* env) {
   rocksdb::DBOptions dbo;
   // RocksDB's own LOG writer aborts the process on a full disk (Debian keeps
   // its assertions): ours never fails (storage/info_log.h).
@@ -128,7 +131,7 @@ rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr
                                                      options.info_log_to_logger ? options.logger : nullptr);
   dbo.info_log_level = options.info_log_level;
   dbo.listeners.push_back(recovery);
-  if (options.env != nullptr) dbo.env = options.env;
+  dbo.env = env;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -411,13 +414,15 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   const std::string path = options.path;
   JM_ASSIGN_OR_RETURN(const internal::PathKind kind, CheckPath(options));
   auto recovery = std::make_shared<internal::WriteRecovery>(path);
-  const rocksdb::DBOptions dbo = DbOptions(options, recovery);
+  std::unique_ptr<rocksdb::Env> env = internal::MakeWalEnv(options.env);
+  const rocksdb::DBOptions dbo = DbOptions(options, recovery, env.get());
   Probed probed;
   if (kind == internal::PathKind::kDatabase) {
     JM_ASSIGN_OR_RETURN(probed, ProbeDatabase(options));
   }
 
   auto impl = std::make_unique<OutboxImpl>();
+  impl->env = std::move(env);
   impl->options = options;
   impl->recovery = recovery;
   impl->disk_guard = std::make_unique<internal::DiskGuard>(path, options.min_free_bytes, options.min_free_percent);

@@ -1,0 +1,28 @@
+// The Env the database runs on: the caller's (or the default), with one
+// change for write-ahead log files. RocksDB preallocates a log in blocks
+// with FALLOC_FL_KEEP_SIZE, so every append grows the file's size and every
+// synced commit's fdatasync must also write the inode. Here logs are
+// preallocated with their size (fallocate mode 0, no data written: the
+// blocks were allocated anyway), so a synced append only writes its data.
+// RocksDB trims the file to what was written when it closes the log; after a
+// crash the unwritten tail reads as zeros, which its log reader skips as the
+// padding of preallocated logs (kPointInTimeRecovery; the crash and
+// power-loss tests cover it).
+//
+// Measured on the dev machine's ext4: write + fdatasync of 300 bytes, 162 us
+// appending to a keep-size preallocated file, 90 us inside a size-extended one.
+//
+// Thread-safety: as the wrapped FileSystem.
+#pragma once
+
+#include <rocksdb/env.h>
+
+#include <memory>
+
+namespace jaiminho::internal {
+
+// An Env over `base` (nullptr: Env::Default()) whose FileSystem preallocates
+// log files with their size. Must outlive every DB opened with it.
+std::unique_ptr<rocksdb::Env> MakeWalEnv(rocksdb::Env* base);
+
+}  // namespace jaiminho::internal
