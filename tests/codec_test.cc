@@ -122,7 +122,7 @@ TEST(Envelope, DirectEncodingIsTheBuildersByteForByte) {
     f.sent_at = static_cast<int64_t>(rng());
     f.strategy = rng() % 2 ? Strategy::kKeepOrder : Strategy::kPublishOnCommit;
     check(f, "random");
-    if (testing::Test::HasFatalFailure()) return;
+    if (HasFatalFailure()) return;
   }
   // With headers, both are the builder.
   EnvelopeFields f = Sample();
