@@ -146,17 +146,15 @@ Error Corrupt(std::string_view what) {
 // sizes and presence of the fields, never on their contents.
 class DownwardWriter {
  public:
-  // REQUIRES: `capacity` bytes before `end` are writable and enough.
-  explicit DownwardWriter(uint8_t* end) : end_(end), cur_(end) {}
+  // REQUIRES: the `room` bytes before `end` are writable, and enough for
+  // everything written. Zeroes them: padding is then only a move.
+  DownwardWriter(uint8_t* end, size_t room) : end_(end), cur_(end) { std::memset(end - room, 0, room); }
 
   uint32_t size() const { return static_cast<uint32_t>(end_ - cur_); }
   const uint8_t* data() const { return cur_; }
   size_t minalign() const { return minalign_; }
 
-  void Fill(size_t n) {
-    cur_ -= n;
-    std::memset(cur_, 0, n);
-  }
+  void Fill(size_t n) { cur_ -= n; }  // zero bytes (the constructor zeroed them)
   void Push(const void* p, size_t n) {
     cur_ -= n;
     if (n != 0) std::memcpy(cur_, p, n);
@@ -174,11 +172,14 @@ class DownwardWriter {
   template <class T>
   uint32_t Scalar(T v) {
     Align(sizeof(T));
-    uint8_t le[sizeof(T)];
-    auto u = static_cast<std::make_unsigned_t<T>>(v);
-    for (size_t i = 0; i < sizeof(T); ++i)
-      le[i] = static_cast<uint8_t>(static_cast<uint64_t>(u) >> (8 * i));
-    Push(le, sizeof(T));
+    cur_ -= sizeof(T);
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(cur_, &v, sizeof(T));
+    } else {
+      auto u = static_cast<std::make_unsigned_t<T>>(v);
+      for (size_t i = 0; i < sizeof(T); ++i)
+        cur_[i] = static_cast<uint8_t>(static_cast<uint64_t>(u) >> (8 * i));
+    }
     return size();
   }
   // CreateString.
@@ -216,10 +217,8 @@ class TableWriter {
     Track(field, off);
     return off;
   }
-  void AddOffset(flatbuffers::voffset_t field, uint32_t target) {
-    if (target == 0) return;
-    Track(field, w_.Scalar(w_.ReferTo(target)));
-  }
+  // REQUIRES: target != 0 (0: the field is absent, not added).
+  void AddOffset(flatbuffers::voffset_t field, uint32_t target) { Track(field, w_.Scalar(w_.ReferTo(target))); }
   uint32_t End() {
     const uint32_t vtableoffsetloc = w_.Scalar(int32_t{0});
     const auto vsize = std::max<flatbuffers::voffset_t>(static_cast<flatbuffers::voffset_t>(max_field_ + 2), 4);
@@ -257,16 +256,19 @@ class TableWriter {
 };
 
 ScalarOffsets EncodeEnvelopeDirect(const EnvelopeFields& f, std::string* out) {
-  size_t bound = 1024 + f.stream.size() + f.type.size() + f.key.size() + f.payload.size() + f.encoding.size() +
-                 f.last_error.size() + f.key_id.size() + f.note.size() + f.signature.size();
+  // Room for it all: the fields' bytes, and at most 8 more per string or
+  // vector (length, NUL, padding), 17 * 16 for the table's fields with their
+  // padding, 40 for the vtable and 16 for the root offset and identifier.
+  const size_t room = 512 + f.stream.size() + f.type.size() + f.key.size() + f.payload.size() + f.encoding.size() +
+                      f.last_error.size() + f.key_id.size() + f.note.size() + f.signature.size();
   thread_local std::unique_ptr<uint64_t[]> scratch;
   thread_local size_t scratch_bytes = 0;
-  if (scratch_bytes < bound) {
-    bound = std::max<size_t>((bound + 7) & ~size_t{7}, 4096);
-    scratch.reset(new uint64_t[bound / 8]);
-    scratch_bytes = bound;
+  if (scratch_bytes < room) {
+    const size_t n = std::max<size_t>((room + 7) & ~size_t{7}, 4096);
+    scratch.reset(new uint64_t[n / 8]);
+    scratch_bytes = n;
   }
-  DownwardWriter w(reinterpret_cast<uint8_t*>(scratch.get()) + scratch_bytes);
+  DownwardWriter w(reinterpret_cast<uint8_t*>(scratch.get()) + scratch_bytes, room);
   const uint32_t stream = w.String(f.stream);
   const uint32_t type = w.String(f.type);
   const uint32_t key = w.String(f.key);
@@ -288,10 +290,10 @@ ScalarOffsets EncodeEnvelopeDirect(const EnvelopeFields& f, std::string* out) {
   t.AddOffset(fb::Envelope::VT_PAYLOAD, payload);
   t.AddOffset(fb::Envelope::VT_ENCODING, encoding);
   const uint32_t attempts = t.Add(fb::Envelope::VT_ATTEMPTS, f.attempts);
-  t.AddOffset(fb::Envelope::VT_LAST_ERROR, last_error);
-  t.AddOffset(fb::Envelope::VT_SIGNATURE, signature);
-  t.AddOffset(fb::Envelope::VT_KEY_ID, key_id);
-  t.AddOffset(fb::Envelope::VT_NOTE, note);
+  if (last_error != 0) t.AddOffset(fb::Envelope::VT_LAST_ERROR, last_error);
+  if (signature != 0) t.AddOffset(fb::Envelope::VT_SIGNATURE, signature);
+  if (key_id != 0) t.AddOffset(fb::Envelope::VT_KEY_ID, key_id);
+  if (note != 0) t.AddOffset(fb::Envelope::VT_NOTE, note);
   t.Add(fb::Envelope::VT_VERSION, kEnvelopeVersion);
   t.Add(fb::Envelope::VT_STRATEGY, static_cast<uint8_t>(f.strategy));
   const uint32_t root = t.End();
@@ -306,7 +308,7 @@ ScalarOffsets EncodeEnvelopeDirect(const EnvelopeFields& f, std::string* out) {
   o.attempts = total - attempts;
   o.next_attempt_at = total - next_attempt_at;
   o.sent_at = total - sent_at;
-  if (signature != 0 && !f.signature.empty()) o.signature = total - signature + sizeof(uint32_t);
+  if (signature != 0) o.signature = total - signature + sizeof(uint32_t);
   out->append(reinterpret_cast<const char*>(w.data()), total);
   return o;
 }
