@@ -183,14 +183,14 @@ class DownwardWriter {
     return size();
   }
   // CreateString.
-  uint32_t String(std::string_view s) {
+  [[gnu::always_inline]] uint32_t String(std::string_view s) {
     PreAlign(s.size() + 1, sizeof(uint32_t));
     Fill(1);
     Push(s.data(), s.size());
     return Scalar(static_cast<uint32_t>(s.size()));
   }
   // CreateVector<uint8_t>.
-  uint32_t Bytes(std::string_view s) {
+  [[gnu::always_inline]] uint32_t Bytes(std::string_view s) {
     PreAlign(s.size(), sizeof(uint32_t));
     Push(s.data(), s.size());
     return Scalar(static_cast<uint32_t>(s.size()));
@@ -218,7 +218,9 @@ class TableWriter {
     return off;
   }
   // REQUIRES: target != 0 (0: the field is absent, not added).
-  void AddOffset(flatbuffers::voffset_t field, uint32_t target) { Track(field, w_.Scalar(w_.ReferTo(target))); }
+  [[gnu::always_inline]] void AddOffset(flatbuffers::voffset_t field, uint32_t target) {
+    Track(field, w_.Scalar(w_.ReferTo(target)));
+  }
   uint32_t End() {
     const uint32_t vtableoffsetloc = w_.Scalar(int32_t{0});
     const auto vsize = std::max<flatbuffers::voffset_t>(static_cast<flatbuffers::voffset_t>(max_field_ + 2), 4);
