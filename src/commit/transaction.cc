@@ -23,7 +23,7 @@ constexpr size_t kMaxArenaBytes = size_t{1} << 31;
 // the arena's regrowth per commit before). At most kMaxSpareBytes of arena and
 // kMaxSpareRecords records are kept per thread, until the thread ends.
 constexpr size_t kMaxSpareBytes = 64 << 10;
-constexpr size_t kMaxSpareRecords = 1024;
+constexpr size_t kMaxSpareRecords = 256;
 thread_local bool spare_gone = false;  // trivially destructible: readable until the thread ends
 struct SpareBuffers {
   SpareBuffers() = default;
