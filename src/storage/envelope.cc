@@ -144,6 +144,18 @@ Error Corrupt(std::string_view what) {
 // tries); without its bookkeeping (field list, vtable search, growth checks),
 // about a fifth of its instructions. A FlatBuffers layout depends only on the
 // sizes and presence of the fields, never on their contents.
+// Stores a scalar little-endian, as FlatBuffers does.
+template <class T>
+void StoreLE(uint8_t* p, T v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof(T));
+  } else {
+    auto u = static_cast<std::make_unsigned_t<T>>(v);
+    for (size_t i = 0; i < sizeof(T); ++i)
+      p[i] = static_cast<uint8_t>(static_cast<uint64_t>(u) >> (8 * i));
+  }
+}
+
 class DownwardWriter {
  public:
   // REQUIRES: the `room` bytes before `end` are writable, and enough for
@@ -173,13 +185,7 @@ class DownwardWriter {
   uint32_t Scalar(T v) {
     Align(sizeof(T));
     cur_ -= sizeof(T);
-    if constexpr (std::endian::native == std::endian::little) {
-      std::memcpy(cur_, &v, sizeof(T));
-    } else {
-      auto u = static_cast<std::make_unsigned_t<T>>(v);
-      for (size_t i = 0; i < sizeof(T); ++i)
-        cur_[i] = static_cast<uint8_t>(static_cast<uint64_t>(u) >> (8 * i));
-    }
+    StoreLE(cur_, v);
     return size();
   }
   // CreateString.
@@ -257,47 +263,86 @@ class TableWriter {
   flatbuffers::voffset_t max_field_ = 0;
 };
 
+// The layout of the last envelope EncodeEnvelopeDirect wrote on this thread,
+// whose bytes are still at the end of its scratch buffer. An envelope whose
+// fields have the same sizes (and presence) has the same bytes but for the
+// fields' contents and the scalars: it is that one with them overwritten (a
+// stream of fixed-size readings: a few copies instead of an encoding).
+struct Layout {
+  static constexpr size_t kFields = 9;  // stream, type, key, payload, encoding, last_error, key_id, note, signature
+  std::array<size_t, kFields> sizes{};
+  std::array<uint32_t, kFields> data{};  // where each field's bytes start in the envelope
+  uint32_t total = 0;                    // 0: none
+  uint32_t created_at = 0, strategy = 0;
+  ScalarOffsets offsets;
+};
+
 ScalarOffsets EncodeEnvelopeDirect(const EnvelopeFields& f, std::string* out) {
+  const std::array<std::string_view, Layout::kFields> fields = {f.stream,     f.type,   f.key,  f.payload,  f.encoding,
+                                                                f.last_error, f.key_id, f.note, f.signature};
   // Room for it all: the fields' bytes, and at most 8 more per string or
   // vector (length, NUL, padding), 17 * 16 for the table's fields with their
   // padding, 40 for the vtable and 16 for the root offset and identifier.
-  const size_t room = 512 + f.stream.size() + f.type.size() + f.key.size() + f.payload.size() + f.encoding.size() +
-                      f.last_error.size() + f.key_id.size() + f.note.size() + f.signature.size();
+  size_t room = 512;
+  for (std::string_view field : fields)
+    room += field.size();
   thread_local std::unique_ptr<uint64_t[]> scratch;
   thread_local size_t scratch_bytes = 0;
+  thread_local Layout last;
   if (scratch_bytes < room) {
     const size_t n = std::max<size_t>((room + 7) & ~size_t{7}, 4096);
     scratch.reset(new uint64_t[n / 8]);
     scratch_bytes = n;
+    last.total = 0;
   }
-  DownwardWriter w(reinterpret_cast<uint8_t*>(scratch.get()) + scratch_bytes, room);
-  const uint32_t stream = w.String(f.stream);
-  const uint32_t type = w.String(f.type);
-  const uint32_t key = w.String(f.key);
-  const uint32_t payload = w.Bytes(f.payload);
-  const uint32_t encoding = w.String(f.encoding);
-  uint32_t last_error = 0, key_id = 0, note = 0, signature = 0;
-  if (!f.last_error.empty()) last_error = w.String(f.last_error);
-  if (!f.key_id.empty()) key_id = w.String(f.key_id);
-  if (!f.note.empty()) note = w.String(f.note);
-  if (!f.signature.empty()) signature = w.Bytes(f.signature);
+  uint8_t* const end = reinterpret_cast<uint8_t*>(scratch.get()) + scratch_bytes;
+
+  bool same = last.total != 0;
+  for (size_t i = 0; i < Layout::kFields && same; ++i)
+    same = fields[i].size() == last.sizes[i];
+  if (same) {
+    uint8_t* e = end - last.total;
+    for (size_t i = 0; i < Layout::kFields; ++i) {
+      if (!fields[i].empty()) std::memcpy(e + last.data[i], fields[i].data(), fields[i].size());
+    }
+    StoreLE(e + last.offsets.seq, f.seq);
+    StoreLE(e + last.created_at, f.created_at);
+    StoreLE(e + last.offsets.next_attempt_at, f.next_attempt_at);
+    StoreLE(e + last.offsets.sent_at, f.sent_at);
+    StoreLE(e + last.offsets.attempts, f.attempts);
+    StoreLE(e + last.strategy, static_cast<uint8_t>(f.strategy));
+    out->append(reinterpret_cast<const char*>(e), last.total);
+    return last.offsets;
+  }
+
+  DownwardWriter w(end, room);
+  std::array<uint32_t, Layout::kFields> at{};  // each field's offset (from the end); 0: absent
+  at[0] = w.String(f.stream);
+  at[1] = w.String(f.type);
+  at[2] = w.String(f.key);
+  at[3] = w.Bytes(f.payload);
+  at[4] = w.String(f.encoding);
+  if (!f.last_error.empty()) at[5] = w.String(f.last_error);
+  if (!f.key_id.empty()) at[6] = w.String(f.key_id);
+  if (!f.note.empty()) at[7] = w.String(f.note);
+  if (!f.signature.empty()) at[8] = w.Bytes(f.signature);
   TableWriter t(w);
   const uint32_t seq = t.Add(fb::Envelope::VT_SEQ, f.seq);
-  t.Add(fb::Envelope::VT_CREATED_AT, f.created_at);
+  const uint32_t created_at = t.Add(fb::Envelope::VT_CREATED_AT, f.created_at);
   const uint32_t next_attempt_at = t.Add(fb::Envelope::VT_NEXT_ATTEMPT_AT, f.next_attempt_at);
   const uint32_t sent_at = t.Add(fb::Envelope::VT_SENT_AT, f.sent_at);
-  t.AddOffset(fb::Envelope::VT_STREAM, stream);
-  t.AddOffset(fb::Envelope::VT_TYPE, type);
-  t.AddOffset(fb::Envelope::VT_KEY, key);
-  t.AddOffset(fb::Envelope::VT_PAYLOAD, payload);
-  t.AddOffset(fb::Envelope::VT_ENCODING, encoding);
+  t.AddOffset(fb::Envelope::VT_STREAM, at[0]);
+  t.AddOffset(fb::Envelope::VT_TYPE, at[1]);
+  t.AddOffset(fb::Envelope::VT_KEY, at[2]);
+  t.AddOffset(fb::Envelope::VT_PAYLOAD, at[3]);
+  t.AddOffset(fb::Envelope::VT_ENCODING, at[4]);
   const uint32_t attempts = t.Add(fb::Envelope::VT_ATTEMPTS, f.attempts);
-  if (last_error != 0) t.AddOffset(fb::Envelope::VT_LAST_ERROR, last_error);
-  if (signature != 0) t.AddOffset(fb::Envelope::VT_SIGNATURE, signature);
-  if (key_id != 0) t.AddOffset(fb::Envelope::VT_KEY_ID, key_id);
-  if (note != 0) t.AddOffset(fb::Envelope::VT_NOTE, note);
+  if (at[5] != 0) t.AddOffset(fb::Envelope::VT_LAST_ERROR, at[5]);
+  if (at[8] != 0) t.AddOffset(fb::Envelope::VT_SIGNATURE, at[8]);
+  if (at[6] != 0) t.AddOffset(fb::Envelope::VT_KEY_ID, at[6]);
+  if (at[7] != 0) t.AddOffset(fb::Envelope::VT_NOTE, at[7]);
   t.Add(fb::Envelope::VT_VERSION, kEnvelopeVersion);
-  t.Add(fb::Envelope::VT_STRATEGY, static_cast<uint8_t>(f.strategy));
+  const uint32_t strategy = t.Add(fb::Envelope::VT_STRATEGY, static_cast<uint8_t>(f.strategy));
   const uint32_t root = t.End();
   // Finish(root, identifier).
   w.PreAlign(sizeof(uint32_t) + flatbuffers::kFileIdentifierLength, w.minalign());
@@ -310,8 +355,17 @@ ScalarOffsets EncodeEnvelopeDirect(const EnvelopeFields& f, std::string* out) {
   o.attempts = total - attempts;
   o.next_attempt_at = total - next_attempt_at;
   o.sent_at = total - sent_at;
-  if (signature != 0) o.signature = total - signature + sizeof(uint32_t);
+  if (at[8] != 0) o.signature = total - at[8] + sizeof(uint32_t);
   out->append(reinterpret_cast<const char*>(w.data()), total);
+
+  last.total = total;
+  for (size_t i = 0; i < Layout::kFields; ++i) {
+    last.sizes[i] = fields[i].size();
+    last.data[i] = at[i] == 0 ? 0 : total - at[i] + static_cast<uint32_t>(sizeof(uint32_t));
+  }
+  last.created_at = total - created_at;
+  last.strategy = total - strategy;
+  last.offsets = o;
   return o;
 }
 
