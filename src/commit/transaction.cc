@@ -19,9 +19,10 @@ constexpr size_t kMaxArenaBytes = size_t{1} << 31;
 
 // The buffers of the last Transaction this thread destroyed, for the next one
 // it begins: a program that begins, fills, commits and drops a transaction per
-// event allocates nothing for it once warm (three allocations, three frees and
-// the arena's regrowth per commit before). At most kMaxSpareBytes of arena and
-// kMaxSpareRecords records are kept per thread, until the thread ends.
+// event allocates nothing for it once warm (before: five allocations and five
+// frees per commit of one Put and one Enqueue, for the arena's growth and the
+// two vectors). At most kMaxSpareBytes of arena and kMaxSpareRecords records
+// are kept per thread, until the thread ends.
 constexpr size_t kMaxSpareBytes = 64 << 10;
 constexpr size_t kMaxSpareRecords = 256;
 thread_local bool spare_gone = false;  // trivially destructible: readable until the thread ends
