@@ -209,6 +209,39 @@ TEST_F(TransactionTest, EmptyTransactionCommitsNothing) {
   EXPECT_TRUE(r.events.empty());
 }
 
+// A thread reuses the buffers of the transaction it destroyed last (spare
+// buffers, commit/transaction.cc): a new transaction starts empty, whether the
+// one before was committed or dropped uncommitted, and writes only its own.
+TEST_F(TransactionTest, ANewTransactionStartsEmptyAfterOneWasDropped) {
+  {
+    auto dropped = outbox_->Begin();
+    ASSERT_OK(dropped.Put(devices_, "dev/dropped", "never"));
+    ASSERT_OK(dropped.Enqueue(*telemetry_, {.type = "dropped.v1", .payload = std::string(300, 'x')}));
+  }
+  {
+    auto committed = outbox_->Begin();
+    EXPECT_TRUE(committed.empty());
+    ASSERT_OK(committed.Enqueue(*telemetry_, {.type = "first.v1", .payload = "1"}));
+    ASSERT_OK(committed.Commit());
+    ASSERT_OK(committed.Enqueue(*telemetry_, {.type = "left.v1", .payload = "left"}));  // dropped with it
+  }
+  auto txn = outbox_->Begin();
+  EXPECT_TRUE(txn.empty());
+  EXPECT_EQ(txn.op_count(), 0u);
+  EXPECT_EQ(txn.event_count(), 0u);
+  ASSERT_OK(txn.Put(devices_, "dev/1", "v"));
+  ASSERT_OK(txn.Enqueue(*telemetry_, {.type = "second.v1", .payload = "2"}));
+  ASSERT_OK_AND_ASSIGN(Receipt r, txn.Commit());
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].seq, 2u);
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, outbox_->FindEvent(*telemetry_, 2));
+  EXPECT_EQ(e->type, "second.v1");
+  EXPECT_EQ(e->payload, "2");
+  ASSERT_OK_AND_ASSIGN(auto dropped, outbox_->Get(devices_, "dev/dropped"));
+  EXPECT_FALSE(dropped.has_value());
+  EXPECT_FALSE(outbox_->FindEvent(*telemetry_, 3).has_value());
+}
+
 // The write itself fails (injected ENOSPC / EIO): nothing of the transaction is
 // visible, no seq is consumed, and once the fault clears the outbox carries on:
 // by itself after ENOSPC (RocksDB's recovery), after a reopen for EIO on the log

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +13,14 @@
 namespace jaiminho::internal {
 namespace {
 
+// Monotonic nanoseconds, for the estimate's age only (kRefresh is 100 ms):
+// the coarse clock (a few ms of resolution) costs about 4 ns a read here
+// against 22 for steady_clock, and every commit reads it.
 int64_t NowNs() {
+#ifdef CLOCK_MONOTONIC_COARSE
+  struct timespec ts = {};
+  if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+#endif
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }

@@ -51,7 +51,7 @@ class DiskGuard {
   const bool off_;
   std::atomic<uint64_t> reserve_{0};
   std::atomic<int64_t> estimate_{0};      // bytes available, less what was admitted since
-  std::atomic<int64_t> refreshed_ns_{0};  // steady clock of the last statvfs; 0 = never
+  std::atomic<int64_t> refreshed_ns_{0};  // monotonic clock of the last statvfs; 0 = never
 };
 
 }  // namespace jaiminho::internal

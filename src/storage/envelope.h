@@ -49,6 +49,10 @@ struct ScalarOffsets {
 // relative to the start of the appended bytes. Not thread-safe per builder;
 // each thread uses its own builder internally.
 ScalarOffsets EncodeEnvelope(const EnvelopeFields& f, std::string* out);
+// The same bytes, always through flatbuffers::FlatBufferBuilder. EncodeEnvelope
+// writes envelopes without headers directly (the commit path's usual case);
+// tests compare the two.
+ScalarOffsets EncodeEnvelopeWithBuilder(const EnvelopeFields& f, std::string* out);
 
 // Overwrites a little-endian scalar at `offset` of an encoded envelope.
 void PatchU64(char* envelope, uint32_t offset, uint64_t v);
