@@ -30,6 +30,8 @@ uint32_t ThreadNumber() {
 constexpr size_t kMaxGroupBytes = 1 << 20;
 }  // namespace
 
+Committer::Committer(OutboxImpl* outbox) : outbox_(outbox), what_(fmt::format("commit to {}", outbox->options.path)) {}
+
 size_t Committer::SizeOf(const Transaction& t) {
   return TransactionInternal::ArenaSize(t) +
          24 * (TransactionInternal::Ops(t).size() + TransactionInternal::Events(t).size());
@@ -172,8 +174,7 @@ void Committer::Dropped(const std::vector<internal::DropPlan>& drops) {
 Result<Committer::Written> Committer::WriteGroup(const std::vector<Writer*>& group, bool sync) {
   // An earlier write (or a flush) failed and RocksDB stopped accepting
   // writes: ask it to resume first (the fault may have cleared).
-  JM_RETURN_IF_ERROR(
-      outbox_->recovery->ResumeIfStopped(outbox_->db.get(), fmt::format("commit to {}", outbox_->options.path)));
+  JM_RETURN_IF_ERROR(outbox_->recovery->ResumeIfStopped(outbox_->db.get(), what_));
   batch_.Clear();
   AssignSeqs(group);
   // A new reservation must reach the disk before any seq beyond the old one is used.
@@ -191,7 +192,7 @@ Result<Committer::Written> Committer::WriteGroup(const std::vector<Writer*>& gro
   auto s = outbox_->db->Write(wo, &batch_);
   if (!s.ok()) {
     Undo(group, claim);
-    Error e = outbox_->recovery->WriteFailed(s, fmt::format("commit to {}", outbox_->options.path));
+    Error e = outbox_->recovery->WriteFailed(s, what_);
     if (!write_failing_.exchange(true, std::memory_order_relaxed)) {
       outbox_->Log({.level = LogLevel::kError, .message = "commit writes fail", .error = &e});
     }

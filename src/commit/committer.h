@@ -13,6 +13,7 @@
 #include <atomic>
 #include <deque>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "commit/drop_oldest.h"
@@ -27,7 +28,7 @@ class StreamState;
 
 class Committer {
  public:
-  explicit Committer(OutboxImpl* outbox) : outbox_(outbox) {}
+  explicit Committer(OutboxImpl* outbox);
 
   // What a written commit knows: its place in the write order
   // (core/wal_syncer.h) and whether it was durable when written.
@@ -112,6 +113,7 @@ class Committer {
 
   // Constant after construction.
   OutboxImpl* const outbox_;
+  const std::string what_;  // "commit to <path>", for errors (formatted once: it cost 570 instructions a commit)
 
   // Set while the free-space guard refuses commits (for the log).
   std::atomic<bool> disk_refusing_{false};
