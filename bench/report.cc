@@ -203,6 +203,7 @@ bool Report::Finish(const std::string& dir) {
         counters << " | "
                  << (!v                              ? std::string("n/a")
                      : counter == "items_per_second" ? Rate(*v)
+                     : std::abs(*v) >= 1000          ? fmt::format("{:.0f}", *v)
                                                      : fmt::format("{:.3g}", *v));
       }
       counters << " |\n";
