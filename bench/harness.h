@@ -10,6 +10,7 @@
 // silently measures an error path is worse than none.
 #pragma once
 
+#include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/statistics.h>
 #include <sqlite3.h>
@@ -65,6 +66,29 @@ std::string ShortCount(size_t n);
 inline constexpr std::string_view kType = "reading.v1";
 inline constexpr std::string_view kStream = "telemetry";
 inline constexpr std::string_view kBusiness = "devices";
+
+// The commit workload (commit_bench, durability_bench). What each commit
+// writes: a 16-byte business key unique per thread and iteration (formatted
+// without allocating), the business value and the event payload
+// (Payload(2i), Payload(2i + 1)).
+struct Workload {
+  explicit Workload(int thread) : n(static_cast<uint64_t>(thread) * 10'000'000'000ULL) {}
+  void Next() {
+    auto r = fmt::format_to_n(buf, sizeof buf, "dev/{:012d}", n);
+    key = std::string_view(buf, r.size);
+    value = Payload(2 * n);
+    payload = Payload(2 * n + 1);
+    ++n;
+  }
+  uint64_t n;
+  char buf[16];
+  std::string_view key, value, payload;
+};
+
+// The Workload thread of the commit each system makes before the timed loop
+// (thread 0): ours reserves its first block of seqs there (one synced write
+// per 65536 seqs), which would otherwise be a whole first measurement on its own.
+constexpr int kWarmupThread = 99;
 
 // Waits until RocksDB has no flush or compaction running or pending, so that
 // work caused by a setup phase does not land in the timed phase.

@@ -28,6 +28,7 @@
 
 namespace jbench {
 void RegisterCommitBenchmarks();
+void RegisterDurabilityBenchmarks();
 void RegisterRelayBenchmarks();
 void RegisterLatencyBenchmarks();
 void RegisterCleanBenchmarks();
@@ -115,6 +116,7 @@ int main(int argc, char** argv) {
   }
 
   jbench::RegisterCommitBenchmarks();
+  jbench::RegisterDurabilityBenchmarks();
   jbench::RegisterRelayBenchmarks();
   jbench::RegisterLatencyBenchmarks();
   jbench::RegisterCleanBenchmarks();

@@ -115,7 +115,8 @@ bool Report::Finish(const std::string& dir) {
   for (const LatencyRow& l : latencies_) {
     auto us = [&](const char* counter) {
       auto v = Median(l.key, counter);
-      return v ? fmt::format("{:.0f} µs", *v) : std::string("n/a");
+      if (!v) return std::string("–");  // a column this benchmark does not measure
+      return *v < 100 ? fmt::format("{:.1f} µs", *v) : fmt::format("{:.0f} µs", *v);
     };
     auto p50 = Median(l.key, "p50_us"), p99 = Median(l.key, "p99_us"), p999 = Median(l.key, "p999_us");
     auto n = Median(l.key, "samples");
@@ -154,6 +155,31 @@ bool Report::Finish(const std::string& dir) {
     ratios << fmt::format("WRITEVOL {} bytes_per_event={:.1f} committed_bytes={:.0f} vs_committed={:.3f}\n", w.name,
                           *written, *committed, ratio);
   }
+  std::ostringstream value;
+  if (!values_.empty()) {
+    value << "| value | what | median | spread (per repetition) | target |\n"
+          << "|---|---|---:|---:|---|\n";
+  }
+  for (const ValueRow& v : values_) {
+    auto median = Median(v.key, v.counter);
+    if (!median) {
+      ratios << fmt::format("VALUE {} n/a\n", v.name);
+      value << fmt::format("| `{}` | {} | n/a | | |\n", v.name, v.label);
+      continue;
+    }
+    auto all = Values(v.key, v.counter);
+    auto [lo, hi] = std::minmax_element(all.begin(), all.end());
+    std::string spread = all.size() > 1 ? fmt::format("{:.3g}–{:.3g}", *lo, *hi) : "1 run";
+    std::string target;
+    if (v.max_target)
+      target = fmt::format("≤ {:.3g} {}", *v.max_target, *median <= *v.max_target ? "met" : "**missed**");
+    if (v.min_target) {
+      if (!target.empty()) target += ", ";
+      target += fmt::format("≥ {:.3g} {}", *v.min_target, *median >= *v.min_target ? "met" : "**missed**");
+    }
+    value << fmt::format("| `{}` | {} | **{:.4g}** | {} | {} |\n", v.name, v.label, *median, spread, target);
+    ratios << fmt::format("VALUE {} {:.4g}\n", v.name, *median);
+  }
   for (const auto& e : errors_)
     ratios << "ERROR " << e << "\n";
   for (const auto& why : skipped_) {
@@ -177,6 +203,7 @@ bool Report::Finish(const std::string& dir) {
         counters << " | "
                  << (!v                              ? std::string("n/a")
                      : counter == "items_per_second" ? Rate(*v)
+                     : std::abs(*v) >= 1000          ? fmt::format("{:.0f}", *v)
                                                      : fmt::format("{:.3g}", *v));
       }
       counters << " |\n";
@@ -184,7 +211,12 @@ bool Report::Finish(const std::string& dir) {
     counters << "\n";
   }
 
-  std::cout << "\n" << table.str() << "\n" << latency.str() << "\n" << volume.str() << "\n" << counters.str();
+  std::cout << "\n"
+            << table.str() << "\n"
+            << latency.str() << "\n"
+            << volume.str() << "\n"
+            << value.str() << "\n"
+            << counters.str();
   if (dir.empty()) {
     std::cout << ratios.str() << std::flush;
     return ok;
@@ -193,6 +225,7 @@ bool Report::Finish(const std::string& dir) {
   std::ofstream(dir + "/table.md") << table.str() << "\n"
                                    << latency.str() << "\n"
                                    << volume.str() << "\n"
+                                   << value.str() << "\n"
                                    << counters.str();
   std::ofstream(dir + "/ratios.txt") << ratios.str();
   // Plot data: one file per plot, one row per x, one column per series (median items/s).

@@ -1,6 +1,7 @@
 // The comparison report: collects every run of the suite (all repetitions),
 // then writes the ratio table, one `RATIO <name> <ours/baseline>` line per
-// comparison, the latency percentiles and the data files bench/run plots.
+// comparison, the latency percentiles, the values held against a bound
+// (`VALUE <name> <median>`) and the data files bench/run plots.
 //
 // Benchmarks declare what they compare when they are registered:
 //
@@ -57,6 +58,19 @@ struct WriteVolumeRow {
   std::optional<double> max_target{};  // the largest vs_committed
 };
 
+// One counter of one benchmark held against a bound (for example WAL syncs per
+// second under interval sync). Printed as a table row and as one line
+//   VALUE <name> <median>
+// A missing counter prints `VALUE <name> n/a`.
+struct ValueRow {
+  std::string name;
+  std::string key;
+  std::string counter;
+  std::string label;                   // what the value is, for example "WAL syncs/s, interval sync, 1 thread"
+  std::optional<double> max_target{};  // the largest value
+  std::optional<double> min_target{};  // the smallest value
+};
+
 // A table of counters (medians over repetitions), one row per benchmark.
 struct CounterTable {
   std::string title{};
@@ -80,6 +94,7 @@ class Report {
   void Plot(PlotPoint p) { points_.push_back(std::move(p)); }
   void Table(CounterTable t) { tables_.push_back(std::move(t)); }
   void WriteVolumeOf(WriteVolumeRow r) { write_volumes_.push_back(std::move(r)); }
+  void Value(ValueRow r) { values_.push_back(std::move(r)); }
   // A benchmark not registered, and why: printed as a `SKIP <why>` line.
   void Skip(std::string why) { skipped_.push_back(std::move(why)); }
 
@@ -107,6 +122,7 @@ class Report {
   std::vector<PlotPoint> points_;
   std::vector<CounterTable> tables_;
   std::vector<WriteVolumeRow> write_volumes_;
+  std::vector<ValueRow> values_;
   std::vector<std::string> skipped_;
   std::map<std::string, std::vector<Sample>> samples_;
   std::vector<std::string> errors_;
