@@ -141,15 +141,26 @@ std::vector<Stream*> OutboxImpl::Streams() const {
 }
 
 Status OutboxImpl::SyncWal() {
-  // Not DB::SyncWAL (nor FlushWAL(true)): after a failed WAL write (a full
-  // disk) it syncs the failed log writer and RocksDB asserts
-  // (WritableFileWriter). An empty synced write syncs every live log the same
-  // way, but in RocksDB's write queue, which refuses it while writes are
-  // stopped; and our recovery resumes them first.
+  const std::string what = fmt::format("sync WAL of {}", options.path);
+  // Under Durability::kInterval the syncer carries a whole interval of
+  // commits: DB::SyncWAL syncs the logs without holding RocksDB's write queue,
+  // so commits go on during the fsync (an empty synced write would stall them
+  // for all of it). Not after a failed write: then DB::SyncWAL may sync the
+  // failed log writer, which Debian's RocksDB asserts on (WritableFileWriter);
+  // a write failing while a DB::SyncWAL is already under way is the window
+  // left (only under kInterval, and only on a failing disk).
+  if (options.durability == Durability::kInterval && !recovery->EverFailed()) {
+    auto s = db->SyncWAL();
+    if (s.ok()) return {};
+    return tl::unexpected(recovery->WriteFailed(s, what));
+  }
+  // An empty synced write syncs every live log the same way, but in
+  // RocksDB's write queue, which refuses it while writes are stopped; and our
+  // recovery resumes them first.
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::WriteBatch empty;
-  return recovery->Write(db.get(), wo, &empty, fmt::format("sync WAL of {}", options.path));
+  return recovery->Write(db.get(), wo, &empty, what);
 }
 
 void OutboxImpl::WakeRelays() {

@@ -214,8 +214,9 @@ class OutboxImpl {
   // Syncs the WAL when some commit is not known durable; afterwards every
   // commit written before the call is durable (core/wal_syncer.h).
   Status MakeDurable() { return syncer->MakeDurable(); }
-  // Makes every write made before the call durable (an empty synced write,
-  // never DB::SyncWAL: see outbox_impl.cc).
+  // Makes every write made before the call durable (DB::SyncWAL under
+  // kInterval until a write fails, else an empty synced write: see
+  // outbox_impl.cc).
   Status SyncWal();
 
   // Wakes relays waiting in WaitForCommit: after a commit, an inline publish

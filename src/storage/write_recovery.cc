@@ -13,6 +13,7 @@ bool OutOfSpace(const rocksdb::Status& s) {
 
 void WriteRecovery::OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status* error) {
   if (error == nullptr || error->ok()) return;
+  ever_failed_.store(true, std::memory_order_release);
   const bool fatal = error->severity() >= rocksdb::Status::Severity::kFatalError;
   // A soft error (a compaction out of space) lets writes go on; it still needs
   // a resume, as its automatic recovery is turned off below.
@@ -76,6 +77,7 @@ Status WriteRecovery::ResumeIfStopped(rocksdb::DB* db, std::string_view what) {
 }
 
 Error WriteRecovery::WriteFailed(const rocksdb::Status& s, std::string_view what) {
+  ever_failed_.store(true, std::memory_order_release);
   if (fatal_.load(std::memory_order_acquire)) return Fatal(what, s.ToString());
   Error e = FromRocks(s, what);
   if (e.code() == ErrorCode::kResourceExhausted) {

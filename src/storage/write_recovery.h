@@ -42,6 +42,11 @@ class WriteRecovery final : public rocksdb::EventListener {
   // FromRocks maps it.
   Error WriteFailed(const rocksdb::Status& s, std::string_view what);
 
+  // Whether any write or background job of this instance failed since open
+  // (after one, DB::SyncWAL may sync a log writer that saw the error, which
+  // Debian's RocksDB asserts on; see OutboxImpl::SyncWal).
+  bool EverFailed() const { return ever_failed_.load(std::memory_order_acquire); }
+
   // Writes of `db` through one call: resume if needed, write, classify.
   Status Write(rocksdb::DB* db, const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                std::string_view what);
@@ -53,6 +58,7 @@ class WriteRecovery final : public rocksdb::EventListener {
   const std::string path_;
   Mutex resume_mu_;  // one DB::Resume at a time
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> ever_failed_{false};
   std::atomic<bool> fatal_{false};
   mutable Mutex mu_;
   std::string cause_ GUARDED_BY(mu_);  // the background error that stopped writes
