@@ -2,17 +2,18 @@
 // after it reaches the disk), the Outbox is destroyed, everything not synced is
 // dropped (DropUnsyncedData), and the database is reopened.
 //
-// With sync=true no acknowledged commit is lost; with sync=false (and the
-// durability profiles kInterval and kNone) the database opens consistent: the commits present are a prefix of the commit order, each
-// one whole. In both cases nothing was published before it was durable, a
-// reopened outbox carries on with fresh seqs, and a relay delivers every
-// surviving event. The checks are crash_check.h's, shared with the crash harness.
+// With sync=true no acknowledged commit is lost; with sync=false, and under
+// the durability profiles kInterval and kNone, the database opens consistent:
+// the commits present are a prefix of the commit order, each one whole. In
+// every case nothing was published before it was durable, a reopened outbox
+// carries on with fresh seqs, and a relay delivers every surviving event. The
+// checks are crash_check.h's, shared with the crash harness.
 //
 //   JAIMINHO_POWER_ROUNDS=50 ./fault_test --gtest_filter='PowerLoss.*'
 #include <algorithm>
 #include <condition_variable>
-#include <map>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -316,8 +317,8 @@ void ProfileSurvivesPowerLoss(Durability durability, const std::string& label) {
     ASSERT_NO_FATAL_FAILURE(m.Open(o));
     Receipt last;
     for (int i = 0; i < 20; ++i) {
-      ASSERT_OK_AND_ASSIGN(Ack ack,
-                           CommitIdentified(*m.outbox, m.w, "after." + std::to_string(i), rng, std::nullopt, -1, &last));
+      ASSERT_OK_AND_ASSIGN(
+          Ack ack, CommitIdentified(*m.outbox, m.w, "after." + std::to_string(i), rng, std::nullopt, -1, &last));
       for (const auto& e : ack.events)
         EXPECT_GT(e.seq, highest[e.stream]) << "seq " << e.seq << " of " << e.stream << " reused after the cut";
       logs.acks.push_back(ack);
