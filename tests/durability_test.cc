@@ -144,7 +144,7 @@ class DurabilityProfiles : public ::testing::TestWithParam<Durability> {};
 
 INSTANTIATE_TEST_SUITE_P(All, DurabilityProfiles,
                          ::testing::Values(Durability::kSyncEachCommit, Durability::kInterval, Durability::kNone),
-                         [](const auto& info) { return Name(info.param); });
+                         [](const ::testing::TestParamInfo<Durability>& p) { return Name(p.param); });
 
 TEST_P(DurabilityProfiles, ReceiptsSayWhetherTheCommitIsDurableAndWhereItIs) {
   Machine m;
