@@ -254,6 +254,7 @@ void ProfileSurvivesPowerLoss(Durability durability, const std::string& label) {
     std::mutex mu;
     std::vector<Ack> acked, waited;
     std::vector<std::thread> writers;
+    writers.reserve(2);
     for (int t = 0; t < 2; ++t) {
       writers.emplace_back([&, t, wseed = rng()] {
         std::mt19937_64 wrng(wseed);
