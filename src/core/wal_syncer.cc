@@ -61,6 +61,14 @@ Status WalSyncer::MakeDurable() {
   return {};
 }
 
+bool WalSyncer::StreamsBehind() const {
+  for (Stream* s : outbox_->Streams()) {
+    const StreamState& st = StreamAccess::Of(*s);
+    if (st.written_seq.load(std::memory_order_acquire) > st.durable_seq.load(std::memory_order_acquire)) return true;
+  }
+  return false;
+}
+
 Status WalSyncer::WaitDurable(uint64_t position) {
   {
     MutexLock l(mu_);
@@ -107,7 +115,7 @@ void WalSyncer::Run(std::chrono::milliseconds interval) {
     next += interval;
     const auto now = std::chrono::steady_clock::now();
     if (next < now) next = now + interval;  // fell behind (a slow sync): no burst
-    if (written() <= durable()) continue;
+    if (written() <= durable() && !StreamsBehind()) continue;
     if (auto s = MakeDurable(); !s) {
       outbox_->Capture(s.error());
       continue;

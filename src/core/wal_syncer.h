@@ -62,6 +62,12 @@ class WalSyncer {
 
  private:
   void Covered(uint64_t position) REQUIRES(mu_);
+  // Whether a stream's durable_seq is behind its written_seq although every
+  // write may be durable: a synced commit's sync covered other streams'
+  // commits (it moves only its own streams), or the outbox was reopened
+  // (durable_seq starts unknown). MakeDurable then moves them, syncing only
+  // what is new.
+  bool StreamsBehind() const;
   void Run(std::chrono::milliseconds interval) EXCLUDES(mu_);
 
   OutboxImpl* const outbox_;

@@ -45,7 +45,7 @@ Result<Workload> OpenWorkload(Outbox& outbox, const std::vector<StreamSpec>& str
 }
 
 Result<Ack> CommitIdentified(Outbox& outbox, const Workload& w, const std::string& commit, std::mt19937_64& rng,
-                             bool sync, int first_stream) {
+                             std::optional<bool> sync, int first_stream, Receipt* receipt_out) {
   const int n = 1 + static_cast<int>(rng() % 3);
   auto txn = outbox.Begin();
   if (auto s = txn.Put(w.accounts, std::string(kBusinessPrefix) + commit, std::to_string(n)); !s) {
@@ -63,6 +63,7 @@ Result<Ack> CommitIdentified(Outbox& outbox, const Workload& w, const std::strin
   Ack ack{commit, n, {}};
   for (const auto& id : receipt->events)
     ack.events.push_back(EventRef{std::string(id.stream), id.seq});
+  if (receipt_out != nullptr) *receipt_out = std::move(*receipt);
   return ack;
 }
 

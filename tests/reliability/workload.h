@@ -47,9 +47,10 @@ Result<Workload> OpenWorkload(Outbox& outbox, const std::vector<StreamSpec>& str
 
 // Commits business key "c/<commit>" and 1-3 events into random streams of `w`
 // (the first one into w.streams[first_stream] when first_stream >= 0). Returns
-// the acknowledgement (receipt ids in enqueue order).
+// the acknowledgement (receipt ids in enqueue order), and the receipt in
+// `*receipt` when given. `sync` unset: the outbox's durability profile.
 Result<Ack> CommitIdentified(Outbox& outbox, const Workload& w, const std::string& commit, std::mt19937_64& rng,
-                             bool sync, int first_stream = -1);
+                             std::optional<bool> sync, int first_stream = -1, Receipt* receipt = nullptr);
 
 // Records deliveries in memory as crash_log.h's Delivery, tagged with the
 // current generation (bump it at each simulated restart). With `powered` set,
