@@ -8,6 +8,7 @@
 // condition (a delivery, a cut, a sync count). Only IdleOutboxIsNeverSynced
 // lets time pass on purpose, and asserts only on a count.
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "support/fault_fs.h"
@@ -383,6 +384,33 @@ TEST_P(DurabilityProfiles, CloseMakesEverythingDurable) {
   for (int i = 0; i < 50; ++i)
     EXPECT_TRUE(m.Has("k" + std::to_string(i))) << "k" << i << " lost after Close and a power cut";
   ASSERT_OK(m.outbox->Close());
+}
+
+// The interval syncer's sync fails (the disk fails fsync): WaitDurable returns
+// that error instead of waiting for a sync that does not come; once the disk
+// is back, the next sync makes the commit durable and WaitDurable says so.
+TEST(DurabilityInterval, WaitDurableReturnsTheSyncersFailure) {
+  Machine m;
+  ASSERT_NO_FATAL_FAILURE(m.Open(m.Options(Durability::kInterval, std::chrono::milliseconds(5))));
+  ASSERT_NO_FATAL_FAILURE(m.WarmUp());
+  ASSERT_OK_AND_ASSIGN(Receipt r, m.Commit("k"));
+  ASSERT_FALSE(r.durable);
+  m.fs->SetFaultFilter(".log");
+  m.fs->FailSyncs(testing::FaultKind::kIOError);
+  auto waited = std::async(std::launch::async, [&] { return m.outbox->WaitDurable(r); });
+  ASSERT_EQ(waited.wait_for(kPatience), std::future_status::ready) << "WaitDurable still waits for a failing syncer";
+  Status s = waited.get();
+  ASSERT_FALSE(s.has_value()) << "WaitDurable succeeded while every sync failed";
+  EXPECT_NE(s.error().message().find(m.path()), std::string::npos) << s.error().ToString();
+  m.fs->ClearFaults();
+  m.fs->SetFaultFilter("");
+  Status again = m.outbox->WaitDurable(r);
+  if (!again) {
+    // The failed sync stopped RocksDB's writes for good in this instance
+    // (kFatal): then reopening is the way on, and the commit is whole or absent.
+    EXPECT_EQ(again.error().code(), ErrorCode::kFatal) << again.error().ToString();
+  }
+  (void)m.outbox->Close();
 }
 
 }  // namespace

@@ -72,9 +72,11 @@ bool WalSyncer::StreamsBehind() const {
 Status WalSyncer::WaitDurable(uint64_t position) {
   {
     MutexLock l(mu_);
-    while (durable() < position && interval_running_)
+    const uint64_t failures = failures_;
+    while (durable() < position && interval_running_ && failures_ == failures)
       cv_.Wait(mu_);
     if (durable() >= position) return {};
+    if (failures_ != failures && last_failure_) return tl::unexpected(*last_failure_);
   }
   return SyncUpTo(position);
 }
@@ -118,6 +120,10 @@ void WalSyncer::Run(std::chrono::milliseconds interval) {
     if (written() <= durable() && !StreamsBehind()) continue;
     if (auto s = MakeDurable(); !s) {
       outbox_->Capture(s.error());
+      MutexLock l(mu_);
+      ++failures_;
+      last_failure_ = s.error();
+      cv_.SignalAll();
       continue;
     }
     outbox_->WakeRelays();

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <thread>
 
 #include "jaiminho/result.h"
@@ -51,7 +52,8 @@ class WalSyncer {
   // streams' durable_seq to what it covered. No sync when nothing is new.
   Status MakeDurable() EXCLUDES(mu_);
   // Outbox::WaitDurable: with the interval syncer running, waits for it (at
-  // most one interval); otherwise syncs (SyncUpTo).
+  // most one interval), or returns the error of its next failed sync;
+  // otherwise syncs (SyncUpTo).
   Status WaitDurable(uint64_t position) EXCLUDES(mu_);
 
   // Durability::kInterval: a thread that runs MakeDurable every `interval`
@@ -80,6 +82,10 @@ class WalSyncer {
   bool syncing_ GUARDED_BY(mu_) = false;
   bool interval_running_ GUARDED_BY(mu_) = false;
   bool stop_ GUARDED_BY(mu_) = false;
+  // The interval syncer's failed syncs, and the last one's error: a
+  // WaitDurable caller returns it rather than wait for a sync that fails.
+  uint64_t failures_ GUARDED_BY(mu_) = 0;
+  std::optional<Error> last_failure_ GUARDED_BY(mu_);
   std::thread thread_;  // started and joined under run_mu_
   Mutex run_mu_;
 };
