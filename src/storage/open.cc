@@ -217,6 +217,15 @@ Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, c
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     auto os = rocksdb::DB::OpenForReadOnly(options, path, descs, &handles, &raw);
+    // A creation killed inside RocksDB's DB::Open (after CURRENT, before the
+    // jaiminho families) leaves only "default", empty: no data, so the next
+    // Open finishes the creation (and readers see an empty database).
+    bool interrupted_creation = false;
+    if (os.ok() && names.size() == 1 && names[0] == rocksdb::kDefaultColumnFamilyName) {
+      std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[0]));
+      it->SeekToFirst();
+      interrupted_creation = !it->Valid() && it->status().ok();
+    }
     if (raw != nullptr) {
       for (auto* h : handles)
         raw->DestroyColumnFamilyHandle(h);
@@ -224,6 +233,7 @@ Result<std::vector<std::string>> ListJaiminhoFamilies(const std::string& path, c
       delete raw;
     }
     if (!os.ok()) return tl::unexpected(DamagedDatabase(path, os));
+    if (interrupted_creation) return names;
     return MakeError(
         ErrorCode::kNotADatabase,
         fmt::format("{} is a RocksDB database but not a jaiminho one (no {} column family)", path, kMetaFamily));
@@ -278,7 +288,10 @@ Result<std::unique_ptr<ReadOnlyDb>> OpenReadOnly(const std::string& path, rocksd
   out->db.reset(raw);
   out->names = names;
   out->meta = out->Family(kMetaFamily);
-  JM_ASSIGN_OR_RETURN(out->snapshot, ReadMeta(out->db.get(), out->meta, path));
+  // No meta family: an interrupted creation (ListJaiminhoFamilies), format 0.
+  if (out->meta != nullptr) {
+    JM_ASSIGN_OR_RETURN(out->snapshot, ReadMeta(out->db.get(), out->meta, path));
+  }
   return out;
 }
 
