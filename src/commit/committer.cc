@@ -28,6 +28,8 @@ uint32_t ThreadNumber() {
   return n;
 }
 constexpr size_t kMaxGroupBytes = 1 << 20;
+// Gather gives up once no writer joined the queue for this long.
+constexpr std::chrono::microseconds kGatherStall{20};
 }  // namespace
 
 Committer::Committer(OutboxImpl* outbox) : outbox_(outbox), what_(fmt::format("commit to {}", outbox->options.path)) {}
@@ -139,8 +141,19 @@ void Committer::Gather() {
   }
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::min<int64_t>(last_sync_write_ns_ / 4, 200'000));
-  while (queued_.load(std::memory_order_acquire) < expect && std::chrono::steady_clock::now() < deadline)
+  size_t seen = queued_.load(std::memory_order_acquire);
+  auto grew = std::chrono::steady_clock::now();
+  while (seen < expect) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    if (now - grew > kGatherStall) break;  // they are not on their way: no use waiting
     std::this_thread::yield();
+    const size_t q = queued_.load(std::memory_order_acquire);
+    if (q != seen) {
+      seen = q;
+      grew = std::chrono::steady_clock::now();
+    }
+  }
 }
 
 Committer::HeldStreams::~HeldStreams() NO_THREAD_SAFETY_ANALYSIS {

@@ -60,7 +60,8 @@ class Committer {
   // group that are not queued yet (they were being woken and are on their way
   // back), so one sync serves them all instead of every other group
   // (PostgreSQL's commit_delay, bounded by a quarter of the last synced
-  // write and skipped when no such thread exists, as with a single thread).
+  // write and by 20 us without a new writer, and skipped when no such thread
+  // exists, as with a single thread).
   void Gather() EXCLUDES(mu_);
   // Hands `w` its outcome (or leadership) and wakes it.
   static void Wake(Writer* w, uint32_t state);
