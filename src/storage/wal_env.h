@@ -9,6 +9,12 @@
 // padding of preallocated logs (kPointInTimeRecovery; the crash and
 // power-loss tests cover it).
 //
+// RocksDB preallocates a log in steps of 1.1 write buffers (70 MiB by
+// default), which on a small volume (a gateway's card, a test's tmpfs) takes
+// all the free space for a moment, or for good where fallocate stops half way:
+// here the steps are at most kMaxWalPreallocation (one more size change, and
+// so one more costly fdatasync, per step).
+//
 // Measured on the dev machine's ext4: write + fdatasync of 300 bytes, 162 us
 // appending to a keep-size preallocated file, 90 us inside a size-extended one.
 //
@@ -17,9 +23,12 @@
 
 #include <rocksdb/env.h>
 
+#include <cstddef>
 #include <memory>
 
 namespace jaiminho::internal {
+
+inline constexpr size_t kMaxWalPreallocation = 4 << 20;
 
 // An Env over `base` (nullptr: Env::Default()) whose FileSystem preallocates
 // log files with their size. Must outlive every DB opened with it.
