@@ -230,14 +230,22 @@ Status Committer::AdmitToDisk(const Transaction& t) {
     // Below the reserve: first give back what the memtables hold for nothing
     // (records deleted or dropped since the last flush, and the write-ahead
     // log files they keep), at most once a second, then look again.
+    // At most once a second, or sooner once commits wrote a quarter of the
+    // reserve since the last flush (at a gateway's burst rates a second of
+    // commits can be several times the reserve; a full disk admits nothing,
+    // so then it stays once a second).
     const int64_t now = NowMicros();
     int64_t last = last_reclaim_us_.load(std::memory_order_relaxed);
-    if (now - last >= 1'000'000 && last_reclaim_us_.compare_exchange_strong(last, now)) {
+    const bool due = now - last >= 1'000'000 ||
+                     admitted_since_reclaim_.load(std::memory_order_relaxed) >= outbox_->disk_guard->reserve() / 4;
+    if (due && last_reclaim_us_.compare_exchange_strong(last, now)) {
+      admitted_since_reclaim_.store(0, std::memory_order_relaxed);
       if (auto flushed = outbox_->maintenance->FlushAll(); flushed) {
         admitted = outbox_->disk_guard->Admit(SizeOf(t));
       }
     }
   }
+  if (admitted) admitted_since_reclaim_.fetch_add(SizeOf(t), std::memory_order_relaxed);
   if (!admitted) {
     if (!disk_refusing_.exchange(true, std::memory_order_relaxed)) {
       outbox_->Log({.level = LogLevel::kWarn,

@@ -122,6 +122,8 @@ class Committer {
   std::atomic<bool> write_failing_{false};
   // Steady-clock microseconds of the last flush the guard asked for.
   std::atomic<int64_t> last_reclaim_us_{0};
+  // Bytes the guard admitted since that flush.
+  std::atomic<uint64_t> admitted_since_reclaim_{0};
 
   internal::Mutex mu_;
   std::deque<Writer*> writers_ GUARDED_BY(mu_);

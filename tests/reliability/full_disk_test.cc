@@ -435,7 +435,10 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
     ExpectOutOfSpace(*refused, path);
     EXPECT_NE(refused->message().find("reserve"), std::string::npos)
         << "refused by RocksDB, not by the guard: " << refused->message();
-    EXPECT_GE(t.FreeBytes() + (1 << 20), kReserve) << "the reserve was not kept (within a commit's worth)";
+    const uint64_t free_at_refusal = t.FreeBytes();
+    // Within what a background flush writes between two looks of the guard
+    // (README, "Commits stop before the disk is full").
+    EXPECT_GE(free_at_refusal + (2 << 20), kReserve) << "the reserve was not kept (within a flush's worth)";
     for (int i = 0; i < 5; ++i) {
       auto r = CommitReading(outbox, *stream, acked);
       ASSERT_FALSE(r.has_value()) << "a commit succeeded below the reserve";
@@ -452,7 +455,9 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
     const uint64_t free_after_clean = t.FreeBytes();
     std::cout << "clean: " << free_before_clean << " -> " << free_after_clean << " bytes free, stream SSTs "
               << clean.bytes_before << " -> " << clean.bytes_after << " bytes\n";
-    EXPECT_GT(free_after_clean, free_before_clean + (8 << 20)) << "Clean gave back less than 8 MiB";
+    // What the relay, Clean and the flushes the guard asked for while refusing
+    // gave back since commits stopped (a guard's flush may come before Clean).
+    EXPECT_GT(free_after_clean, free_at_refusal + (8 << 20)) << "less than 8 MiB came back after the refusal";
 
     // Commits resume in place.
     for (int i = 0; i < 100; ++i) {
