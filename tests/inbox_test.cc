@@ -8,6 +8,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <barrier>
 #include <random>
 #include <thread>
 
@@ -51,6 +52,10 @@ class InboxTest : public ::testing::Test {
   // Receives `seq` of (producer 1, stream) in its own transaction with a
   // business write, committed when kNew.
   ReceiveOutcome Deliver(uint64_t seq, std::string_view stream = "fills", ReceiveOptions ro = {}) {
+    if (!inbox_) {
+      ADD_FAILURE() << "no inbox";
+      return ReceiveOutcome::kDuplicate;
+    }
     Transaction txn = outbox_->Begin();
     auto outcome = inbox_->Receive(txn, EventId{Producer(1), stream, seq}, ro);
     EXPECT_TRUE(outcome.has_value()) << outcome.error().ToString();
@@ -64,6 +69,10 @@ class InboxTest : public ::testing::Test {
   }
 
   InboxStreamState StateOf(std::string_view stream = "fills") {
+    if (!inbox_) {
+      ADD_FAILURE() << "no inbox";
+      return {};
+    }
     auto s = inbox_->State(Producer(1), stream);
     EXPECT_TRUE(s.has_value());
     return s.value_or(InboxStreamState{});
@@ -283,15 +292,19 @@ TEST_F(InboxTest, KeepOrderRefusesASeqPastTheNext) {
   EXPECT_EQ(StateOf("commands").above, (std::vector<SeqRange>{{6, 6}}));
 }
 
-// Threads receive the same ids (two orders, so pairs of threads race for each
-// id and the others meet them out of order, one stream) and commit
-// a business write per kNew; some handlers fail (the transaction is dropped)
-// and the id is received again. Every id is applied exactly once, and the
-// record on disk ends with every seq folded in (no update lost to a race).
+// Threads receive the same ids of one stream in rounds (a barrier starts each
+// round): in round k, threads 0 and 2 take the k-th id of one shuffled order,
+// threads 1 and 3 of another, so each id is raced for by two threads at once
+// while the other pair records other seqs of the stream out of order (commit
+// groups then hold several records of the stream). Each kNew commits a
+// business write; some handlers fail (the transaction is dropped) and the id
+// is received again. Every id is applied exactly once, and the record ends
+// with every seq folded in (no update lost to a race).
 TEST_F(InboxTest, ConcurrentReceiversApplyEachIdOnce) {
   constexpr int kThreads = 4;
   constexpr uint64_t kIds = 400;
   std::atomic<uint64_t> applied{0}, duplicates{0}, in_flight{0};
+  std::barrier round(kThreads);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -300,28 +313,38 @@ TEST_F(InboxTest, ConcurrentReceiversApplyEachIdOnce) {
         order[i] = i + 1;
       std::shuffle(order.begin(), order.end(), std::mt19937(static_cast<uint32_t>(t % 2)));
       int failures = 0;
-      for (size_t i = 0; i < order.size();) {
+      struct LeaveOnFailure {  // a failed ASSERT returns: the others must not wait for this thread
+        std::barrier<>& b;
+        bool done = false;
+        ~LeaveOnFailure() {
+          if (!done) b.arrive_and_drop();
+        }
+      } leave{round};
+      for (size_t i = 0; i < order.size(); ++i) {
+        round.arrive_and_wait();
         const uint64_t seq = order[i];
-        Transaction txn = outbox_->Begin();
-        auto outcome = inbox_->Receive(txn, EventId{Producer(1), "fills", seq});
-        ASSERT_TRUE(outcome.has_value()) << outcome.error().ToString();
-        if (*outcome == ReceiveOutcome::kInFlight) {
-          in_flight.fetch_add(1);
-          std::this_thread::yield();  // another thread holds it: ask again
-          continue;
+        for (;;) {
+          Transaction txn = outbox_->Begin();
+          auto outcome = inbox_->Receive(txn, EventId{Producer(1), "fills", seq});
+          ASSERT_TRUE(outcome.has_value()) << outcome.error().ToString();
+          if (*outcome == ReceiveOutcome::kInFlight) {
+            in_flight.fetch_add(1);
+            std::this_thread::yield();  // the other thread holds it: ask again
+            continue;
+          }
+          if (*outcome == ReceiveOutcome::kDuplicate) {
+            duplicates.fetch_add(1);
+            break;
+          }
+          ASSERT_EQ(*outcome, ReceiveOutcome::kNew);
+          if ((seq + static_cast<uint64_t>(t)) % 7 == 0 && failures++ % 2 == 0) continue;  // the handler fails
+          ASSERT_OK(txn.Put(orders_, fmt::format("fills/{}/{}", seq, t), "applied"));
+          ASSERT_OK(txn.Commit());
+          applied.fetch_add(1);
+          break;
         }
-        if (*outcome == ReceiveOutcome::kDuplicate) {
-          duplicates.fetch_add(1);
-          ++i;
-          continue;
-        }
-        ASSERT_EQ(*outcome, ReceiveOutcome::kNew);
-        if ((seq + static_cast<uint64_t>(t)) % 7 == 0 && failures++ % 2 == 0) continue;  // the handler fails
-        ASSERT_OK(txn.Put(orders_, fmt::format("fills/{}/{}", seq, t), "applied"));
-        ASSERT_OK(txn.Commit());
-        applied.fetch_add(1);
-        ++i;
       }
+      leave.done = true;
     });
   }
   for (auto& th : threads)
