@@ -149,8 +149,9 @@ TEST_F(InboxTest, HandlerFailureRecordsNothing) {
 }
 
 // The commit's write fails (ENOSPC on the write-ahead log): neither the
-// business write nor the inbox record is there, before or after a reopen; the
-// id is still claimed by the failed transaction until it is dropped, then new.
+// business write nor the inbox record is there, in memory, after the next
+// commit of the stream, or after a reopen; the id stays claimed by the failed
+// transaction until it is dropped, then it is new.
 TEST(InboxFaultTest, FailedCommitWritesNeitherBusinessNorInbox) {
   TempDir dir;
   auto fs = std::make_shared<testing::FaultFileSystem>();
@@ -161,6 +162,19 @@ TEST(InboxFaultTest, FailedCommitWritesNeitherBusinessNorInbox) {
   ASSERT_OK_AND_ASSIGN(auto orders, outbox->FindBusinessFamily("orders"));
   ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*outbox));
   const EventId id{Producer(1), "fills", 1};
+  auto applied = [&](std::string_view key) {
+    auto v = outbox->Get(orders, key);
+    EXPECT_TRUE(v.has_value());
+    return v.has_value() && v->has_value();
+  };
+  auto commit = [&](uint64_t seq) {
+    Transaction txn = outbox->Begin();
+    auto outcome = inbox->Receive(txn, EventId{id.db, id.stream, seq});
+    ASSERT_TRUE(outcome.has_value());
+    ASSERT_EQ(*outcome, ReceiveOutcome::kNew);
+    ASSERT_OK(txn.Put(orders, fmt::format("fills/{}", seq), "applied"));
+    ASSERT_OK(txn.Commit());
+  };
   {
     Transaction txn = outbox->Begin();
     ASSERT_OK_AND_ASSIGN(auto outcome, inbox->Receive(txn, id));
@@ -172,27 +186,29 @@ TEST(InboxFaultTest, FailedCommitWritesNeitherBusinessNorInbox) {
     EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted) << r.error().ToString();
     fs->ClearFaults();
     EXPECT_FALSE(inbox->State(id.db, id.stream).has_value());
-    ASSERT_OK_AND_ASSIGN(auto v, outbox->Get(orders, "fills/1"));
-    EXPECT_FALSE(v.has_value());
+    EXPECT_FALSE(applied("fills/1"));
     Transaction other = outbox->Begin();
     ASSERT_OK_AND_ASSIGN(auto meanwhile, inbox->Receive(other, id));
     EXPECT_EQ(meanwhile, ReceiveOutcome::kInFlight);
   }
+  // The next commit of the stream (it resumes the database) records only its own seq.
+  commit(2);
+  InboxStreamState s = inbox->State(id.db, id.stream).value_or(InboxStreamState{});
+  EXPECT_EQ(s.watermark, 0u);
+  EXPECT_EQ(s.above, (std::vector<SeqRange>{{2, 2}}));
   inbox.reset();
   ASSERT_OK(outbox->Close());
   outbox = MustOpen(dir.Sub("db"), o);
   ASSERT_NE(outbox, nullptr);
   ASSERT_OK_AND_ASSIGN(inbox, Inbox::Open(*outbox));
-  EXPECT_FALSE(inbox->State(id.db, id.stream).has_value());
   ASSERT_OK_AND_ASSIGN(orders, outbox->FindBusinessFamily("orders"));
-  ASSERT_OK_AND_ASSIGN(auto v, outbox->Get(orders, "fills/1"));
-  EXPECT_FALSE(v.has_value());
-  Transaction txn = outbox->Begin();
-  ASSERT_OK_AND_ASSIGN(auto outcome, inbox->Receive(txn, id));
-  EXPECT_EQ(outcome, ReceiveOutcome::kNew);
-  ASSERT_OK(txn.Put(orders, "fills/1", "applied"));
-  ASSERT_OK(txn.Commit());
-  EXPECT_EQ(inbox->State(id.db, id.stream)->watermark, 1u);
+  s = inbox->State(id.db, id.stream).value_or(InboxStreamState{});
+  EXPECT_EQ(s.watermark, 0u);
+  EXPECT_EQ(s.above, (std::vector<SeqRange>{{2, 2}}));
+  EXPECT_FALSE(applied("fills/1"));
+  commit(1);
+  EXPECT_TRUE(applied("fills/1"));
+  EXPECT_EQ(inbox->State(id.db, id.stream)->watermark, 2u);
 }
 
 TEST_F(InboxTest, OutOfOrderFoldsIntoTheWatermark) {
