@@ -355,7 +355,7 @@ TEST_F(InboxTest, ConcurrentReceiversApplyEachIdOnce) {
           ASSERT_EQ(*outcome, ReceiveOutcome::kNew);
           if ((seq + static_cast<uint64_t>(t)) % 7 == 0 && failures++ % 2 == 0) continue;  // the handler fails
           ASSERT_OK(txn.Put(orders_, fmt::format("fills/{}/{}", seq, t), "applied"));
-          ASSERT_OK(txn.Commit());
+          ASSERT_OK(txn.Commit({.sync = true}));  // synced: commits queue up and share groups
           applied.fetch_add(1);
           break;
         }
