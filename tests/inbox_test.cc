@@ -3,6 +3,8 @@
 // records nothing); out-of-order seqs folding into the watermark; gaps past
 // the horizon reported and kept; keep-order refusals; concurrent receivers;
 // bad ids; the record's format and its size.
+#include "jaiminho/inbox.h"
+
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <rocksdb/db.h>
@@ -13,7 +15,6 @@
 #include <thread>
 
 #include "core/outbox_impl.h"
-#include "jaiminho/inbox.h"
 #include "storage/inbox_record.h"
 #include "support/fault_fs.h"
 #include "support/test_util.h"
@@ -41,9 +42,8 @@ class InboxTest : public ::testing::Test {
     inbox_.reset();
     if (outbox_) ASSERT_OK(outbox_->Close());
     outbox_.reset();
-    outbox_ = MustOpen(dir_.Sub("db"), {.business_families = {{.name = "orders"}},
-                                        .durability = Durability::kNone,
-                                        .clock = clock_});
+    outbox_ = MustOpen(dir_.Sub("db"),
+                       {.business_families = {{.name = "orders"}}, .durability = Durability::kNone, .clock = clock_});
     ASSERT_NE(outbox_, nullptr);
     ASSERT_OK_AND_ASSIGN(orders_, outbox_->FindBusinessFamily("orders"));
     ASSERT_OK_AND_ASSIGN(inbox_, Inbox::Open(*outbox_, std::move(io)));
@@ -534,8 +534,7 @@ TEST_F(InboxTest, StateStaysSmall) {
         max_above = std::max<uint64_t>(max_above, s.above.size());
         std::string value;
         ASSERT_TRUE(outbox_->db()
-                        ->Get(rocksdb::ReadOptions(), InboxFamily(),
-                              internal::InboxKey(Producer(1), stream), &value)
+                        ->Get(rocksdb::ReadOptions(), InboxFamily(), internal::InboxKey(Producer(1), stream), &value)
                         .ok());
         max_record = std::max(max_record, value.size());
       }
@@ -546,20 +545,17 @@ TEST_F(InboxTest, StateStaysSmall) {
     EXPECT_TRUE(s.gaps.empty());
   }
   ASSERT_TRUE(outbox_->db()->Flush(rocksdb::FlushOptions(), InboxFamily()).ok());
-  ASSERT_TRUE(outbox_->db()
-                  ->CompactRange(rocksdb::CompactRangeOptions(), InboxFamily(), nullptr, nullptr)
-                  .ok());
+  ASSERT_TRUE(outbox_->db()->CompactRange(rocksdb::CompactRangeOptions(), InboxFamily(), nullptr, nullptr).ok());
   uint64_t sst = 0;
   ASSERT_TRUE(outbox_->db()->GetIntProperty(InboxFamily(), "rocksdb.live-sst-files-size", &sst));
   std::string value;
-  ASSERT_TRUE(outbox_->db()
-                  ->Get(rocksdb::ReadOptions(), InboxFamily(), internal::InboxKey(Producer(1), "fills"),
-                        &value)
-                  .ok());
-  std::printf("inbox state: 4 streams x %llu ids (1%% 250 seqs late): final record %zu bytes, largest record "
-              "sampled %zu bytes (%llu ranges above the watermark), jaiminho.inbox SST after compaction %llu bytes\n",
-              static_cast<unsigned long long>(kIds), value.size(), max_record,
-              static_cast<unsigned long long>(max_above), static_cast<unsigned long long>(sst));
+  ASSERT_TRUE(
+      outbox_->db()->Get(rocksdb::ReadOptions(), InboxFamily(), internal::InboxKey(Producer(1), "fills"), &value).ok());
+  std::printf(
+      "inbox state: 4 streams x %llu ids (1%% 250 seqs late): final record %zu bytes, largest record "
+      "sampled %zu bytes (%llu ranges above the watermark), jaiminho.inbox SST after compaction %llu bytes\n",
+      static_cast<unsigned long long>(kIds), value.size(), max_record, static_cast<unsigned long long>(max_above),
+      static_cast<unsigned long long>(sst));
   EXPECT_LE(value.size(), 24u);
   EXPECT_LE(max_record, 128u);
   EXPECT_LT(sst, 8u << 10);

@@ -121,8 +121,7 @@ class Inbox {
   // for seq 0, a bad stream name, or a transaction of another Outbox; kClosed.
   [[nodiscard]] Result<ReceiveOutcome> Receive(Transaction& txn, const EventId& id, ReceiveOptions options = {});
   // The same with an id as EventId::ToString() writes it: "<32 hex>/<stream>/<seq>".
-  [[nodiscard]] Result<ReceiveOutcome> Receive(Transaction& txn, std::string_view raw_id,
-                                               ReceiveOptions options = {});
+  [[nodiscard]] Result<ReceiveOutcome> Receive(Transaction& txn, std::string_view raw_id, ReceiveOptions options = {});
 
   // Parses "<32 hex>/<stream>/<seq>"; the EventId's stream points into `raw_id`.
   // kInvalidArgument naming the id and what is wrong.

@@ -53,8 +53,8 @@ constexpr uint32_t kMaxGapRanges = 1u << 16;
 
 // The index of the range of `ranges` (sorted) holding seq, or npos.
 size_t FindRange(const std::vector<InboxRange>& ranges, uint64_t seq) {
-  auto it = std::upper_bound(ranges.begin(), ranges.end(), seq,
-                             [](uint64_t s, const InboxRange& r) { return s < r.first; });
+  auto it =
+      std::upper_bound(ranges.begin(), ranges.end(), seq, [](uint64_t s, const InboxRange& r) { return s < r.first; });
   if (it == ranges.begin()) return SIZE_MAX;
   --it;
   return seq <= it->last ? static_cast<size_t>(it - ranges.begin()) : SIZE_MAX;
@@ -204,8 +204,8 @@ Status ValidateOptions(const InboxOptions& o) {
                      fmt::format("InboxOptions.horizon_age must be >= 0, got {} us", o.horizon_age.count()));
   }
   if (o.max_gap_ranges < 1 || o.max_gap_ranges > kMaxGapRanges) {
-    return MakeError(ErrorCode::kInvalidArgument, fmt::format("InboxOptions.max_gap_ranges must be 1-{}, got {}",
-                                                              kMaxGapRanges, o.max_gap_ranges));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("InboxOptions.max_gap_ranges must be 1-{}, got {}", kMaxGapRanges, o.max_gap_ranges));
   }
   for (const auto& s : o.keep_order_streams) {
     if (auto v = internal::ValidateStreamName(s); !v) {
@@ -329,11 +329,10 @@ Status Inbox::Core::Load() {
       return MakeError(ErrorCode::kCorruption, fmt::format("{}: {}", path, decoded_key.error().message()));
     }
     auto& [db, stream] = *decoded_key;
-    JM_ASSIGN_OR_RETURN(
-        InboxRecord record,
-        internal::DecodeInboxRecord(std::string_view(it->value().data(), it->value().size()),
-                                    fmt::format("{}: {} record of stream '{}' from database {}", path,
-                                                internal::kInboxFamily, Shown(stream), db.ToHex())));
+    JM_ASSIGN_OR_RETURN(InboxRecord record,
+                        internal::DecodeInboxRecord(std::string_view(it->value().data(), it->value().size()),
+                                                    fmt::format("{}: {} record of stream '{}' from database {}", path,
+                                                                internal::kInboxFamily, Shown(stream), db.ToHex())));
     auto e = std::make_unique<Entry>();
     e->db = db;
     e->stream = stream;
@@ -347,8 +346,8 @@ Status Inbox::Core::Load() {
 Result<ReceiveOutcome> Inbox::Core::Receive(Transaction& txn, const EventId& id, const ReceiveOptions& o) {
   JM_ASSIGN_OR_RETURN(auto guard, impl_->Enter("Inbox::Receive"));
   auto bad = [&](std::string_view why) {
-    return MakeError(ErrorCode::kInvalidArgument, fmt::format("Inbox::Receive of event {}/{}/{}: {}", id.db.ToHex(),
-                                                              Shown(id.stream), id.seq, why));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("Inbox::Receive of event {}/{}/{}: {}", id.db.ToHex(), Shown(id.stream), id.seq, why));
   };
   if (TransactionInternal::Owner(txn) != impl_) {
     return bad(fmt::format("the transaction belongs to another Outbox, not to {}", impl_->options.path));
@@ -437,8 +436,8 @@ Result<std::unique_ptr<Inbox>> Inbox::Open(Outbox& outbox, InboxOptions options)
   if (impl.inbox_cf == nullptr) {
     rocksdb::ColumnFamilyHandle* cf = nullptr;
     auto s = impl.db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), std::string(internal::kInboxFamily), &cf);
-    JM_RETURN_IF_ERROR(internal::ToStatus(
-        s, fmt::format("create column family {} in {}", internal::kInboxFamily, impl.options.path)));
+    JM_RETURN_IF_ERROR(
+        internal::ToStatus(s, fmt::format("create column family {} in {}", internal::kInboxFamily, impl.options.path)));
     impl.owned_handles.push_back(cf);
     impl.inbox_cf = cf;
   }

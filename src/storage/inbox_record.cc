@@ -110,12 +110,13 @@ void EncodeInboxRecord(const InboxRecord& r, std::string* out) {
 
 Result<InboxRecord> DecodeInboxRecord(std::string_view value, std::string_view what) {
   auto bad = [&](std::string_view why) {
-    return MakeError(ErrorCode::kCorruption, fmt::format("{}: bad inbox record of {} bytes: {}", what, value.size(), why));
+    return MakeError(ErrorCode::kCorruption,
+                     fmt::format("{}: bad inbox record of {} bytes: {}", what, value.size(), why));
   };
   if (value.size() < 5) return bad("shorter than a version byte and a checksum");
   if (static_cast<uint8_t>(value[0]) != kInboxRecordVersion) {
-    return bad(fmt::format("unknown version {} (this library reads {})", static_cast<uint8_t>(value[0]),
-                           kInboxRecordVersion));
+    return bad(
+        fmt::format("unknown version {} (this library reads {})", static_cast<uint8_t>(value[0]), kInboxRecordVersion));
   }
   std::string_view body = value.substr(0, value.size() - 4);
   uint32_t stored = 0;
