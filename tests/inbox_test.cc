@@ -322,6 +322,7 @@ TEST_F(InboxTest, ConcurrentReceiversApplyEachIdOnce) {
   std::atomic<uint64_t> applied{0}, duplicates{0}, in_flight{0};
   std::barrier round(kThreads);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::vector<uint64_t> order(kIds);
