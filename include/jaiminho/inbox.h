@@ -132,9 +132,8 @@ class Inbox {
   // One of them; nullopt when nothing of it was recorded.
   std::optional<InboxStreamState> State(const DatabaseId& db, std::string_view stream) const;
 
-  class Core;
-
  private:
+  class Core;
   explicit Inbox(std::shared_ptr<Core> core);
   std::shared_ptr<Core> core_;
 };
