@@ -4,6 +4,7 @@
 #include "jaiminho/clock.h"
 #include "jaiminho/codec.h"
 #include "jaiminho/event.h"
+#include "jaiminho/inbox.h"
 #include "jaiminho/logger.h"
 #include "jaiminho/metrics.h"
 #include "jaiminho/observer.h"

@@ -10,7 +10,8 @@
 //
 // Layout: business data in the caller's column families; one column family per
 // stream ("jaiminho.stream.<name>"); "jaiminho.meta" for the format version, the
-// database id, stream configuration, seq reservations and relay cursors.
+// database id, stream configuration, seq reservations and relay cursors;
+// "jaiminho.inbox" for the records of an Inbox (inbox.h), once one is opened.
 //
 // Thread-safety: an Outbox is safe for concurrent use by many threads without
 // external synchronization, Close() included: after Close() every call returns

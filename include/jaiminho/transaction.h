@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -122,6 +123,8 @@ class Transaction {
 
   size_t event_count() const;
   size_t op_count() const;
+  // True when Commit would write nothing (no business write, no event, no
+  // Inbox::Receive record).
   bool empty() const;
 
  private:
@@ -129,6 +132,7 @@ class Transaction {
   friend class TransactionInternal;
   struct Op;
   struct PendingEvent;
+  struct Hook;  // a participant in the commit (Inbox::Receive): core/transaction_internal.h
   explicit Transaction(OutboxImpl* outbox);
 
   Status Fail(Error e);
@@ -138,6 +142,7 @@ class Transaction {
   std::string arena_{};
   std::vector<Op> ops_;
   std::vector<PendingEvent> events_;
+  std::vector<std::unique_ptr<Hook>> hooks_;
   std::optional<Error> error_{};
 };
 

@@ -36,7 +36,8 @@ Committer::Committer(OutboxImpl* outbox) : outbox_(outbox), what_(fmt::format("c
 
 size_t Committer::SizeOf(const Transaction& t) {
   return TransactionInternal::ArenaSize(t) +
-         24 * (TransactionInternal::Ops(t).size() + TransactionInternal::Events(t).size());
+         24 * (TransactionInternal::Ops(t).size() + TransactionInternal::Events(t).size()) +
+         64 * TransactionInternal::Hooks(t).size();
 }
 
 void Committer::Wake(Writer* w, uint32_t state) {
@@ -205,6 +206,10 @@ Result<Committer::Written> Committer::WriteGroup(const std::vector<Writer*>& gro
   auto s = outbox_->db->Write(wo, &batch_);
   if (!s.ok()) {
     Undo(group, claim);
+    for (Writer* w : group) {
+      for (auto& h : TransactionInternal::Hooks(*w->txn))
+        h->Unwritten();
+    }
     Error e = outbox_->recovery->WriteFailed(s, what_);
     if (!write_failing_.exchange(true, std::memory_order_relaxed)) {
       outbox_->Log({.level = LogLevel::kError, .message = "commit writes fail", .error = &e});
@@ -213,6 +218,11 @@ Result<Committer::Written> Committer::WriteGroup(const std::vector<Writer*>& gro
   }
   if (write_failing_.load(std::memory_order_relaxed) && write_failing_.exchange(false, std::memory_order_relaxed)) {
     outbox_->Log({.level = LogLevel::kInfo, .message = "commit writes succeed again"});
+  }
+  // Hooks learn of the write before the next group is prepared.
+  for (Writer* w : group) {
+    for (auto& h : TransactionInternal::Hooks(*w->txn))
+      h->Written();
   }
   return AfterWrite(sync);
 }
@@ -369,6 +379,8 @@ bool Committer::ReserveSeqs() {
 
 void Committer::AddWrites(const std::vector<Writer*>& group) {
   for (Writer* w : group) {
+    for (auto& h : TransactionInternal::Hooks(*w->txn))
+      h->Prepare(batch_);
     const Transaction& t = *w->txn;
     const char* a = TransactionInternal::Arena(t);
     for (const auto& op : TransactionInternal::Ops(t)) {

@@ -75,7 +75,7 @@ size_t Transaction::op_count() const {
   return ops_.size();
 }
 bool Transaction::empty() const {
-  return ops_.empty() && events_.empty();
+  return ops_.empty() && events_.empty() && hooks_.empty();
 }
 
 Status Transaction::Fail(Error e) {
@@ -213,6 +213,7 @@ void Transaction::Clear() {
   arena_.clear();
   ops_.clear();
   events_.clear();
+  hooks_.clear();
   error_.reset();
 }
 

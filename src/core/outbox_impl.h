@@ -268,7 +268,13 @@ class OutboxImpl {
       EXCLUDES(streams_mu_);
   std::shared_ptr<internal::CleanerState> NewCleanerState(const std::string& name,
                                                           const internal::StreamConfig& config) const;
-  internal::Mutex create_mu;  // serializes column family creation (Outbox::OpenStream)
+  internal::Mutex create_mu;  // serializes column family creation (Outbox::OpenStream, Inbox::Open)
+  // The inbox's column family ("jaiminho.inbox", src/inbox/): opened by Open
+  // when it exists, else created by the first Inbox::Open (then also in
+  // owned_handles). Set under create_mu before any Inbox uses it.
+  rocksdb::ColumnFamilyHandle* inbox_cf = nullptr;
+  // The live Inbox's state (one Inbox per Outbox at a time), under create_mu.
+  std::weak_ptr<void> inbox;
 
   // Parts built by the floors above (src/outbox/ wires them at Open): held
   // here, used through their own headers. Close runs stop_on_close, in order,

@@ -14,6 +14,7 @@
 #include "storage/delivery_log.h"
 #include "storage/disk_guard.h"
 #include "storage/envelope.h"
+#include "storage/inbox_record.h"
 #include "storage/info_log.h"
 #include "storage/keys.h"
 #include "storage/open.h"
@@ -217,7 +218,7 @@ Families PlanFamilies(const OutboxImpl& impl, const Probed& probed) {
       auto& cleaner = f.cleaners[*stream];
       cleaner = impl.NewCleanerState(*stream, config);
       f.descs.emplace_back(n, internal::StreamFamilyOptions(cleaner));
-    } else if (n == internal::kMetaFamily) {
+    } else if (n == internal::kMetaFamily || n == internal::kInboxFamily) {
       f.descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     } else {
       f.descs.emplace_back(n, business_options(n));
@@ -344,6 +345,8 @@ Status CheckAndAddFamilies(OutboxImpl& impl, Families& f, const std::vector<rock
   for (size_t i = 0; i < f.names.size(); ++i) {
     if (auto stream = internal::StreamOfFamily(f.names[i])) {
       JM_RETURN_IF_ERROR(AddStreamFamily(impl, *stream, handles[i], f.cleaners[*stream], meta, r));
+    } else if (f.names[i] == internal::kInboxFamily) {
+      impl.inbox_cf = handles[i];
     } else if (f.names[i] != internal::kMetaFamily) {
       BusinessInfo info{f.names[i], handles[i], false};
       for (const auto& b : impl.options.business_families) {
