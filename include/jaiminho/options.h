@@ -188,9 +188,10 @@ enum class Durability : uint8_t {
   // daemon.
   kSyncEachCommit = 1,
   // Commit returns after the write; a background syncer makes the log durable
-  // every `sync_interval` (only when something was written). Loses at most the
-  // commits of the last interval, always a suffix of the commit order, never a
-  // published event. Outbox::WaitDurable(receipt) waits for one commit's sync.
+  // every `sync_interval` (only when something was written). Loses the
+  // commits since the last completed sync (about one interval, plus a sync in
+  // flight and the syncer's scheduling delay), always a suffix of the commit
+  // order, never a published event. Outbox::WaitDurable(receipt) waits for one commit's sync.
   // For a gateway on flash: one fsync per interval, not per reading.
   kInterval = 2,
   // Commit returns after the write; nothing syncs on a timer. The log reaches
