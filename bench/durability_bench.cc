@@ -87,12 +87,6 @@ struct Shared {
   std::array<std::vector<int64_t>, kMaxThreads> samples;  // Commit() nanoseconds, per thread
 } g;
 
-double Percentile(const std::vector<int64_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  size_t i = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
-  return static_cast<double>(sorted[std::min(i, sorted.size() - 1)]) / 1e3;
-}
-
 void CommitWithProfile(benchmark::State& st, jaiminho::Durability durability) {
   const auto tid = static_cast<size_t>(st.thread_index());
   if (tid >= g.samples.size()) Die("durability: more threads than sample slots");
@@ -136,10 +130,12 @@ void CommitWithProfile(benchmark::State& st, jaiminho::Durability durability) {
   if (tid != 0) return;
 
   const Snapshot after = Take(*g.stats);
-  std::vector<int64_t> all;
-  for (int t = 0; t < st.threads(); ++t)
-    all.insert(all.end(), g.samples[static_cast<size_t>(t)].begin(), g.samples[static_cast<size_t>(t)].end());
-  std::sort(all.begin(), all.end());
+  std::vector<double> all;  // microseconds
+  for (int t = 0; t < st.threads(); ++t) {
+    for (int64_t ns : g.samples[static_cast<size_t>(t)])
+      all.push_back(static_cast<double>(ns) / 1e3);
+  }
+  SetLatencyCounters(st, all);  // sorts `all`
   const double commits = static_cast<double>(all.size());
   const double seconds = std::chrono::duration<double>(after.at - g.before.at).count();
   if (commits > 0 && seconds > 0) {
@@ -149,16 +145,11 @@ void CommitWithProfile(benchmark::State& st, jaiminho::Durability durability) {
     if (after.dev && g.before.dev) st.counters["dev_B_per_commit"] = (*after.dev - *g.before.dev) / commits;
   }
   // Sorted: the calls over 100 µs are the tail.
-  const auto slow = std::upper_bound(all.begin(), all.end(), int64_t{100'000});
-  double stalled_ns = 0;
+  const auto slow = std::upper_bound(all.begin(), all.end(), 100.0);
+  double stalled_us = 0;
   for (auto it = slow; it != all.end(); ++it)
-    stalled_ns += static_cast<double>(*it);
-  if (seconds > 0) st.counters["stalled_share"] = stalled_ns / 1e9 / (seconds * st.threads());
-  st.counters["samples"] = commits;
-  st.counters["p50_us"] = Percentile(all, 0.50);
-  st.counters["p99_us"] = Percentile(all, 0.99);
-  st.counters["p999_us"] = Percentile(all, 0.999);
-  st.counters["max_us"] = Percentile(all, 1.0);
+    stalled_us += *it;
+  if (seconds > 0) st.counters["stalled_share"] = stalled_us / 1e6 / (seconds * st.threads());
   g.ours.reset();
   g.stats.reset();
 }

@@ -87,6 +87,21 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+double Percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  if (!std::is_sorted(v.begin(), v.end())) std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+void SetLatencyCounters(benchmark::State& st, std::vector<double>& us) {
+  st.counters["samples"] = static_cast<double>(us.size());
+  st.counters["p50_us"] = Percentile(us, 0.50);
+  st.counters["p99_us"] = Percentile(us, 0.99);
+  st.counters["p999_us"] = Percentile(us, 0.999);
+  st.counters["max_us"] = Percentile(us, 1.0);
+}
+
 double SecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -10,6 +10,7 @@
 // silently measures an error path is worse than none.
 #pragma once
 
+#include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/statistics.h>
@@ -245,6 +246,12 @@ class Sqlite {
 std::unique_ptr<Sqlite> OpenSqlite(std::string_view name, SqliteSync sync);
 
 int64_t NowMicros();
+// The p-quantile (0..1, nearest rank) of `v`, which it sorts; 0 when empty.
+double Percentile(std::vector<double>& v, double p);
+// Counters samples, p50_us, p99_us, p999_us and max_us of `us` (microseconds;
+// sorted on return).
+void SetLatencyCounters(benchmark::State& st, std::vector<double>& us);
+
 double SecondsSince(std::chrono::steady_clock::time_point t0);
 // CPU time of the calling thread, in seconds: beside a wall-clock time it
 // tells waiting (I/O, locks, preemption by other processes) from work.

@@ -71,13 +71,6 @@ class TimingPublisher final : public jaiminho::Publisher {
   }
 };
 
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
 void CommitToPublish(benchmark::State& st) {
   const size_t n = static_cast<size_t>(st.max_iterations);
   const int nthreads = st.threads();
@@ -122,11 +115,7 @@ void CommitToPublish(benchmark::State& st) {
       commit.push_back(static_cast<double>(t.acked - t.start) / 1e3);
       ack.push_back(static_cast<double>(t.published - t.acked) / 1e3);
     }
-    st.counters["samples"] = static_cast<double>(e2e.size());
-    st.counters["p50_us"] = Percentile(e2e, 0.50);
-    st.counters["p99_us"] = Percentile(e2e, 0.99);
-    st.counters["p999_us"] = Percentile(e2e, 0.999);
-    st.counters["max_us"] = Percentile(e2e, 1.0);
+    SetLatencyCounters(st, e2e);
     st.counters["commit_p50_us"] = Percentile(commit, 0.50);
     st.counters["ack_p50_us"] = Percentile(ack, 0.50);
     st.counters["ack_p99_us"] = Percentile(ack, 0.99);
