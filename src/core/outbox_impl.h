@@ -250,13 +250,14 @@ class OutboxImpl {
 
   OutboxOptions options;
   std::shared_ptr<Clock> clock;
+  // Commits stop at the free-space reserve (storage/disk_guard.h); it also
+  // sizes env's log preallocation steps, so it is declared before env.
+  std::unique_ptr<internal::DiskGuard> disk_guard;
   // The Env `db` runs on (storage/wal_env.h); declared first, so it outlives db.
   std::unique_ptr<rocksdb::Env> env;
   std::unique_ptr<rocksdb::DB> db;
   // Resumes writes after RocksDB stopped them; every write goes through it.
   std::shared_ptr<internal::WriteRecovery> recovery;
-  // Commits stop at the free-space reserve (storage/disk_guard.h).
-  std::unique_ptr<internal::DiskGuard> disk_guard;
   rocksdb::ColumnFamilyHandle* meta_cf = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> owned_handles;
   std::map<std::string, BusinessInfo, std::less<>> business;

@@ -417,7 +417,9 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   const std::string path = options.path;
   JM_ASSIGN_OR_RETURN(const internal::PathKind kind, CheckPath(options));
   auto recovery = std::make_shared<internal::WriteRecovery>(path);
-  std::unique_ptr<rocksdb::Env> env = internal::MakeWalEnv(options.env);
+  auto disk_guard = std::make_unique<internal::DiskGuard>(path, options.min_free_bytes, options.min_free_percent);
+  std::unique_ptr<rocksdb::Env> env =
+      internal::MakeWalEnv(options.env, [guard = disk_guard.get()] { return guard->WalStep(); });
   const rocksdb::DBOptions dbo = DbOptions(options, recovery, env.get());
   Probed probed;
   if (kind == internal::PathKind::kDatabase) {
@@ -428,7 +430,7 @@ Result<std::unique_ptr<OutboxImpl>> OpenImpl(OutboxOptions options) {
   impl->env = std::move(env);
   impl->options = options;
   impl->recovery = recovery;
-  impl->disk_guard = std::make_unique<internal::DiskGuard>(path, options.min_free_bytes, options.min_free_percent);
+  impl->disk_guard = std::move(disk_guard);
   impl->clock = options.clock ? options.clock : SystemClock();
   Families families = PlanFamilies(*impl, probed);
 

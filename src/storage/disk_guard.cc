@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
+#include "storage/wal_env.h"
 #include "util/macros.h"
 
 namespace jaiminho::internal {
@@ -41,7 +43,8 @@ DiskGuard::DiskGuard(std::string path, std::optional<uint64_t> min_free_bytes, s
 
 Result<uint64_t> DiskGuard::Refresh() {
   struct statvfs v = {};
-  if (::statvfs(path_.c_str(), &v) != 0) {
+  if (::statvfs(path_.c_str(), &v) != 0 &&
+      (errno != ENOENT || ::statvfs(std::filesystem::path(path_).parent_path().c_str(), &v) != 0)) {
     return MakeError(ErrorCode::kIOError,
                      fmt::format("free-space check of {} (statvfs): {}", path_, std::strerror(errno)));
   }
@@ -58,9 +61,16 @@ Result<uint64_t> DiskGuard::Refresh() {
     }
   }
   reserve_.store(reserve, std::memory_order_relaxed);
+  wal_step_.store(off_ ? kMaxWalPreallocation : std::clamp<uint64_t>(reserve / 16, kMinWalStep, kMaxWalPreallocation),
+                  std::memory_order_relaxed);
   estimate_.store(static_cast<int64_t>(available), std::memory_order_relaxed);
   refreshed_ns_.store(NowNs(), std::memory_order_relaxed);
   return available;
+}
+
+uint64_t DiskGuard::WalStep() {
+  if (wal_step_.load(std::memory_order_relaxed) == 0 && !Refresh()) return kMaxWalPreallocation;
+  return wal_step_.load(std::memory_order_relaxed);
 }
 
 Status DiskGuard::Admit(uint64_t bytes) {
@@ -68,15 +78,17 @@ Status DiskGuard::Admit(uint64_t bytes) {
   const auto cost = static_cast<int64_t>(2 * bytes);
   const int64_t left = estimate_.fetch_sub(cost, std::memory_order_relaxed) - cost;
   const int64_t refreshed = refreshed_ns_.load(std::memory_order_relaxed);
-  const auto reserve = static_cast<int64_t>(reserve_.load(std::memory_order_relaxed));
+  const auto kept =
+      static_cast<int64_t>(reserve_.load(std::memory_order_relaxed) + wal_step_.load(std::memory_order_relaxed));
   // Fresh and far from the reserve (a margin of 1 MiB absorbs what other
   // writers of the volume did since): the usual case.
-  if (refreshed != 0 && NowNs() - refreshed < std::chrono::nanoseconds(kRefresh).count() &&
-      left >= reserve + (1 << 20)) {
+  if (refreshed != 0 && NowNs() - refreshed < std::chrono::nanoseconds(kRefresh).count() && left >= kept + (1 << 20)) {
     return {};
   }
   JM_ASSIGN_OR_RETURN(const uint64_t available, Refresh());
-  const uint64_t needed = reserve_.load(std::memory_order_relaxed) + 2 * bytes;
+  // The reserve, and the log's next preallocation step on top of it.
+  const uint64_t needed =
+      reserve_.load(std::memory_order_relaxed) + wal_step_.load(std::memory_order_relaxed) + 2 * bytes;
   if (available >= needed) {
     estimate_.fetch_sub(cost, std::memory_order_relaxed);
     return {};
@@ -84,9 +96,11 @@ Status DiskGuard::Admit(uint64_t bytes) {
   return MakeError(ErrorCode::kResourceExhausted,
                    fmt::format("commit refused: the volume of {} has {} free ({} bytes) and a commit of {} bytes "
                                "would leave less than the reserve of {} (OutboxOptions::min_free_bytes / "
-                               "min_free_percent); nothing was written. The relay and the cleaner go on and free "
-                               "space; commits resume by themselves when there is room",
-                               path_, Mib(available), available, bytes, Mib(reserve_.load(std::memory_order_relaxed))));
+                               "min_free_percent) with the write-ahead log's next step of {}; nothing was written. "
+                               "The relay and the cleaner go on and free space; commits resume by themselves when "
+                               "there is room",
+                               path_, Mib(available), available, bytes, Mib(reserve_.load(std::memory_order_relaxed)),
+                               Mib(wal_step_.load(std::memory_order_relaxed))));
 }
 
 }  // namespace jaiminho::internal
