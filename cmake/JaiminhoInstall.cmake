@@ -5,7 +5,11 @@
 # installs:
 #   include/jaiminho/*.h, include/jaiminho/adapters/*.h (for the adapters built)
 #   lib/libjaiminho.a, lib/libjaiminho_adapter_common.a, lib/libjaiminho_{mqtt,kafka,metrics_http}.a
-#   bin/jaiminho-tool (when built)
+#   bin/jaiminho-tool (when built), with its man page (share/man/man1, when
+#                         help2man is installed), bash completion
+#                         (share/bash-completion/completions), the systemd unit
+#                         jaiminho-relay@.service (lib/systemd/system) and its
+#                         user (lib/sysusers.d/jaiminho.conf)
 #   lib/cmake/jaiminho/   find_package(jaiminho CONFIG [COMPONENTS mqtt kafka metrics_http])
 #                         -> jaiminho::jaiminho, jaiminho::mqtt, jaiminho::kafka, jaiminho::metrics_http
 #   lib/pkgconfig/        jaiminho.pc, jaiminho-mqtt.pc, jaiminho-kafka.pc, jaiminho-metrics_http.pc
@@ -182,8 +186,29 @@ Libs: -L\${libdir} -ljaiminho_metrics_http -lcivetweb
           DESTINATION "${JAIMINHO_INSTALL_PKGCONFIGDIR}")
 endif()
 
+set(JAIMINHO_INSTALL_SYSTEMDDIR "lib/systemd/system" CACHE STRING
+    "Where the systemd unit jaiminho-relay@.service goes, relative to the prefix")
+set(JAIMINHO_INSTALL_SYSUSERSDIR "lib/sysusers.d" CACHE STRING
+    "Where the sysusers.d file of the unit's user goes, relative to the prefix")
+set(JAIMINHO_INSTALL_BASHCOMPLETIONDIR "${CMAKE_INSTALL_DATADIR}/bash-completion/completions" CACHE STRING
+    "Where jaiminho-tool's bash completion goes, relative to the prefix")
 if(TARGET jaiminho-tool)
   install(TARGETS jaiminho-tool RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+  # The unit names the installed tool: written at install time, so that
+  # `cmake --install --prefix P` names P's tool.
+  set(_jm_unit_dir "${PROJECT_BINARY_DIR}/systemd")
+  install(CODE "
+    set(JAIMINHO_TOOL_PATH \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/jaiminho-tool\")
+    configure_file(\"${PROJECT_SOURCE_DIR}/tools/systemd/jaiminho-relay@.service.in\"
+                   \"${_jm_unit_dir}/jaiminho-relay@.service\" @ONLY)")
+  install(FILES "${_jm_unit_dir}/jaiminho-relay@.service" DESTINATION "${JAIMINHO_INSTALL_SYSTEMDDIR}")
+  install(FILES "${PROJECT_SOURCE_DIR}/tools/systemd/jaiminho.sysusers" DESTINATION "${JAIMINHO_INSTALL_SYSUSERSDIR}"
+          RENAME jaiminho.conf)
+  install(FILES "${PROJECT_SOURCE_DIR}/tools/completion/jaiminho-tool.bash"
+          DESTINATION "${JAIMINHO_INSTALL_BASHCOMPLETIONDIR}" RENAME jaiminho-tool)
+  if(TARGET jaiminho-tool-man)
+    install(FILES "${PROJECT_BINARY_DIR}/tools/jaiminho-tool.1" DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
+  endif()
 endif()
 
 # ---------------------------------------------------------------------------

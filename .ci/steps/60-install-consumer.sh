@@ -13,6 +13,14 @@ mkdir -p "$work"
 cmake --install "$BUILD_DIR" --prefix "$prefix" >"$work/install.log"
 echo "installed $(find "$prefix" -type f | wc -l) files to $prefix"
 test -x "$prefix/bin/jaiminho-tool" || { echo "jaiminho-tool was not installed"; exit 1; }
+# The tool's service files: the unit names the installed tool; the man page
+# renders; the completion loads.
+unit="$prefix/lib/systemd/system/jaiminho-relay@.service"
+grep -qx "ExecStart=$prefix/bin/jaiminho-tool relay --loop .*" "$unit" || { echo "$unit does not run $prefix/bin/jaiminho-tool"; exit 1; }
+test -s "$prefix/lib/sysusers.d/jaiminho.conf" || { echo "the unit's sysusers.d file was not installed"; exit 1; }
+MANWIDTH=80 man -l "$prefix/share/man/man1/jaiminho-tool.1" | grep -q "jaiminho-tool dump" || { echo "no man page"; exit 1; }
+bash -c "source '$prefix/share/bash-completion/completions/jaiminho-tool' && complete -p jaiminho-tool" >/dev/null
+echo "installed: jaiminho-relay@.service, sysusers.d/jaiminho.conf, man1/jaiminho-tool.1, bash completion"
 
 # The adapters this build has, required from the package.
 components=()
