@@ -33,6 +33,7 @@ void RegisterRelayBenchmarks();
 void RegisterLatencyBenchmarks();
 void RegisterCleanBenchmarks();
 void RegisterMqttBenchmarks();
+void RegisterInboxBenchmarks();
 }  // namespace jbench
 
 namespace {
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
   jbench::RegisterLatencyBenchmarks();
   jbench::RegisterCleanBenchmarks();
   jbench::RegisterMqttBenchmarks();
+  jbench::RegisterInboxBenchmarks();
 
   int bargc = static_cast<int>(rest.size());
   benchmark::Initialize(&bargc, rest.data());
