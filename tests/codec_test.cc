@@ -215,6 +215,116 @@ TEST(Envelope, GarbageAndTruncationAreCorruptionNeverACrash) {
   ASSERT_ERROR(DecodeEnvelope(arena.Copy("garbage bytes that are not an envelope")), ErrorCode::kCorruption);
 }
 
+// Issue 20: operator actions are appended to a history (field 17, the count of
+// dropped entries field 18). Records written before it have neither and read
+// with an empty history, their note as it was; with a history the bytes are the
+// builder's.
+TEST(Envelope, HistoryRoundTripsAndOldRecordsReadWithout) {
+  AlignedArena arena;
+  EnvelopeFields f = Sample();
+  f.headers = {};
+  f.note = "requeued by operator at 1700000000000000";
+  {
+    ASSERT_OK_AND_ASSIGN(DecodedEnvelope old, DecodeEnvelope(arena.Copy(Encode(f))));
+    EXPECT_TRUE(old.event.history.empty());
+    EXPECT_EQ(old.event.history_dropped, 0u);
+    EXPECT_EQ(old.event.note, "requeued by operator at 1700000000000000");
+  }
+  const HistoryEntry entries[] = {
+      {.at = FromMicros(1'700'000'000'000'001),
+       .user = "alice",
+       .action = "skip",
+       .reason = "poison",
+       .previous_note = "blocked: 3 attempts exhausted"},
+      {.at = FromMicros(1'700'000'000'000'002),
+       .user = "bob",
+       .action = "requeue",
+       .reason = "",
+       .previous_note = "skipped by operator alice: poison"},
+  };
+  f.history = entries;
+  f.history_dropped = 7;
+  std::string with, built;
+  ScalarOffsets o1 = EncodeEnvelope(f, &with);
+  ScalarOffsets o2 = EncodeEnvelopeWithBuilder(f, &built);
+  EXPECT_EQ(with, built);
+  EXPECT_EQ(o1.attempts, o2.attempts);
+  ASSERT_OK_AND_ASSIGN(DecodedEnvelope d, DecodeEnvelope(arena.Copy(with)));
+  ASSERT_EQ(d.event.history.size(), 2u);
+  EXPECT_EQ(d.event.history_dropped, 7u);
+  EXPECT_EQ(ToMicros(d.event.history[0].at), 1'700'000'000'000'001);
+  EXPECT_EQ(d.event.history[0].user, "alice");
+  EXPECT_EQ(d.event.history[0].action, "skip");
+  EXPECT_EQ(d.event.history[0].reason, "poison");
+  EXPECT_EQ(d.event.history[0].previous_note, "blocked: 3 attempts exhausted");
+  EXPECT_EQ(d.event.history[1].user, "bob");
+  EXPECT_EQ(d.event.history[1].reason, "");
+  EXPECT_EQ(d.event.note, f.note);
+  // Re-encoding keeps it (the relay rewrites records with FieldsOf).
+  std::string again;
+  EncodeEnvelope(FieldsOf(d), &again);
+  EXPECT_EQ(again, with);
+  // The relay still patches scalars in place.
+  PatchU32(with.data(), d.offsets.attempts, 4);
+  ASSERT_OK_AND_ASSIGN(DecodedEnvelope patched, DecodeEnvelope(arena.Copy(with)));
+  EXPECT_EQ(patched.event.attempts, 4u);
+  EXPECT_EQ(patched.event.history.size(), 2u);
+}
+
+TEST(Envelope, HistoryKeepsTheLastEntriesAndCutsLongTexts) {
+  Event e;
+  std::vector<HistoryEntry> old(kMaxHistoryEntries);
+  for (size_t i = 0; i < old.size(); ++i)
+    old[i].action = i == 0 ? "oldest" : "requeue";
+  e.history = old;
+  e.history_dropped = 3;
+  const std::string long_text = std::string(kMaxHistoryText - 4, 'x') + "é and more";  // é across the cut
+  e.note = long_text;
+  HistoryUpdate u;
+  AppendHistory(e, {.at = FromMicros(5), .user = "ops", .action = "skip", .reason = long_text}, &u);
+  ASSERT_EQ(u.entries.size(), kMaxHistoryEntries);
+  EXPECT_EQ(u.dropped, 4u);
+  EXPECT_EQ(u.entries.front().action, "requeue") << "the oldest dropped";
+  const HistoryEntry& last = u.entries.back();
+  EXPECT_EQ(last.action, "skip");
+  EXPECT_EQ(ToMicros(last.at), 5);
+  EXPECT_LE(last.reason.size(), kMaxHistoryText);
+  EXPECT_LE(last.previous_note.size(), kMaxHistoryText);
+  EXPECT_TRUE(last.reason.ends_with("…")) << last.reason;
+  EXPECT_TRUE(IsPrintableUtf8(last.reason)) << "cut at a character boundary";
+  EXPECT_EQ(last.previous_note, last.reason);
+
+  Event fresh;
+  HistoryUpdate one;
+  AppendHistory(fresh, {.user = "ops", .action = "requeue", .reason = "short"}, &one);
+  ASSERT_EQ(one.entries.size(), 1u);
+  EXPECT_EQ(one.dropped, 0u);
+  EXPECT_EQ(one.entries[0].reason, "short");
+  EXPECT_EQ(one.entries[0].previous_note, "");
+}
+
+// The bytes on disk: the history's field ids are fixed (FlatBuffers vtable
+// slots 17 and 18). A renumbering would make older records unreadable.
+TEST(Envelope, HistoryFieldIdsAreFixed) {
+  EnvelopeFields f = Sample();
+  const HistoryEntry entry{.at = FromMicros(1), .user = "u", .action = "skip", .reason = "r"};
+  f.history = {&entry, 1};
+  f.history_dropped = 0x01020304;
+  std::string bytes = Encode(f);
+  const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
+  auto u32 = [&](size_t at) {
+    return uint32_t{base[at]} | base[at + 1] << 8 | base[at + 2] << 16 | uint32_t{base[at + 3]} << 24;
+  };
+  auto u16 = [&](size_t at) { return static_cast<uint16_t>(base[at] | base[at + 1] << 8); };
+  const size_t table = u32(0);
+  const size_t vtable = table - static_cast<int32_t>(u32(table));
+  ASSERT_GE(u16(vtable), 4 + 2 * 19) << "the vtable has slots for fields 17 and 18";
+  const uint16_t dropped = u16(vtable + 4 + 2 * 18);
+  ASSERT_NE(dropped, 0);
+  EXPECT_EQ(u32(table + dropped), 0x01020304u);
+  ASSERT_NE(u16(vtable + 4 + 2 * 17), 0) << "the history vector";
+}
+
 TEST(Envelope, UnknownStrategyAndVersionAreRejected) {
   AlignedArena arena;
   EnvelopeFields f = Sample();

@@ -399,6 +399,74 @@ TEST(Relay, RequeueOfABlockedHeadRetriesItAtOnce) {
   EXPECT_EQ(f.Seqs(f.publisher->deliveries(), "s"), (std::vector<uint64_t>{1, 2}));
 }
 
+// Issue 20: requeue of an ordinary pending event "succeeded" and overwrote its note.
+TEST(Relay, RequeueRefusesAnEventThatIsNeitherParkedRetryingNorBlocked) {
+  Fixture f;
+  f.Open(f.Options(false));
+  Stream* k = f.S("k", {.strategy = Strategy::kKeepOrder});
+  Stream* p = f.S("p");
+  f.Commit(k, 2);
+  f.Commit(p, 1);
+  for (auto [stream, seq] : {std::pair<Stream*, uint64_t>{k, 1}, {k, 2}, {p, 1}}) {
+    auto refused = f.outbox->Requeue(*stream, seq, "why not");
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(
+        refused.error().message().find("stream '" + stream->name() + "' seq " + std::to_string(seq) + " is pending"),
+        std::string::npos)
+        << refused.error().message();
+    ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*stream, seq));
+    EXPECT_EQ(e->note, "");
+    EXPECT_TRUE(e->history.empty());
+  }
+  // Delivered, it is refused as sent.
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());
+  ASSERT_ERROR(f.outbox->Requeue(*k, 1), ErrorCode::kInvalidArgument);
+}
+
+// Operator actions append to the event's history (at most kMaxHistory entries:
+// a requeue/skip loop cannot grow a record without bound); the dropped ones are counted.
+TEST(Relay, OperatorHistoryKeepsTheLastEntriesAndCountsTheDropped) {
+  Fixture f;
+  f.Open(f.Options(false));
+  Stream* s = f.S("s");
+  f.Commit(s, 1);
+  f.publisher->fail = [](const Event&) { return Error(ErrorCode::kUnavailable, "down"); };
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*f.outbox, f.publisher));
+  ASSERT_OK(relay->RunOnce());  // retrying
+  const std::string long_reason(5000, 'r');
+  size_t first_size = 0;
+  constexpr int kActions = 50;
+  for (int i = 0; i < kActions; ++i) {
+    const std::string reason = i == kActions - 1 ? long_reason : "round " + std::to_string(i);
+    if (i % 2 == 0) {
+      ASSERT_OK(f.outbox->Skip(*s, 1, reason));
+    } else {
+      ASSERT_OK(f.outbox->Requeue(*s, 1, reason, "ops-bot"));
+    }
+    ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
+    if (i == 0) first_size = e->history.size();
+  }
+  EXPECT_EQ(first_size, 1u);
+  ASSERT_OK_AND_ASSIGN(StoredEvent e, f.outbox->FindEvent(*s, 1));
+  EXPECT_EQ(e->state, EventState::kRetrying);
+  ASSERT_EQ(e->history.size(), kMaxHistoryEntries);
+  EXPECT_EQ(e->history_dropped, kActions - kMaxHistoryEntries);
+  // The newest kept, oldest first.
+  EXPECT_EQ(e->history[0].reason, "round " + std::to_string(kActions - kMaxHistoryEntries));
+  EXPECT_EQ(e->history[kMaxHistoryEntries - 2].action, "skip");
+  EXPECT_EQ(e->history.back().action, "requeue");
+  EXPECT_EQ(e->history.back().user, "ops-bot");
+  // Long texts are cut (the note the action replaced included).
+  EXPECT_LE(e->history.back().reason.size(), kMaxHistoryText);
+  EXPECT_TRUE(e->history.back().reason.starts_with("rrrr"));
+  EXPECT_LE(e->note.size(), kMaxHistoryText + 128);
+  EXPECT_EQ(ToMicros(e->history.back().at), kT0);
+  // The skip's user defaults to the process's user, never empty.
+  EXPECT_FALSE(e->history[kMaxHistoryEntries - 2].user.empty());
+}
+
 TEST(Relay, RequeueAllParkedAndUnknownHandlerWaits) {
   Fixture f;
   f.Open(f.Options(false));

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -70,6 +71,29 @@ enum class EventState : uint8_t {
 };
 std::string_view ToString(EventState s);  // "pending", "retrying", "sent", "parked"
 
+// One operator action on a stored event (Outbox::Requeue, RequeueAllParked,
+// Skip), kept in Event::history.
+struct HistoryEntry {
+  Timestamp at{};
+  // Who: the actor given to the call (jaiminho-tool gives its OS user), else
+  // the user the process runs as.
+  std::string_view user{};
+  // "requeue" or "skip".
+  std::string_view action{};
+  // Why, as given (may be empty for a requeue).
+  std::string_view reason{};
+  // The event's note that the action replaced.
+  std::string_view previous_note{};
+};
+
+// An event keeps the last kMaxHistoryEntries actions (Event::history_dropped
+// counts the older ones); reasons, notes and users are cut to
+// kMaxHistoryText bytes (at a UTF-8 character, marked with "…"). A record's
+// history thus stays under about 26 KiB however often it is requeued (an
+// action with a short reason takes about 100 bytes).
+inline constexpr size_t kMaxHistoryEntries = 16;
+inline constexpr size_t kMaxHistoryText = 512;
+
 // A stored event, as given to publishers, observers and inspection.
 struct Event {
   EventId id{};
@@ -88,10 +112,15 @@ struct Event {
   Timestamp next_attempt_at{};
   // Zero when not sent.
   Timestamp sent_at{};
-  // Why it is parked, or the last operator action.
+  // Why it is parked or blocked, or the last operator action.
   std::string_view note{};
   // Id of the signing key, empty when unsigned.
   std::string_view key_id{};
+  // Operator actions on it, oldest first (empty in records written before
+  // histories were kept: their note is as it was).
+  std::vector<HistoryEntry> history{};
+  // Older actions dropped from `history` to keep it bounded.
+  uint32_t history_dropped = 0;
 };
 
 }  // namespace jaiminho

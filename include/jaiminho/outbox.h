@@ -134,14 +134,24 @@ class Outbox {
   // One event by seq, whatever its state; kNotFound when absent.
   [[nodiscard]] Result<StoredEvent> FindEvent(const Stream& stream, uint64_t seq) const;
 
-  // Operator actions; each is recorded in the event's note, never silent.
-  // Requeue: a parked event goes back to delivery with its attempts reset.
-  [[nodiscard]] Status Requeue(const Stream& stream, uint64_t seq, std::string_view note = "requeued by operator");
+  // Operator actions; each appends an entry to the event's history (time,
+  // `actor`, action, reason and the note it replaced; Event::history, the last
+  // kMaxHistoryEntries kept) and sets its note ("requeued by operator ACTOR:
+  // REASON"), never silent. An empty `actor` records the user this process
+  // runs as; a program acting for someone else (a control socket) names them.
+  // Requeue: a parked event, a retrying one, or a blocked keep-order head
+  // (pending, and failed or waiting: see `jaiminho-tool streams`) goes back to
+  // delivery at once with its attempts reset. Any other event is refused with
+  // kInvalidArgument naming the stream, seq and state: a pending event that is
+  // not blocked is delivered without it, a sent one was delivered.
+  [[nodiscard]] Status Requeue(const Stream& stream, uint64_t seq, std::string_view reason = {},
+                               std::string_view actor = {});
   // Requeues every parked event of the stream; returns how many.
-  [[nodiscard]] Result<size_t> RequeueAllParked(const Stream& stream, std::string_view note = "requeued by operator");
+  [[nodiscard]] Result<size_t> RequeueAllParked(const Stream& stream, std::string_view reason = {},
+                                                std::string_view actor = {});
   // Skip: the pending (or retrying) event `seq` is parked with `reason`, which
   // unblocks a keep-order stream stuck on it. It can be requeued later.
-  [[nodiscard]] Status Skip(const Stream& stream, uint64_t seq, std::string_view reason);
+  [[nodiscard]] Status Skip(const Stream& stream, uint64_t seq, std::string_view reason, std::string_view actor = {});
 
   // The cleaner (django-jaiminho's event_cleaner): forces a compaction of the
   // sent range of every stream, in which the compaction filter drops sent

@@ -371,6 +371,8 @@ bool Committer::ReserveSeqs() {
     if (s.next_seq > s.hwm) {
       new_hwm_[i] = s.next_seq + kSeqReservation;
       batch_.Put(outbox_->meta_cf, internal::StreamMetaKey(s.name, "hwm"), internal::EncodeU64(new_hwm_[i]));
+      // With it, the last seq assigned so far (exact again at Close).
+      batch_.Put(outbox_->meta_cf, internal::StreamMetaKey(s.name, "last"), internal::EncodeU64(s.next_seq - 1));
       reserved = true;
     }
   }

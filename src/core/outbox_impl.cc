@@ -34,12 +34,14 @@ Status OutboxImpl::Close() {
   // dispatcher) stop before the database closes.
   for (const auto& stop : stop_on_close)
     stop();
-  // Record where each stream continues so that a clean restart leaves no gap.
+  // Record where each stream continues so that a clean restart leaves no gap,
+  // and the last seq assigned (events published inline leave no record).
   rocksdb::WriteBatch b;
   for (Stream* s : Streams()) {
     StreamState& st = StreamAccess::Of(*s);
     if (st.hwm != st.next_seq) {
       b.Put(meta_cf, internal::StreamMetaKey(st.name, "hwm"), internal::EncodeU64(st.next_seq));
+      b.Put(meta_cf, internal::StreamMetaKey(st.name, "last"), internal::EncodeU64(st.next_seq - 1));
     }
   }
   // A synced write (empty when no stream moved) also syncs every write before

@@ -56,12 +56,18 @@ void DeliveryBatch::DeliveredInPlace(const DecodedEnvelope& d, bool log_run) {
 }
 
 void DeliveryBatch::Rewrite(std::string_view key, const DecodedEnvelope& d, uint32_t attempts,
-                            std::string_view last_error, int64_t next_attempt_at, std::string_view note) {
+                            std::string_view last_error, int64_t next_attempt_at, std::string_view note,
+                            const HistoryEntry* action) {
   EnvelopeFields f = FieldsOf(d);
   f.attempts = attempts;
   f.last_error = last_error;
   f.next_attempt_at = next_attempt_at;
   f.note = note;
+  if (action != nullptr) {
+    AppendHistory(d.event, *action, &history_);
+    f.history = history_.entries;
+    f.history_dropped = history_.dropped;
+  }
   scratch_.clear();
   EncodeEnvelope(f, &scratch_);
   batch_.Put(stream_.cf, rocksdb::Slice(key.data(), key.size()), scratch_);
@@ -144,15 +150,17 @@ FailOutcome DeliveryBatch::Failed(const DecodedEnvelope& d, const Error& error, 
   return FailOutcome::kRetryScheduled;
 }
 
-void DeliveryBatch::Park(const DecodedEnvelope& d, std::string_view reason, const Error* error) {
+void DeliveryBatch::Park(const DecodedEnvelope& d, std::string_view reason, const Error* error,
+                         const HistoryEntry* action) {
   ++n_parked_;
   auto key = SeqKey(kParkedTag, d.event.id.seq);
-  Rewrite(key.view(), d, d.event.attempts, error ? std::string_view(error->message()) : d.event.last_error, 0, reason);
+  Rewrite(key.view(), d, d.event.attempts, error ? std::string_view(error->message()) : d.event.last_error, 0, reason,
+          action);
   signals_.push_back({Signal::kParked, &d.event, error ? std::optional<Error>(*error) : std::nullopt,
                       std::string(reason), error != nullptr && source_ != Source::kOperator});
 }
 
-void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error) {
+void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error, const HistoryEntry* action) {
   ++n_parked_;
   std::string reason = fmt::format("corrupt record: {}", error.message());
   EnvelopeFields f;
@@ -165,6 +173,11 @@ void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error&
   f.strategy = stream_.strategy();
   f.last_error = error.message();
   f.note = reason;
+  if (action != nullptr) {
+    AppendHistory(Event{}, *action, &history_);
+    f.history = history_.entries;
+    f.history_dropped = history_.dropped;
+  }
   scratch_.clear();
   EncodeEnvelope(f, &scratch_);
   auto key = SeqKey(kParkedTag, seq);
@@ -178,9 +191,9 @@ void DeliveryBatch::ParkCorrupt(uint64_t seq, std::string_view raw, const Error&
   owned_events_.push_back(std::move(e));
 }
 
-void DeliveryBatch::Requeue(const DecodedEnvelope& d, std::string_view note) {
+void DeliveryBatch::Requeue(const DecodedEnvelope& d, std::string_view note, const HistoryEntry& action) {
   auto key = RetryKey(ToMicros(now_), d.event.id.seq);
-  Rewrite(key.view(), d, 0, d.event.last_error, ToMicros(now_), note);
+  Rewrite(key.view(), d, 0, d.event.last_error, ToMicros(now_), note, &action);
 }
 
 void DeliveryBatch::RemoveKey(std::string_view key, bool single) {

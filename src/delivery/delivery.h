@@ -54,15 +54,19 @@ class DeliveryBatch {
 
   // Parks the event with `reason` (attempts unchanged). The caller removes the old key.
   // With `error` (a tampered record), the relay also reports it to capture_error.
-  void Park(const DecodedEnvelope& d, std::string_view reason, const Error* error = nullptr);
+  // With `action` (an operator's skip), it is appended to the event's history
+  // (AppendHistory: the note it replaces kept in the entry).
+  void Park(const DecodedEnvelope& d, std::string_view reason, const Error* error = nullptr,
+            const HistoryEntry* action = nullptr);
 
   // Parks a record that cannot be decoded: its bytes become the payload of an
   // envelope of type "jaiminho.corrupt", so nothing is lost. The relay also
-  // reports it to capture_error (an operator's skip does not).
-  void ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error);
+  // reports it to capture_error (an operator's skip does not, and records `action`).
+  void ParkCorrupt(uint64_t seq, std::string_view raw, const Error& error, const HistoryEntry* action = nullptr);
 
-  // Requeue: a parked event goes to the retry range, due now, attempts reset.
-  void Requeue(const DecodedEnvelope& d, std::string_view note);
+  // Requeue: a parked event goes to the retry range, due now, attempts reset,
+  // with `note`, and `action` appended to its history.
+  void Requeue(const DecodedEnvelope& d, std::string_view note, const HistoryEntry& action);
 
   // Removes a record's old key. `single` when it was written exactly once.
   void RemoveKey(std::string_view key, bool single);
@@ -98,7 +102,7 @@ class DeliveryBatch {
   // Records commit -> acknowledgement of the published events (stream_.commit_to_publish).
   void RecordLatencies();
   void Rewrite(std::string_view key, const DecodedEnvelope& d, uint32_t attempts, std::string_view last_error,
-               int64_t next_attempt_at, std::string_view note);
+               int64_t next_attempt_at, std::string_view note, const HistoryEntry* action = nullptr);
 
   OutboxImpl& outbox_;
   StreamState& stream_;
@@ -109,6 +113,7 @@ class DeliveryBatch {
   std::vector<Pending> signals_;
   std::vector<std::unique_ptr<Event>> owned_events_;  // for corrupt records
   std::string scratch_;
+  HistoryUpdate history_;  // Rewrite's, with an operator's action
   std::optional<SentRun> run_;
   uint64_t n_published_ = 0, n_failed_ = 0, n_retried_ = 0, n_parked_ = 0;
   uint64_t bytes_published_ = 0;  // the delivered events' own bytes, for the quota

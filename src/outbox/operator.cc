@@ -1,4 +1,5 @@
 // Operator actions and record lookups: Outbox::ListEvents, FindEvent, Requeue, Skip.
+// Each action appends to the event's history (Event::history).
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 
@@ -11,6 +12,7 @@
 #include "storage/stored_event.h"
 #include "storage/stream_reader.h"
 #include "util/macros.h"
+#include "util/user.h"
 
 namespace jaiminho {
 
@@ -91,6 +93,24 @@ void Wake(OutboxImpl& o, StreamState& s) {
   o.WakeRelays();
 }
 
+// An operator's action as recorded: the entry appended to the event's history
+// (Event::history) and the note it sets ("requeued by operator alice: why").
+struct Action {
+  std::string user;
+  std::string reason;
+  std::string note;
+  HistoryEntry entry;
+
+  Action(std::string_view action, std::string_view done, std::string_view why, std::string_view actor, Timestamp now)
+      : user(internal::CutText(actor.empty() ? internal::EffectiveUserName() : actor, kMaxHistoryText)),
+        reason(internal::CutText(why, kMaxHistoryText)),
+        note(reason.empty() ? fmt::format("{} by operator {}", done, user)
+                            : fmt::format("{} by operator {}: {}", done, user, reason)),
+        entry{.at = now, .user = user, .action = action, .reason = reason} {}
+  Action(const Action&) = delete;
+  Action& operator=(const Action&) = delete;
+};
+
 }  // namespace
 
 Result<std::vector<StoredEvent>> Outbox::ListEvents(const Stream& stream, EventState state, size_t limit) const {
@@ -150,7 +170,7 @@ Result<StoredEvent> Outbox::FindEvent(const Stream& stream, uint64_t seq) const 
   return ev;
 }
 
-Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view note) {
+Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view reason, std::string_view actor) {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("Requeue"));
@@ -162,20 +182,32 @@ Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view note
   }
   internal::AlignedArena arena;
   JM_ASSIGN_OR_RETURN(auto d, DecodeLocated(arena, l, s, o, seq));
-  std::string text = fmt::format("{} at {}", note, ToMicros(o.Now()));
+  const Timestamp now = o.Now();
+  if (l.state == EventState::kPending && !internal::IsBlockedHead(d.event, now)) {
+    // Nothing holds it back: the relay delivers it in its turn.
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("stream '{}' seq {} is pending and not blocked ({} failed attempts): requeue takes a "
+                                 "parked, retrying or blocked event; the relay delivers this one in its turn",
+                                 s.name, seq, d.event.attempts));
+  }
+  const Action action("requeue", "requeued", reason, actor, now);
   internal::DeliveryBatch batch(o, s, internal::Source::kOperator);
-  batch.Reset(s.config(), o.Now());
+  batch.Reset(s.config(), now);
   if (l.state == EventState::kPending) {
     // A blocked keep-order head: reset it in place, the stream resumes with it.
     internal::EnvelopeFields f = internal::FieldsOf(d);
     f.attempts = 0;
     f.next_attempt_at = 0;
-    f.note = text;
+    f.note = action.note;
+    internal::HistoryUpdate history;
+    internal::AppendHistory(d.event, action.entry, &history);
+    f.history = history.entries;
+    f.history_dropped = history.dropped;
     std::string bytes;
     internal::EncodeEnvelope(f, &bytes);
     batch.batch().Put(s.cf, rocksdb::Slice(l.key.bytes, l.key.size), bytes);
   } else {
-    batch.Requeue(d, text);
+    batch.Requeue(d, action.note, action.entry);
     batch.RemoveKey(l.key.view(), false);
   }
   JM_RETURN_IF_ERROR(batch.Commit());
@@ -183,7 +215,7 @@ Status Outbox::Requeue(const Stream& stream, uint64_t seq, std::string_view note
   return {};
 }
 
-Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view note) {
+Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view reason, std::string_view actor) {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("RequeueAllParked"));
@@ -193,13 +225,13 @@ Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view n
   internal::AlignedArena arena;
   internal::DeliveryBatch batch(o, s, internal::Source::kOperator);
   batch.Reset(s.config(), o.Now());
-  std::string text = fmt::format("{} at {}", note, ToMicros(o.Now()));
+  const Action action("requeue", "requeued", reason, actor, o.Now());
   size_t n = 0;
   std::vector<internal::DecodedEnvelope> keep;
   for (; it.Valid(); it.Next()) {
     internal::CheckedRecord r = internal::CheckRecord(s.name, it.raw_key(), it.value(), o.id, arena);
     if (!r.ok()) continue;  // a record failing the check stays parked
-    batch.Requeue(*r.envelope, text);
+    batch.Requeue(*r.envelope, action.note, action.entry);
     batch.RemoveKey(it.raw_key(), false);
     ++n;
     if (batch.batch().Count() >= 1024) {
@@ -214,7 +246,7 @@ Result<size_t> Outbox::RequeueAllParked(const Stream& stream, std::string_view n
   return n;
 }
 
-Status Outbox::Skip(const Stream& stream, uint64_t seq, std::string_view reason) {
+Status Outbox::Skip(const Stream& stream, uint64_t seq, std::string_view reason, std::string_view actor) {
   OutboxImpl& o = *impl_;
   StreamState& s = StreamAccess::Of(stream);
   JM_ASSIGN_OR_RETURN(auto guard, o.Enter("Skip"));
@@ -229,12 +261,12 @@ Status Outbox::Skip(const Stream& stream, uint64_t seq, std::string_view reason)
   internal::AlignedArena arena;
   internal::DeliveryBatch batch(o, s, internal::Source::kOperator);
   batch.Reset(s.config(), o.Now());
-  std::string text = fmt::format("skipped by operator at {}: {}", ToMicros(o.Now()), reason);
+  const Action action("skip", "skipped", reason, actor, o.Now());
   auto d = DecodeLocated(arena, l, s, o, seq);
   if (d) {
-    batch.Park(*d, text);
+    batch.Park(*d, action.note, nullptr, &action.entry);
   } else {
-    batch.ParkCorrupt(seq, l.raw, d.error());
+    batch.ParkCorrupt(seq, l.raw, d.error(), &action.entry);
   }
   batch.RemoveKey(l.key.view(), false);
   JM_RETURN_IF_ERROR(batch.Commit());

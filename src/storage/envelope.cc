@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <type_traits>
@@ -66,14 +67,14 @@ bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
   const uint8_t* vtable = table - flatbuffers::ReadScalar<flatbuffers::soffset_t>(table);
   const auto vsize = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable);
   const auto tsize = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 2);
-  // Our envelope's inline part is well under 128 bytes (17 fields of at most 8).
-  constexpr size_t kMaxInline = 128;
+  // Our envelope's inline part is well under 160 bytes (19 fields of at most 8).
+  constexpr size_t kMaxInline = 160;
   if (tsize < sizeof(flatbuffers::soffset_t) || tsize > kMaxInline) return false;
   // Every inline field, the patchable ones included, inside the table's inline
   // bytes and owning its bytes (one byte map, no allocation: the relay decodes
   // every record it reads). A field's bytes are tested and marked with one
   // 8-byte load and store (the map has 8 bytes of padding for the last field).
-  static constexpr uint8_t kSize[] = {2, 8, 4, 4, 4, 4, 4, 4, 8, 1, 4, 4, 8, 8, 4, 4, 4};
+  static constexpr uint8_t kSize[] = {2, 8, 4, 4, 4, 4, 4, 4, 8, 1, 4, 4, 8, 8, 4, 4, 4, 4, 4};
   static constexpr auto kBytes = [] {
     std::array<uint64_t, sizeof kSize> m{};
     for (size_t id = 0; id < m.size(); ++id)
@@ -118,16 +119,31 @@ bool PatchableScalarsAreDisjoint(const fb::Envelope* env) {
       outside(p, p + 4 + v->size());
     }
   }
+  // A vector of tables: the vector, and each table's vtable and inline bytes.
+  auto tables = [&](const auto* v) {
+    auto* p = reinterpret_cast<const uint8_t*>(v);
+    outside(p, p + 4 + size_t{4} * v->size());
+    for (const auto* t : *v) {
+      auto* tp = reinterpret_cast<const uint8_t*>(t);
+      const uint8_t* tv = tp - flatbuffers::ReadScalar<flatbuffers::soffset_t>(tp);
+      outside(tv, tv + flatbuffers::ReadScalar<flatbuffers::voffset_t>(tv));
+      outside(tp, tp + flatbuffers::ReadScalar<flatbuffers::voffset_t>(tv + 2));
+    }
+  };
   if (const auto* hs = env->headers(); hs != nullptr) {
-    auto* p = reinterpret_cast<const uint8_t*>(hs);
-    outside(p, p + 4 + size_t{4} * hs->size());
+    tables(hs);
     for (const fb::Header* h : *hs) {
-      auto* hp = reinterpret_cast<const uint8_t*>(h);
-      const uint8_t* hv = hp - flatbuffers::ReadScalar<flatbuffers::soffset_t>(hp);
-      outside(hv, hv + flatbuffers::ReadScalar<flatbuffers::voffset_t>(hv));
-      outside(hp, hp + flatbuffers::ReadScalar<flatbuffers::voffset_t>(hv + 2));
       string(h->name());
       string(h->value());
+    }
+  }
+  if (const auto* hs = env->history(); hs != nullptr) {
+    tables(hs);
+    for (const fb::HistoryEntry* h : *hs) {
+      string(h->user());
+      string(h->action());
+      string(h->reason());
+      string(h->previous_note());
     }
   }
   return ok;
@@ -374,7 +390,8 @@ ScalarOffsets EncodeEnvelopeDirect(const EnvelopeFields& f, std::string* out) {
 }  // namespace
 
 ScalarOffsets EncodeEnvelope(const EnvelopeFields& f, std::string* out) {
-  if (f.headers.empty()) return EncodeEnvelopeDirect(f, out);
+  // Headers and histories (an operator's action) are left to the builder.
+  if (f.headers.empty() && f.history.empty() && f.history_dropped == 0) return EncodeEnvelopeDirect(f, out);
   return EncodeEnvelopeWithBuilder(f, out);
 }
 
@@ -406,6 +423,22 @@ ScalarOffsets EncodeEnvelopeWithBuilder(const EnvelopeFields& f, std::string* ou
   if (!f.signature.empty()) {
     signature = fbb.CreateVector(reinterpret_cast<const uint8_t*>(f.signature.data()), f.signature.size());
   }
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::HistoryEntry>>> history = 0;
+  if (!f.history.empty()) {
+    auto str = [&](std::string_view v) {
+      return v.empty() ? flatbuffers::Offset<flatbuffers::String>(0) : fbb.CreateString(v.data(), v.size());
+    };
+    std::vector<flatbuffers::Offset<fb::HistoryEntry>> hs;
+    hs.reserve(f.history.size());
+    for (const HistoryEntry& h : f.history) {
+      auto user = str(h.user);
+      auto action = str(h.action);
+      auto reason = str(h.reason);
+      auto previous = str(h.previous_note);
+      hs.push_back(fb::CreateHistoryEntry(fbb, ToMicros(h.at), user, action, reason, previous));
+    }
+    history = fbb.CreateVector(hs);
+  }
   fb::EnvelopeBuilder b(fbb);
   b.add_seq(f.seq);
   b.add_created_at(f.created_at);
@@ -422,6 +455,8 @@ ScalarOffsets EncodeEnvelopeWithBuilder(const EnvelopeFields& f, std::string* ou
   if (!signature.IsNull()) b.add_signature(signature);
   if (!key_id.IsNull()) b.add_key_id(key_id);
   if (!note.IsNull()) b.add_note(note);
+  if (!history.IsNull()) b.add_history(history);
+  if (!history.IsNull() || f.history_dropped != 0) b.add_history_dropped(f.history_dropped);
   b.add_version(kEnvelopeVersion);
   b.add_strategy(static_cast<fb::Strategy>(f.strategy));
   fbb.Finish(b.Finish(), fb::EnvelopeIdentifier());
@@ -495,6 +530,14 @@ Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   e.sent_at = FromMicros(env->sent_at());
   e.note = View(env->note());
   e.key_id = View(env->key_id());
+  if (const auto* hs = env->history(); hs != nullptr) {
+    e.history.reserve(hs->size());
+    for (const fb::HistoryEntry* h : *hs) {
+      e.history.push_back(HistoryEntry{FromMicros(h->at()), View(h->user()), View(h->action()), View(h->reason()),
+                                       View(h->previous_note())});
+    }
+  }
+  e.history_dropped = env->history_dropped();
   d.signature = View(env->signature());
   d.offsets = OffsetsOf(base, env);
   return {};
@@ -525,7 +568,32 @@ EnvelopeFields FieldsOf(const DecodedEnvelope& d) {
   f.signature = d.signature;
   f.key_id = e.key_id;
   f.note = e.note;
+  f.history = e.history;
+  f.history_dropped = e.history_dropped;
   return f;
+}
+
+std::string CutText(std::string_view text, size_t limit) {
+  if (text.size() <= limit) return std::string(text);
+  constexpr std::string_view kMark = "…";
+  size_t end = limit > kMark.size() ? limit - kMark.size() : 0;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80)
+    --end;
+  std::string out(text.substr(0, end));
+  out += kMark;
+  return out;
+}
+
+void AppendHistory(const Event& e, const HistoryEntry& action, HistoryUpdate* out) {
+  out->owned[0] = CutText(action.user, kMaxHistoryText);
+  out->owned[1] = CutText(action.action, kMaxHistoryText);
+  out->owned[2] = CutText(action.reason, kMaxHistoryText);
+  out->owned[3] = CutText(e.note, kMaxHistoryText);
+  const size_t keep = std::min(e.history.size(), kMaxHistoryEntries - 1);
+  const uint64_t dropped = uint64_t{e.history_dropped} + (e.history.size() - keep);
+  out->dropped = static_cast<uint32_t>(std::min<uint64_t>(dropped, UINT32_MAX));
+  out->entries.assign(e.history.end() - static_cast<std::ptrdiff_t>(keep), e.history.end());
+  out->entries.push_back(HistoryEntry{action.at, out->owned[0], out->owned[1], out->owned[2], out->owned[3]});
 }
 
 std::string_view AlignedArena::Copy(std::string_view bytes) {

@@ -2,6 +2,7 @@
 // FlatBuffers code for envelopes. Every read is verified.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -34,7 +35,24 @@ struct EnvelopeFields {
   std::string_view signature;
   std::string_view key_id;
   std::string_view note;
+  // Operator actions, oldest first; absent (not written) when empty.
+  std::span<const HistoryEntry> history;
+  uint32_t history_dropped = 0;  // written with a history, or when not 0
 };
+
+// An event's history after one more operator action: its entries and
+// `action` (whose previous_note is set to the event's note; texts cut to
+// kMaxHistoryText bytes), the oldest dropped beyond kMaxHistoryEntries and
+// counted in `dropped`. Views point into the event, the action and `owned`.
+struct HistoryUpdate {
+  std::vector<HistoryEntry> entries;
+  uint32_t dropped = 0;
+  std::array<std::string, 4> owned;  // the cut texts of the new entry
+};
+void AppendHistory(const Event& e, const HistoryEntry& action, HistoryUpdate* out);
+
+// `text` cut to at most `limit` bytes at a UTF-8 character boundary, "…" marking a cut.
+std::string CutText(std::string_view text, size_t limit);
 
 // Byte offsets of the scalars the relay updates in place (all are always present).
 struct ScalarOffsets {

@@ -6,6 +6,9 @@
 //   "stream/<name>/hwm"      uint64 big-endian: seqs below it may have been issued;
 //                            the next process continues from it
 //   "stream/<name>/cursor"   uint64 big-endian: no pending key of the stream is below it
+//   "stream/<name>/last"     uint64 big-endian: the last seq assigned, written with each
+//                            seq reservation and at a clean close (exact then; after a
+//                            crash, a lower bound); absent in databases written before it
 #pragma once
 
 #include <chrono>
@@ -35,7 +38,7 @@ struct StreamConfig {
   bool operator==(const StreamConfig& o) const;
 };
 
-std::string StreamMetaKey(std::string_view stream, std::string_view field);  // field: config|hwm|cursor
+std::string StreamMetaKey(std::string_view stream, std::string_view field);  // field: config|hwm|cursor|last
 
 std::string EncodeU64(uint64_t v);
 // kCorruption naming `what` when the value is not 8 bytes.

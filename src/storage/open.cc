@@ -172,6 +172,8 @@ Result<MetaSnapshot> ReadMeta(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta
       JM_ASSIGN_OR_RETURN(m.hwm, DecodeU64(value, fmt::format("stream '{}' seq reservation", name)));
     } else if (field == "cursor") {
       JM_ASSIGN_OR_RETURN(m.cursor, DecodeU64(value, fmt::format("stream '{}' relay cursor", name)));
+    } else if (field == "last") {
+      JM_ASSIGN_OR_RETURN(m.last, DecodeU64(value, fmt::format("stream '{}' last assigned seq", name)));
     }
   }
   JM_RETURN_IF_ERROR(ToStatus(it->status(), fmt::format("read jaiminho.meta of {}", path)));

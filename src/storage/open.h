@@ -40,6 +40,7 @@ struct StreamMeta {
   std::optional<StreamConfig> config;  // absent if the stream was created but its config never written
   std::optional<uint64_t> hwm;
   uint64_t cursor = 0;
+  std::optional<uint64_t> last;  // the last seq assigned, as of the last reservation or clean close
 };
 struct MetaSnapshot {
   uint32_t format = 0;  // 0: created but never initialized (empty jaiminho.meta)

@@ -108,13 +108,13 @@ int Run(int argc, const char* const* argv, Io& io) {
 
   RequeueOptions requeue;
   uint64_t requeue_seq = 0;
-  CLI::App* q = app.add_subcommand("requeue", "Send a parked event (or a blocked head) back to delivery");
+  CLI::App* q = app.add_subcommand("requeue", "Send a parked or retrying event (or a blocked head) back to delivery");
   AddPath(q, requeue.path);
   q->add_option("--stream", requeue.stream, "Stream")->required();
   CLI::Option* seq = q->add_option("--seq", requeue_seq, "The event's seq");
   CLI::Option* all = q->add_flag("--all-parked", requeue.all_parked, "Every parked event of the stream");
   seq->excludes(all);
-  q->add_option("--note", requeue.note, "Recorded in the event's note")->capture_default_str();
+  q->add_option("--note", requeue.note, "Why (recorded in the event's history with your user name)");
   q->add_flag("--json", requeue.json, "The result as one JSON object");
 
   SkipOptions skip;
@@ -122,7 +122,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   AddPath(k, skip.path);
   k->add_option("--stream", skip.stream, "Stream")->required();
   k->add_option("--seq", skip.seq, "The event's seq")->required();
-  k->add_option("--reason", skip.reason, "Why (recorded in the event's note)")->required();
+  k->add_option("--reason", skip.reason, "Why (recorded in the event's history with your user name)")->required();
   k->add_flag("--json", skip.json, "The result as one JSON object");
 
   for (CLI::App* cmd : {d, s, st, v, r, c, q, k})

@@ -86,14 +86,14 @@ struct CleanOptions {
 };
 int Clean(const CleanOptions& o, Io& io);
 
-// requeue: a parked event (or a blocked keep-order head) back to delivery, or
-// every parked event of the stream.
+// requeue: a parked or retrying event (or a blocked keep-order head) back to
+// delivery, or every parked event of the stream; any other event is refused.
 struct RequeueOptions {
   std::string path{};
   std::string stream{};
   std::optional<uint64_t> seq{};
   bool all_parked = false;
-  std::string note = "requeued by operator";
+  std::string note{};  // the reason, recorded in the event's history (may be empty)
   bool json = false;
 };
 int Requeue(const RequeueOptions& o, Io& io);

@@ -12,7 +12,7 @@
 namespace jaiminho::tool {
 namespace {
 
-constexpr size_t kTextLimit = 48;  // last_error and note in terminal tables, unless --full
+constexpr size_t kTextLimit = 48;  // last_error and note in terminal tables (history lines: twice), unless --full
 
 std::string QuoteJson(std::string_view s) {
   std::string out;
@@ -47,8 +47,32 @@ std::string RecordJson(const Record& r) {
                      ToMicros(e.next_attempt_at), ToMicros(e.sent_at));
   out += ",\"created_at\":" + TimeJson(e.created_at);
   out += ",\"sent_at\":" + TimeJson(e.sent_at);
-  out += "}";
+  out += ",\"history\":[";
+  for (size_t i = 0; i < e.history.size(); ++i) {
+    const HistoryEntry& h = e.history[i];
+    out += i == 0 ? "{\"at\":" : ",{\"at\":";
+    out += TimeJson(h.at);
+    out += ",\"user\":" + QuoteJson(h.user);
+    out += ",\"action\":" + QuoteJson(h.action);
+    out += ",\"reason\":" + QuoteJson(h.reason);
+    out += ",\"previous_note\":" + QuoteJson(h.previous_note) + "}";
+  }
+  out += fmt::format("],\"history_dropped\":{}}}", e.history_dropped);
   return out;
+}
+
+// The event's operator actions, one line each, oldest first: "TIME USER
+// ACTION: REASON (note was: NOTE)", after a line counting the dropped ones.
+std::vector<std::string> HistoryLines(const Event& e) {
+  std::vector<std::string> lines;
+  if (e.history_dropped > 0) lines.push_back(fmt::format("({} earlier actions dropped)", e.history_dropped));
+  for (const HistoryEntry& h : e.history) {
+    std::string line = fmt::format("{} {} {}", FormatTime(h.at), h.user, h.action);
+    if (!h.reason.empty()) line += fmt::format(": {}", h.reason);
+    if (!h.previous_note.empty()) line += fmt::format(" (note was: {})", h.previous_note);
+    lines.push_back(std::move(line));
+  }
+  return lines;
 }
 
 std::vector<std::string> RecordRow(const Record& r, bool full, bool aligned) {
@@ -67,6 +91,13 @@ std::vector<std::string> RecordRow(const Record& r, bool full, bool aligned) {
             RenderPayload(r.raw_value, full)};
   }
   const Event& e = *r.event;
+  // Tab-separated: the history in the note cell, one line per action (escaped
+  // as \n); aligned, Dump prints it under the row.
+  std::string note = text(e.note);
+  if (!aligned) {
+    for (const std::string& line : HistoryLines(e))
+      note += "\n" + line;
+  }
   return {std::string(r.stream),
           std::to_string(e.id.seq),
           std::string(ToString(e.state)),
@@ -76,7 +107,7 @@ std::vector<std::string> RecordRow(const Record& r, bool full, bool aligned) {
           FormatTime(e.created_at),
           FormatTime(e.sent_at),
           text(e.last_error),
-          text(e.note),
+          note,
           RenderPayload(e.payload, full)};
 }
 
@@ -137,6 +168,11 @@ int Dump(const DumpOptions& o, Io& io) {
                                    io.out << line;
                                  } else {
                                    table->Add(RecordRow(r, o.full, io.out_tty));
+                                   if (io.out_tty && r.ok() && (!r.event->history.empty())) {
+                                     table->Flush();
+                                     for (const std::string& h : HistoryLines(*r.event))
+                                       io.out << "    " << EscapeCell(o.full ? h : Shorten(h, 2 * kTextLimit)) << '\n';
+                                   }
                                  }
                                  ++printed;
                                  progress.Add(1);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "outbox/metrics_internal.h"
 #include "storage/check.h"
 #include "storage/stream_reader.h"
@@ -17,10 +19,12 @@ Result<std::vector<StreamInfo>> InspectStreams(const internal::ReadOnlyDb& db, c
     if (cf == nullptr) return MakeError(ErrorCode::kNotFound, fmt::format("no stream '{}'", name));
     StreamInfo info;
     info.metrics.stream = name;
+    uint64_t last_assigned = 0;
     if (auto it = db.snapshot.streams.find(name); it != db.snapshot.streams.end()) {
       info.config = it->second.config;
       info.reserved = it->second.hwm;
       info.metrics.cursor = it->second.cursor;
+      last_assigned = it->second.last.value_or(0);
     }
     if (info.config) {
       info.metrics.strategy = info.config->strategy;
@@ -35,10 +39,12 @@ Result<std::vector<StreamInfo>> InspectStreams(const internal::ReadOnlyDb& db, c
     if (!scanned) {
       return MakeError(scanned.error().code(), fmt::format("stream '{}': {}", name, scanned.error().message()));
     }
-    // The highest seq of any record of the family (or the cursor).
+    // The last seq assigned as recorded at the last reservation or clean
+    // close, or the highest seq of any record of the family (or the cursor)
+    // when a running or crashed program went past it.
     JM_ASSIGN_OR_RETURN(internal::StreamExtent extent, internal::ScanStreamExtent(db.db.get(), cf, name));
-    info.metrics.last_seq =
-        std::max(extent.highest_seq.value_or(0), info.metrics.cursor > 0 ? info.metrics.cursor - 1 : 0);
+    info.metrics.last_seq = std::max(
+        {last_assigned, extent.highest_seq.value_or(0), info.metrics.cursor > 0 ? info.metrics.cursor - 1 : 0});
     out.push_back(std::move(info));
   }
   return out;

@@ -19,7 +19,9 @@ namespace jaiminho::tool {
 struct StreamInfo {
   // Gauges read from disk (internal::ScanStream): pending, retrying,
   // parked_records, oldest_pending_age, blocked*. cursor is the persisted relay
-  // cursor; last_seq the highest seq found on disk (records, or the cursor).
+  // cursor; last_seq the last seq assigned: the one recorded with the seq
+  // reservation and at a clean close, or the highest found on disk (records,
+  // or the cursor) when higher (a program running or stopped by a crash).
   // The counters (committed, published, ...) count inside the process that has
   // the database open and are always 0 here.
   StreamMetrics metrics{};

@@ -1,8 +1,10 @@
-// requeue and skip: the operator actions that unstick a stream.
+// requeue and skip: the operator actions that unstick a stream, recorded in the
+// event's history with the OS user running the tool.
 #include <fmt/format.h>
 
 #include "tool/commands.h"
 #include "util/json.h"
+#include "util/user.h"
 
 namespace jaiminho::tool {
 namespace {
@@ -26,14 +28,13 @@ int Requeue(const RequeueOptions& o, Io& io) {
     return Report(io, "requeue", Error(ErrorCode::kInvalidArgument, "give exactly one of --seq N and --all-parked"),
                   kExitUsage);
   }
-  if (o.note.empty()) return Report(io, "requeue", Error(ErrorCode::kInvalidArgument, "--note is empty"), kExitUsage);
   auto opened = OpenForWriting(o.path);
   if (!opened) return ReportOpenError(io, "requeue", opened.error());
   Outbox& outbox = **opened;
   auto stream = outbox.FindStream(o.stream);
   if (!stream) return Finish(io, "requeue", outbox, Report(io, "requeue", stream.error()));
   if (o.all_parked) {
-    auto n = outbox.RequeueAllParked(**stream, o.note);
+    auto n = outbox.RequeueAllParked(**stream, o.note, internal::EffectiveUserName());
     if (!n) return Finish(io, "requeue", outbox, Report(io, "requeue", n.error()));
     if (o.json) {
       io.out << fmt::format("{{\"stream\":{},\"requeued\":{}}}\n", Quote(o.stream), *n);
@@ -41,7 +42,7 @@ int Requeue(const RequeueOptions& o, Io& io) {
       io.out << fmt::format("requeued {} parked events of stream '{}'\n", *n, o.stream);
     }
   } else {
-    auto s = outbox.Requeue(**stream, *o.seq, o.note);
+    auto s = outbox.Requeue(**stream, *o.seq, o.note, internal::EffectiveUserName());
     if (!s) return Finish(io, "requeue", outbox, Report(io, "requeue", s.error()));
     if (o.json) {
       io.out << fmt::format("{{\"stream\":{},\"seq\":{},\"requeued\":1}}\n", Quote(o.stream), *o.seq);
@@ -63,7 +64,7 @@ int Skip(const SkipOptions& o, Io& io) {
   Outbox& outbox = **opened;
   auto stream = outbox.FindStream(o.stream);
   if (!stream) return Finish(io, "skip", outbox, Report(io, "skip", stream.error()));
-  auto s = outbox.Skip(**stream, o.seq, o.reason);
+  auto s = outbox.Skip(**stream, o.seq, o.reason, internal::EffectiveUserName());
   if (!s) return Finish(io, "skip", outbox, Report(io, "skip", s.error()));
   if (o.json) {
     io.out << fmt::format("{{\"stream\":{},\"seq\":{},\"skipped\":1,\"reason\":{}}}\n", Quote(o.stream), o.seq,

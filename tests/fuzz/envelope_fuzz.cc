@@ -31,7 +31,15 @@ void Inside(std::string_view outer, std::string_view v) {
 
 bool SameFields(const DecodedEnvelope& a, const DecodedEnvelope& b) {
   const auto &x = a.event, &y = b.event;
-  if (x.headers.size() != y.headers.size()) return false;
+  if (x.headers.size() != y.headers.size() || x.history.size() != y.history.size()) return false;
+  for (size_t i = 0; i < x.history.size(); ++i) {
+    const auto &g = x.history[i], &h = y.history[i];
+    if (g.at != h.at || g.user != h.user || g.action != h.action || g.reason != h.reason ||
+        g.previous_note != h.previous_note) {
+      return false;
+    }
+  }
+  if (x.history_dropped != y.history_dropped) return false;
   for (size_t i = 0; i < x.headers.size(); ++i) {
     if (x.headers[i].name != y.headers[i].name || x.headers[i].value != y.headers[i].value) return false;
   }
@@ -60,6 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& h : e.headers) {
     Inside(bytes, h.name);
     Inside(bytes, h.value);
+  }
+  for (const auto& h : e.history) {
+    for (std::string_view v : {h.user, h.action, h.reason, h.previous_note})
+      Inside(bytes, v);
   }
   Check(!e.type.empty(), "an empty type decoded");
   for (uint32_t off : {d->offsets.seq, d->offsets.next_attempt_at, d->offsets.sent_at}) {

@@ -74,6 +74,20 @@ int main(int argc, char** argv) {
   sent.key_id = "k1";
   Write(root / "envelope", "sent_signed", Envelope(sent));
 
+  // Operator actions in its history (issue 20).
+  EnvelopeFields audited = full;
+  const HistoryEntry history[] = {
+      {.at = FromMicros(1'700'000'003'000'000),
+       .user = "alice",
+       .action = "skip",
+       .reason = "poison",
+       .previous_note = "blocked: 3 attempts exhausted; requeue or skip it"},
+      {.at = FromMicros(1'700'000'004'000'000), .user = "bob", .action = "requeue"},
+  };
+  audited.history = history;
+  audited.history_dropped = 2;
+  Write(root / "envelope", "history", Envelope(audited));
+
   EnvelopeFields corrupt_parked = minimal;
   corrupt_parked.type = "jaiminho.corrupt";
   corrupt_parked.payload = "garbage";

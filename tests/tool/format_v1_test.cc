@@ -107,6 +107,33 @@ TEST(FormatV1, PowerCutDuringTheUpgradeLosesNothing) {
   EXPECT_TRUE(finished) << "the upgrade took more syncs than the test tries";
 }
 
+// Records written before histories (issue 20) read with an empty history and
+// their note as it was; the first action keeps that note in its entry.
+TEST(FormatV1, OldNotesStayAndTheFirstActionKeepsThemInTheHistory) {
+  testing::TempDir dir;
+  const std::string db = CopyFixture(dir);
+  ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+  ASSERT_OK_AND_ASSIGN(Stream * alerts, ob->FindStream("alerts"));
+  ASSERT_OK_AND_ASSIGN(Stream * orders, ob->FindStream("orders"));
+  {
+    ASSERT_OK_AND_ASSIGN(StoredEvent parked, ob->FindEvent(*alerts, 4));
+    EXPECT_EQ(parked->note, "permanent failure: rejected: rejected by broker");
+    EXPECT_TRUE(parked->history.empty());
+    EXPECT_EQ(parked->history_dropped, 0u);
+  }
+  ASSERT_OK(ob->Requeue(*alerts, 4, "broker schema fixed", "tester"));
+  ASSERT_OK_AND_ASSIGN(StoredEvent requeued, ob->FindEvent(*alerts, 4));
+  EXPECT_EQ(requeued->note, "requeued by operator tester: broker schema fixed");
+  ASSERT_EQ(requeued->history.size(), 1u);
+  EXPECT_EQ(requeued->history[0].previous_note, "permanent failure: rejected: rejected by broker");
+  EXPECT_EQ(requeued->history[0].action, "requeue");
+  // The fixture's blocked keep-order head (one failed attempt) can be requeued;
+  // the events waiting behind it cannot.
+  ASSERT_ERROR(ob->Requeue(*orders, 4), ErrorCode::kInvalidArgument);
+  ASSERT_OK(ob->Requeue(*orders, 3, "", "tester"));
+  ASSERT_OK(ob->Close());
+}
+
 TEST(FormatV1, OpensAndDeliversWhatWasWaitingInOrder) {
   testing::TempDir dir;
   const std::string db = CopyFixture(dir);
