@@ -1,5 +1,9 @@
-// dump: every record, as a table, tab-separated lines or JSON lines.
+// dump: every record in seq order, as a table, tab-separated lines or JSON
+// lines; --follow keeps printing the events committed afterwards.
 #include <fmt/format.h>
+#include <signal.h>
+
+#include <map>
 
 #include "jaiminho/sinks.h"
 #include "storage/meta.h"
@@ -8,6 +12,7 @@
 #include "tool/progress.h"
 #include "tool/records.h"
 #include "util/json.h"
+#include "util/macros.h"
 
 namespace jaiminho::tool {
 namespace {
@@ -80,9 +85,38 @@ std::vector<std::string> RecordRow(const Record& r, bool full, bool aligned) {
           RenderPayload(e.payload, full)};
 }
 
-}  // namespace
+// SIGINT and SIGTERM, blocked (before the database is opened, so RocksDB's
+// threads inherit the mask) and waited for between polls of --follow. The
+// previous mask is restored on destruction, after consuming what is pending.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~StopSignals() {
+    timespec zero{0, 0};
+    while (sigtimedwait(&set_, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
 
-int Dump(const DumpOptions& o, Io& io) {
+  // Waits up to `d`; true when SIGINT or SIGTERM arrived.
+  bool WaitFor(std::chrono::microseconds d) {
+    timespec ts{static_cast<time_t>(d.count() / 1'000'000), static_cast<long>(d.count() % 1'000'000) * 1000};
+    return sigtimedwait(&set_, nullptr, &ts) > 0;
+  }
+
+ private:
+  sigset_t set_{}, old_{};
+};
+
+// The filter of the options (kInvalidArgument naming the option when one is wrong).
+Result<RecordFilter> FilterOf(const DumpOptions& o) {
   RecordFilter filter;
   for (const std::string& s : o.states) {
     if (s == "corrupt") {
@@ -96,14 +130,43 @@ int Dump(const DumpOptions& o, Io& io) {
     } else if (s == "parked") {
       filter.states.push_back(EventState::kParked);
     } else {
-      return Report(io, "dump",
-                    Error(ErrorCode::kInvalidArgument,
-                          fmt::format("--state '{}' is not one of pending, retrying, sent, parked, corrupt", s)),
-                    kExitUsage);
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("--state '{}' is not one of pending, retrying, sent, parked, corrupt", s));
     }
   }
   filter.from_seq = o.from_seq;
+  filter.to_seq = o.to_seq;
+  if (o.to_seq && *o.to_seq < o.from_seq) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("--to-seq {} is below --from-seq {}", *o.to_seq, o.from_seq));
+  }
   filter.type = o.type;
+  filter.key = o.key;
+  if (!o.since.empty()) {
+    JM_ASSIGN_OR_RETURN(filter.since_us, ParseTime(o.since, "--since"));
+  }
+  if (!o.until.empty()) {
+    JM_ASSIGN_OR_RETURN(filter.until_us, ParseTime(o.until, "--until"));
+  }
+  if (filter.since_us && filter.until_us && *filter.until_us <= *filter.since_us) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("--since {} is not before --until {}", o.since, o.until));
+  }
+  return filter;
+}
+
+}  // namespace
+
+int Dump(const DumpOptions& o, Io& io) {
+  auto filter = FilterOf(o);
+  if (!filter) return Report(io, "dump", filter.error(), kExitUsage);
+  std::chrono::microseconds interval{0};
+  if (o.follow) {
+    auto parsed = ParseDuration(o.interval, "--interval");
+    if (!parsed) return Report(io, "dump", parsed.error(), kExitUsage);
+    interval = *parsed;
+  }
+  std::optional<StopSignals> signals;
+  if (o.follow) signals.emplace();
 
   auto db = OpenForReading(o.path);
   if (!db) return ReportOpenError(io, "dump", db.error());
@@ -113,7 +176,7 @@ int Dump(const DumpOptions& o, Io& io) {
   if (!signer) return Report(io, "dump", signer.error(), kExitUsage);
 
   // The table itself shows progress on a terminal; a redirected dump shows it on stderr.
-  Progress progress(io.err, io.err_tty && !io.out_tty, "dump");
+  Progress progress(io.err, io.err_tty && !io.out_tty && !o.follow, "dump");
   std::optional<Table> table;
   if (!o.json) {
     table.emplace(io.out,
@@ -123,31 +186,67 @@ int Dump(const DumpOptions& o, Io& io) {
   }
   uint64_t printed = 0;
   std::string line;
-  for (const std::string& name : *names) {
-    if (o.limit && printed >= *o.limit) break;
-    rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
-    auto delivered = DeliveredOf(**db, name);
-    if (!delivered) return Report(io, "dump", delivered.error());
-    auto scanned = ScanRecords((*db)->db.get(), cf, name, (*db)->snapshot.id, *delivered, filter,
-                               [&](const Record& r) {
-                                 if (o.limit && printed >= *o.limit) return false;
-                                 if (o.json) {
-                                   line = RecordJson(r);
-                                   line.push_back('\n');
-                                   io.out << line;
-                                 } else {
-                                   table->Add(RecordRow(r, o.full, io.out_tty));
-                                 }
-                                 ++printed;
-                                 progress.Add(1);
-                                 return true;
-                               },
-                               signer->get());
-    if (!scanned) {
-      if (table) table->Flush();
-      progress.Clear();
-      return Report(io, "dump", scanned.error());
+  auto full = [&] { return o.limit && printed >= *o.limit; };
+  auto print = [&](const Record& r) {
+    if (o.json) {
+      line = RecordJson(r);
+      line.push_back('\n');
+      io.out << line;
+    } else {
+      table->Add(RecordRow(r, o.full, io.out_tty));
     }
+    ++printed;
+    progress.Add(1);
+  };
+  auto fail = [&](const Error& e) {
+    if (table) table->Flush();
+    progress.Clear();
+    return Report(io, "dump", e);
+  };
+  // --follow: the last seq seen in each stream (seqs are assigned in commit
+  // order, so the next poll reads each stream from the seq after it).
+  std::map<std::string, uint64_t, std::less<>> seen;
+  while (true) {
+    for (const std::string& name : *names) {
+      if (full()) break;
+      rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
+      auto delivered = DeliveredOf(**db, name);
+      if (!delivered) return fail(delivered.error());
+      Status scanned;
+      if (!o.follow) {
+        scanned = ScanRecordsInSeqOrder((*db)->db.get(), cf, name, (*db)->snapshot.id, *delivered, *filter,
+                                        [&](const Record& r) {
+                                          if (full()) return false;
+                                          print(r);
+                                          return true;
+                                        },
+                                        signer->get());
+      } else {
+        // Every record from the seq after the last one seen (whatever the
+        // other filters say: an event is looked at once, in the state it has then).
+        auto emplaced = seen.try_emplace(name, 0);
+        uint64_t& last_seen = emplaced.first->second;
+        RecordFilter after{.from_seq = emplaced.second ? filter->from_seq : std::max(filter->from_seq, last_seen + 1),
+                           .to_seq = filter->to_seq};
+        scanned = ScanRecordsInSeqOrder((*db)->db.get(), cf, name, (*db)->snapshot.id, *delivered, after,
+                                        [&](const Record& r) {
+                                          if (full()) return false;
+                                          if (r.key) last_seen = std::max(last_seen, r.key->seq);
+                                          if (filter->Wants(r)) print(r);
+                                          return true;
+                                        },
+                                        signer->get());
+      }
+      if (!scanned) return fail(scanned.error());
+    }
+    if (table) table->Flush();
+    io.out.flush();
+    if (!o.follow || full() || signals->WaitFor(interval)) break;
+    // A read-only view does not see later commits: open a new one.
+    db = OpenForReading(o.path);
+    if (!db) return fail(db.error());
+    names = SelectStreams(**db, o.path, o.streams);
+    if (!names) return fail(names.error());
   }
   if (table) table->Flush();
   io.out.flush();

@@ -6,8 +6,10 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <optional>
 
 #include "util/json.h"
+#include "util/macros.h"
 
 namespace jaiminho::tool {
 
@@ -82,6 +84,119 @@ Result<std::chrono::microseconds> ParseDuration(std::string_view text, std::stri
   double us = std::round(value * scale);
   if (!(us >= 1) || us > 1e15) return bad();
   return std::chrono::microseconds(static_cast<int64_t>(us));
+}
+
+namespace {
+// Digits of `text` from `pos`, at least `min` and at most `max` of them, as a number.
+std::optional<int64_t> TakeDigits(std::string_view text, size_t& pos, size_t min, size_t max) {
+  size_t start = pos;
+  int64_t v = 0;
+  while (pos < text.size() && pos - start < max && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+    v = v * 10 + (text[pos] - '0');
+    ++pos;
+  }
+  if (pos - start < min) return std::nullopt;
+  return v;
+}
+
+// "2024-05-01[THH:MM[:SS[.frac]](Z|+00:00)]" as microseconds since the epoch.
+std::optional<int64_t> ParseIsoUtc(std::string_view text) {
+  size_t pos = 0;
+  auto expect = [&](char c) {
+    if (pos >= text.size() || text[pos] != c) return false;
+    ++pos;
+    return true;
+  };
+  auto year = TakeDigits(text, pos, 4, 4);
+  if (!year || !expect('-')) return std::nullopt;
+  auto month = TakeDigits(text, pos, 2, 2);
+  if (!month || !expect('-')) return std::nullopt;
+  auto day = TakeDigits(text, pos, 2, 2);
+  if (!day) return std::nullopt;
+  int64_t hour = 0, minute = 0, second = 0, micros = 0;
+  if (pos < text.size()) {
+    if (!expect('T') && !expect('t') && !expect(' ')) return std::nullopt;
+    auto h = TakeDigits(text, pos, 2, 2);
+    if (!h || !expect(':')) return std::nullopt;
+    auto m = TakeDigits(text, pos, 2, 2);
+    if (!m) return std::nullopt;
+    hour = *h;
+    minute = *m;
+    if (expect(':')) {
+      auto sec = TakeDigits(text, pos, 2, 2);
+      if (!sec) return std::nullopt;
+      second = *sec;
+      if (expect('.')) {
+        size_t start = pos;
+        auto frac = TakeDigits(text, pos, 1, 6);
+        if (!frac) return std::nullopt;
+        micros = *frac;
+        for (size_t n = pos - start; n < 6; ++n)
+          micros *= 10;
+        while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])))
+          ++pos;  // finer than microseconds: cut
+      }
+    }
+    std::string_view zone = text.substr(pos);
+    if (zone != "Z" && zone != "z" && zone != "+00:00") return std::nullopt;
+    pos = text.size();
+  }
+  if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || hour > 23 || minute > 59 || second > 59) {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = static_cast<int>(*year - 1900);
+  tm.tm_mon = static_cast<int>(*month - 1);
+  tm.tm_mday = static_cast<int>(*day);
+  tm.tm_hour = static_cast<int>(hour);
+  tm.tm_min = static_cast<int>(minute);
+  tm.tm_sec = static_cast<int>(second);
+  const std::time_t secs = timegm(&tm);
+  // timegm normalizes (Feb 30 becomes Mar 2): a date that moved did not exist.
+  if (tm.tm_mday != *day || tm.tm_mon != *month - 1) return std::nullopt;
+  return static_cast<int64_t>(secs) * 1'000'000 + micros;
+}
+
+// "1714564800" or "1714564800.25": seconds since the epoch.
+std::optional<int64_t> ParseEpoch(std::string_view text) {
+  size_t pos = 0;
+  auto secs = TakeDigits(text, pos, 1, 12);
+  if (!secs) return std::nullopt;
+  int64_t micros = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    size_t start = pos;
+    auto frac = TakeDigits(text, pos, 1, 6);
+    if (!frac) return std::nullopt;
+    micros = *frac;
+    for (size_t n = pos - start; n < 6; ++n)
+      micros *= 10;
+  }
+  if (pos != text.size()) return std::nullopt;
+  return *secs * 1'000'000 + micros;
+}
+}  // namespace
+
+Result<int64_t> ParseTime(std::string_view text, std::string_view what) {
+  std::optional<int64_t> us = text.find('-') != std::string_view::npos ? ParseIsoUtc(text) : ParseEpoch(text);
+  if (!us) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a time: ISO-8601 UTC (2024-05-01T12:00:00Z, 2024-05-01) or "
+                                 "seconds since the epoch (1714564800)",
+                                 what, text));
+  }
+  return *us;
+}
+
+Result<uint64_t> ParseCount(std::string_view text, std::string_view what, uint64_t min, uint64_t max) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  const bool digits = !text.empty() && std::isdigit(static_cast<unsigned char>(text[0]));
+  if (!digits || ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a whole number from {} to {}", what, text, min, max));
+  }
+  return v;
 }
 
 namespace {
@@ -189,7 +304,7 @@ void Table::Add(std::vector<std::string> row) {
 }
 
 void Table::Flush() {
-  if (aligned_ && !header_written_) {
+  if (!header_written_) {
     Write(header_);
     header_written_ = true;
   }

@@ -33,6 +33,17 @@ std::string FormatBytes(uint64_t bytes);
 // kInvalidArgument (naming `what` and the text) unless > 0.
 Result<std::chrono::microseconds> ParseDuration(std::string_view text, std::string_view what);
 
+// Parses a point in time as microseconds since the epoch: ISO-8601 UTC
+// ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.5Z", "2024-05-01T12:00Z", a
+// date "2024-05-01" for its midnight; "+00:00" for "Z"; other offsets are
+// refused) or seconds since the epoch ("1714564800", "1714564800.25").
+// kInvalidArgument naming `what` and the text otherwise.
+Result<int64_t> ParseTime(std::string_view text, std::string_view what);
+
+// A count or seq given on the command line: decimal digits only, from `min` to
+// `max`. kInvalidArgument "<what>: '<text>' is not a whole number from <min> to <max>".
+Result<uint64_t> ParseCount(std::string_view text, std::string_view what, uint64_t min, uint64_t max);
+
 // A payload for humans: the text when it is printable UTF-8, else "hex:" and its
 // hex digits. Unless `full`, at most `limit` bytes of text (cut at a character
 // boundary) or limit/2 bytes of hex are kept, followed by "…(N bytes)".
@@ -47,9 +58,9 @@ std::string EscapeCell(std::string_view s);
 
 // Rows for humans. Aligned: columns padded to their width, separated by two
 // spaces, header in capitals (widths come from the first rows buffered, and
-// grow afterwards); the header is written even without rows. Otherwise:
-// tab-separated, with a header line before the first row. Cells are escaped
-// with EscapeCell.
+// grow afterwards). Otherwise: tab-separated, with a header line before the
+// first row. Either way the header is written even without rows (by Flush or
+// the destructor). Cells are escaped with EscapeCell.
 class Table {
  public:
   Table(std::ostream& out, std::vector<std::string> header, bool aligned);

@@ -87,7 +87,7 @@ TEST(ToolFormat, TablesAreAlignedOnTerminalsAndTabSeparatedOtherwise) {
   EXPECT_EQ(piped.str(), "name\tn\na\\tb\t1\n");
   std::ostringstream none;
   { tool::Table t(none, {"name"}, false); }
-  EXPECT_EQ(none.str(), "") << "no rows, no header when piped";
+  EXPECT_EQ(none.str(), "name\n") << "piped: the header line even without rows";
 }
 
 TEST(ToolProgress, DrawsOnlyWhenEnabled) {
@@ -104,6 +104,40 @@ TEST(ToolProgress, DrawsOnlyWhenEnabled) {
   EXPECT_NE(on.str().find("verify: 3 events"), std::string::npos) << on.str();
   EXPECT_EQ(on.str().back(), '\n');
   EXPECT_EQ(off.str(), "");
+}
+
+// With a known total: done/total, the percentage, the rate over the last
+// seconds (Progress::kRateWindow) and the time left at that rate.
+TEST(ToolProgress, ShowsTotalPercentageRecentRateAndEta) {
+  std::ostringstream err;
+  auto t = std::chrono::steady_clock::time_point{};
+  tool::Progress p(err, true, "relay", [&] { return t; });
+  p.SetTotal(1000);
+  auto last_line = [&] {
+    std::string s = err.str();
+    return s.substr(s.rfind("\x1b[K") + 3);
+  };
+  p.Add(100);
+  EXPECT_EQ(last_line(), "relay: 100/1000 events (10%) ...");
+  t += std::chrono::seconds(1);
+  p.Add(100);
+  EXPECT_EQ(last_line(), "relay: 200/1000 events (20%), 200/s, ETA 4.0s ...");
+  t += std::chrono::seconds(1);
+  p.Add(300);
+  EXPECT_EQ(last_line(), "relay: 500/1000 events (50%), 250/s, ETA 2.0s ...");
+  // Four seconds later: the rate of the last five seconds only (from t = 1 s).
+  t += std::chrono::seconds(4);
+  p.Add(100);
+  EXPECT_EQ(last_line(), "relay: 600/1000 events (60%), 80/s, ETA 5.0s ...");
+  p.Finish();
+  EXPECT_EQ(last_line(), "relay: 600/1000 events (60%) in 6.0s, 100/s\n");
+
+  std::ostringstream unknown;
+  tool::Progress q(unknown, true, "verify", [&] { return t; });
+  t += std::chrono::seconds(2);
+  q.Add(50);
+  EXPECT_NE(unknown.str().find("verify: 50 events, 25/s ..."), std::string::npos) << unknown.str();
+  EXPECT_EQ(unknown.str().find("ETA"), std::string::npos) << "no total, no ETA";
 }
 
 TEST(ToolSinks, MakeSinkDispatchesOnTheSpec) {
