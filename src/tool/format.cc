@@ -8,6 +8,7 @@
 #include <ctime>
 #include <optional>
 
+#include "tool/inspect.h"
 #include "util/json.h"
 #include "util/macros.h"
 
@@ -268,6 +269,98 @@ std::string EscapeCell(std::string_view s) {
     }
   }
   return out;
+}
+
+std::string& JsonObject::Name(std::string_view name) {
+  if (out_.size() > 1) out_.push_back(',');
+  internal::AppendJsonString(out_, name);
+  out_.push_back(':');
+  return out_;
+}
+
+JsonObject& JsonObject::Str(std::string_view name, std::string_view value) {
+  internal::AppendJsonString(Name(name), value);
+  return *this;
+}
+
+JsonObject& JsonObject::StrOrNull(std::string_view name, const std::optional<std::string_view>& value) {
+  if (!value) return Null(name);
+  return Str(name, *value);
+}
+
+JsonObject& JsonObject::U64(std::string_view name, uint64_t value) {
+  Name(name) += std::to_string(value);
+  return *this;
+}
+
+JsonObject& JsonObject::U64OrNull(std::string_view name, const std::optional<uint64_t>& value) {
+  if (!value) return Null(name);
+  return U64(name, *value);
+}
+
+JsonObject& JsonObject::I64(std::string_view name, int64_t value) {
+  Name(name) += std::to_string(value);
+  return *this;
+}
+
+JsonObject& JsonObject::Double(std::string_view name, double value) {
+  if (!std::isfinite(value)) return Null(name);
+  Name(name) += fmt::format("{}", value);
+  return *this;
+}
+
+JsonObject& JsonObject::Bool(std::string_view name, bool value) {
+  Name(name) += value ? "true" : "false";
+  return *this;
+}
+
+JsonObject& JsonObject::Null(std::string_view name) {
+  Name(name) += "null";
+  return *this;
+}
+
+JsonObject& JsonObject::Seconds(std::string_view name, const std::optional<std::chrono::microseconds>& value) {
+  if (!value) return Null(name);
+  return Double(name, static_cast<double>(value->count()) / 1e6);
+}
+
+JsonObject& JsonObject::Time(std::string_view name, Timestamp value) {
+  if (ToMicros(value) == 0) return Null(name);
+  return Str(name, FormatTime(value));
+}
+
+JsonObject& JsonObject::Raw(std::string_view name, std::string_view json) {
+  Name(name) += json;
+  return *this;
+}
+
+std::string JsonObject::Done() {
+  out_.push_back('}');
+  return std::move(out_);
+}
+
+void AddStreamFacts(JsonObject& out, const StreamInfo& info) {
+  const StreamMetrics& m = info.metrics;
+  const bool quota = info.config && info.config->has_quota();
+  out.Str("stream", m.stream)
+      .Str("strategy", info.config ? ToString(m.strategy) : std::string_view("unknown"))
+      .U64("pending_events", m.pending)
+      .U64("retrying_events", m.retrying)
+      .U64("parked_events", m.parked_records)
+      .U64("waiting_events", m.pending + m.retrying + m.parked_records)
+      .U64OrNull("waiting_bytes", m.waiting_bytes)
+      .Seconds("oldest_pending_age_seconds", m.oldest_pending_age)
+      .U64("last_seq", m.last_seq)
+      .U64("cursor", m.cursor)
+      .Bool("blocked", m.blocked)
+      .U64OrNull("blocked_seq", m.blocked ? std::optional<uint64_t>(m.blocked_seq) : std::nullopt)
+      .StrOrNull("blocked_error", m.blocked ? std::optional<std::string_view>(m.blocked_error) : std::nullopt)
+      .U64("quota_max_events", m.quota_max_events)
+      .U64("quota_max_bytes", m.quota_max_bytes)
+      .StrOrNull("quota_policy",
+                 quota ? std::optional<std::string_view>(
+                             info.config->quota.policy == QuotaPolicy::kDropOldest ? "drop-oldest" : "reject")
+                       : std::nullopt);
 }
 
 Table::Table(std::ostream& out, std::vector<std::string> header, bool aligned)

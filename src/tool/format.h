@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -55,6 +56,46 @@ std::string Shorten(std::string_view text, size_t limit);
 // Makes a cell one line: backslash, tab, newline and carriage return become
 // \\ \t \n \r, so tab-separated output can be split and read back.
 std::string EscapeCell(std::string_view s);
+
+// One JSON object, written member by member (names and strings escaped):
+// the one writer of the tool's JSON output, so that a fact has one name, unit
+// and type wherever it appears (README, "JSON schema").
+//
+//   std::string line = tool::JsonObject().Str("stream", "fills").U64("pending_events", 3).Done();
+class JsonObject {
+ public:
+  JsonObject& Str(std::string_view name, std::string_view value);
+  // A string, or null when absent.
+  JsonObject& StrOrNull(std::string_view name, const std::optional<std::string_view>& value);
+  JsonObject& U64(std::string_view name, uint64_t value);
+  // A whole number, or null when absent.
+  JsonObject& U64OrNull(std::string_view name, const std::optional<uint64_t>& value);
+  JsonObject& I64(std::string_view name, int64_t value);
+  JsonObject& Double(std::string_view name, double value);
+  JsonObject& Bool(std::string_view name, bool value);
+  JsonObject& Null(std::string_view name);
+  // A duration as seconds (a number, microsecond precision), or null when absent.
+  JsonObject& Seconds(std::string_view name, const std::optional<std::chrono::microseconds>& value);
+  // A point in time: ISO-8601 UTC (FormatTime), or null for the zero timestamp.
+  JsonObject& Time(std::string_view name, Timestamp value);
+  // `json` as the member's value, as it is (an object or array built elsewhere).
+  JsonObject& Raw(std::string_view name, std::string_view json);
+  // The object's text ("{...}", without a newline).
+  std::string Done();
+
+ private:
+  std::string& Name(std::string_view name);
+  std::string out_ = "{";
+};
+
+struct StreamInfo;  // tool/inspect.h
+
+// The facts of a stream that `streams --json` and `stats --json` both give,
+// with the same names, units and types (README, "JSON schema"): stream,
+// strategy, pending_events, retrying_events, parked_events, waiting_events,
+// waiting_bytes, oldest_pending_age_seconds, last_seq, cursor, blocked,
+// blocked_seq, blocked_error, quota_max_events, quota_max_bytes, quota_policy.
+void AddStreamFacts(JsonObject& out, const StreamInfo& info);
 
 // Rows for humans. Aligned: columns padded to their width, separated by two
 // spaces, header in capitals (widths come from the first rows buffered, and
