@@ -19,40 +19,46 @@ namespace {
 
 constexpr size_t kTextLimit = 48;  // last_error and note in terminal tables, unless --full
 
-std::string QuoteJson(std::string_view s) {
-  std::string out;
-  internal::AppendJsonString(out, s);
-  return out;
+// A point in time as microseconds since the epoch, or null when unset.
+std::optional<uint64_t> MicrosOrNull(Timestamp t) {
+  const int64_t us = ToMicros(t);
+  if (us <= 0) return std::nullopt;
+  return static_cast<uint64_t>(us);
 }
 
-std::string TimeJson(Timestamp t) {
-  return ToMicros(t) == 0 ? "null" : QuoteJson(FormatTime(t));
-}
-
-// EventToJson's object (the same shape sinks deliver), plus what only storage knows.
+// EventToJson's object (the same shape sinks deliver), plus what only storage
+// knows. Times as in the README's JSON schema: X_at (ISO-8601 UTC) and X_at_us
+// (microseconds since the epoch), both null when unset.
 std::string RecordJson(const Record& r) {
   if (!r.ok()) {
-    std::string out = "{\"stream\":" + QuoteJson(r.stream);
-    out += r.key ? fmt::format(",\"seq\":{}", r.key->seq) : std::string(",\"seq\":null");
-    out += ",\"state\":\"corrupt\",\"stored_state\":";
-    out += r.key ? QuoteJson(ToString(r.key->state)) : std::string("null");
-    out += ",\"error\":" + QuoteJson(r.error);
-    out += ",\"raw_key_hex\":\"" + internal::ToHex(r.raw_key) + "\"";
-    out += fmt::format(",\"value_size\":{},\"value_hex\":\"{}\"}}", r.raw_value.size(), internal::ToHex(r.raw_value));
-    return out;
+    return JsonObject()
+        .Str("stream", r.stream)
+        .U64OrNull("seq", r.key ? std::optional<uint64_t>(r.key->seq) : std::nullopt)
+        .Str("state", "corrupt")
+        .StrOrNull("stored_state", r.key ? std::optional<std::string_view>(ToString(r.key->state)) : std::nullopt)
+        .Str("error", r.error)
+        .Str("raw_key_hex", internal::ToHex(r.raw_key))
+        .U64("value_size", r.raw_value.size())
+        .Str("value_hex", internal::ToHex(r.raw_value))
+        .Done();
   }
   const Event& e = *r.event;
   std::string out = EventToJson(e);
   out.pop_back();  // reopen the object
-  out += ",\"state\":" + QuoteJson(ToString(e.state));
-  out += ",\"last_error\":" + QuoteJson(e.last_error);
-  out += ",\"note\":" + QuoteJson(e.note);
-  out += ",\"key_id\":" + QuoteJson(e.key_id);
-  out += fmt::format(",\"payload_size\":{},\"next_attempt_at_us\":{},\"sent_at_us\":{}", e.payload.size(),
-                     ToMicros(e.next_attempt_at), ToMicros(e.sent_at));
-  out += ",\"created_at\":" + TimeJson(e.created_at);
-  out += ",\"sent_at\":" + TimeJson(e.sent_at);
-  out += "}";
+  std::string more = JsonObject()
+                         .Str("state", ToString(e.state))
+                         .Str("last_error", e.last_error)
+                         .Str("note", e.note)
+                         .Str("key_id", e.key_id)
+                         .U64("payload_size", e.payload.size())
+                         .U64OrNull("next_attempt_at_us", MicrosOrNull(e.next_attempt_at))
+                         .U64OrNull("sent_at_us", MicrosOrNull(e.sent_at))
+                         .Time("created_at", e.created_at)
+                         .Time("sent_at", e.sent_at)
+                         .Time("next_attempt_at", e.next_attempt_at)
+                         .Done();
+  out += ',';
+  out.append(more, 1, std::string::npos);  // the members, without the opening brace
   return out;
 }
 

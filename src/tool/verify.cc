@@ -40,18 +40,14 @@ int Verify(const VerifyOptions& o, Io& io) {
     std::string seq = r.key ? std::to_string(r.key->seq) : "";
     std::string stored = r.key ? std::string(ToString(r.key->state)) : "";
     if (o.json) {
-      std::string line = "{\"stream\":";
-      internal::AppendJsonString(line, r.stream);
-      line += ",\"seq\":" + (r.key ? seq : std::string("null"));
-      line += ",\"stored_state\":";
-      if (r.key) {
-        internal::AppendJsonString(line, stored);
-      } else {
-        line += "null";
-      }
-      line += ",\"error\":";
-      internal::AppendJsonString(line, r.error);
-      line += ",\"raw_key_hex\":\"" + internal::ToHex(r.raw_key) + "\"}\n";
+      std::string line = JsonObject()
+                             .Str("stream", r.stream)
+                             .U64OrNull("seq", r.key ? std::optional<uint64_t>(r.key->seq) : std::nullopt)
+                             .StrOrNull("stored_state", r.key ? std::optional<std::string_view>(stored) : std::nullopt)
+                             .Str("error", r.error)
+                             .Str("raw_key_hex", internal::ToHex(r.raw_key))
+                             .Done();
+      line.push_back('\n');
       progress.Clear();
       io.out << line << std::flush;
     } else {

@@ -615,7 +615,8 @@ TEST(ToolBinary, DumpJsonCarriesEveryField) {
   EXPECT_EQ(e[1]["headers"]["trace"].str(), "abc");
   EXPECT_EQ(e[1]["headers"]["unit"].str(), "celsius");
   EXPECT_TRUE(e[1]["sent_at"].is_null());
-  EXPECT_EQ(e[1]["sent_at_us"].i64(), 0);
+  EXPECT_TRUE(e[1]["sent_at_us"].is_null());
+  EXPECT_TRUE(e[1]["next_attempt_at"].is_null());
   EXPECT_EQ(e[1]["last_error"].str(), "");
   EXPECT_EQ(e[1]["note"].str(), "");
 
