@@ -197,14 +197,14 @@ int Run(int argc, const char* const* argv, Io& io) {
   }
   // Numeric options, range-checked (usage errors).
   auto number = [&](const CLI::Option* option, const std::string& text, std::optional<uint64_t>& out) {
-    auto v = NumberOf(option, text);
-    if (!v) return false;
-    out = *v;
+    auto parsed = NumberOf(option, text);
+    if (!parsed) return false;
+    out = *parsed;
     return true;
   };
   auto bad_number = [&](const CLI::App* command, const CLI::Option* option, const std::string& text) {
-    auto v = NumberOf(option, text);
-    return Report(io, command->get_name(), v.error(), kExitUsage);
+    auto parsed = NumberOf(option, text);
+    return Report(io, command->get_name(), parsed.error(), kExitUsage);
   };
   if (d->parsed()) {
     std::optional<uint64_t> from;
