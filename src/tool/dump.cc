@@ -18,6 +18,9 @@ namespace jaiminho::tool {
 namespace {
 
 constexpr size_t kTextLimit = 48;  // last_error and note in terminal tables, unless --full
+// --follow: polls in a row whose reopening of the database may fail (I/O or a
+// missing file, as when a live writer deletes a file being read) before dump fails.
+constexpr int kFollowOpenAttempts = 10;
 
 // A point in time as microseconds since the epoch, or null when unset.
 std::optional<uint64_t> MicrosOrNull(Timestamp t) {
@@ -248,9 +251,23 @@ int Dump(const DumpOptions& o, Io& io) {
     if (table) table->Flush();
     io.out.flush();
     if (!o.follow || full() || signals->WaitFor(interval)) break;
-    // A read-only view does not see later commits: open a new one.
-    db = OpenForReading(o.path);
-    if (!db) return fail(db.error());
+    // A read-only view does not see later commits: open a new one. A live
+    // writer can delete a file while an open reads it (OpenForReading tries
+    // three times): the next polls try again, kFollowOpenAttempts in all.
+    bool stopped = false;
+    for (int attempt = 1;; ++attempt) {
+      db = OpenForReading(o.path);
+      if (db) break;
+      const ErrorCode code = db.error().code();
+      if ((code != ErrorCode::kIOError && code != ErrorCode::kNotFound) || attempt >= kFollowOpenAttempts) {
+        return fail(db.error());
+      }
+      if (signals->WaitFor(interval)) {
+        stopped = true;
+        break;
+      }
+    }
+    if (stopped) break;
     names = SelectStreams(**db, o.path, o.streams);
     if (!names) return fail(names.error());
   }

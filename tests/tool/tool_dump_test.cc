@@ -212,6 +212,21 @@ TEST(ToolDump, FollowTableAndFilters) {
   ASSERT_OK(outbox->Close());
 }
 
+// --follow ends by itself once --limit events were printed (exit 0).
+TEST(ToolDump, FollowStopsAtTheLimit) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  auto outbox = MustOpen(path);
+  ASSERT_TRUE(outbox);
+  ASSERT_OK_AND_ASSIGN(Stream * t, outbox->OpenStream("telemetry"));
+  EnqueueRange(*outbox, *t, 1, 3, "f");
+  ToolRun r = RunTool({"dump", path, "--follow", "--json", "--limit", "2", "--interval", "20ms"});
+  EXPECT_EQ(r.code, 0) << Describe(r);
+  ASSERT_EQ(r.OutLines().size(), 2u) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  ASSERT_OK(outbox->Close());
+}
+
 // --- the command line --------------------------------------------------------
 
 TEST(ToolCli, NumericOptionsAreRangeChecked) {
