@@ -56,6 +56,38 @@ TEST(ToolFormat, DurationsParseWithUnits) {
   }
 }
 
+TEST(ToolFormat, TimesParseAsIso8601UtcOrEpochSeconds) {
+  auto us = [](std::string_view t) { return tool::ParseTime(t, "--since"); };
+  EXPECT_EQ(us("2023-11-14T22:13:20.123456Z"), 1'700'000'000'123'456);
+  EXPECT_EQ(us("2023-11-14T22:13:20Z"), 1'700'000'000'000'000);
+  EXPECT_EQ(us("2023-11-14T22:13:20.5+00:00"), 1'700'000'000'500'000);
+  EXPECT_EQ(us("2023-11-14T22:13Z"), 1'699'999'980'000'000);
+  EXPECT_EQ(us("2023-11-14"), 1'699'920'000'000'000);
+  EXPECT_EQ(us("2024-02-29"), 1'709'164'800'000'000);  // a leap day
+  EXPECT_EQ(us("1700000000"), 1'700'000'000'000'000);
+  EXPECT_EQ(us("1700000000.25"), 1'700'000'000'250'000);
+  EXPECT_EQ(us("0"), 0);
+  for (std::string_view bad :
+       {"", "yesterday", "2023-02-30", "2023-11-14T25:00:00Z", "2023-11-14T22:13:20", "2023-11-14T22:13:20+02:00",
+        "2023-11-14T22:13:60Z", "-5", "17e8", "1700000000.", "2023-11-14T22:13:20.Z"}) {
+    auto r = us(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_NE(r.error().message().find("--since: '" + std::string(bad) + "'"), std::string::npos)
+        << r.error().message();
+  }
+}
+
+TEST(ToolFormat, CountsAreWholeNumbersInRange) {
+  EXPECT_EQ(tool::ParseCount("1", "--limit", 1, 10), 1u);
+  EXPECT_EQ(tool::ParseCount("10", "--limit", 1, 10), 10u);
+  EXPECT_EQ(tool::ParseCount("18446744073709551615", "--seq", 1, UINT64_MAX), UINT64_MAX);
+  for (std::string_view bad : {"", "0", "11", "-1", "+1", " 1", "1 ", "1.0", "0x5", "18446744073709551616"}) {
+    auto r = tool::ParseCount(bad, "--limit", 1, 10);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().message(), "--limit: '" + std::string(bad) + "' is not a whole number from 1 to 10");
+  }
+}
+
 TEST(ToolFormat, PayloadsAreTextWhenPrintableElseHexAndTruncated) {
   EXPECT_EQ(tool::RenderPayload("hello", false), "hello");
   EXPECT_EQ(tool::RenderPayload(std::string_view("\x00\xff", 2), false), "hex:00ff");
