@@ -95,11 +95,12 @@ int Run(int argc, const char* const* argv, Io& io) {
   CLI::Option* to_seq = AddNumber(d, "--to-seq", dump_to, "Only events with seq <= N");
   CLI::Option* limit = AddNumber(d, "--limit", dump_limit, "At most N events in all");
   d->add_option("--type", dump.type, "Only events of this type");
-  CLI::Option* key = d->add_option("--key", dump_key, "Only events whose key is K");
+  CLI::Option* key = d->add_option("--key", dump_key, "Only events whose key is K")->type_name("K");
   d->add_option("--since", dump.since,
                 "Only events created at or after T (created_at): ISO-8601 UTC (2024-05-01T12:00:00Z, 2024-05-01) or "
-                "seconds since the epoch");
-  d->add_option("--until", dump.until, "Only events created before T (as --since)");
+                "seconds since the epoch")
+      ->type_name("T");
+  d->add_option("--until", dump.until, "Only events created before T (as --since)")->type_name("T");
   d->add_flag("--full", dump.full, "Do not truncate payloads and long texts");
   d->add_flag("--json", dump.json, "One JSON object per line (payloads never truncated)");
   AddKeys(d, dump.keys_file, "records failing verification show as corrupt");
