@@ -19,9 +19,10 @@ Progress::Progress(std::ostream& err, bool enabled, std::string label, Clock now
   samples_.emplace_back(start_, 0);
 }
 
-void Progress::SetTotal(uint64_t total) {
+void Progress::SetTotal(uint64_t total, bool estimate) {
   internal::MutexLock l(mu_);
   total_ = total;
+  estimate_ = estimate;
 }
 
 void Progress::Add(uint64_t n) {
@@ -62,7 +63,7 @@ void Progress::Draw(bool final) {
   // With a total: done/total (percent); the count can pass a total that was an estimate.
   if (total_ && *total_ > 0) {
     const uint64_t shown = std::min<uint64_t>(100, count_ * 100 / *total_);
-    line += fmt::format("{}/{} events ({}%)", count_, *total_, shown);
+    line += fmt::format("{}/{}{} events ({}%)", count_, estimate_ ? "~" : "", *total_, shown);
   } else {
     line += fmt::format("{} events", count_);
   }

@@ -39,8 +39,9 @@ class Progress {
   Progress& operator=(const Progress&) = delete;
 
   // The amount of work, when known (the backlog): adds done/total, the
-  // percentage and an ETA to the line.
-  void SetTotal(uint64_t total) EXCLUDES(mu_);
+  // percentage and an ETA to the line. An `estimate` (RocksDB's estimated
+  // number of keys) shows as "~total"; the percentage stops at 100.
+  void SetTotal(uint64_t total, bool estimate = false) EXCLUDES(mu_);
   // Counts `n` more events; redraws the line at most ten times a second.
   void Add(uint64_t n = 1) EXCLUDES(mu_);
   // Erases the progress line, so that other output to the same terminal starts
@@ -65,6 +66,7 @@ class Progress {
   // Guarded by mu_.
   uint64_t count_ GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> total_ GUARDED_BY(mu_);
+  bool estimate_ GUARDED_BY(mu_) = false;
   // (time, count) at each draw of the last kRateWindow, oldest first.
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> samples_ GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point last_draw_ GUARDED_BY(mu_);

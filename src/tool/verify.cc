@@ -25,6 +25,16 @@ int Verify(const VerifyOptions& o, Io& io) {
   if (!signer) return Report(io, "verify", signer.error(), kExitUsage);
 
   Progress progress(io.err, io.err_tty, "verify");
+  if (io.err_tty) {
+    // RocksDB's estimate of the records to read (delivery-log records included).
+    uint64_t estimate = 0;
+    for (const std::string& name : *names) {
+      uint64_t keys = 0;
+      rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
+      if ((*db)->db->GetIntProperty(cf, rocksdb::DB::Properties::kEstimateNumKeys, &keys)) estimate += keys;
+    }
+    if (estimate > 0) progress.SetTotal(estimate, /*estimate=*/true);
+  }
   const std::vector<std::string> header = {"stream", "seq", "stored_state", "error"};
   // Piped: bad records are written as found (the header comes with the first).
   // On a terminal they are kept for one aligned table after the progress line.

@@ -170,6 +170,14 @@ TEST(ToolProgress, ShowsTotalPercentageRecentRateAndEta) {
   q.Add(50);
   EXPECT_NE(unknown.str().find("verify: 50 events, 25/s ..."), std::string::npos) << unknown.str();
   EXPECT_EQ(unknown.str().find("ETA"), std::string::npos) << "no total, no ETA";
+
+  // An estimated total (verify: RocksDB's estimate of the keys) shows as such.
+  std::ostringstream estimated;
+  tool::Progress e(estimated, true, "verify", [&] { return t; });
+  e.SetTotal(200, /*estimate=*/true);
+  t += std::chrono::seconds(1);
+  e.Add(300);
+  EXPECT_NE(estimated.str().find("verify: 300/~200 events (100%), 300/s ..."), std::string::npos) << estimated.str();
 }
 
 TEST(ToolSinks, MakeSinkDispatchesOnTheSpec) {
