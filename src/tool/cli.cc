@@ -7,6 +7,8 @@
 
 #include "jaiminho/version.h"
 #include "tool/commands.h"
+#include "tool/format.h"
+#include "util/macros.h"
 
 namespace jaiminho::tool {
 namespace {
@@ -31,6 +33,39 @@ void AddKeys(CLI::App* cmd, std::string& file, const std::string& effect) {
   cmd->add_option("--keys", file, "Signing keys file (lines 'ID SECRET', signing key first): " + effect);
 }
 
+// Seqs and counts on the command line: 1 to 2^63-1.
+constexpr uint64_t kMaxNumber = 9'223'372'036'854'775'807ULL;
+
+// A numeric option read as text, so that "-5" or "1e3" is refused with a clear
+// message (ParseCount) instead of wrapping around or being cut.
+CLI::Option* AddNumber(CLI::App* cmd, const std::string& name, std::string& text, const std::string& help) {
+  return cmd->add_option(name, text, help + " (1 to 2^63-1)")->type_name("N");
+}
+
+// The value of a numeric option given as `text` (nullopt when the option was absent).
+Result<std::optional<uint64_t>> NumberOf(const CLI::Option* option, const std::string& text) {
+  if (option->count() == 0) return std::optional<uint64_t>();
+  JM_ASSIGN_OR_RETURN(uint64_t v, ParseCount(text, option->get_name(), 1, kMaxNumber));
+  return std::optional<uint64_t>(v);
+}
+
+// "dump, streams, ...": the commands, in the order of --help.
+std::string CommandList(const CLI::App& app) {
+  std::string out;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (!out.empty()) out += ", ";
+    out += sub->get_name();
+  }
+  return out;
+}
+
+bool IsCommand(const CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_name() == name) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int Run(int argc, const char* const* argv, Io& io) {
@@ -49,18 +84,30 @@ int Run(int argc, const char* const* argv, Io& io) {
   });
 
   DumpOptions dump;
-  uint64_t dump_limit = 0;
-  CLI::App* d = app.add_subcommand("dump", "Print events in key order (per stream, streams by name)");
+  std::string dump_from, dump_to, dump_limit, dump_key;
+  CLI::App* d = app.add_subcommand(
+      "dump", "Print events in seq order, across states (per stream, streams by name); --follow for new ones");
   AddPath(d, dump.path);
   AddStreams(d, dump.streams);
   d->add_option("--state", dump.states, "Only these states: pending, retrying, sent, parked, corrupt (repeatable)")
       ->delimiter(',');
-  d->add_option("--from-seq", dump.from_seq, "Only events with seq >= N");
-  CLI::Option* limit = d->add_option("--limit", dump_limit, "At most N events in all");
+  CLI::Option* from_seq = AddNumber(d, "--from-seq", dump_from, "Only events with seq >= N");
+  CLI::Option* to_seq = AddNumber(d, "--to-seq", dump_to, "Only events with seq <= N");
+  CLI::Option* limit = AddNumber(d, "--limit", dump_limit, "At most N events in all");
   d->add_option("--type", dump.type, "Only events of this type");
+  CLI::Option* key = d->add_option("--key", dump_key, "Only events whose key is K")->type_name("K");
+  d->add_option("--since", dump.since,
+                "Only events created at or after T (created_at): ISO-8601 UTC (2024-05-01T12:00:00Z, 2024-05-01) or "
+                "seconds since the epoch")
+      ->type_name("T");
+  d->add_option("--until", dump.until, "Only events created before T (as --since)")->type_name("T");
   d->add_flag("--full", dump.full, "Do not truncate payloads and long texts");
   d->add_flag("--json", dump.json, "One JSON object per line (payloads never truncated)");
   AddKeys(d, dump.keys_file, "records failing verification show as corrupt");
+  d->add_flag("--follow", dump.follow,
+              "Then keep printing events as they are committed (polls every --interval, reopening the database "
+              "read-only; works while a program holds it) until SIGINT/SIGTERM");
+  d->add_option("--interval", dump.interval, "--follow's poll interval: 250ms, 1s, ...")->capture_default_str();
 
   StreamsOptions streams;
   CLI::App* s = app.add_subcommand("streams", "Each stream: strategy, backlog, cursor, parked, blocked and by what");
@@ -107,27 +154,39 @@ int Run(int argc, const char* const* argv, Io& io) {
   c->add_flag("--json", clean.json, "The report as one JSON object");
 
   RequeueOptions requeue;
-  uint64_t requeue_seq = 0;
+  std::string requeue_seq;
   CLI::App* q = app.add_subcommand("requeue", "Send a parked or retrying event (or a blocked head) back to delivery");
   AddPath(q, requeue.path);
   q->add_option("--stream", requeue.stream, "Stream")->required();
-  CLI::Option* seq = q->add_option("--seq", requeue_seq, "The event's seq");
+  CLI::Option* seq = AddNumber(q, "--seq", requeue_seq, "The event's seq");
   CLI::Option* all = q->add_flag("--all-parked", requeue.all_parked, "Every parked event of the stream");
   seq->excludes(all);
   q->add_option("--note", requeue.note, "Why (recorded in the event's history with your user name)");
   q->add_flag("--json", requeue.json, "The result as one JSON object");
 
   SkipOptions skip;
+  std::string skip_seq;
   CLI::App* k = app.add_subcommand("skip", "Park a pending event with a reason (unblocks a keep-order stream)");
   AddPath(k, skip.path);
   k->add_option("--stream", skip.stream, "Stream")->required();
-  k->add_option("--seq", skip.seq, "The event's seq")->required();
+  CLI::Option* skip_seq_option = AddNumber(k, "--seq", skip_seq, "The event's seq")->required();
   k->add_option("--reason", skip.reason, "Why (recorded in the event's history with your user name)")->required();
   k->add_flag("--json", skip.json, "The result as one JSON object");
 
   for (CLI::App* cmd : {d, s, st, v, r, c, q, k})
     cmd->footer(kExitCodes);
 
+  // An unknown command is named (CLI11 would call it an unexpected argument).
+  if (argc < 2) {
+    io.err << "jaiminho-tool: a command is required; commands are: " << CommandList(app)
+           << " (run with --help for usage)\n";
+    return kExitUsage;
+  }
+  if (const std::string first = argv[1]; !first.starts_with("-") && !IsCommand(app, first)) {
+    io.err << "jaiminho-tool: unknown command '" << first << "'; commands are: " << CommandList(app)
+           << " (run with --help for usage)\n";
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -137,8 +196,24 @@ int Run(int argc, const char* const* argv, Io& io) {
     io.err.flush();
     return code == 0 ? kExitOk : kExitUsage;
   }
+  // Numeric options, range-checked (usage errors).
+  auto number = [&](const CLI::Option* option, const std::string& text, std::optional<uint64_t>& out) {
+    auto parsed = NumberOf(option, text);
+    if (!parsed) return false;
+    out = *parsed;
+    return true;
+  };
+  auto bad_number = [&](const CLI::App* command, const CLI::Option* option, const std::string& text) {
+    auto parsed = NumberOf(option, text);
+    return Report(io, command->get_name(), parsed.error(), kExitUsage);
+  };
   if (d->parsed()) {
-    if (limit->count() > 0) dump.limit = dump_limit;
+    std::optional<uint64_t> from;
+    if (!number(from_seq, dump_from, from)) return bad_number(d, from_seq, dump_from);
+    dump.from_seq = from.value_or(0);
+    if (!number(to_seq, dump_to, dump.to_seq)) return bad_number(d, to_seq, dump_to);
+    if (!number(limit, dump_limit, dump.limit)) return bad_number(d, limit, dump_limit);
+    if (key->count() > 0) dump.key = dump_key;
     return Dump(dump, io);
   }
   if (s->parsed()) return Streams(streams, io);
@@ -147,10 +222,15 @@ int Run(int argc, const char* const* argv, Io& io) {
   if (r->parsed()) return RelayCommand(relay, io);
   if (c->parsed()) return Clean(clean, io);
   if (q->parsed()) {
-    if (seq->count() > 0) requeue.seq = requeue_seq;
+    if (!number(seq, requeue_seq, requeue.seq)) return bad_number(q, seq, requeue_seq);
     return Requeue(requeue, io);
   }
-  if (k->parsed()) return Skip(skip, io);
+  if (k->parsed()) {
+    std::optional<uint64_t> skip_value;
+    if (!number(skip_seq_option, skip_seq, skip_value)) return bad_number(k, skip_seq_option, skip_seq);
+    skip.seq = skip_value.value_or(0);
+    return Skip(skip, io);
+  }
   return kExitUsage;  // unreachable: require_subcommand(1)
 }
 

@@ -23,17 +23,28 @@
 
 namespace jaiminho::tool {
 
-// dump: events in key order per stream (streams by name).
+// dump: events in seq order per stream, across states (streams by name).
+// With `follow`, then polls the database every `interval` (reopening it
+// read-only) and prints the events committed since, until SIGINT or SIGTERM
+// (exit 0) or until `limit` events were printed.
 struct DumpOptions {
   std::string path{};
   std::vector<std::string> streams{};  // empty = every stream
   std::vector<std::string> states{};   // pending, retrying, sent, parked, corrupt; empty = all
   uint64_t from_seq = 0;
-  std::optional<uint64_t> limit{};  // records printed, over all streams
+  std::optional<uint64_t> to_seq{};  // inclusive
+  std::optional<uint64_t> limit{};   // records printed, over all streams
   std::string type{};
+  std::optional<std::string> key{};  // only events whose key is this
+  // created_at bounds: since inclusive, until exclusive; ISO-8601 UTC or epoch
+  // seconds (ParseTime).
+  std::string since{};
+  std::string until{};
   bool full = false;        // payloads (and long texts in tables) untruncated
   bool json = false;        // full payloads always
   std::string keys_file{};  // signing keys: records that fail verification show as corrupt
+  bool follow = false;
+  std::string interval = "1s";  // --follow's poll interval (ParseDuration)
 };
 int Dump(const DumpOptions& o, Io& io);
 

@@ -6,8 +6,11 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <optional>
 
+#include "tool/inspect.h"
 #include "util/json.h"
+#include "util/macros.h"
 
 namespace jaiminho::tool {
 
@@ -85,6 +88,119 @@ Result<std::chrono::microseconds> ParseDuration(std::string_view text, std::stri
 }
 
 namespace {
+// Digits of `text` from `pos`, at least `min` and at most `max` of them, as a number.
+std::optional<int64_t> TakeDigits(std::string_view text, size_t& pos, size_t min, size_t max) {
+  size_t start = pos;
+  int64_t v = 0;
+  while (pos < text.size() && pos - start < max && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+    v = v * 10 + (text[pos] - '0');
+    ++pos;
+  }
+  if (pos - start < min) return std::nullopt;
+  return v;
+}
+
+// "2024-05-01[THH:MM[:SS[.frac]](Z|+00:00)]" as microseconds since the epoch.
+std::optional<int64_t> ParseIsoUtc(std::string_view text) {
+  size_t pos = 0;
+  auto expect = [&](char c) {
+    if (pos >= text.size() || text[pos] != c) return false;
+    ++pos;
+    return true;
+  };
+  auto year = TakeDigits(text, pos, 4, 4);
+  if (!year || !expect('-')) return std::nullopt;
+  auto month = TakeDigits(text, pos, 2, 2);
+  if (!month || !expect('-')) return std::nullopt;
+  auto day = TakeDigits(text, pos, 2, 2);
+  if (!day) return std::nullopt;
+  int64_t hour = 0, minute = 0, second = 0, micros = 0;
+  if (pos < text.size()) {
+    if (!expect('T') && !expect('t') && !expect(' ')) return std::nullopt;
+    auto h = TakeDigits(text, pos, 2, 2);
+    if (!h || !expect(':')) return std::nullopt;
+    auto m = TakeDigits(text, pos, 2, 2);
+    if (!m) return std::nullopt;
+    hour = *h;
+    minute = *m;
+    if (expect(':')) {
+      auto sec = TakeDigits(text, pos, 2, 2);
+      if (!sec) return std::nullopt;
+      second = *sec;
+      if (expect('.')) {
+        size_t start = pos;
+        auto frac = TakeDigits(text, pos, 1, 6);
+        if (!frac) return std::nullopt;
+        micros = *frac;
+        for (size_t n = pos - start; n < 6; ++n)
+          micros *= 10;
+        while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])))
+          ++pos;  // finer than microseconds: cut
+      }
+    }
+    std::string_view zone = text.substr(pos);
+    if (zone != "Z" && zone != "z" && zone != "+00:00") return std::nullopt;
+    pos = text.size();
+  }
+  if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || hour > 23 || minute > 59 || second > 59) {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = static_cast<int>(*year - 1900);
+  tm.tm_mon = static_cast<int>(*month - 1);
+  tm.tm_mday = static_cast<int>(*day);
+  tm.tm_hour = static_cast<int>(hour);
+  tm.tm_min = static_cast<int>(minute);
+  tm.tm_sec = static_cast<int>(second);
+  const std::time_t secs = timegm(&tm);
+  // timegm normalizes (Feb 30 becomes Mar 2): a date that moved did not exist.
+  if (tm.tm_mday != *day || tm.tm_mon != *month - 1) return std::nullopt;
+  return static_cast<int64_t>(secs) * 1'000'000 + micros;
+}
+
+// "1714564800" or "1714564800.25": seconds since the epoch.
+std::optional<int64_t> ParseEpoch(std::string_view text) {
+  size_t pos = 0;
+  auto secs = TakeDigits(text, pos, 1, 12);
+  if (!secs) return std::nullopt;
+  int64_t micros = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    size_t start = pos;
+    auto frac = TakeDigits(text, pos, 1, 6);
+    if (!frac) return std::nullopt;
+    micros = *frac;
+    for (size_t n = pos - start; n < 6; ++n)
+      micros *= 10;
+  }
+  if (pos != text.size()) return std::nullopt;
+  return *secs * 1'000'000 + micros;
+}
+}  // namespace
+
+Result<int64_t> ParseTime(std::string_view text, std::string_view what) {
+  std::optional<int64_t> us = text.find('-') != std::string_view::npos ? ParseIsoUtc(text) : ParseEpoch(text);
+  if (!us) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a time: ISO-8601 UTC (2024-05-01T12:00:00Z, 2024-05-01) or "
+                                 "seconds since the epoch (1714564800)",
+                                 what, text));
+  }
+  return *us;
+}
+
+Result<uint64_t> ParseCount(std::string_view text, std::string_view what, uint64_t min, uint64_t max) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  const bool digits = !text.empty() && std::isdigit(static_cast<unsigned char>(text[0]));
+  if (!digits || ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a whole number from {} to {}", what, text, min, max));
+  }
+  return v;
+}
+
+namespace {
 // Length of the longest prefix of `s` with at most `limit` bytes that does not
 // split a UTF-8 sequence.
 size_t Utf8Prefix(std::string_view s, size_t limit) {
@@ -155,6 +271,98 @@ std::string EscapeCell(std::string_view s) {
   return out;
 }
 
+std::string& JsonObject::Name(std::string_view name) {
+  if (out_.size() > 1) out_.push_back(',');
+  internal::AppendJsonString(out_, name);
+  out_.push_back(':');
+  return out_;
+}
+
+JsonObject& JsonObject::Str(std::string_view name, std::string_view value) {
+  internal::AppendJsonString(Name(name), value);
+  return *this;
+}
+
+JsonObject& JsonObject::StrOrNull(std::string_view name, const std::optional<std::string_view>& value) {
+  if (!value) return Null(name);
+  return Str(name, *value);
+}
+
+JsonObject& JsonObject::U64(std::string_view name, uint64_t value) {
+  Name(name) += std::to_string(value);
+  return *this;
+}
+
+JsonObject& JsonObject::U64OrNull(std::string_view name, const std::optional<uint64_t>& value) {
+  if (!value) return Null(name);
+  return U64(name, *value);
+}
+
+JsonObject& JsonObject::I64(std::string_view name, int64_t value) {
+  Name(name) += std::to_string(value);
+  return *this;
+}
+
+JsonObject& JsonObject::Double(std::string_view name, double value) {
+  if (!std::isfinite(value)) return Null(name);
+  Name(name) += fmt::format("{}", value);
+  return *this;
+}
+
+JsonObject& JsonObject::Bool(std::string_view name, bool value) {
+  Name(name) += value ? "true" : "false";
+  return *this;
+}
+
+JsonObject& JsonObject::Null(std::string_view name) {
+  Name(name) += "null";
+  return *this;
+}
+
+JsonObject& JsonObject::Seconds(std::string_view name, const std::optional<std::chrono::microseconds>& value) {
+  if (!value) return Null(name);
+  return Double(name, static_cast<double>(value->count()) / 1e6);
+}
+
+JsonObject& JsonObject::Time(std::string_view name, Timestamp value) {
+  if (ToMicros(value) == 0) return Null(name);
+  return Str(name, FormatTime(value));
+}
+
+JsonObject& JsonObject::Raw(std::string_view name, std::string_view json) {
+  Name(name) += json;
+  return *this;
+}
+
+std::string JsonObject::Done() {
+  out_.push_back('}');
+  return std::move(out_);
+}
+
+void AddStreamFacts(JsonObject& out, const StreamInfo& info) {
+  const StreamMetrics& m = info.metrics;
+  const bool quota = info.config && info.config->has_quota();
+  out.Str("stream", m.stream)
+      .Str("strategy", info.config ? ToString(m.strategy) : std::string_view("unknown"))
+      .U64("pending_events", m.pending)
+      .U64("retrying_events", m.retrying)
+      .U64("parked_events", m.parked_records)
+      .U64("waiting_events", m.pending + m.retrying + m.parked_records)
+      .U64OrNull("waiting_bytes", m.waiting_bytes)
+      .Seconds("oldest_pending_age_seconds", m.oldest_pending_age)
+      .U64("last_seq", m.last_seq)
+      .U64("cursor", m.cursor)
+      .Bool("blocked", m.blocked)
+      .U64OrNull("blocked_seq", m.blocked ? std::optional<uint64_t>(m.blocked_seq) : std::nullopt)
+      .StrOrNull("blocked_error", m.blocked ? std::optional<std::string_view>(m.blocked_error) : std::nullopt)
+      .U64("quota_max_events", m.quota_max_events)
+      .U64("quota_max_bytes", m.quota_max_bytes)
+      .StrOrNull("quota_policy",
+                 quota ? std::optional<std::string_view>(
+                             info.config->quota.policy == QuotaPolicy::kDropOldest ? "drop-oldest" : "reject")
+                       : std::nullopt);
+}
+
 Table::Table(std::ostream& out, std::vector<std::string> header, bool aligned)
     : out_(out), aligned_(aligned), header_(std::move(header)), widths_(header_.size(), 0) {
   for (size_t i = 0; i < header_.size(); ++i) {
@@ -189,7 +397,7 @@ void Table::Add(std::vector<std::string> row) {
 }
 
 void Table::Flush() {
-  if (aligned_ && !header_written_) {
+  if (!header_written_) {
     Write(header_);
     header_written_ = true;
   }

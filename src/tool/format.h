@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -33,6 +34,17 @@ std::string FormatBytes(uint64_t bytes);
 // kInvalidArgument (naming `what` and the text) unless > 0.
 Result<std::chrono::microseconds> ParseDuration(std::string_view text, std::string_view what);
 
+// Parses a point in time as microseconds since the epoch: ISO-8601 UTC
+// ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.5Z", "2024-05-01T12:00Z", a
+// date "2024-05-01" for its midnight; "+00:00" for "Z"; other offsets are
+// refused) or seconds since the epoch ("1714564800", "1714564800.25").
+// kInvalidArgument naming `what` and the text otherwise.
+Result<int64_t> ParseTime(std::string_view text, std::string_view what);
+
+// A count or seq given on the command line: decimal digits only, from `min` to
+// `max`. kInvalidArgument "<what>: '<text>' is not a whole number from <min> to <max>".
+Result<uint64_t> ParseCount(std::string_view text, std::string_view what, uint64_t min, uint64_t max);
+
 // A payload for humans: the text when it is printable UTF-8, else "hex:" and its
 // hex digits. Unless `full`, at most `limit` bytes of text (cut at a character
 // boundary) or limit/2 bytes of hex are kept, followed by "…(N bytes)".
@@ -45,11 +57,51 @@ std::string Shorten(std::string_view text, size_t limit);
 // \\ \t \n \r, so tab-separated output can be split and read back.
 std::string EscapeCell(std::string_view s);
 
+// One JSON object, written member by member (names and strings escaped):
+// the one writer of the tool's JSON output, so that a fact has one name, unit
+// and type wherever it appears (README, "JSON schema").
+//
+//   std::string line = tool::JsonObject().Str("stream", "fills").U64("pending_events", 3).Done();
+class JsonObject {
+ public:
+  JsonObject& Str(std::string_view name, std::string_view value);
+  // A string, or null when absent.
+  JsonObject& StrOrNull(std::string_view name, const std::optional<std::string_view>& value);
+  JsonObject& U64(std::string_view name, uint64_t value);
+  // A whole number, or null when absent.
+  JsonObject& U64OrNull(std::string_view name, const std::optional<uint64_t>& value);
+  JsonObject& I64(std::string_view name, int64_t value);
+  JsonObject& Double(std::string_view name, double value);
+  JsonObject& Bool(std::string_view name, bool value);
+  JsonObject& Null(std::string_view name);
+  // A duration as seconds (a number, microsecond precision), or null when absent.
+  JsonObject& Seconds(std::string_view name, const std::optional<std::chrono::microseconds>& value);
+  // A point in time: ISO-8601 UTC (FormatTime), or null for the zero timestamp.
+  JsonObject& Time(std::string_view name, Timestamp value);
+  // `json` as the member's value, as it is (an object or array built elsewhere).
+  JsonObject& Raw(std::string_view name, std::string_view json);
+  // The object's text ("{...}", without a newline).
+  std::string Done();
+
+ private:
+  std::string& Name(std::string_view name);
+  std::string out_ = "{";
+};
+
+struct StreamInfo;  // tool/inspect.h
+
+// The facts of a stream that `streams --json` and `stats --json` both give,
+// with the same names, units and types (README, "JSON schema"): stream,
+// strategy, pending_events, retrying_events, parked_events, waiting_events,
+// waiting_bytes, oldest_pending_age_seconds, last_seq, cursor, blocked,
+// blocked_seq, blocked_error, quota_max_events, quota_max_bytes, quota_policy.
+void AddStreamFacts(JsonObject& out, const StreamInfo& info);
+
 // Rows for humans. Aligned: columns padded to their width, separated by two
 // spaces, header in capitals (widths come from the first rows buffered, and
-// grow afterwards); the header is written even without rows. Otherwise:
-// tab-separated, with a header line before the first row. Cells are escaped
-// with EscapeCell.
+// grow afterwards). Otherwise: tab-separated, with a header line before the
+// first row. Either way the header is written even without rows (by Flush or
+// the destructor). Cells are escaped with EscapeCell.
 class Table {
  public:
   Table(std::ostream& out, std::vector<std::string> header, bool aligned);

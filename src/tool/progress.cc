@@ -2,18 +2,39 @@
 
 #include <fmt/format.h>
 
+#include "tool/format.h"
+
 namespace jaiminho::tool {
 
-Progress::Progress(std::ostream& err, bool enabled, std::string label)
-    : err_(err), enabled_(enabled), label_(std::move(label)), start_(std::chrono::steady_clock::now()) {}
+namespace {
+Progress::Clock OrSteady(Progress::Clock now) {
+  if (now) return now;
+  return [] { return std::chrono::steady_clock::now(); };
+}
+}  // namespace
+
+Progress::Progress(std::ostream& err, bool enabled, std::string label, Clock now)
+    : err_(err), enabled_(enabled), label_(std::move(label)), now_(OrSteady(std::move(now))), start_(now_()) {
+  internal::MutexLock l(mu_);
+  samples_.emplace_back(start_, 0);
+}
+
+void Progress::SetTotal(uint64_t total, bool estimate) {
+  internal::MutexLock l(mu_);
+  total_ = total;
+  estimate_ = estimate;
+}
 
 void Progress::Add(uint64_t n) {
   internal::MutexLock l(mu_);
   count_ += n;
   if (!enabled_) return;
-  auto now = std::chrono::steady_clock::now();
+  auto now = now_();
   if (drawn_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
+  samples_.emplace_back(now, count_);
+  while (samples_.size() > 2 && now - samples_[1].first >= kRateWindow)
+    samples_.pop_front();
   Draw(false);
 }
 
@@ -38,9 +59,35 @@ uint64_t Progress::count() const {
 }
 
 void Progress::Draw(bool final) {
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  double rate = secs > 0 ? static_cast<double>(count_) / secs : 0;
-  err_ << fmt::format("\r\x1b[K{}: {} events, {:.0f}/s{}", label_, count_, rate, final ? "" : " ...") << std::flush;
+  std::string line = fmt::format("\r\x1b[K{}: ", label_);
+  // With a total: done/total (percent); the count can pass a total that was an estimate.
+  if (total_ && *total_ > 0) {
+    const uint64_t shown = std::min<uint64_t>(100, count_ * 100 / *total_);
+    line += fmt::format("{}/{}{} events ({}%)", count_, estimate_ ? "~" : "", *total_, shown);
+  } else {
+    line += fmt::format("{} events", count_);
+  }
+  const auto now = now_();
+  if (final) {
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(count_) / secs : 0;
+    line += fmt::format(" in {}, {:.0f}/s",
+                        FormatAge(std::chrono::duration_cast<std::chrono::microseconds>(now - start_)), rate);
+  } else {
+    // The rate over the samples of the last kRateWindow.
+    const auto& [t0, c0] = samples_.front();
+    const double secs = std::chrono::duration<double>(now - t0).count();
+    if (secs > 0 && count_ >= c0) {
+      const double rate = static_cast<double>(count_ - c0) / secs;
+      line += fmt::format(", {:.0f}/s", rate);
+      if (total_ && *total_ > count_ && rate > 0) {
+        const double left = static_cast<double>(*total_ - count_) / rate;
+        line += ", ETA " + FormatAge(std::chrono::microseconds(static_cast<int64_t>(left * 1e6)));
+      }
+    }
+    line += " ...";
+  }
+  err_ << line << std::flush;
   drawn_ = true;
 }
 

@@ -70,8 +70,17 @@ struct RecordFilter {
   // Only records with seq >= from_seq (records whose seq is unknown are skipped
   // when from_seq > 0).
   uint64_t from_seq = 0;
+  // Only records with seq <= to_seq (records whose seq is unknown are skipped
+  // when set).
+  std::optional<uint64_t> to_seq{};
   // Only events of this type (corrupt records have none and are skipped).
   std::string type{};
+  // Only events whose key is this (corrupt records are skipped when set).
+  std::optional<std::string> key{};
+  // Only events created at or after `since_us` and before `until_us` (created_at,
+  // microseconds since the epoch; corrupt records are skipped when either is set).
+  std::optional<int64_t> since_us{};
+  std::optional<int64_t> until_us{};
 
   bool Wants(const Record& r) const;
 };
@@ -89,5 +98,17 @@ Result<internal::DeliveredView> DeliveredOf(const internal::ReadOnlyDb& db, cons
 Status ScanRecords(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream, const DatabaseId& db_id,
                    const internal::DeliveredView& delivered, const RecordFilter& filter,
                    const std::function<bool(const Record&)>& visit, const internal::Signer* signer = nullptr);
+
+// ScanRecords in seq order across the states of the stream (what `dump`
+// prints): the parked, pending and sent key ranges are merged by seq, and the
+// retrying events (keyed by due time) are put in seq order first (their keys
+// are held in memory while the stream is visited: the retrying events are the
+// in-flight failures of publish-on-commit events). Records without a seq (a key
+// of no known form, a malformed delivery-log record) come after the stream's
+// events. `filter.from_seq`/`to_seq` bound the ranges read.
+Status ScanRecordsInSeqOrder(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view stream,
+                             const DatabaseId& db_id, const internal::DeliveredView& delivered,
+                             const RecordFilter& filter, const std::function<bool(const Record&)>& visit,
+                             const internal::Signer* signer = nullptr);
 
 }  // namespace jaiminho::tool

@@ -5,11 +5,13 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <thread>
 
 #include "jaiminho/logger.h"
+#include "jaiminho/metrics.h"
 #include "tool/commands.h"
 #include "tool/format.h"
 #include "tool/progress.h"
@@ -115,7 +117,21 @@ int RelayCommand(const RelayCommandOptions& o, Io& io) {
   }
 
   // On a terminal the stdout sink's lines are the progress; otherwise count on stderr.
-  Progress progress(io.err, io.err_tty && !(o.sink == "stdout" && io.out_tty), "relay");
+  const bool show_progress = io.err_tty && !(o.sink == "stdout" && io.out_tty);
+  Progress progress(io.err, show_progress, "relay");
+  // One pass delivers at most the backlog (pending and retrying events): the
+  // progress line's total. Counted only when the line is shown.
+  if (show_progress && !o.loop) {
+    if (auto metrics = CollectMetrics(outbox)) {
+      uint64_t backlog = 0;
+      for (const StreamMetrics& m : *metrics) {
+        if (o.streams.empty() || std::find(o.streams.begin(), o.streams.end(), m.stream) != o.streams.end()) {
+          backlog += m.pending + m.retrying;
+        }
+      }
+      progress.SetTotal(backlog);
+    }
+  }
   auto counting = std::make_shared<CountingPublisher>(*sink, progress);
   const auto start = std::chrono::steady_clock::now();
   Result<RelayStats> stats = RelayStats{};

@@ -31,18 +31,10 @@ int StatsTo(const StatsOptions& o, Io& io) {
     return kExitOk;
   }
   if (o.json) {
-    for (const StreamMetrics& m : metrics) {
-      std::string line = "{\"stream\":";
-      internal::AppendJsonString(line, m.stream);
-      line += fmt::format(",\"pending_events\":{},\"retrying_events\":{},\"parked_events\":{}", m.pending, m.retrying,
-                          m.parked_records);
-      line += fmt::format(",\"oldest_pending_age_seconds\":{}",
-                          m.oldest_pending_age ? static_cast<double>(m.oldest_pending_age->count()) / 1e6 : 0.0);
-      line += fmt::format(",\"blocked\":{},\"last_seq\":{}", m.blocked ? 1 : 0, m.last_seq);
-      line +=
-          fmt::format(",\"quota_max_events\":{},\"quota_max_bytes\":{},\"waiting_bytes\":{}}}\n", m.quota_max_events,
-                      m.quota_max_bytes, m.waiting_bytes ? std::to_string(*m.waiting_bytes) : std::string("null"));
-      io.out << line;
+    for (const StreamInfo& info : *infos) {
+      JsonObject line;
+      AddStreamFacts(line, info);
+      io.out << line.Done() << "\n";
     }
     io.out.flush();
     return kExitOk;

@@ -19,45 +19,25 @@ std::string_view PolicyName(const StreamQuota& q) {
 }
 
 std::string StreamJson(const StreamInfo& info) {
-  const StreamMetrics& m = info.metrics;
-  std::string out = "{\"stream\":";
-  internal::AppendJsonString(out, m.stream);
-  out += ",\"strategy\":";
-  internal::AppendJsonString(out, info.config ? ToString(m.strategy) : std::string_view("unknown"));
-  out += fmt::format(",\"pending\":{},\"retrying\":{},\"parked\":{}", m.pending, m.retrying, m.parked_records);
-  out += ",\"oldest_pending_age_us\":" +
-         (m.oldest_pending_age ? std::to_string(m.oldest_pending_age->count()) : std::string("null"));
-  out += fmt::format(",\"last_seq\":{},\"cursor\":{}", m.last_seq, m.cursor);
-  out += ",\"reserved\":" + (info.reserved ? std::to_string(*info.reserved) : std::string("null"));
-  out += fmt::format(",\"blocked\":{}", m.blocked ? "true" : "false");
-  if (m.blocked) {
-    out += fmt::format(",\"blocked_seq\":{},\"blocked_error\":", m.blocked_seq);
-    internal::AppendJsonString(out, m.blocked_error);
-  } else {
-    out += ",\"blocked_seq\":null,\"blocked_error\":null";
-  }
+  JsonObject out;
+  AddStreamFacts(out, info);
+  out.U64OrNull("reserved", info.reserved);
   if (info.config) {
     const internal::StreamConfig& c = *info.config;
-    out += fmt::format(
-        ",\"config\":{{\"max_attempts\":{},\"initial_backoff_us\":{},\"max_backoff_us\":{},\"multiplier\":{},"
-        "\"jitter\":{},\"on_exhaustion\":\"{}\",\"time_to_delete_s\":{}}}",
-        c.retry.max_attempts, c.retry.initial_backoff.count(), c.retry.max_backoff.count(), c.retry.multiplier,
-        c.retry.jitter, c.on_exhaustion == OnExhaustion::kPark ? "park" : "block", c.time_to_delete.count());
-    out.pop_back();  // the config object's "}": the quota goes inside
-    if (c.has_quota()) {
-      out += fmt::format(
-          ",\"quota\":{{\"max_events\":{},\"max_bytes\":{},\"policy\":\"{}\",\"waiting_events\":{},"
-          "\"waiting_bytes\":{}}}}}",
-          c.quota.max_events, c.quota.max_bytes, PolicyName(c.quota), m.pending + m.retrying + m.parked_records,
-          m.waiting_bytes.value_or(0));
-    } else {
-      out += ",\"quota\":null}";
-    }
+    auto seconds = [](auto d) { return std::optional<std::chrono::microseconds>(d); };
+    out.Raw("config", JsonObject()
+                          .U64("max_attempts", c.retry.max_attempts)
+                          .Seconds("initial_backoff_seconds", seconds(c.retry.initial_backoff))
+                          .Seconds("max_backoff_seconds", seconds(c.retry.max_backoff))
+                          .Double("multiplier", c.retry.multiplier)
+                          .Double("jitter", c.retry.jitter)
+                          .Str("on_exhaustion", c.on_exhaustion == OnExhaustion::kPark ? "park" : "block")
+                          .U64("time_to_delete_seconds", static_cast<uint64_t>(c.time_to_delete.count()))
+                          .Done());
   } else {
-    out += ",\"config\":null";
+    out.Null("config");
   }
-  out += "}";
-  return out;
+  return out.Done();
 }
 
 // "-", or what waits against the quota's limits: "3/100 events, 0.1/1.0 MiB, reject".

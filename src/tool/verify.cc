@@ -25,6 +25,16 @@ int Verify(const VerifyOptions& o, Io& io) {
   if (!signer) return Report(io, "verify", signer.error(), kExitUsage);
 
   Progress progress(io.err, io.err_tty, "verify");
+  if (io.err_tty) {
+    // RocksDB's estimate of the records to read (delivery-log records included).
+    uint64_t estimate = 0;
+    for (const std::string& name : *names) {
+      uint64_t keys = 0;
+      rocksdb::ColumnFamilyHandle* cf = (*db)->Family(std::string(internal::kStreamFamilyPrefix) + name);
+      if ((*db)->db->GetIntProperty(cf, rocksdb::DB::Properties::kEstimateNumKeys, &keys)) estimate += keys;
+    }
+    if (estimate > 0) progress.SetTotal(estimate, /*estimate=*/true);
+  }
   const std::vector<std::string> header = {"stream", "seq", "stored_state", "error"};
   // Piped: bad records are written as found (the header comes with the first).
   // On a terminal they are kept for one aligned table after the progress line.
@@ -40,18 +50,14 @@ int Verify(const VerifyOptions& o, Io& io) {
     std::string seq = r.key ? std::to_string(r.key->seq) : "";
     std::string stored = r.key ? std::string(ToString(r.key->state)) : "";
     if (o.json) {
-      std::string line = "{\"stream\":";
-      internal::AppendJsonString(line, r.stream);
-      line += ",\"seq\":" + (r.key ? seq : std::string("null"));
-      line += ",\"stored_state\":";
-      if (r.key) {
-        internal::AppendJsonString(line, stored);
-      } else {
-        line += "null";
-      }
-      line += ",\"error\":";
-      internal::AppendJsonString(line, r.error);
-      line += ",\"raw_key_hex\":\"" + internal::ToHex(r.raw_key) + "\"}\n";
+      std::string line = JsonObject()
+                             .Str("stream", r.stream)
+                             .U64OrNull("seq", r.key ? std::optional<uint64_t>(r.key->seq) : std::nullopt)
+                             .StrOrNull("stored_state", r.key ? std::optional<std::string_view>(stored) : std::nullopt)
+                             .Str("error", r.error)
+                             .Str("raw_key_hex", internal::ToHex(r.raw_key))
+                             .Done();
+      line.push_back('\n');
       progress.Clear();
       io.out << line << std::flush;
     } else {

@@ -239,7 +239,7 @@ TEST(ToolAudit, StreamsShowsTheLastAssignedSeqAfterInlinePublishing) {
   ASSERT_EQ(streams.code, 0) << Describe(streams);
   auto rows = ParseLines(streams);
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0]["retrying"].u64(), 3u);
+  EXPECT_EQ(rows[0]["retrying_events"].u64(), 3u);
   EXPECT_EQ(rows[0]["last_seq"].u64(), 5u) << streams.out;
   ToolRun stats = RunTool({"stats", path, "--prometheus"});
   EXPECT_NE(stats.out.find("jaiminho_last_seq{stream=\"telemetry\"} 5\n"), std::string::npos) << stats.out;
@@ -254,7 +254,7 @@ TEST(ToolAudit, StreamsShowsTheLastAssignedSeqAfterInlinePublishing) {
   }
   rows = ParseLines(RunTool({"streams", path, "--stream", "fills", "--json"}));
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0]["pending"].u64(), 0u);
+  EXPECT_EQ(rows[0]["pending_events"].u64(), 0u);
   EXPECT_EQ(rows[0]["last_seq"].u64(), 7u);
 
   // The next process continues after it: no seq is reused.
