@@ -14,8 +14,9 @@ namespace {
 constexpr const char* kExitCodes =
     "Exit codes: 0 ok; 1 bad records found (verify) or the operation failed; 2 usage error, or the path does not "
     "exist or is not a jaiminho database (nothing is created); 3 a write command found the database in use by "
-    "another process (nothing is changed); 4 the database is damaged (CURRENT or MANIFEST missing or corrupt, "
-    "jaiminho.meta fails verification; nothing is changed).";
+    "another process that serves no control socket, or whose socket does not answer (nothing is changed); 4 the "
+    "database is damaged (CURRENT or MANIFEST missing or corrupt, jaiminho.meta fails verification; nothing is "
+    "changed).";
 
 CLI::Option* AddPath(CLI::App* cmd, std::string& path) {
   return cmd->add_option("db", path, "Database directory")->required();
@@ -37,7 +38,8 @@ int Run(int argc, const char* const* argv, Io& io) {
   CLI::App app{
       "Inspects, relays, cleans and unsticks a jaiminho database.\n"
       "Read commands (dump, streams, stats, verify) work while a program has the database open and never change it;\n"
-      "write commands (relay, clean, requeue, skip) refuse a database another process holds.",
+      "write commands (relay, clean, requeue, skip) refuse a database another process holds, except that\n"
+      "requeue, skip, clean (and stats, with counters) act through that process's control socket when it serves one.",
       "jaiminho-tool"};
   app.require_subcommand(1);
   app.footer(kExitCodes);
