@@ -68,7 +68,9 @@ int Bind(const std::string& path, bool listen) {
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());
   EXPECT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
-  if (listen) EXPECT_EQ(::listen(fd, 4), 0);
+  if (listen) {
+    EXPECT_EQ(::listen(fd, 4), 0);
+  }
   return fd;
 }
 

@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 // A client must send its request within this time of connecting; a reply must
 // be taken within this time too. Either way the server moves on.
 constexpr std::chrono::seconds kExchangeTimeout{5};
-constexpr size_t kMaxRequestBytes = 64 * 1024;
+constexpr size_t kMaxRequestBytes = size_t{64} << 10;
 
 std::string Errno(int err) {
   return std::strerror(err);

@@ -71,7 +71,8 @@ int Run(int argc, const char* const* argv, Io& io) {
   s->add_flag("--json", streams.json, "One JSON object per stream");
 
   StatsOptions stats;
-  CLI::App* st = app.add_subcommand("stats", "The metrics gauges of each stream");
+  CLI::App* st = app.add_subcommand(
+      "stats", "The metrics gauges of each stream (and counters, from a running program's control socket)");
   AddPath(st, stats.path);
   AddStreams(st, stats.streams);
   st->add_flag("--prometheus", stats.prometheus, "Prometheus text exposition format");

@@ -32,6 +32,7 @@ Result<std::vector<StreamMetrics>> LiveMetrics(const StatsOptions& o, Io& io, co
   for (const auto& name : o.streams) {
     if (std::none_of(all.begin(), all.end(), [&](const StreamMetrics& m) { return m.stream == name; })) {
       std::vector<std::string> names;
+      names.reserve(all.size());
       for (const StreamMetrics& m : all)
         names.push_back(m.stream);
       return MakeError(ErrorCode::kNotFound,
