@@ -103,6 +103,8 @@ int Run(int argc, const char* const* argv, Io& io) {
       ->capture_default_str();
   AddStreams(r, relay.streams);
   AddKeys(r, relay.keys_file, "tampered events are parked, never sent");
+  r->add_flag("--control-socket", relay.control_socket,
+              "Serve requeue, skip, clean and stats to other jaiminho-tool runs on DB/control.sock while relaying");
 
   CleanOptions clean;
   CLI::App* c = app.add_subcommand("clean", "Force the cleaner: drop sent events older than time_to_delete");

@@ -141,7 +141,7 @@ Result<std::unique_ptr<internal::Signer>> VerifierFromFile(const std::string& fi
 }
 
 Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys,
-                                               std::shared_ptr<Logger> logger) {
+                                               std::shared_ptr<Logger> logger, bool control_socket) {
   JM_RETURN_IF_ERROR(CheckDatabasePath(path));
   // Outbox::Open would also refuse (kBusy), but only after RocksDB started its
   // open, which rotates the holder's LOG file: ask the lock first.
@@ -154,6 +154,7 @@ Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vec
   // before anything is written.
   OutboxOptions o{.path = path, .create_if_missing = false};
   o.logger = std::move(logger);
+  o.control_socket = control_socket;
   if (!keys.empty()) o.signing = {.keys = std::move(keys), .sign_events = false, .require_signature = true};
   return Outbox::Open(std::move(o));
 }

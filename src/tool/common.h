@@ -80,9 +80,10 @@ Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& 
 // The database opened for writing. kBusy naming the holder's pid when another
 // process holds it (checked before RocksDB is asked to open it, so a live
 // database is not touched at all, not even its LOG file). `logger`: the
-// Outbox's (OutboxOptions::logger), none by default.
+// Outbox's (OutboxOptions::logger), none by default. `control_socket`:
+// OutboxOptions::control_socket (relay --loop --control-socket).
 Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys = {},
-                                               std::shared_ptr<Logger> logger = {});
+                                               std::shared_ptr<Logger> logger = {}, bool control_socket = false);
 
 // The process holding a database and its control socket
 // (OutboxOptions::control_socket, src/outbox/control.h).

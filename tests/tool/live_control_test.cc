@@ -4,10 +4,12 @@
 // program is jaiminho_live_daemon (tests/support/live_daemon.cc: a keep-order
 // stream whose head its publisher refuses), or this test process itself.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -319,6 +321,58 @@ TEST(LiveControl, StaleSocketOfAKilledProgramIsReplaced) {
   second.WriteLine("exit");
   EXPECT_EQ(second.Wait(), 0);
   EXPECT_FALSE(fs::exists(socket));
+}
+
+// `jaiminho-tool relay --loop --control-socket` (as a service would run it):
+// a skip from another jaiminho-tool run unblocks the stream it relays.
+TEST(LiveControl, RelayLoopWithControlSocketIsUnstuckBySkip) {
+  TempDir dir;
+  const std::string path = dir.Sub("db");
+  const std::string socket = path + "/control.sock";
+  const std::string received = dir.Sub("received");
+  {
+    auto outbox = MustOpen(path);
+    ASSERT_TRUE(outbox);
+    ASSERT_OK_AND_ASSIGN(
+        Stream * s, outbox->OpenStream("orders", {.strategy = Strategy::kKeepOrder,
+                                                  .retry = RetryPolicy{.initial_backoff = 10ms, .max_backoff = 50ms}}));
+    for (int i = 1; i <= 3; ++i) {
+      auto txn = outbox->Begin();
+      ASSERT_OK(txn.Enqueue(*s, {.type = "test.v1", .payload = "o" + std::to_string(i)}));
+      ASSERT_OK(txn.Commit());
+    }
+  }
+  // The broker refuses seq 1 for good; the others are written to `received`.
+  const std::string sink =
+      "exec:read -r l; case \"$l\" in *'\"seq\":1,'*) exit 3;; esac; printf '%s\\n' \"$l\" >> '" + received + "'";
+  Child relay({JM_TOOL, "relay", path, "--loop", "--interval", "20ms", "--control-socket", "--sink", sink});
+  std::string prom;
+  ASSERT_TRUE(WaitUntil([&] {
+    ToolRun stats = RunTool({"stats", path, "--prometheus"});
+    prom = stats.out;
+    return stats.code == 0 && stats.err.find(Via(socket)) != std::string::npos &&
+           Series(prom, "jaiminho_blocked", "orders") == 1;
+  })) << prom;
+  EXPECT_FALSE(fs::exists(received));
+
+  ToolRun skip = RunTool({"skip", path, "--stream", "orders", "--seq", "1", "--reason", "refused for good"});
+  ASSERT_EQ(skip.code, 0) << Describe(skip);
+  EXPECT_NE(skip.err.find(Via(socket) + " (process " + std::to_string(relay.pid())), std::string::npos) << skip.err;
+  std::vector<std::string> payloads;
+  ASSERT_TRUE(WaitUntil([&] {
+    payloads.clear();
+    std::ifstream in(received);
+    for (std::string line; std::getline(in, line);) {
+      auto j = Json::Parse(line);
+      payloads.push_back(j ? (*j)["payload"].str() : line);
+    }
+    return payloads.size() >= 2;
+  }));
+  EXPECT_EQ(payloads, (std::vector<std::string>{"o2", "o3"}));
+  ASSERT_EQ(::kill(relay.pid(), SIGTERM), 0);
+  EXPECT_EQ(relay.Wait(), 0);
+  EXPECT_FALSE(fs::exists(socket));
+  EXPECT_EQ(SeqStates(path), (std::vector<std::string>{"1:parked", "2:sent", "3:sent"}));
 }
 
 }  // namespace
