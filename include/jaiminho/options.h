@@ -284,6 +284,19 @@ struct OutboxOptions {
   // Event signing. Default: off (no keys).
   SigningOptions signing{};
 
+  // Live control: serve operator actions (jaiminho-tool requeue, skip, clean,
+  // and stats with this process's counters) on the Unix socket
+  // "<path>/control.sock", from Open until Close, which removes it. The socket
+  // has mode 0600: this process's user (and root) may connect; others are
+  // refused. A socket file left by a process that is gone is replaced; Open
+  // fails with kBusy when a process listens on it, and with kInvalidArgument
+  // when the socket's path is longer than a Unix socket address holds (107
+  // bytes: open the database by a shorter path). One request at a time, on
+  // one thread; a client that sends nothing is dropped after 5 s, and Close
+  // never waits for one. Protocol: README, "Live control".
+  // Default: false (no socket file, nothing listens).
+  bool control_socket = false;
+
   // Injectable clock (created_at, sent_at, backoff, cleaner). Default: system clock.
   std::shared_ptr<Clock> clock{};
   // RocksDB's own log. Debian's build logs at DEBUG unless told. Default: WARN.

@@ -10,6 +10,7 @@
 #include "core/transaction_internal.h"
 #include "delivery/inline.h"
 #include "jaiminho/version.h"
+#include "outbox/control.h"
 #include "storage/check.h"
 #include "storage/delivery_log.h"
 #include "storage/disk_guard.h"
@@ -538,7 +539,15 @@ Outbox::~Outbox() = default;
 
 Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
   JM_ASSIGN_OR_RETURN(auto impl, OpenImpl(std::move(options)));
-  return std::unique_ptr<Outbox>(new Outbox(std::move(impl)));
+  std::unique_ptr<Outbox> outbox(new Outbox(std::move(impl)));
+  if (outbox->impl_->options.control_socket) {
+    // Started once the Outbox exists (it serves through it); on failure the
+    // Outbox closes again. Stopped first at Close, which removes the socket.
+    JM_ASSIGN_OR_RETURN(std::shared_ptr<internal::ControlServer> server, internal::ControlServer::Start(*outbox));
+    auto& stops = outbox->impl_->stop_on_close;
+    stops.insert(stops.begin(), [server] { server->Stop(); });
+  }
+  return outbox;
 }
 
 Status Outbox::Close() {

@@ -16,8 +16,9 @@ namespace {
 constexpr const char* kExitCodes =
     "Exit codes: 0 ok; 1 bad records found (verify) or the operation failed; 2 usage error, or the path does not "
     "exist or is not a jaiminho database (nothing is created); 3 a write command found the database in use by "
-    "another process (nothing is changed); 4 the database is damaged (CURRENT or MANIFEST missing or corrupt, "
-    "jaiminho.meta fails verification; nothing is changed).";
+    "another process that serves no control socket, or whose socket does not answer (nothing is changed); 4 the "
+    "database is damaged (CURRENT or MANIFEST missing or corrupt, jaiminho.meta fails verification; nothing is "
+    "changed).";
 
 CLI::Option* AddPath(CLI::App* cmd, std::string& path) {
   return cmd->add_option("db", path, "Database directory")->required();
@@ -72,7 +73,8 @@ int Run(int argc, const char* const* argv, Io& io) {
   CLI::App app{
       "Inspects, relays, cleans and unsticks a jaiminho database.\n"
       "Read commands (dump, streams, stats, verify) work while a program has the database open and never change it;\n"
-      "write commands (relay, clean, requeue, skip) refuse a database another process holds.",
+      "write commands (relay, clean, requeue, skip) refuse a database another process holds, except that\n"
+      "requeue, skip, clean (and stats, with counters) act through that process's control socket when it serves one.",
       "jaiminho-tool"};
   app.require_subcommand(1);
   app.footer(kExitCodes);
@@ -116,7 +118,8 @@ int Run(int argc, const char* const* argv, Io& io) {
   s->add_flag("--json", streams.json, "One JSON object per stream");
 
   StatsOptions stats;
-  CLI::App* st = app.add_subcommand("stats", "The metrics gauges of each stream");
+  CLI::App* st = app.add_subcommand(
+      "stats", "The metrics gauges of each stream (and counters, from a running program's control socket)");
   AddPath(st, stats.path);
   AddStreams(st, stats.streams);
   st->add_flag("--prometheus", stats.prometheus, "Prometheus text exposition format");
@@ -147,6 +150,8 @@ int Run(int argc, const char* const* argv, Io& io) {
       ->capture_default_str();
   AddStreams(r, relay.streams);
   AddKeys(r, relay.keys_file, "tampered events are parked, never sent");
+  r->add_flag("--control-socket", relay.control_socket,
+              "Serve requeue, skip, clean and stats to other jaiminho-tool runs on DB/control.sock while relaying");
 
   CleanOptions clean;
   CLI::App* c = app.add_subcommand("clean", "Force the cleaner: drop sent events older than time_to_delete");

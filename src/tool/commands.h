@@ -87,6 +87,9 @@ struct RelayCommandOptions {
   std::string interval = "1s";
   std::vector<std::string> streams{};
   std::string keys_file{};  // signing keys: tampered records are parked, not published
+  // Serve requeue, skip, clean and stats on DB/control.sock while relaying
+  // (OutboxOptions::control_socket).
+  bool control_socket = false;
 };
 int RelayCommand(const RelayCommandOptions& o, Io& io);
 

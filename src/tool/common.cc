@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "storage/meta.h"
+#include "storage/open.h"
 #include "util/macros.h"
 
 namespace jaiminho::tool {
@@ -140,7 +141,7 @@ Result<std::unique_ptr<internal::Signer>> VerifierFromFile(const std::string& fi
 }
 
 Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys,
-                                               std::shared_ptr<Logger> logger) {
+                                               std::shared_ptr<Logger> logger, bool control_socket) {
   JM_RETURN_IF_ERROR(CheckDatabasePath(path));
   // Outbox::Open would also refuse (kBusy), but only after RocksDB started its
   // open, which rotates the holder's LOG file: ask the lock first.
@@ -153,8 +154,46 @@ Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vec
   // before anything is written.
   OutboxOptions o{.path = path, .create_if_missing = false};
   o.logger = std::move(logger);
+  o.control_socket = control_socket;
   if (!keys.empty()) o.signing = {.keys = std::move(keys), .sign_events = false, .require_signature = true};
   return Outbox::Open(std::move(o));
+}
+
+Result<std::optional<LiveControl>> FindLiveControl(const std::string& path, bool required) {
+  JM_RETURN_IF_ERROR(CheckDatabasePath(path));
+  auto pid = internal::LockHolderPid(path);
+  if (!pid) return std::optional<LiveControl>();
+  LiveControl live{.pid = *pid, .socket = internal::ControlSocketPath(path)};
+  struct stat st {};
+  if (::lstat(live.socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return std::optional<LiveControl>(live);
+  if (!required) return std::optional<LiveControl>();
+  return MakeError(ErrorCode::kBusy,
+                   fmt::format("{} is in use by process {}, which serves no control socket ({}); stop it first, or "
+                               "open the database there with OutboxOptions::control_socket = true to act on it while "
+                               "it runs (read commands work while it runs)",
+                               path, *pid, live.socket));
+}
+
+Result<std::vector<internal::ControlLine>> CallLive(Io& io, std::string_view command, const std::string& path,
+                                                    const LiveControl& live, const internal::ControlLine& request) {
+  io.err << fmt::format("jaiminho-tool {}: via the running process's control socket {} (process {} holds {})\n",
+                        command, live.socket, live.pid, path)
+         << std::flush;
+  // A clean compacts every stream: give it time.
+  auto reply = internal::ControlCall(live.socket, request, std::chrono::minutes(10));
+  if (!reply) {
+    if (reply.error().code() != ErrorCode::kUnavailable) return tl::unexpected(reply.error());
+    return MakeError(ErrorCode::kBusy,
+                     fmt::format("{} is in use by process {}, and its control socket does not answer: {}; nothing "
+                                 "was changed",
+                                 path, live.pid, reply.error().message()));
+  }
+  if (reply->error) return tl::unexpected(*reply->error);
+  return std::move(reply->lines);
+}
+
+int LiveExitCode(const Error& error) {
+  return error.code() == ErrorCode::kBusy ? kExitBusy : kExitFailed;
 }
 
 Result<std::vector<std::string>> SelectStreams(const internal::ReadOnlyDb& db, const std::string& path,

@@ -5,7 +5,9 @@
 // file, nothing written; the WAL is replayed in memory at open, so a live
 // writer's commits up to that moment are seen). Write commands open with
 // OpenForWriting (Outbox::Open, create_if_missing=false), which refuses a
-// database another process holds before touching it.
+// database another process holds before touching it; requeue, skip, clean
+// (and stats, for live counters) act through the holder's control socket
+// when it has one (FindLiveControl).
 //
 // Thread-safety: Io is shared by a command's threads only through its streams;
 // commands write to out/err from one thread, or serialize (see Progress).
@@ -20,6 +22,7 @@
 #include "jaiminho/logger.h"
 #include "jaiminho/outbox.h"
 #include "jaiminho/result.h"
+#include "outbox/control.h"
 #include "sign/signer.h"
 #include "storage/open.h"
 
@@ -77,9 +80,35 @@ Result<std::unique_ptr<internal::ReadOnlyDb>> OpenForReading(const std::string& 
 // The database opened for writing. kBusy naming the holder's pid when another
 // process holds it (checked before RocksDB is asked to open it, so a live
 // database is not touched at all, not even its LOG file). `logger`: the
-// Outbox's (OutboxOptions::logger), none by default.
+// Outbox's (OutboxOptions::logger), none by default. `control_socket`:
+// OutboxOptions::control_socket (relay --loop --control-socket).
 Result<std::unique_ptr<Outbox>> OpenForWriting(const std::string& path, std::vector<SigningKey> keys = {},
-                                               std::shared_ptr<Logger> logger = {});
+                                               std::shared_ptr<Logger> logger = {}, bool control_socket = false);
+
+// The process holding a database and its control socket
+// (OutboxOptions::control_socket, src/outbox/control.h).
+struct LiveControl {
+  long pid = 0;
+  std::string socket{};
+};
+
+// How requeue, skip, clean and stats reach a database another process may
+// hold. nullopt when no process holds `path` (the command opens it itself);
+// the holder and its socket when it serves one. When it holds it without a
+// socket: kBusy naming the holder and how to enable the socket if `required`,
+// else nullopt (stats then reads the files).
+Result<std::optional<LiveControl>> FindLiveControl(const std::string& path, bool required);
+
+// Sends `request` through the holder's socket, saying so on io.err first, and
+// returns the result lines. The server's refusal comes back as its error
+// (naming the stream and seq); a socket nobody answers on as kBusy naming the
+// holder (nothing was done).
+Result<std::vector<internal::ControlLine>> CallLive(Io& io, std::string_view command, const std::string& path,
+                                                    const LiveControl& live, const internal::ControlLine& request);
+
+// kExitBusy for kBusy (the database is held and its socket did not answer),
+// else kExitFailed.
+int LiveExitCode(const Error& error);
 
 // Signing keys from a file: one key per line, "ID SECRET" (the secret is the
 // rest of the line); blank lines and lines starting with '#' are skipped.

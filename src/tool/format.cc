@@ -343,7 +343,7 @@ void AddStreamFacts(JsonObject& out, const StreamInfo& info) {
   const StreamMetrics& m = info.metrics;
   const bool quota = info.config && info.config->has_quota();
   out.Str("stream", m.stream)
-      .Str("strategy", info.config ? ToString(m.strategy) : std::string_view("unknown"))
+      .Str("strategy", info.config || info.live ? ToString(m.strategy) : std::string_view("unknown"))
       .U64("pending_events", m.pending)
       .U64("retrying_events", m.retrying)
       .U64("parked_events", m.parked_records)

@@ -29,6 +29,9 @@ struct StreamInfo {
   std::optional<internal::StreamConfig> config{};
   // Seqs below it may have been issued (the seq reservation); nullopt if none yet.
   std::optional<uint64_t> reserved{};
+  // The metrics came from the process holding the database (its control
+  // socket), not from the files: the strategy is known without `config`.
+  bool live = false;
 };
 
 // Every stream in `streams` (names as given by SelectStreams), in that order.

@@ -107,7 +107,7 @@ int RelayCommand(const RelayCommandOptions& o, Io& io) {
   // redirected to a file or the journal.
   std::shared_ptr<Logger> logger =
       &io.err == &std::cerr ? MakeStderrLogger(LogLevel::kInfo) : MakeStreamLogger(io.err, LogLevel::kInfo);
-  auto opened = OpenForWriting(o.path, std::move(*keys), logger);
+  auto opened = OpenForWriting(o.path, std::move(*keys), logger, o.control_socket);
   if (!opened) return ReportOpenError(io, "relay", opened.error());
   Outbox& outbox = **opened;
   for (const std::string& name : o.streams) {

@@ -8,7 +8,10 @@
 namespace jaiminho::internal {
 
 std::string EffectiveUserName() {
-  const uid_t uid = ::geteuid();
+  return UserName(::geteuid());
+}
+
+std::string UserName(unsigned uid) {
   long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
   std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : size_t{16384});
   passwd pw{};

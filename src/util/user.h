@@ -10,5 +10,7 @@
 namespace jaiminho::internal {
 
 std::string EffectiveUserName();
+// The name of user `uid`, or "uid N" when it has none.
+std::string UserName(unsigned uid);
 
 }  // namespace jaiminho::internal

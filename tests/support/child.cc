@@ -1,5 +1,6 @@
 #include "support/child.h"
 
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,13 +39,35 @@ Child::~Child() {
 }
 
 std::string Child::ReadLine() {
-  std::string line;
+  std::string line = std::move(partial_);
+  partial_.clear();
   char c;
   while (read(out_, &c, 1) == 1) {
     if (c == '\n') return line;
     line.push_back(c);
   }
   return line;
+}
+
+std::optional<std::string> Child::ReadLineFor(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{out_, POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    char c;
+    ssize_t got = read(out_, &c, 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0 || c == '\n') {
+      std::string line = std::move(partial_);
+      partial_.clear();
+      return line;
+    }
+    partial_.push_back(c);
+  }
 }
 
 void Child::WriteLine(const std::string& line) {

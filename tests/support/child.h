@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,9 @@ class Child {
   ~Child();  // closes stdin and waits
   // Reads one line from the child's stdout ("" at EOF).
   std::string ReadLine();
+  // ReadLine, waiting at most `timeout` for the whole line: nullopt when it
+  // did not come in time (what was read of it is kept for the next call).
+  std::optional<std::string> ReadLineFor(std::chrono::milliseconds timeout);
   void WriteLine(const std::string& line);
   // Closes stdin and waits; returns the exit status (or 128 + signal).
   int Wait();
@@ -28,6 +33,7 @@ class Child {
   pid_t pid_ = -1;
   int in_ = -1, out_ = -1;
   bool waited_ = false;
+  std::string partial_;  // a line ReadLineFor began
   int status_ = 0;
 };
 

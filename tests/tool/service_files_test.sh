@@ -6,7 +6,8 @@
 #   systemd-analyze without a warning (when systemd is installed), and its
 #   ExecStartPre/ExecStart run as systemd runs them: verify passes on a good
 #   database and exits 4 on a damaged one (which the unit does not restart),
-#   relay --loop delivers every event in order and SIGTERM ends it with exit 0;
+#   relay --loop delivers every event in order, answers `stats` on its control
+#   socket, and SIGTERM ends it with exit 0;
 # - the bash completion: commands, every option of every command, --state
 #   values, --stream names read from the database;
 # - the man page (when help2man built it): every command and every option.
@@ -77,6 +78,9 @@ for _ in $(seq 300); do
   kill -0 "$relay_pid" 2>/dev/null || break
   sleep 0.1
 done
+# The operator's tool reaches the running relay through its control socket.
+"$tool" stats "$db" >"$work/stats.out" 2>"$work/stats.err" || fail "stats while the relay runs: $(cat "$work/stats.err")"
+grep -q "control socket" "$work/stats.err" || fail "stats did not go through the relay's control socket: $(cat "$work/stats.err")"
 kill -TERM "$relay_pid" 2>/dev/null || true
 code=0
 wait "$relay_pid" || code=$?
@@ -84,7 +88,7 @@ relay_pid=""
 [ "$code" -eq 0 ] || fail "relay --loop ended with $code after SIGTERM: $(cat "$work/relay.err")"
 seqs=$(grep -o '"seq":[0-9]*' "$work/relay.out" | cut -d: -f2 | tr '\n' ' ')
 [ "$seqs" = "$(seq -s ' ' 1 20) " ] || fail "relay --loop delivered seqs [$seqs], not 1..20 in order"
-echo "unit: ExecStart delivered 20 events in order; SIGTERM ended it with exit 0"
+echo "unit: ExecStart delivered 20 events in order, served stats on its control socket; SIGTERM ended it with exit 0"
 
 mv "$db/CURRENT" "$db/CURRENT.moved"
 code=0
@@ -124,7 +128,7 @@ if [ -n "$man_page" ]; then
       grep -qF -- "$o" <<<"$rendered" || fail "the man page does not show $c $o (ASCII hyphens)"
     done
   done
-  echo "$rendered" | grep -q "EXIT\|Exit codes" || fail "the man page does not give the exit codes"
+  echo "$rendered" | grep -qE "EXIT|Exit +codes" || fail "the man page does not give the exit codes"
   echo "man page: every command and option, renders without warnings"
 fi
 echo "service files: all checks passed"
