@@ -183,7 +183,8 @@ void InboxState(benchmark::State& st, uint64_t events) {
       for (const jaiminho::InboxStreamState& s : inbox->State()) {
         above += static_cast<double>(s.above.size());
         gaps += static_cast<double>(s.gaps.size());
-        if (s.watermark != events / kStreams.size()) Die(fmt::format("state: watermark {} of {}", s.watermark, s.stream));
+        if (s.watermark != events / kStreams.size())
+          Die(fmt::format("state: watermark {} of {}", s.watermark, s.stream));
       }
     }
     Check(ours->outbox->Close(), "close");
