@@ -121,10 +121,10 @@ class MqttConsumer::Impl {
 
   // The consumer's thread only.
   mosquitto* mosq_ = nullptr;
-  bool broken_ = false;      // Refuse shut the socket: ignore what is still buffered
+  bool broken_ = false;       // Refuse shut the socket: ignore what is still buffered
   bool session_end_ = false;  // refused connection or subscription: end the session
-  bool progress_ = false;    // a message was acknowledged during the session
-  int failures_ = 0;         // connections ended without progress, in a row
+  bool progress_ = false;     // a message was acknowledged during the session
+  int failures_ = 0;          // connections ended without progress, in a row
 
   mutable internal::Mutex mu_;
   mutable internal::CondVar cv_;
@@ -176,7 +176,8 @@ void MqttConsumer::Impl::Run() {
     // Reconnect pace (a retry interval, not a wait for an event): doubling
     // from reconnect_min while sessions end without progress.
     milliseconds delay = opt_.reconnect_min;
-    for (int i = 1; i < failures_ && delay < opt_.reconnect_max; ++i) delay *= 2;
+    for (int i = 1; i < failures_ && delay < opt_.reconnect_max; ++i)
+      delay *= 2;
     delay = std::min(delay, opt_.reconnect_max);
     internal::MutexLock l(mu_);
     const auto deadline = SteadyClock::now() + delay;
@@ -221,8 +222,9 @@ void MqttConsumer::Impl::Session() {
       rc = mosquitto_loop(mosq_, kLoopSliceMs, 1);
       if (rc != MOSQ_ERR_SUCCESS) {
         if (!broken_ && !session_end_) {
-          std::string why = fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter,
-                                        endpoint_, rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
+          std::string why =
+              fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter, endpoint_,
+                          rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
           Log(LogLevel::kWarn, "mqtt consumer disconnected", why);
           SetError(std::move(why));
         }
@@ -282,6 +284,8 @@ void MqttConsumer::Impl::HandleSubscribe(int count, const int* granted) {
 
 void MqttConsumer::Impl::Refuse(std::string why) {
   broken_ = true;
+  // The loop's next write fails with EPIPE: mosquitto_new ignores SIGPIPE
+  // (libmosquitto 2.0: signal(SIGPIPE, SIG_IGN)).
   if (int fd = mosquitto_socket(mosq_); fd >= 0) ::shutdown(fd, SHUT_RDWR);
   Log(LogLevel::kError, "mqtt message not acknowledged", why);
   internal::MutexLock l(mu_);

@@ -55,15 +55,25 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string_view flag = argv[i];
     std::string value = argv[i + 1];
-    if (flag == "--db") db = value;
-    else if (flag == "--port") port = static_cast<uint16_t>(ParseU64(value));
-    else if (flag == "--client-id") client_id = value;
-    else if (flag == "--filter") filter = value;
-    else if (flag == "--keep-order") keep_order.push_back(value);
-    else if (flag == "--log") log_path = value;
-    else if (flag == "--block-at") block_at = value;
-    else if (flag == "--expect") expect = ParseU64(value);
-    else return Fail("unknown flag " + std::string(flag));
+    if (flag == "--db") {
+      db = value;
+    } else if (flag == "--port") {
+      port = static_cast<uint16_t>(ParseU64(value));
+    } else if (flag == "--client-id") {
+      client_id = value;
+    } else if (flag == "--filter") {
+      filter = value;
+    } else if (flag == "--keep-order") {
+      keep_order.push_back(value);
+    } else if (flag == "--log") {
+      log_path = value;
+    } else if (flag == "--block-at") {
+      block_at = value;
+    } else if (flag == "--expect") {
+      expect = ParseU64(value);
+    } else {
+      return Fail("unknown flag " + std::string(flag));
+    }
   }
   auto outbox = jaiminho::Outbox::Open({.path = db, .business_families = {{.name = "applied"}}});
   if (!outbox) return Fail(outbox.error().ToString());
@@ -73,7 +83,8 @@ int main(int argc, char** argv) {
   if (!family) return Fail(family.error().ToString());
   const jaiminho::BusinessFamily applied = *family;
   uint64_t base = 0;
-  for (const auto& s : (*inbox)->State()) base += s.received;
+  for (const auto& s : (*inbox)->State())
+    base += s.received;
 
   int log_fd = -1;
   if (!log_path.empty()) {
@@ -89,7 +100,8 @@ int main(int argc, char** argv) {
   auto handler = [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) -> jaiminho::Status {
     if (!block_at.empty() && m.raw_id == block_at) {
       std::cout << "blocking " << m.raw_id << std::endl;
-      for (;;) ::pause();  // until SIGKILLed
+      for (;;)
+        ::pause();  // until SIGKILLed
     }
     const std::string stream(m.id.stream);
     const std::string key = "e/" + stream + "/" + std::to_string(m.id.seq);

@@ -156,7 +156,8 @@ struct ConsumerSide {
 
 std::vector<uint64_t> Iota(uint64_t first, uint64_t last) {
   std::vector<uint64_t> v;
-  for (uint64_t s = first; s <= last; ++s) v.push_back(s);
+  for (uint64_t s = first; s <= last; ++s)
+    v.push_back(s);
   return v;
 }
 
@@ -196,9 +197,9 @@ TEST(MqttConsumer, EventPublishedTwiceIsAppliedOnceAndTheDuplicateAcknowledged) 
   auto broker = StartBroker(dir);
   ASSERT_TRUE(broker);
   ConsumerSide side(dir.Sub("c"));
-  ASSERT_OK_AND_ASSIGN(auto consumer, MqttConsumer::Start(*side.outbox, *side.inbox,
-                                                          side.Observed(ConsumerOptions(broker->port())),
-                                                          side.Handler()));
+  ASSERT_OK_AND_ASSIGN(
+      auto consumer,
+      MqttConsumer::Start(*side.outbox, *side.inbox, side.Observed(ConsumerOptions(broker->port())), side.Handler()));
   ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
   ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(broker->port())));
   constexpr uint64_t kN = 20;
@@ -217,7 +218,8 @@ TEST(MqttConsumer, EventPublishedTwiceIsAppliedOnceAndTheDuplicateAcknowledged) 
     std::lock_guard l(side.mu);
     EXPECT_EQ(side.handler_calls, static_cast<int>(kN));  // the handler never ran for a duplicate
   }
-  for (uint64_t s = 1; s <= kN; ++s) EXPECT_EQ(side.Applied("orders", s), 1) << s;
+  for (uint64_t s = 1; s <= kN; ++s)
+    EXPECT_EQ(side.Applied("orders", s), 1) << s;
   auto state = side.inbox->State(events[0].id.db, "orders");
   ASSERT_TRUE(state.has_value());
   EXPECT_EQ(state->watermark, kN);
@@ -230,8 +232,7 @@ TEST(MqttConsumer, PrefixResentAfterBrokerRestartIsDroppedAndKeepOrderStreamAppl
   ASSERT_TRUE(broker);
   ConsumerSide side(dir.Sub("c"), {.keep_order_streams = {"fills"}});
   auto consumer_options = side.Observed(ConsumerOptions(broker->port(), "risk"));
-  ASSERT_OK_AND_ASSIGN(auto consumer,
-                       MqttConsumer::Start(*side.outbox, *side.inbox, consumer_options, side.Handler()));
+  ASSERT_OK_AND_ASSIGN(auto consumer, MqttConsumer::Start(*side.outbox, *side.inbox, consumer_options, side.Handler()));
   ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
 
   // The producer: an outbox relayed to the broker, a keep-order stream and a
@@ -271,10 +272,12 @@ TEST(MqttConsumer, PrefixResentAfterBrokerRestartIsDroppedAndKeepOrderStreamAppl
     ASSERT_OK_AND_ASSIGN(auto sent, producer->ListEvents(*s, EventState::kSent, kPrefix));
     ASSERT_EQ(sent.size(), kPrefix);
     std::vector<Event> resend;
-    for (const auto& e : sent) resend.push_back(e.event());
+    for (const auto& e : sent)
+      resend.push_back(e.event());
     std::vector<Status> results(resend.size());
     mqtt->PublishBatch(resend, Order::kKeep, results);
-    for (const auto& r : results) ASSERT_OK(r);
+    for (const auto& r : results)
+      ASSERT_OK(r);
   }
   commit_phase();
 
@@ -289,7 +292,8 @@ TEST(MqttConsumer, PrefixResentAfterBrokerRestartIsDroppedAndKeepOrderStreamAppl
   }
   EXPECT_EQ(side.OrderOf("fills"), Iota(1, next - 1));
   std::set<uint64_t> ticks_seen;
-  for (uint64_t s : side.OrderOf("ticks")) EXPECT_TRUE(ticks_seen.insert(s).second) << "ticks " << s << " twice";
+  for (uint64_t s : side.OrderOf("ticks"))
+    EXPECT_TRUE(ticks_seen.insert(s).second) << "ticks " << s << " twice";
   EXPECT_EQ(ticks_seen.size(), next - 1);
 }
 
@@ -306,13 +310,14 @@ TEST(MqttConsumer, FailedHandlerIsNotAcknowledgedAndTheBrokerRedeliversIt) {
     }
     return {};
   };
-  ASSERT_OK_AND_ASSIGN(auto consumer, MqttConsumer::Start(*side.outbox, *side.inbox,
-                                                          side.Observed(ConsumerOptions(broker->port())),
-                                                          side.Handler()));
+  ASSERT_OK_AND_ASSIGN(
+      auto consumer,
+      MqttConsumer::Start(*side.outbox, *side.inbox, side.Observed(ConsumerOptions(broker->port())), side.Handler()));
   ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
   ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(broker->port())));
   auto events = MakeEvents("cmds", 1, 6);
-  for (const Event& e : events) ASSERT_OK(mqtt->Publish(e));
+  for (const Event& e : events)
+    ASSERT_OK(mqtt->Publish(e));
   ASSERT_TRUE(consumer->WaitApplied(6, kWait)) << consumer->last_error();
   MqttConsumerStats st = consumer->stats();
   EXPECT_EQ(st.not_acknowledged, 1u);
@@ -321,7 +326,8 @@ TEST(MqttConsumer, FailedHandlerIsNotAcknowledgedAndTheBrokerRedeliversIt) {
   consumer.reset();
   // With the PUBACK written before the handler ran (libmosquitto outside
   // threaded mode), the broker would never send seq 3 again.
-  for (uint64_t s = 1; s <= 6; ++s) EXPECT_EQ(side.Applied("cmds", s), 1) << s;
+  for (uint64_t s = 1; s <= 6; ++s)
+    EXPECT_EQ(side.Applied("cmds", s), 1) << s;
   EXPECT_EQ(side.OrderOf("cmds"), Iota(1, 6));
   EXPECT_EQ(side.handler_calls, 7);
   if (!why.empty()) {  // cleared by the next subscription; else it names the event
@@ -344,7 +350,8 @@ TEST(MqttConsumer, StopPolicyLeavesTheMessageForTheNextConsumerOfTheSession) {
   ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
   ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(broker->port())));
   auto events = MakeEvents("cmds", 1, 4);
-  for (const Event& e : events) ASSERT_OK(mqtt->Publish(e));
+  for (const Event& e : events)
+    ASSERT_OK(mqtt->Publish(e));
   EXPECT_FALSE(consumer->WaitApplied(4, kWait));  // returns once stopped
   EXPECT_TRUE(consumer->stopped());
   EXPECT_EQ(consumer->stats().applied, 1u);
@@ -359,7 +366,8 @@ TEST(MqttConsumer, StopPolicyLeavesTheMessageForTheNextConsumerOfTheSession) {
   ASSERT_OK_AND_ASSIGN(consumer, MqttConsumer::Start(*side.outbox, *side.inbox, o, side.Handler()));
   ASSERT_TRUE(consumer->WaitApplied(3, kWait)) << consumer->last_error();
   consumer.reset();
-  for (uint64_t s = 1; s <= 4; ++s) EXPECT_EQ(side.Applied("cmds", s), 1) << s;
+  for (uint64_t s = 1; s <= 4; ++s)
+    EXPECT_EQ(side.Applied("cmds", s), 1) << s;
 }
 
 TEST(MqttConsumer, MessageWithoutEventIdIsAcknowledgedAndSkipped) {
@@ -367,8 +375,8 @@ TEST(MqttConsumer, MessageWithoutEventIdIsAcknowledgedAndSkipped) {
   auto broker = StartBroker(dir);
   ASSERT_TRUE(broker);
   ConsumerSide side(dir.Sub("c"));
-  ASSERT_OK_AND_ASSIGN(auto consumer, MqttConsumer::Start(*side.outbox, *side.inbox, ConsumerOptions(broker->port()),
-                                                          side.Handler()));
+  ASSERT_OK_AND_ASSIGN(auto consumer,
+                       MqttConsumer::Start(*side.outbox, *side.inbox, ConsumerOptions(broker->port()), side.Handler()));
   ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
   auto po = PublisherOptions(broker->port());
   po.id_property = "some-other-id";
@@ -387,8 +395,18 @@ TEST(MqttConsumer, MessageWithoutEventIdIsAcknowledgedAndSkipped) {
 // A consumer process (mqtt_consumer_child.cc), SIGKILLed.
 
 std::vector<std::string> ChildArgs(const TempDir& dir, uint16_t port) {
-  return {JM_MQTT_CONSUMER_CHILD, "--db",     dir.Sub("consumer"), "--port", std::to_string(port), "--client-id",
-          "crash-consumer",       "--filter", "jm/#",              "--keep-order", "ko",            "--log",
+  return {JM_MQTT_CONSUMER_CHILD,
+          "--db",
+          dir.Sub("consumer"),
+          "--port",
+          std::to_string(port),
+          "--client-id",
+          "crash-consumer",
+          "--filter",
+          "jm/#",
+          "--keep-order",
+          "ko",
+          "--log",
           dir.Sub("outcomes.log")};
 }
 
@@ -405,7 +423,8 @@ std::string ReadUntil(Child& child, std::string_view prefix) {
 // the inbox's watermark at each stream's last seq.
 void FinishAndCheck(const TempDir& dir, uint16_t port, const std::map<std::string, uint64_t>& per_stream) {
   uint64_t total = 0;
-  for (const auto& [s, n] : per_stream) total += n;
+  for (const auto& [s, n] : per_stream)
+    total += n;
   auto args = ChildArgs(dir, port);
   args.insert(args.end(), {"--expect", std::to_string(total)});
   {
@@ -451,7 +470,8 @@ TEST(MqttConsumerCrash, KilledInsideTheHandlerBeforeCommitTheMessageIsRedelivere
   {
     Child child(args);
     ASSERT_EQ(ReadUntil(child, "subscribed"), "subscribed");
-    for (const Event& e : events) ASSERT_OK(mqtt->Publish(e));
+    for (const Event& e : events)
+      ASSERT_OK(mqtt->Publish(e));
     // Blocked in the handler of seq 3, after libmosquitto queued its PUBACK.
     ASSERT_EQ(ReadUntil(child, "blocking"), "blocking " + events[2].id.ToString());
     ::kill(child.pid(), SIGKILL);
@@ -538,7 +558,8 @@ TEST(MqttConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceInO
   relay.reset();
 
   uint64_t events = 0, news = 0, dups = 0;
-  for (const auto& [s, n] : per_stream) events += n;
+  for (const auto& [s, n] : per_stream)
+    events += n;
   std::ifstream log(dir.Sub("outcomes.log"));
   for (std::string line; std::getline(log, line);) {
     if (line.starts_with("new ")) ++news;

@@ -100,10 +100,10 @@ class Logger;
 struct MqttMessage {
   std::string_view topic{};
   std::string_view payload{};
-  std::string_view content_type{};                                 // "" when absent
+  std::string_view content_type{};                                // "" when absent
   std::vector<std::pair<std::string, std::string>> properties{};  // user properties, the id's included
-  std::string_view raw_id{};                                       // EventId::ToString()
-  EventId id{};                                                    // parsed; its stream points into raw_id
+  std::string_view raw_id{};                                      // EventId::ToString()
+  EventId id{};                                                   // parsed; its stream points into raw_id
 };
 
 enum class MqttFailurePolicy : uint8_t {
@@ -150,11 +150,11 @@ struct MqttConsumerOptions {
 };
 
 struct MqttConsumerStats {
-  uint64_t applied = 0;        // kNew: handler run and committed
-  uint64_t duplicates = 0;     // kDuplicate: acknowledged without the handler
-  uint64_t invalid = 0;        // no or a bad event id: acknowledged, skipped
+  uint64_t applied = 0;           // kNew: handler run and committed
+  uint64_t duplicates = 0;        // kDuplicate: acknowledged without the handler
+  uint64_t invalid = 0;           // no or a bad event id: acknowledged, skipped
   uint64_t not_acknowledged = 0;  // out of order, in flight, handler or commit failure
-  uint64_t connects = 0;       // successful connections (CONNACK)
+  uint64_t connects = 0;          // successful connections (CONNACK)
 };
 
 class MqttConsumer {
