@@ -14,6 +14,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -64,18 +65,28 @@ MqttConsumerOptions ConsumerOptions(uint16_t port, std::string client_id = "cons
                              .reconnect_max = 200ms};
 }
 
-// Events made by hand for direct publisher calls: stream `stream`, seqs first..last.
-std::vector<Event> MakeEvents(std::string_view stream, uint64_t first, uint64_t last) {
-  std::vector<Event> out;
+// Events made by hand for direct publisher calls: stream `stream`, seqs
+// first..last (the events' views point into `text`).
+struct EventSet {
+  std::deque<std::string> text;
+  std::vector<Event> events;
+  const Event& operator[](size_t i) const { return events[i]; }
+  auto begin() const { return events.begin(); }
+  auto end() const { return events.end(); }
+};
+EventSet MakeEvents(std::string_view stream, uint64_t first, uint64_t last) {
+  EventSet out;
   for (uint64_t s = first; s <= last; ++s) {
+    const std::string& key = out.text.emplace_back("k" + std::to_string(s));
+    const std::string& payload = out.text.emplace_back(std::to_string(s));
     Event e;
     e.id.db.bytes[15] = 7;
     e.id.stream = stream;
     e.id.seq = s;
     e.type = "t";
-    e.key = "k" + std::to_string(s);
-    e.payload = std::to_string(s);
-    out.push_back(e);
+    e.key = key;
+    e.payload = payload;
+    out.events.push_back(e);
   }
   return out;
 }
@@ -268,14 +279,19 @@ TEST(MqttConsumer, PrefixResentAfterBrokerRestartIsDroppedAndKeepOrderStreamAppl
   ASSERT_OK(broker->Restart());
   ASSERT_TRUE(mqtt->WaitConnected(kWait)) << mqtt->last_error();
   constexpr size_t kPrefix = 25;
-  for (Stream* s : {fills, ticks}) {
-    ASSERT_OK_AND_ASSIGN(auto sent, producer->ListEvents(*s, EventState::kSent, kPrefix));
-    ASSERT_EQ(sent.size(), kPrefix);
-    std::vector<Event> resend;
-    for (const auto& e : sent)
-      resend.push_back(e.event());
-    std::vector<Status> results(resend.size());
-    mqtt->PublishBatch(resend, Order::kKeep, results);
+  // The prefix as the relay would send it again: same ids (the producer's
+  // database id, as the inbox recorded it), topics and payloads.
+  auto states = side.inbox->State();
+  ASSERT_EQ(states.size(), 2u);
+  for (const char* stream : {"fills", "ticks"}) {
+    EventSet resend = MakeEvents(stream, 1, kPrefix);
+    for (size_t i = 0; i < resend.events.size(); ++i) {
+      Event& e = resend.events[i];
+      e.id.db = states[0].db;
+      e.key = resend.text.emplace_back((std::string_view(stream) == "fills" ? "o" : "t") + std::to_string(i + 1));
+    }
+    std::vector<Status> results(resend.events.size());
+    mqtt->PublishBatch(resend.events, Order::kKeep, results);
     for (const auto& r : results)
       ASSERT_OK(r);
   }
@@ -382,8 +398,9 @@ TEST(MqttConsumer, MessageWithoutEventIdIsAcknowledgedAndSkipped) {
   po.id_property = "some-other-id";
   ASSERT_OK_AND_ASSIGN(auto foreign, MqttPublisher::Create(po));
   ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(broker->port())));
-  ASSERT_OK(foreign->Publish(MakeEvents("x", 1, 1)[0]));
-  ASSERT_OK(mqtt->Publish(MakeEvents("x", 1, 1)[0]));
+  auto x1 = MakeEvents("x", 1, 1);
+  ASSERT_OK(foreign->Publish(x1[0]));
+  ASSERT_OK(mqtt->Publish(x1[0]));
   ASSERT_TRUE(consumer->WaitApplied(1, kWait)) << consumer->last_error();
   MqttConsumerStats st = consumer->stats();
   EXPECT_EQ(st.invalid, 1u);
