@@ -269,7 +269,6 @@ void MqttConsumer::Impl::HandleSubscribe(int count, const int* granted) {
     Log(LogLevel::kInfo, "mqtt consumer subscribed", "qos 1");
     internal::MutexLock l(mu_);
     subscribed_ = true;
-    last_error_.clear();
     cv_.SignalAll();
     return;
   }
@@ -375,6 +374,7 @@ void MqttConsumer::Impl::HandleMessage(const mosquitto_message& msg, const mosqu
   Settled(m, ReceiveOutcome::kNew);
   internal::MutexLock l(mu_);
   ++stats_.applied;
+  last_error_.clear();
   cv_.SignalAll();
 }
 
