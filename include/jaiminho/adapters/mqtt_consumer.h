@@ -179,7 +179,8 @@ class MqttConsumer {
 
   MqttConsumerStats stats() const;
   // The last error: connection, subscription or a message not acknowledged
-  // (names the broker, the filter, the event and the topic). "" when none.
+  // (names the broker, the filter, the event and the topic); cleared when a
+  // message is applied. "" when none.
   std::string last_error() const;
   // True once the consumer gave up (MqttFailurePolicy::kStop).
   bool stopped() const;
