@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "adapters/tcp_probe.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/logger.h"
 #include "jaiminho/outbox.h"
@@ -45,6 +47,7 @@ class MqttConsumer::Impl {
       stop_ = true;
       cv_.SignalAll();
     }
+    probe_stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
   Impl(const Impl&) = delete;
@@ -118,6 +121,7 @@ class MqttConsumer::Impl {
   const Handler handler_;
   const std::string endpoint_;
   std::thread thread_{};
+  std::atomic<bool> probe_stop_{false};  // stop_, for the TCP probe
 
   // The consumer's thread only.
   mosquitto* mosq_ = nullptr;
@@ -189,6 +193,11 @@ void MqttConsumer::Impl::Run() {
 void MqttConsumer::Impl::Session() {
   broken_ = false;
   session_end_ = false;
+  if (Status probe = internal::ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, probe_stop_, "consumer stopped");
+      !probe) {
+    SetError(fmt::format("MQTT consumer of '{}': {}", opt_.filter, probe.error().message()));
+    return;
+  }
   // A new handle per connection: nothing queued on an old connection (a PUBACK
   // that must not be sent) can reach a new one.
   mosq_ = mosquitto_new(opt_.client_id.c_str(), /*clean_session=*/false, this);
@@ -414,6 +423,7 @@ Result<std::unique_ptr<MqttConsumer>> MqttConsumer::Start(Outbox& outbox, Inbox&
   if (o.keepalive < std::chrono::seconds(5) || o.keepalive > std::chrono::seconds(65535)) {
     return invalid(fmt::format("keepalive = {} s: must be in [5, 65535]", o.keepalive.count()));
   }
+  if (o.connect_timeout <= milliseconds(0)) return invalid("connect_timeout must be > 0");
   if (o.reconnect_min <= milliseconds(0) || o.reconnect_max < o.reconnect_min) {
     return invalid(fmt::format("reconnect_min = {} ms, reconnect_max = {} ms: need 0 < min <= max",
                                o.reconnect_min.count(), o.reconnect_max.count()));

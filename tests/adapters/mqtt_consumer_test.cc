@@ -193,6 +193,7 @@ TEST(MqttConsumer, StartValidatesOptionsNamingThem) {
       {[](auto& o) { o.reconnect_max = 1ms; }, "reconnect_min"},
       {[](auto& o) { o.id_property.clear(); }, "id_property"},
       {[](auto& o) { o.port = 0; }, "port"},
+      {[](auto& o) { o.connect_timeout = 0ms; }, "connect_timeout"},
   };
   for (const auto& c : cases) {
     MqttConsumerOptions o = ConsumerOptions(1883);
@@ -205,6 +206,26 @@ TEST(MqttConsumer, StartValidatesOptionsNamingThem) {
   auto r = MqttConsumer::Start(*side.outbox, *side.inbox, ConsumerOptions(1883), nullptr);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(MqttConsumer, StartsWhileTheBrokerIsDownAndSubscribesOnceItIsUp) {
+  TempDir dir;
+  ConsumerSide side(dir.Sub("c"));
+  const uint16_t port = testing::FreeLoopbackPort();
+  ASSERT_OK_AND_ASSIGN(auto consumer,
+                       MqttConsumer::Start(*side.outbox, *side.inbox, ConsumerOptions(port), side.Handler()));
+  auto broker = MosquittoBroker::Start({.dir = dir.Sub("broker"), .port = port});
+  ASSERT_TRUE(broker.has_value()) << broker.error().ToString();
+  ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
+  ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(port)));
+  auto events = MakeEvents("orders", 1, 1);
+  ASSERT_OK(mqtt->Publish(events[0]));
+  ASSERT_TRUE(consumer->WaitApplied(1, kWait)) << consumer->last_error();
+  // Stopped while the broker is down: the destructor returns (the connection
+  // attempt is bounded by connect_timeout, the retry delay by the stop).
+  ASSERT_OK((*broker)->Stop());
+  consumer.reset();
+  EXPECT_EQ(side.Applied("orders", 1), 1);
 }
 
 TEST(MqttConsumer, EventPublishedTwiceIsAppliedOnceAndTheDuplicateAcknowledged) {

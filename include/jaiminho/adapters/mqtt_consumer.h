@@ -134,6 +134,10 @@ struct MqttConsumerOptions {
   // 1.5 times it gets the connection dropped by the broker (its message is
   // then redelivered, and dropped by the inbox once committed). Default: 30 s.
   std::chrono::seconds keepalive = std::chrono::seconds(30);
+  // Bound of a TCP connection attempt (checked before libmosquitto's
+  // blocking connect, which could otherwise hold the destructor for minutes
+  // on an unreachable host). Must be > 0. Default: 5 s.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
   // Delay before reconnecting after a failure (see the class comment),
   // doubled while failures repeat. 0 < reconnect_min <= reconnect_max.
   // Default: 100 ms to 10 s.
