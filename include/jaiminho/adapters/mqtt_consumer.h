@@ -46,14 +46,19 @@
 // synchronously inside the callback. A process that dies in the callback
 // never sends that PUBACK, and the broker redelivers the message to the next
 // connection of the session (the inbox then drops it if its commit had
-// completed). MqttConsumerCrash.* (tests/adapters/mqtt_consumer_test.cc)
-// checks this by SIGKILLing a consumer blocked in its handler.
+// completed). Checked by MqttConsumerCrash.KilledInsideTheHandlerBeforeCommit-
+// TheMessageIsRedelivered (tests/adapters/mqtt_consumer_test.cc: a consumer
+// process SIGKILLed while blocked in its handler), which fails, as does
+// MqttConsumer.FailedHandlerIsNotAcknowledgedAndTheBrokerRedeliversIt, when
+// threaded mode is switched off.
 //
 // Failures. A message that must not be acknowledged cannot be refused in MQTT
 // 3.1.1/5 at QoS 1 (no negative acknowledgement), and its PUBACK is already
 // queued: the consumer shuts the socket down (shutdown(2)) before the callback
 // returns, so that PUBACK and those of the messages after it are never sent,
-// ignores the messages still buffered, and drops the connection. Then, per
+// ignores the messages still buffered, and drops the connection (each
+// connection has its own libmosquitto handle, so nothing queued on the old one
+// can acknowledge the redelivery). Then, per
 // MqttConsumerOptions::on_failure:
 //   kReconnect (default): it reconnects after reconnect_min, doubling up to
 //     reconnect_max while failures repeat (reset by the next commit); the
@@ -62,7 +67,10 @@
 //   kStop: it stays disconnected; stopped() becomes true and last_error()
 //     names the event, the topic and the error. The broker keeps the message
 //     for the next consumer of the session.
-// A lost connection or a refused one is retried the same way (both policies).
+// A keep-order stream whose next seq never comes (lost by the broker: queue
+// limit, expired session) therefore stops at the hole, kOutOfOrder each
+// time, until an operator acts. A lost connection or a refused one is retried
+// the same way (both policies).
 // A message published at QoS 0 arrives at QoS 0: applied the same way, but
 // never redelivered (MqttPublisher publishes at QoS 1).
 //
