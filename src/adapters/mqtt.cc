@@ -1,12 +1,8 @@
 #include "jaiminho/adapters/mqtt.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/tcp_probe.h"
 #include "adapters/uri.h"
 #include "jaiminho/adapters/topic.h"
 #include "util/mutex.h"
@@ -30,10 +27,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
-
-// Longest time the connection thread spends in one blocking step, so that
-// stopping the publisher is prompt even while connecting.
-constexpr milliseconds kStopSlice(100);
 
 std::string RandomClientId() {
   std::random_device rd;
@@ -45,61 +38,6 @@ std::string RandomClientId() {
 bool PermanentReason(int reason) {
   return reason == MQTT_RC_TOPIC_NAME_INVALID || reason == MQTT_RC_PAYLOAD_FORMAT_INVALID ||
          reason == MQTT_RC_NOT_AUTHORIZED || reason == MQTT_RC_PACKET_TOO_LARGE;
-}
-
-// Opens a TCP connection to host:port within `timeout`, checking `stop` every
-// kStopSlice, and closes it again. libmosquitto's own connect blocks for as
-// long as the kernel lets it (minutes for an unroutable host), which would
-// make the publisher's destructor hang; probing first bounds that, and gives a
-// precise error ("Connection refused", "No route to host", a DNS failure).
-Status ProbeTcp(const std::string& host, uint16_t port, milliseconds timeout, const std::atomic<bool>& stop) {
-  std::string endpoint = fmt::format("{}:{}", host, port);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* addrs = nullptr;
-  std::string port_text = std::to_string(port);
-  if (int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &addrs); rc != 0) {
-    return MakeError(ErrorCode::kUnavailable,
-                     fmt::format("cannot connect to MQTT broker {}: {}", endpoint, ::gai_strerror(rc)));
-  }
-  std::string why = "no address";
-  auto deadline = SteadyClock::now() + timeout;
-  for (addrinfo* a = addrs; a != nullptr && !stop; a = a->ai_next) {
-    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      why = std::strerror(errno);
-      continue;
-    }
-    int err = 0;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      err = errno;
-      while (err == EINPROGRESS && !stop) {
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
-        if (left.count() <= 0) {
-          err = ETIMEDOUT;
-          break;
-        }
-        pollfd p{fd, POLLOUT, 0};
-        int r = ::poll(&p, 1, static_cast<int>(std::min(left, kStopSlice).count()));
-        if (r < 0 && errno != EINTR) {
-          err = errno;
-        } else if (r > 0) {
-          socklen_t len = sizeof err;
-          if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-        }
-      }
-    }
-    ::close(fd);
-    if (err == 0) {
-      ::freeaddrinfo(addrs);
-      return {};
-    }
-    why = err == ETIMEDOUT ? fmt::format("no answer within {} ms", timeout.count()) : std::strerror(err);
-  }
-  ::freeaddrinfo(addrs);
-  if (stop) why = "publisher stopped";
-  return MakeError(ErrorCode::kUnavailable, fmt::format("cannot connect to MQTT broker {}: {}", endpoint, why));
 }
 
 std::string MosquittoError(int rc, int saved_errno) {
@@ -428,7 +366,8 @@ void MqttPublisher::Impl::Run() {
       logged_error_.clear();
       cv_.SignalAll();
     }
-    if (Status probe = ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, stop_); !probe) {
+    if (Status probe = internal::ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, stop_, "publisher stopped");
+        !probe) {
       SetDown(probe.error().message());
       Backoff(delay);
       delay = std::min(delay * 2, opt_.reconnect_max);

@@ -11,6 +11,7 @@
 #include "jaiminho/jaiminho.h"
 #if CONSUMER_WITH_MQTT
 #include "jaiminho/adapters/mqtt.h"
+#include "jaiminho/adapters/mqtt_consumer.h"
 #endif
 #if CONSUMER_WITH_KAFKA
 #include "jaiminho/adapters/kafka.h"
@@ -71,6 +72,16 @@ int main(int argc, char** argv) {
       return Fail("mqtt: expected unavailable naming 127.0.0.1:1");
     }
     std::cout << "mqtt adapter linked: " << st.error().message() << "\n";
+    // The consumer side: options are checked before anything connects.
+    auto inbox = jaiminho::Inbox::Open(**outbox);
+    if (!inbox) return Fail(inbox.error().ToString());
+    auto consumer = jaiminho::MqttConsumer::Start(
+        **outbox, **inbox, {.host = "127.0.0.1", .filter = "orders/#"},
+        [](const jaiminho::MqttMessage&, jaiminho::Transaction&) -> jaiminho::Status { return {}; });
+    if (consumer || consumer.error().message().find("client_id") == std::string::npos) {
+      return Fail("mqtt consumer: expected invalid argument naming client_id");
+    }
+    std::cout << "mqtt consumer linked: " << consumer.error().message() << "\n";
   }
 #endif
 #if CONSUMER_WITH_KAFKA
