@@ -315,6 +315,8 @@ struct OutboxOptions {
   // A RocksDB Env to run on (tests inject faults through it). Default: the default Env.
   rocksdb::Env* env = nullptr;
   // Called on the DBOptions before open, to tune RocksDB. Default: none.
+  // Leave allow_concurrent_memtable_write off (our default): the inbox's
+  // family updates its records in place, which RocksDB refuses with it.
   std::function<void(rocksdb::DBOptions&)> tune_db{};
 };
 

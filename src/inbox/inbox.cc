@@ -435,7 +435,7 @@ Result<std::unique_ptr<Inbox>> Inbox::Open(Outbox& outbox, InboxOptions options)
   }
   if (impl.inbox_cf == nullptr) {
     rocksdb::ColumnFamilyHandle* cf = nullptr;
-    auto s = impl.db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), std::string(internal::kInboxFamily), &cf);
+    auto s = impl.db->CreateColumnFamily(internal::InboxFamilyOptions(), std::string(internal::kInboxFamily), &cf);
     JM_RETURN_IF_ERROR(
         internal::ToStatus(s, fmt::format("create column family {} in {}", internal::kInboxFamily, impl.options.path)));
     impl.owned_handles.push_back(cf);

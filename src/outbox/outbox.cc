@@ -139,6 +139,10 @@ rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   dbo.keep_log_file_num = 4;
   dbo.max_log_file_size = 4 << 20;
+  // The inbox family updates its records in place (storage/inbox_record.h),
+  // which RocksDB allows only without concurrent memtable writes. One commit
+  // group writes at a time anyway (commit/committer.h).
+  dbo.allow_concurrent_memtable_write = false;
   if (options.tune_db) options.tune_db(dbo);
   return dbo;
 }
@@ -219,7 +223,9 @@ Families PlanFamilies(const OutboxImpl& impl, const Probed& probed) {
       auto& cleaner = f.cleaners[*stream];
       cleaner = impl.NewCleanerState(*stream, config);
       f.descs.emplace_back(n, internal::StreamFamilyOptions(cleaner));
-    } else if (n == internal::kMetaFamily || n == internal::kInboxFamily) {
+    } else if (n == internal::kInboxFamily) {
+      f.descs.emplace_back(n, internal::InboxFamilyOptions());
+    } else if (n == internal::kMetaFamily) {
       f.descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     } else {
       f.descs.emplace_back(n, business_options(n));

@@ -158,4 +158,10 @@ Result<InboxRecord> DecodeInboxRecord(std::string_view value, std::string_view w
   return r;
 }
 
+rocksdb::ColumnFamilyOptions InboxFamilyOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  o.inplace_update_support = true;
+  return o;
+}
+
 }  // namespace jaiminho::internal

@@ -21,6 +21,8 @@
 // `forgotten` the seqs of gap ranges dropped from the list for its bound.
 #pragma once
 
+#include <rocksdb/options.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -64,5 +66,11 @@ Result<InboxRecord> DecodeInboxRecord(std::string_view value, std::string_view w
 
 // CRC-32C (Castagnoli) of `bytes`.
 uint32_t Crc32c(std::string_view bytes);
+
+// The inbox family's options: its few records are rewritten at every commit
+// that receives an id, so the memtable updates them in place instead of
+// adding a version per commit (a skiplist of versions of a few hot keys made
+// the insert cost ~1 us; needs DBOptions::allow_concurrent_memtable_write off).
+rocksdb::ColumnFamilyOptions InboxFamilyOptions();
 
 }  // namespace jaiminho::internal
