@@ -52,7 +52,8 @@ wait_for() {
 }
 
 blocked_at_refused() {
-  "$tool" streams "$db" --stream fills --json | jq -e --argjson n "$refused" '.blocked and .blocked_seq == $n'
+  # -s: no row (the stream not created yet) is a null row, not jq's empty success.
+  "$tool" streams "$db" --stream fills --json | jq -e -s --argjson n "$refused" '.[0].blocked and .[0].blocked_seq == $n'
 }
 wait_for "block of stream fills at seq $refused" blocked_at_refused
 "$tool" streams "$db" --stream fills
@@ -81,7 +82,8 @@ jq -e -s --argjson n "$refused" --argjson last "$committed" \
   < <("$tool" dump "$db" --stream fills --json) >/dev/null ||
   fail "the database does not hold fills 1..$committed, all sent but $refused"
 "$tool" streams "$db" --stream fills --json |
-  jq -e '.pending_events == 0 and .retrying_events == 0 and .parked_events == 1 and (.blocked | not)' >/dev/null ||
+  jq -e -s 'length == 1 and .[0].pending_events == 0 and .[0].retrying_events == 0 and .[0].parked_events == 1
+            and .[0].blocked == false' >/dev/null ||
   fail "stream fills is not drained: $("$tool" streams "$db" --stream fills --json)"
 
 kill -TERM "$pid"
