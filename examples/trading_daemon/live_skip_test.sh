@@ -15,15 +15,24 @@
 #      nothing pending;
 #   5. SIGTERM: the daemon closes the database and exits 0.
 #
-#   examples/trading_daemon/live_skip_test.sh DAEMON TOOL WORKDIR
+#   examples/trading_daemon/live_skip_test.sh DAEMON TOOL [WORKDIR]
+#
+# Without WORKDIR: a temp dir (a short path: DB/control.sock must fit a Unix
+# socket address), removed when the test passes, kept when it fails.
 set -euo pipefail
-daemon=${1:?usage: live_skip_test.sh DAEMON TOOL WORKDIR}
-tool=${2:?usage: live_skip_test.sh DAEMON TOOL WORKDIR}
-dir=${3:?usage: live_skip_test.sh DAEMON TOOL WORKDIR}
+daemon=${1:?usage: live_skip_test.sh DAEMON TOOL [WORKDIR]}
+tool=${2:?usage: live_skip_test.sh DAEMON TOOL [WORKDIR]}
+if [[ -n ${3:-} ]]; then
+  dir=$3
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  remove_dir=false
+else
+  dir=$(mktemp -d -t jaiminho-live-skip.XXXXXX)
+  remove_dir=true
+fi
 refused=7
 reason="poison fill, OPS-7"
-rm -rf "$dir"
-mkdir -p "$dir"
 db=$dir/trading.db
 out=$dir/daemon.out
 
@@ -93,4 +102,5 @@ trap - EXIT
 ((code == 0)) || fail "the daemon exited $code after SIGTERM"
 grep -q "^stopping: closing the database" "$out" || fail "the daemon did not stop cleanly"
 [[ ! -e $db/control.sock ]] || fail "$db/control.sock left behind"
+if $remove_dir; then rm -rf "$dir"; fi
 echo "live skip test: fill $refused skipped live through $db/control.sock; $committed fills, the rest delivered in order"
