@@ -96,16 +96,20 @@ struct Book {
   uint64_t fills = 0;  // this symbol's fill counter (carried in each fill)
 };
 
-// Counts fills acknowledged by Kafka; tells the operator when "fills" blocks.
+// Counts fills acknowledged by Kafka; tells the operator when "fills" blocks
+// (and, when `control_db` is a database served live, how to unblock it).
 class Acks final : public jaiminho::Observer {
  public:
-  explicit Acks(std::string db) : db_(std::move(db)) {}
+  explicit Acks(std::string control_db) : db_(std::move(control_db)) {}
   void OnPublishedByRelay(const jaiminho::Event&) override { ++acked_; }
   void OnFailedToPublishByRelay(const jaiminho::Event&, const jaiminho::Error&) override { ++failed_; }
   void OnStreamBlocked(std::string_view stream, uint64_t seq, const jaiminho::Error& e) override {
-    std::string line = "stream '" + std::string(stream) + "' blocked at seq " + std::to_string(seq) + ": " +
-                       e.ToString() + "\n  unblock it live: jaiminho-tool skip " + db_ + " --stream " +
-                       std::string(stream) + " --seq " + std::to_string(seq) + " --reason TEXT\n";
+    std::string line =
+        "stream '" + std::string(stream) + "' blocked at seq " + std::to_string(seq) + ": " + e.ToString() + "\n";
+    if (!db_.empty()) {
+      line += "  unblock it live: jaiminho-tool skip " + db_ + " --stream " + std::string(stream) + " --seq " +
+              std::to_string(seq) + " --reason TEXT\n";
+    }
     std::fputs(line.c_str(), stdout);
     std::fflush(stdout);
   }
@@ -442,7 +446,7 @@ int main(int argc, char** argv) {
                                                  .config = {{"log_level", "3"}}});
   if (!kafka) return Fail(kafka.error().ToString());
 
-  auto acks = std::make_shared<Acks>(db.string());
+  auto acks = std::make_shared<Acks>(args.control_socket ? db.string() : "");
   jaiminho::OutboxOptions options{.path = db.string(), .business_families = {{.name = "book"}, {.name = "orders"}}};
   options.observers = {acks};
   options.control_socket = args.control_socket;  // <db>/control.sock, for jaiminho-tool
