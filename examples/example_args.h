@@ -5,7 +5,8 @@
 //   example::CommandLine cli("jaiminho-iot-gateway", "[--db DIR] [--readings N]", "What it does.");
 //   cli.Option("--db", "DIR", "database directory", [&](const std::string& v) { db = v; });
 //   cli.Option("--readings", "N", "readings per sensor", [&](const std::string& v) { n = cli.Int("--readings", v, 3);
-//   }); cli.Parse(argc, argv);
+//   }); cli.Flag("--verbose", "print more", [&] { verbose = true; });   // no value
+//   cli.Parse(argc, argv);
 #pragma once
 
 #include <charconv>
@@ -28,6 +29,10 @@ class CommandLine {
   void Option(std::string name, std::string value_name, std::string help, Setter set) {
     options_.push_back({std::move(name), std::move(value_name), std::move(help), std::move(set)});
   }
+  // An option without a value: `--name`.
+  void Flag(std::string name, std::string help, std::function<void()> set) {
+    options_.push_back({std::move(name), "", std::move(help), [set = std::move(set)](const std::string&) { set(); }});
+  }
   // A positional argument (optional, in order).
   void Positional(std::string name, std::string help, Setter set) {
     positionals_.push_back({std::move(name), "", std::move(help), std::move(set)});
@@ -47,6 +52,10 @@ class CommandLine {
           if (o.name == arg) option = &o;
         }
         if (option == nullptr) Fail("unknown option " + arg);
+        if (option->value_name.empty()) {  // a Flag
+          option->set("");
+          continue;
+        }
         if (i + 1 >= argc) Fail(arg + " needs a value (" + option->value_name + ")");
         option->set(argv[++i]);
         continue;
@@ -83,7 +92,7 @@ class CommandLine {
     for (const auto& p : positionals_)
       out << "  " << p.name << "  " << p.help << "\n";
     for (const auto& o : options_)
-      out << "  " << o.name << " " << o.value_name << "  " << o.help << "\n";
+      out << "  " << o.name << (o.value_name.empty() ? "" : " ") << o.value_name << "  " << o.help << "\n";
     out << "  --help  this text\n";
   }
 

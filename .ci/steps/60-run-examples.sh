@@ -2,7 +2,8 @@
 # The broker examples, small: the IoT gateway through its own mosquitto broker
 # (link up, down, back; then with a drop-oldest quota, and over mutual TLS), and the trading daemon through librdkafka's mock
 # cluster. Each checks what its consumer received and exits non-zero if
-# anything is missing or out of order. Before that, each example's command
+# anything is missing or out of order. Then the trading daemon once more, with a
+# stuck stream that an operator unblocks live (examples/trading_daemon/live_skip_test.sh). Before that, each example's command
 # line: --help exits 0 with its usage, an unknown option exits 2.
 set -euo pipefail
 run="$BUILD_DIR/examples-run"
@@ -32,4 +33,10 @@ fi
 if [ -x "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" ]; then
   check_command_line "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon"
   "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" --db "$run/trading.db" --orders 2000 | grep -v '^#\|^jaiminho_'
+  # Live control (issue 20): the running daemon's keep-order stream blocked at a
+  # refused fill, unblocked by `jaiminho-tool skip` through its control socket;
+  # the rest delivered in order, nothing lost, SIGTERM ends it with exit 0 (in a
+  # temp dir; also the ctest Examples.TradingDaemonLiveSkip, label examples).
+  bash examples/trading_daemon/live_skip_test.sh "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" \
+    "$BUILD_DIR/tools/jaiminho-tool"
 fi

@@ -2,6 +2,7 @@
 // fills committed together, fills relayed to Kafka in strict order.
 //
 //   jaiminho-trading-daemon [--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...]
+//                           [--control-socket] [--refuse-seq N]
 //
 // T threads submit N random limit orders to three order books. Matching an
 // order and committing its effects happen under the book's lock, in one
@@ -18,21 +19,40 @@
 // retries). At the end it reads the topic back with a consumer, checks that
 // every fill of this run is there once, in order, and prints commit latency
 // and throughput.
+//
+// Live control: with --control-socket the Outbox serves <db>/control.sock, so
+// an operator can act on the running daemon with jaiminho-tool (skip, requeue,
+// clean, stats), and the daemon stays up after its check until SIGINT or
+// SIGTERM. --refuse-seq N is a demonstration switch: the publisher refuses the
+// fill with seq N (retryably, as a broker refusing a poison message), so the
+// keep-order stream blocks there and every later fill waits behind it. The
+// daemon then waits until each fill is acknowledged or parked; the operator
+// unblocks the stream live:
+//
+//   jaiminho-tool skip DB --stream fills --seq N --reason "poison fill, OPS-7"
+//
+// The skipped fill is parked (with its history: who, when, why), the relay
+// delivers the rest in order, and the check expects every fill but the parked
+// ones, once each, in strict order.
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
+#include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +76,8 @@ struct Args {
   int threads = 4;
   std::string brokers{};  // empty: the in-process mock cluster
   std::string metrics{};
+  bool control_socket = false;
+  uint64_t refuse_seq = 0;  // 0: refuse nothing
 };
 
 struct Order {
@@ -74,33 +96,95 @@ struct Book {
   uint64_t fills = 0;  // this symbol's fill counter (carried in each fill)
 };
 
-// Counts fills acknowledged by Kafka, with a wait.
+// Counts fills acknowledged by Kafka; tells the operator when "fills" blocks
+// (and, when `control_db` is a database served live, how to unblock it).
 class Acks final : public jaiminho::Observer {
  public:
-  void OnPublishedByRelay(const jaiminho::Event&) override {
-    std::lock_guard l(mu_);
-    ++acked_;
-    cv_.notify_all();
+  explicit Acks(std::string control_db) : db_(std::move(control_db)) {}
+  void OnPublishedByRelay(const jaiminho::Event&) override { ++acked_; }
+  void OnFailedToPublishByRelay(const jaiminho::Event&, const jaiminho::Error&) override { ++failed_; }
+  void OnStreamBlocked(std::string_view stream, uint64_t seq, const jaiminho::Error& e) override {
+    std::string line =
+        "stream '" + std::string(stream) + "' blocked at seq " + std::to_string(seq) + ": " + e.ToString() + "\n";
+    if (!db_.empty()) {
+      line += "  unblock it live: jaiminho-tool skip " + db_ + " --stream " + std::string(stream) + " --seq " +
+              std::to_string(seq) + " --reason TEXT\n";
+    }
+    std::fputs(line.c_str(), stdout);
+    std::fflush(stdout);
   }
-  void OnFailedToPublishByRelay(const jaiminho::Event&, const jaiminho::Error& e) override {
-    std::lock_guard l(mu_);
-    ++failed_;
-    last_error_ = e.ToString();
+  void OnStreamUnblocked(std::string_view stream, uint64_t seq) override {
+    std::string line = "stream '" + std::string(stream) + "' unblocked at seq " + std::to_string(seq) + "\n";
+    std::fputs(line.c_str(), stdout);
+    std::fflush(stdout);
   }
-  bool WaitFor(uint64_t n, std::chrono::milliseconds timeout) {
-    std::unique_lock l(mu_);
-    return cv_.wait_for(l, timeout, [&] { return acked_ >= n; });
+  uint64_t acked() const { return acked_; }
+  uint64_t failed() const { return failed_; }
+
+ private:
+  std::string db_;
+  std::atomic<uint64_t> acked_{0}, failed_{0};
+};
+
+// The demonstration switch --refuse-seq: Kafka's publisher, but the fill with
+// seq `refused` fails (kUnavailable: retried, so the keep-order stream blocks
+// at it instead of parking it) until an operator skips it.
+class RefuseOneSeq final : public jaiminho::Publisher {
+ public:
+  RefuseOneSeq(std::shared_ptr<jaiminho::Publisher> inner, uint64_t refused)
+      : inner_(std::move(inner)), refused_(refused) {}
+  jaiminho::Status Publish(const jaiminho::Event& e) override {
+    if (e.id.seq == refused_) return Refusal();
+    return inner_->Publish(e);
   }
-  uint64_t failed() {
-    std::lock_guard l(mu_);
-    return failed_;
+  void PublishBatch(std::span<const jaiminho::Event> events, jaiminho::Order order,
+                    std::span<jaiminho::Status> results) override {
+    auto at =
+        std::find_if(events.begin(), events.end(), [&](const jaiminho::Event& e) { return e.id.seq == refused_; });
+    if (at == events.end()) return inner_->PublishBatch(events, order, results);
+    // The fills before the refused one go out; in a keep-order run nothing
+    // after it (nor the refused one, when an earlier fill already failed).
+    const auto i = static_cast<size_t>(at - events.begin());
+    inner_->PublishBatch(events.first(i), order, results.first(i));
+    if (order == jaiminho::Order::kAny) {
+      results[i] = Refusal();
+      return inner_->PublishBatch(events.subspan(i + 1), order, results.subspan(i + 1));
+    }
+    bool failed = std::any_of(results.begin(), results.begin() + static_cast<std::ptrdiff_t>(i),
+                              [](const jaiminho::Status& st) { return !st; });
+    results[i] = failed ? jaiminho::Status(tl::unexpected(jaiminho::AbortedError())) : Refusal();
+    for (size_t j = i + 1; j < events.size(); ++j)
+      results[j] = tl::unexpected(jaiminho::AbortedError());
+  }
+  std::optional<bool> IsConnected() const override { return inner_->IsConnected(); }
+
+ private:
+  jaiminho::Status Refusal() const {
+    return jaiminho::MakeError(jaiminho::ErrorCode::kUnavailable,
+                               "seq " + std::to_string(refused_) + " refused (demonstration: --refuse-seq)");
+  }
+  std::shared_ptr<jaiminho::Publisher> inner_;
+  uint64_t refused_;
+};
+
+// SIGINT and SIGTERM, blocked in every thread (before any is started) and
+// waited for by main, which then closes the database cleanly.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+  // Waits up to `d`; true when SIGINT or SIGTERM arrived.
+  bool WaitFor(std::chrono::milliseconds d) {
+    timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1'000'000};
+    return sigtimedwait(&set_, nullptr, &ts) > 0;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t acked_ = 0, failed_ = 0;
-  std::string last_error_;
+  sigset_t set_{};
 };
 
 template <class Side>
@@ -235,10 +319,10 @@ struct Fill {
   uint64_t fill = 0;
 };
 
-// Reads the topic back until every seq in [first, last] of this database was
-// seen (or `timeout`); returns this database's fills in arrival order.
+// Reads the topic back until `expected` fills with a seq in [first, last] of
+// this database were seen (or `timeout`); returns them in arrival order.
 std::vector<Fill> ReadBack(const std::string& brokers, const std::string& db_id, uint64_t first, uint64_t last,
-                           std::chrono::milliseconds timeout, std::string* error) {
+                           size_t expected, std::chrono::milliseconds timeout, std::string* error) {
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
@@ -263,7 +347,7 @@ std::vector<Fill> ReadBack(const std::string& brokers, const std::string& db_id,
     rd_kafka_topic_partition_list_destroy(parts);
     size_t seen = 0;
     auto deadline = SteadyClock::now() + timeout;
-    while (seen < last - first + 1 && SteadyClock::now() < deadline) {
+    while (seen < expected && SteadyClock::now() < deadline) {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
       if (m == nullptr) continue;
       rd_kafka_headers_t* hdrs = nullptr;
@@ -301,7 +385,8 @@ int Fail(const std::string& what) {
 Args ParseArgs(int argc, char** argv) {
   Args a;
   example::CommandLine cli("jaiminho-trading-daemon",
-                           "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...] [--metrics ADDR]",
+                           "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...] [--metrics ADDR]\n"
+                           "       [--control-socket] [--refuse-seq N]",
                            "Matches limit orders and commits each fill with its event on the keep-order stream\n"
                            "'fills', relayed to Kafka (without --brokers: librdkafka's in-process mock cluster),\n"
                            "then reads the topic back and checks every fill arrived once, in order.");
@@ -313,6 +398,14 @@ Args ParseArgs(int argc, char** argv) {
   cli.Option("--brokers", "HOST:PORT,...", "a real Kafka cluster instead of the mock",
              [&](const std::string& v) { a.brokers = v; });
   cli.Option("--metrics", "ADDR", example::Metrics::kHelp, [&](const std::string& v) { a.metrics = v; });
+  cli.Flag("--control-socket",
+           "serve DIR/control.sock for jaiminho-tool skip, requeue, clean and stats; after the check, stay up "
+           "until SIGINT/SIGTERM",
+           [&] { a.control_socket = true; });
+  cli.Option("--refuse-seq", "N",
+             "demonstration: the publisher refuses the fill with seq N, so the stream blocks there until an "
+             "operator skips it (jaiminho-tool skip); the daemon waits for that",
+             [&](const std::string& v) { a.refuse_seq = static_cast<uint64_t>(cli.Int("--refuse-seq", v, 1)); });
   cli.Parse(argc, argv);
   return a;
 }
@@ -321,6 +414,7 @@ Args ParseArgs(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Args args = ParseArgs(argc, argv);
+  StopSignals stop;  // before the first thread starts, so that every thread inherits the mask
   std::filesystem::path db = args.db;
   std::filesystem::create_directories(db.parent_path().empty() ? "." : db.parent_path());
 
@@ -352,9 +446,10 @@ int main(int argc, char** argv) {
                                                  .config = {{"log_level", "3"}}});
   if (!kafka) return Fail(kafka.error().ToString());
 
-  auto acks = std::make_shared<Acks>();
+  auto acks = std::make_shared<Acks>(args.control_socket ? db.string() : "");
   jaiminho::OutboxOptions options{.path = db.string(), .business_families = {{.name = "book"}, {.name = "orders"}}};
   options.observers = {acks};
+  options.control_socket = args.control_socket;  // <db>/control.sock, for jaiminho-tool
   options.retry = {.initial_backoff = 100ms, .max_backoff = 5s};
   auto outbox = jaiminho::Outbox::Open(std::move(options));
   if (!outbox) return Fail(outbox.error().ToString());
@@ -365,7 +460,10 @@ int main(int argc, char** argv) {
   example::Metrics metrics_server;
   if (!metrics_server.Start(**outbox, args.metrics)) return 1;
 
-  auto relay = jaiminho::Relay::Make(**outbox, *kafka, {.streams = {"fills"}, .interval = 100ms});
+  if (args.control_socket) std::printf("control socket: %s/control.sock\n", db.c_str());
+  std::shared_ptr<jaiminho::Publisher> publisher = *kafka;
+  if (args.refuse_seq != 0) publisher = std::make_shared<RefuseOneSeq>(*kafka, args.refuse_seq);
+  auto relay = jaiminho::Relay::Make(**outbox, publisher, {.streams = {"fills"}, .interval = 100ms});
   if (!relay) return Fail(relay.error().ToString());
   (*relay)->Start();
 
@@ -377,6 +475,7 @@ int main(int argc, char** argv) {
   std::mutex failure_mu;
   auto start = SteadyClock::now();
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(args.threads));
   for (int t = 0; t < args.threads; ++t) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(static_cast<uint64_t>(t) * 7919 + 1);
@@ -400,17 +499,38 @@ int main(int argc, char** argv) {
   if (failed) return Fail(failure);
   auto committed = SteadyClock::now();
   const uint64_t n_fills = exchange.fills_committed();
-  bool all_acked = acks->WaitFor(n_fills, 120s);
+  std::printf("%llu fills committed (seqs %llu..%llu); waiting until each is acknowledged by Kafka or parked\n",
+              static_cast<unsigned long long>(n_fills), static_cast<unsigned long long>(exchange.first_seq()),
+              static_cast<unsigned long long>(exchange.last_seq()));
+  std::fflush(stdout);
+  // Every fill of this run acknowledged, or parked by an operator (jaiminho-tool
+  // skip): within 120 s, or with --refuse-seq for as long as the operator takes.
+  std::set<uint64_t> parked;
+  auto read_parked = [&]() -> jaiminho::Status {
+    auto events = (*outbox)->ListEvents(**fills, jaiminho::EventState::kParked);
+    if (!events) return tl::unexpected(events.error());
+    parked.clear();
+    for (const auto& e : *events)
+      if (e->id.seq >= exchange.first_seq() && e->id.seq <= exchange.last_seq()) parked.insert(e->id.seq);
+    return {};
+  };
+  const auto give_up = committed + 120s;
+  while (acks->acked() + parked.size() < n_fills) {
+    if (stop.WaitFor(200ms)) return Fail("stopped by a signal before every fill was acknowledged or parked");
+    if (args.refuse_seq == 0 && SteadyClock::now() > give_up)
+      return Fail("not every fill was acknowledged by Kafka within 120 s");
+    if (auto s = read_parked(); !s) return Fail(s.error().ToString());
+  }
   auto acked = SteadyClock::now();
   (*relay)->Stop();
-  if (!all_acked) return Fail("not every fill was acknowledged by Kafka within 120 s");
 
   std::vector<std::chrono::nanoseconds> all;
   for (auto& v : latencies)
     all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
   auto pct = [&](double p) {
-    return std::chrono::duration<double, std::micro>(all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))])
+    return std::chrono::duration<double, std::micro>(
+               all[std::min(all.size() - 1, static_cast<size_t>(p * static_cast<double>(all.size())))])
         .count();
   };
   double secs = std::chrono::duration<double>(committed - start).count();
@@ -418,34 +538,54 @@ int main(int argc, char** argv) {
               args.orders / secs, static_cast<unsigned long long>(n_fills));
   std::printf("commit latency (sync, book+orders+fills in one batch): p50 %.0f us, p99 %.0f us, max %.0f us\n",
               pct(0.50), pct(0.99), pct(1.0));
-  std::printf("all fills acknowledged by Kafka %.0f ms after the last commit; relay failures retried: %llu\n",
-              std::chrono::duration<double, std::milli>(acked - committed).count(),
-              static_cast<unsigned long long>(acks->failed()));
+  std::printf(
+      "%llu fills acknowledged by Kafka and %zu parked %.0f ms after the last commit; relay failures retried: "
+      "%llu\n",
+      static_cast<unsigned long long>(acks->acked()), parked.size(),
+      std::chrono::duration<double, std::milli>(acked - committed).count(),
+      static_cast<unsigned long long>(acks->failed()));
 
   int status = 0;
   if (n_fills > 0) {
     std::string error;
-    std::vector<Fill> got =
-        ReadBack(brokers, (*outbox)->id().ToHex(), exchange.first_seq(), exchange.last_seq(), 60s, &error);
+    // What the consumer must get: every seq of this run but the parked ones.
+    std::vector<uint64_t> expected;
+    for (uint64_t seq = exchange.first_seq(); seq <= exchange.last_seq(); ++seq)
+      if (!parked.contains(seq)) expected.push_back(seq);
+    std::vector<Fill> got = ReadBack(brokers, (*outbox)->id().ToHex(), exchange.first_seq(), exchange.last_seq(),
+                                     expected.size(), 60s, &error);
     if (!error.empty()) return Fail(error);
-    // Strict order: the stream's seqs arrive consecutively, once each; and
-    // each symbol's fill counter only grows.
-    bool ordered = got.size() == exchange.last_seq() - exchange.first_seq() + 1;
+    // Strict order: the expected seqs arrive in seq order, once each; and each
+    // symbol's fill counter only grows (a parked fill leaves a gap in it).
+    bool ordered = got.size() == expected.size();
     std::map<std::string, uint64_t> last_fill;
     for (size_t i = 0; i < got.size() && ordered; ++i) {
-      ordered = got[i].seq == exchange.first_seq() + i && got[i].fill > last_fill[got[i].symbol];
+      ordered = got[i].seq == expected[i] && got[i].fill > last_fill[got[i].symbol];
       last_fill[got[i].symbol] = got[i].fill;
     }
-    std::printf("consumer read %zu fills of this run (seqs %llu..%llu): %s\n", got.size(),
+    std::string parked_list;
+    for (uint64_t seq : parked)
+      parked_list += (parked_list.empty() ? "" : ",") + std::to_string(seq);
+    std::printf("consumer read %zu fills of this run (seqs %llu..%llu%s): %s\n", got.size(),
                 static_cast<unsigned long long>(exchange.first_seq()),
                 static_cast<unsigned long long>(exchange.last_seq()),
+                parked.empty() ? "" : (" but parked " + parked_list).c_str(),
                 ordered ? "all present, once each, in strict order" : "MISSING, DUPLICATED OR OUT OF ORDER");
     if (!ordered) status = 1;
   }
   auto metrics = jaiminho::CollectMetrics(**outbox);
   if (metrics) std::cout << jaiminho::RenderPrometheus(*metrics);
   std::printf("%s; database %s\n", status == 0 ? "OK" : "FAILED", db.c_str());
-  metrics_server.HoldUntilStdinCloses();
+  if (args.control_socket) {
+    // A daemon: it stays up for the operator until told to stop.
+    std::printf("serving %s/control.sock until SIGINT or SIGTERM\n", db.c_str());
+    std::fflush(stdout);
+    while (!stop.WaitFor(1000ms)) {
+    }
+    std::printf("stopping: closing the database\n");
+  } else {
+    metrics_server.HoldUntilStdinCloses();
+  }
   if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());
   return status;
 }
