@@ -168,9 +168,10 @@ Result<std::optional<LiveControl>> FindLiveControl(const std::string& path, bool
   if (::lstat(live.socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return std::optional<LiveControl>(live);
   if (!required) return std::optional<LiveControl>();
   return MakeError(ErrorCode::kBusy,
-                   fmt::format("{} is in use by process {}, which serves no control socket ({}); stop it first, or "
-                               "open the database there with OutboxOptions::control_socket = true to act on it while "
-                               "it runs (read commands work while it runs)",
+                   fmt::format("{} is in use by process {}, which serves no control socket ({}), or is still "
+                               "opening the database (then try again in a moment); stop it first, or open the database "
+                               "there with OutboxOptions::control_socket = true to act on it while it runs (read "
+                               "commands work while it runs)",
                                path, *pid, live.socket));
 }
 
