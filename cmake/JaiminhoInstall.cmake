@@ -137,6 +137,8 @@ foreach(_comp mqtt kafka)
   set(_comp_headers "${PROJECT_SOURCE_DIR}/include/jaiminho/adapters/${_comp}.h")
   if(_comp STREQUAL "mqtt")
     list(APPEND _comp_headers "${PROJECT_SOURCE_DIR}/include/jaiminho/adapters/mqtt_consumer.h")
+  elseif(_comp STREQUAL "kafka")
+    list(APPEND _comp_headers "${PROJECT_SOURCE_DIR}/include/jaiminho/adapters/kafka_consumer.h")
   endif()
   install(FILES ${_comp_headers} DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/jaiminho/adapters")
   install(TARGETS jaiminho_${_comp} EXPORT jaiminho-${_comp}-targets
@@ -148,7 +150,7 @@ foreach(_comp mqtt kafka)
     set(_pc_description "MQTT publisher and consumer for jaiminho (libmosquitto)")
   else()
     set(_pc_module rdkafka)
-    set(_pc_description "Kafka publisher for jaiminho (librdkafka)")
+    set(_pc_description "Kafka publisher and consumer for jaiminho (librdkafka)")
   endif()
   file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/pkgconfig/jaiminho-${_comp}.pc" CONTENT
 "prefix=${_jm_pc_prefix}
