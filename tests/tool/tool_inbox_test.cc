@@ -314,7 +314,10 @@ TEST_F(ToolInbox, CorruptRecordIsNamedWithExitOne) {
   {
     RawDb raw(path_);
     std::string record;
-    internal::EncodeInboxRecord({.watermark = 3, .received = 3}, &record);
+    internal::InboxRecord three;
+    three.watermark = 3;
+    three.received = 3;
+    internal::EncodeInboxRecord(three, &record);
     record[0] = 9;
     raw.Put(internal::kInboxFamily, internal::InboxKey(Find(state_, kB, "orders")->db, "orders"), record);
     raw.Put(internal::kInboxFamily, "x-not-a-key", record);
