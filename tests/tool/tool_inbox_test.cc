@@ -97,6 +97,7 @@ std::vector<std::string> RowOf(const InboxStreamState& s) {
 // The rows the state gives, in the tool's order (database id bytes, then stream).
 std::vector<std::vector<std::string>> RowsOf(const std::vector<InboxStreamState>& state) {
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(state.size());
   for (const auto& s : state)
     rows.push_back(RowOf(s));
   std::sort(rows.begin(), rows.end());
