@@ -72,7 +72,8 @@ bool IsCommand(const CLI::App& app, const std::string& name) {
 int Run(int argc, const char* const* argv, Io& io) {
   CLI::App app{
       "Inspects, relays, cleans and unsticks a jaiminho database.\n"
-      "Read commands (dump, streams, stats, verify) work while a program has the database open and never change it;\n"
+      "Read commands (dump, streams, stats, verify, inbox) work while a program has the database open and never change "
+      "it;\n"
       "write commands (relay, clean, requeue, skip) refuse a database another process holds, except that\n"
       "requeue, skip, clean (and stats, with counters) act through that process's control socket when it serves one.",
       "jaiminho-tool"};
@@ -135,6 +136,16 @@ int Run(int argc, const char* const* argv, Io& io) {
   v->add_flag("--json", verify.json, "One JSON object per bad record");
   AddKeys(v, verify.keys_file, "check signatures too");
 
+  InboxCommandOptions inbox;
+  CLI::App* in = app.add_subcommand(
+      "inbox", "Per (producer database id, stream) the Inbox recorded: watermark, ranges above it, gaps, counts");
+  AddPath(in, inbox.path);
+  in->add_option("--db-id", inbox.db_ids, "Only this producer database id, 32 hex digits (repeatable; default: all)")
+      ->type_name("HEX");
+  in->add_option("--stream", inbox.streams, "Only this producer stream (repeatable; default: all)");
+  in->add_flag("--gaps", inbox.gaps, "One row per reported gap range (db_id, stream, first_seq, last_seq, seqs)");
+  in->add_flag("--json", inbox.json, "One JSON object per (database id, stream), or per gap range with --gaps");
+
   RelayCommandOptions relay;
   CLI::App* r = app.add_subcommand("relay", "Deliver events to a sink (once, or --loop until SIGINT/SIGTERM)");
   AddPath(r, relay.path);
@@ -178,7 +189,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   k->add_option("--reason", skip.reason, "Why (recorded in the event's history with your user name)")->required();
   k->add_flag("--json", skip.json, "The result as one JSON object");
 
-  for (CLI::App* cmd : {d, s, st, v, r, c, q, k})
+  for (CLI::App* cmd : {d, s, st, v, in, r, c, q, k})
     cmd->footer(kExitCodes);
 
   // An unknown command is named (CLI11 would call it an unexpected argument).
@@ -224,6 +235,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   if (s->parsed()) return Streams(streams, io);
   if (st->parsed()) return Stats(stats, io);
   if (v->parsed()) return Verify(verify, io);
+  if (in->parsed()) return InboxCommand(inbox, io);
   if (r->parsed()) return RelayCommand(relay, io);
   if (c->parsed()) return Clean(clean, io);
   if (q->parsed()) {

@@ -15,10 +15,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "storage/inbox_record.h"
 #include "tool/common.h"
 
 namespace jaiminho::tool {
@@ -76,6 +78,36 @@ struct VerifyOptions {
   std::string keys_file{};  // signing keys: signatures are checked too
 };
 int Verify(const VerifyOptions& o, Io& io);
+
+// inbox: what the Inbox recorded per (producer database id, stream): the
+// watermark, the ranges received above it, the reported gaps and the counts;
+// with `gaps`, one row per gap range. Read-only (works while a program holds
+// the database). A record failing verification is named on io.err (exit 1);
+// a database without an inbox gives a note on io.err, no rows, exit 0.
+struct InboxCommandOptions {
+  std::string path{};
+  std::vector<std::string> db_ids{};   // producer database ids (32 hex digits); empty = all
+  std::vector<std::string> streams{};  // producer stream names; empty = all
+  bool gaps = false;
+  bool json = false;
+};
+int InboxCommand(const InboxCommandOptions& o, Io& io);
+
+// One record of jaiminho.inbox as read by ScanInbox: `error` (naming the
+// record) is set when its key or value fails verification; `db` and `stream`
+// are set when `key_ok`.
+struct InboxEntry {
+  std::string raw_key{};
+  bool key_ok = false;
+  DatabaseId db{};
+  std::string stream{};
+  internal::InboxRecord record{};
+  std::string error{};
+};
+// Calls `each` for every record of the inbox family of `db` (none when the
+// database has no inbox), in key order. Errors: reading the family failed.
+Status ScanInbox(const internal::ReadOnlyDb& db, const std::string& path,
+                 const std::function<void(const InboxEntry&)>& each);
 
 // relay: delivers to a sink once (everything due now): exit 1 when an attempt
 // failed or a stream is blocked. With `loop`, until SIGINT/SIGTERM: exit 0 then

@@ -1,9 +1,12 @@
 // verify: every record of every stream through CheckRecord; lists the bad ones.
 // Also the checks Outbox::Open makes (storage/check.h): meta records against
-// each stream's keys, and the WAL against the durable watermark.
+// each stream's keys, and the WAL against the durable watermark; and the
+// inbox's records (ScanInbox: key form, version, checksum, structure), each
+// bad one named on io.err.
 #include <fmt/format.h>
 
 #include "storage/check.h"
+#include "storage/inbox_record.h"
 #include "storage/meta.h"
 #include "tool/commands.h"
 #include "tool/format.h"
@@ -107,6 +110,18 @@ int Verify(const VerifyOptions& o, Io& io) {
       problems.push_back(std::move(p));
     }
   }
+  // The inbox's records (when the database has one): each one's key, version and checksum.
+  uint64_t inbox_records = 0, inbox_bad = 0;
+  auto inbox = ScanInbox(**db, o.path, [&](const InboxEntry& e) {
+    ++inbox_records;
+    if (e.error.empty()) return;
+    ++inbox_bad;
+    problems.push_back(e.error);
+  });
+  if (!inbox) {
+    progress.Clear();
+    return Report(io, "verify", inbox.error());
+  }
   progress.Finish();
   for (const auto& p : problems)
     io.err << "verify: " << p << "\n";
@@ -117,7 +132,10 @@ int Verify(const VerifyOptions& o, Io& io) {
   }
   io.out.flush();
   io.err << fmt::format("verify: {} records in {} streams of {}: {} bad", records, names->size(), o.path, bad);
-  if (!problems.empty()) io.err << fmt::format(", {} inconsistencies", problems.size());
+  if ((*db)->Family(internal::kInboxFamily) != nullptr) {
+    io.err << fmt::format(", {} inbox records: {} bad", inbox_records, inbox_bad);
+  }
+  if (problems.size() > inbox_bad) io.err << fmt::format(", {} inconsistencies", problems.size() - inbox_bad);
   io.err << "\n" << std::flush;
   return bad > 0 || !problems.empty() ? kExitFailed : kExitOk;
 }

@@ -35,8 +35,9 @@ using namespace std::chrono_literals;
 // 2023-11-14T22:13:20.123456Z
 constexpr int64_t kT0 = 1'700'000'000'123'456;
 
-const std::vector<std::string> kCommands = {"dump", "streams", "stats", "verify", "relay", "clean", "requeue", "skip"};
-const std::vector<std::string> kReadCommands = {"dump", "streams", "stats", "verify"};
+const std::vector<std::string> kCommands = {"dump",  "streams", "stats",   "verify", "inbox",
+                                            "relay", "clean",   "requeue", "skip"};
+const std::vector<std::string> kReadCommands = {"dump", "streams", "stats", "verify", "inbox"};
 const std::vector<std::string> kWriteCommands = {"relay", "clean", "requeue", "skip"};
 
 // The smallest valid invocation of `command` on `path`.
@@ -137,6 +138,7 @@ TEST(ToolBinary, UsageErrorsExitTwoWithOneLine) {
       {"relay", db, "--sink", "carrier-pigeon"},
       {"relay", db, "--interval", "0s"},
       {"stats", db, "--prometheus", "--json"},
+      {"inbox", db, "--db-id", "xyz"},
   };
   for (const auto& args : cases) {
     ToolRun r = RunTool(args);

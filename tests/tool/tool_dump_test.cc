@@ -271,8 +271,9 @@ TEST(ToolCli, UnknownOrMissingCommandIsNamed) {
   ToolRun r = RunTool({"frob", "/tmp/x"});
   EXPECT_EQ(r.code, 2) << Describe(r);
   ASSERT_EQ(r.ErrLines().size(), 1u) << Describe(r);
-  EXPECT_EQ(
-      r.err.rfind("jaiminho-tool: unknown command 'frob'; commands are: dump, streams, stats, verify, relay, ", 0), 0u)
+  EXPECT_EQ(r.err.rfind(
+                "jaiminho-tool: unknown command 'frob'; commands are: dump, streams, stats, verify, inbox, relay, ", 0),
+            0u)
       << r.err;
   ToolRun none = RunTool({});
   EXPECT_EQ(none.code, 2) << Describe(none);

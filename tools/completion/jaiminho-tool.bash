@@ -5,7 +5,8 @@
 # per command and shell), so the completion follows the installed version.
 # Completes: commands, options, database directories, --state values, the
 # sink schemes of relay --sink, and the streams of the database on the line
-# for --stream.
+# for --stream (for inbox: the producers' streams and, for --db-id, the
+# producer database ids its inbox recorded).
 
 _jaiminho_tool_help() {  # TOOL [COMMAND]: the help text, cached per shell
   local key="${1}|${2:-}"
@@ -54,9 +55,18 @@ _jaiminho_tool() {
       ;;
     --stream)
       if [[ -n "$db" && -d "$db" ]]; then
-        local names
-        names="$("$tool" streams "$db" --json 2>/dev/null | sed -n 's/.*"stream": *"\([^"]*\)".*/\1/p')"
+        local names source=streams
+        [[ "$command" == inbox ]] && source=inbox # the producers' streams the inbox recorded
+        names="$("$tool" "$source" "$db" --json 2>/dev/null | sed -n 's/.*"stream": *"\([^"]*\)".*/\1/p')"
         mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+      fi
+      return 0
+      ;;
+    --db-id)
+      if [[ -n "$db" && -d "$db" ]]; then
+        local ids
+        ids="$("$tool" inbox "$db" --json 2>/dev/null | sed -n 's/.*"db_id": *"\([0-9a-f]*\)".*/\1/p' | sort -u)"
+        mapfile -t COMPREPLY < <(compgen -W "$ids" -- "$cur")
       fi
       return 0
       ;;
