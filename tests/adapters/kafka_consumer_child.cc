@@ -6,6 +6,7 @@
 //
 //   kafka_consumer_child --db DIR --bootstrap HOST:PORT,... --group G --topic T...
 //                        [--keep-order STREAM]... [--log FILE] [--block-after RAW_ID] [--expect N]
+//                        [--session-timeout-ms MS]
 //
 // Business records (family "applied"), written by the handler in the inbox's
 // transaction:
@@ -18,6 +19,8 @@
 // applied=A duplicates=D" once the inbox holds N events, then exit 0.
 // --log: one line per settled message, "new <id>" or "dup <id>" (O_APPEND).
 // Without --expect the process runs until its stdin closes.
+// --session-timeout-ms: the group session timeout (default 6000; the heartbeat
+// interval is a tenth of it): how long a killed member holds its partitions.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
   std::string db, bootstrap, group, log_path, block_after;
   std::vector<std::string> topics, keep_order;
   uint64_t expect = 0;
+  uint64_t session_timeout_ms = 6000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string_view flag = argv[i];
     std::string value = argv[i + 1];
@@ -73,6 +77,8 @@ int main(int argc, char** argv) {
       block_after = value;
     } else if (flag == "--expect") {
       expect = ParseU64(value);
+    } else if (flag == "--session-timeout-ms") {
+      session_timeout_ms = ParseU64(value);
     } else {
       return Fail("unknown flag " + std::string(flag));
     }
@@ -126,7 +132,8 @@ int main(int argc, char** argv) {
                                    .retry_max = 200ms,
                                    // A killed member holds its partitions until the
                                    // coordinator expires it: keep that short.
-                                   .config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}};
+                                   .config = {{"session.timeout.ms", std::to_string(session_timeout_ms)},
+                                              {"heartbeat.interval.ms", std::to_string(session_timeout_ms / 10)}}};
   o.on_outcome = [&](const jaiminho::KafkaMessage& m, jaiminho::ReceiveOutcome outcome) {
     if (log_fd >= 0) {
       std::string line = (outcome == jaiminho::ReceiveOutcome::kNew ? "new " : "dup ") + std::string(m.raw_id) + "\n";

@@ -4,8 +4,16 @@
 // keep-order stream applied in order, a failed handler sought back and
 // redelivered, the kStop policy, and (KafkaConsumerCrash) a consumer process
 // SIGKILLed after its inbox commit but before its offset commit: the message
-// is read again and the inbox drops it. The mock cluster lives in the test
-// process; the consumer process reaches it through its bootstrap servers.
+// is read again and the inbox drops it; and SIGKILLed at random points while a
+// producer publishes. The mock cluster lives in the test process; the consumer
+// process reaches it through its bootstrap servers.
+//
+//   JAIMINHO_CONSUMER_KILLS=100 ./kafka_consumer_test --gtest_filter='KafkaConsumerCrash.Random*'   # long mode
+//   (default 20) JAIMINHO_CONSUMER_SEED=1234 ...                                                               # repeat
+//   a run's choices
+//
+// The random pause before each kill is the point of the harness, not a stand-in
+// for synchronization: it decides where in the consumer's work the kill lands.
 #include "jaiminho/adapters/kafka_consumer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -13,12 +21,16 @@
 #include <signal.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "jaiminho/adapters/kafka.h"
 #include "jaiminho/inbox.h"
@@ -479,6 +491,33 @@ std::vector<std::string> ChildArgs(const TempDir& dir, const MockCluster& mc) {
           dir.Sub("outcomes.log")};
 }
 
+// The random-kill harness's consumer: every topic of the producer's three
+// streams, and a short session timeout: the mock coordinator gives a killed
+// member's partitions to the next consumer after about that long. Not below
+// 3 s: the coordinator (librdkafka 2.0) delays a group's first join by 3 s,
+// and expires a member waiting in it once its session timeout passes.
+std::vector<std::string> RandomKillChildArgs(const TempDir& dir, const MockCluster& mc) {
+  return {JM_KAFKA_CONSUMER_CHILD,
+          "--db",
+          dir.Sub("consumer"),
+          "--bootstrap",
+          mc.bootstraps(),
+          "--group",
+          "crash",
+          "--topic",
+          "jm.ko",
+          "--topic",
+          "jm.a",
+          "--topic",
+          "jm.b",
+          "--keep-order",
+          "ko",
+          "--session-timeout-ms",
+          "4000",
+          "--log",
+          dir.Sub("outcomes.log")};
+}
+
 // Reads lines until one starts with `prefix`; the line, or "" at EOF.
 std::string ReadUntil(Child& child, std::string_view prefix) {
   for (;;) {
@@ -551,6 +590,126 @@ TEST(KafkaConsumerCrash, KilledAfterTheInboxCommitBeforeTheOffsetCommitReadsTheM
                                    "new " + events[4].id.ToString(),
                                    "new " + events[5].id.ToString()};
   EXPECT_EQ(lines, want);
+}
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+
+TEST(KafkaConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceInOrder) {
+  const int kills = EnvInt("JAIMINHO_CONSUMER_KILLS", 20);
+  const uint64_t seed = std::getenv("JAIMINHO_CONSUMER_SEED") != nullptr
+                            ? std::strtoull(std::getenv("JAIMINHO_CONSUMER_SEED"), nullptr, 10)
+                            : std::random_device()();
+  std::mt19937_64 rng(seed);
+  SCOPED_TRACE("JAIMINHO_CONSUMER_SEED=" + std::to_string(seed));
+  MockCluster mc(3);
+  for (const char* topic : {"jm.ko", "jm.a", "jm.b"})
+    ASSERT_NO_FATAL_FAILURE(mc.CreateTopic(topic, 1));
+  TempDir dir;
+
+  // The producer: "ko" keep-order (relay, in order), "a" and "b"
+  // publish-on-commit (inline, retried by the relay: out of order at times).
+  auto kafka = MakePublisher(mc);
+  ASSERT_TRUE(kafka);
+  OutboxOptions po;
+  po.publisher = kafka;
+  po.inline_dispatch = InlineDispatch::kDispatcherThread;
+  po.retry = RetryPolicy{.initial_backoff = 20ms, .max_backoff = 200ms, .jitter = 0.1};
+  auto producer = MustOpen(dir.Sub("producer"), po);
+  ASSERT_OK_AND_ASSIGN(Stream * ko, producer->OpenStream("ko", {.strategy = Strategy::kKeepOrder}));
+  ASSERT_OK_AND_ASSIGN(Stream * a, producer->OpenStream("a", {.strategy = Strategy::kPublishOnCommit}));
+  ASSERT_OK_AND_ASSIGN(Stream * b, producer->OpenStream("b", {.strategy = Strategy::kPublishOnCommit}));
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*producer, kafka, {.interval = 20ms}));
+  relay->Start();
+  std::map<std::string, uint64_t> per_stream{{"ko", 0}, {"a", 0}, {"b", 0}};
+  Stream* streams[] = {ko, a, b};
+  const int per_cycle = 45;  // events committed before each consumer run
+  auto commit_burst = [&] {
+    for (int i = 0; i < per_cycle;) {
+      auto txn = producer->Begin();
+      int n = std::uniform_int_distribution<int>(1, 3)(rng);
+      for (int j = 0; j < n && i < per_cycle; ++j, ++i) {
+        Stream* s = streams[std::uniform_int_distribution<int>(0, 2)(rng)];
+        std::string key = "k" + std::to_string(i);
+        ASSERT_OK(txn.Enqueue(*s, {.type = "ev", .key = key, .payload = key}));
+        ++per_stream[std::string(s->name())];
+      }
+      ASSERT_OK(txn.Commit());
+    }
+  };
+
+  int killed = 0;
+  for (int cycle = 0; cycle < kills; ++cycle) {
+    ASSERT_NO_FATAL_FAILURE(commit_burst());
+    Child child(RandomKillChildArgs(dir, mc));
+    ASSERT_EQ(ReadUntil(child, "assigned"), "assigned") << "cycle " << cycle;
+    // Where the kill lands: anywhere in fetching, handling, the inbox commit,
+    // the offset commit.
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 300'000)(rng)));
+    ::kill(child.pid(), SIGKILL);
+    if (child.Wait() == 128 + SIGKILL) ++killed;
+  }
+  ASSERT_NO_FATAL_FAILURE(commit_burst());
+  uint64_t events = 0;
+  for (const auto& [s, n] : per_stream)
+    events += n;
+  {
+    auto args = RandomKillChildArgs(dir, mc);
+    args.insert(args.end(), {"--expect", std::to_string(events)});
+    Child child(args);
+    std::string done = ReadUntil(child, "done");
+    ASSERT_TRUE(done.starts_with("done")) << done;
+    ASSERT_EQ(child.Wait(), 0);
+  }
+  relay.reset();
+
+  // The consumer's database: each event's record "1" (0: lost, 2+: applied
+  // twice), no keep-order violation, the inbox's watermark at each stream's
+  // last seq.
+  auto outbox = MustOpen(dir.Sub("consumer"), {.business_families = {{.name = "applied"}}});
+  ASSERT_OK_AND_ASSIGN(BusinessFamily applied, outbox->FindBusinessFamily("applied"));
+  ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*outbox));
+  uint64_t doubled = 0, lost = 0, misordered = 0;
+  for (const auto& [stream, n] : per_stream) {
+    for (uint64_t s = 1; s <= n; ++s) {
+      ASSERT_OK_AND_ASSIGN(auto v, outbox->Get(applied, "e/" + stream + "/" + std::to_string(s)));
+      if (!v.has_value()) {
+        ++lost;
+      } else if (*v != "1") {
+        ++doubled;
+      }
+      ASSERT_OK_AND_ASSIGN(auto violation, outbox->Get(applied, "violation/" + stream + "/" + std::to_string(s)));
+      if (violation.has_value()) ++misordered;
+    }
+  }
+  EXPECT_EQ(doubled, 0u);
+  EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(misordered, 0u);
+  auto state = inbox->State();
+  ASSERT_EQ(state.size(), per_stream.size());
+  for (const auto& st : state) {
+    ASSERT_TRUE(per_stream.contains(st.stream)) << st.stream;
+    EXPECT_EQ(st.watermark, per_stream.at(st.stream)) << st.stream;
+    EXPECT_EQ(st.received, per_stream.at(st.stream)) << st.stream;
+    EXPECT_TRUE(st.above.empty()) << st.stream;
+    EXPECT_TRUE(st.gaps.empty()) << st.stream;
+  }
+
+  // The outcome log (one line per settled message, every process): "new" once
+  // per event, the rest duplicates dropped.
+  uint64_t news = 0, dups = 0;
+  std::ifstream log(dir.Sub("outcomes.log"));
+  for (std::string line; std::getline(log, line);) {
+    if (line.starts_with("new ")) ++news;
+    if (line.starts_with("dup ")) ++dups;
+  }
+  EXPECT_EQ(killed, kills);
+  std::cout << "kafka consumer crash harness: kills=" << killed << " events=" << events << " (ko=" << per_stream["ko"]
+            << " a=" << per_stream["a"] << " b=" << per_stream["b"] << ") new-logged=" << news
+            << " duplicates-dropped=" << dups << " doubled=" << doubled << " lost=" << lost
+            << " misordered=" << misordered << " seed=" << seed << "\n";
 }
 
 }  // namespace
