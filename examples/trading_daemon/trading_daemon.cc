@@ -2,7 +2,7 @@
 // fills committed together, fills relayed to Kafka in strict order.
 //
 //   jaiminho-trading-daemon [--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...]
-//                           [--control-socket] [--refuse-seq N]
+//                           [--control-socket] [--refuse-seq N] [--bootstraps-file FILE]
 //
 // T threads submit N random limit orders to three order books. Matching an
 // order and committing its effects happen under the book's lock, in one
@@ -18,7 +18,14 @@
 // three partitions, and a few injected produce errors that the producer
 // retries). At the end it reads the topic back with a consumer, checks that
 // every fill of this run is there once, in order, and prints commit latency
-// and throughput.
+// and throughput. Each fill's payload: symbol, the symbol's fill counter,
+// price (cents), qty, the buy and sell order ids, and the aggressor's side.
+//
+// A second process: the mock cluster listens on loopback ports, so another
+// process can consume the fills (examples/trading_daemon/risk.cc, the risk
+// process). --bootstraps-file FILE writes the cluster's bootstrap servers to
+// FILE (once the cluster is up, before the first order) and keeps the daemon,
+// and so the cluster, up after its check until SIGINT or SIGTERM.
 //
 // Live control: with --control-socket the Outbox serves <db>/control.sock, so
 // an operator can act on the running daemon with jaiminho-tool (skip, requeue,
@@ -40,9 +47,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -78,6 +87,7 @@ struct Args {
   std::string metrics{};
   bool control_socket = false;
   uint64_t refuse_seq = 0;  // 0: refuse nothing
+  std::string bootstraps_file{};
 };
 
 struct Order {
@@ -226,7 +236,8 @@ class Exchange {
         std::string payload = "{\"symbol\":\"" + book.symbol + "\",\"fill\":" + std::to_string(n) +
                               ",\"price\":" + std::to_string(level->first) + ",\"qty\":" + std::to_string(qty) +
                               ",\"buy\":" + std::to_string(o.buy ? o.id : resting.id) +
-                              ",\"sell\":" + std::to_string(o.buy ? resting.id : o.id) + "}";
+                              ",\"sell\":" + std::to_string(o.buy ? resting.id : o.id) + ",\"side\":\"" +
+                              (o.buy ? "buy" : "sell") + "\"}";
         if (auto s = txn.Enqueue(
                 fills_, {.type = "fill.v1", .key = book.symbol, .payload = payload, .encoding = "application/json"});
             !s) {
@@ -386,7 +397,7 @@ Args ParseArgs(int argc, char** argv) {
   Args a;
   example::CommandLine cli("jaiminho-trading-daemon",
                            "[--db DIR] [--orders N] [--threads T] [--brokers HOST:PORT,...] [--metrics ADDR]\n"
-                           "       [--control-socket] [--refuse-seq N]",
+                           "       [--control-socket] [--refuse-seq N] [--bootstraps-file FILE]",
                            "Matches limit orders and commits each fill with its event on the keep-order stream\n"
                            "'fills', relayed to Kafka (without --brokers: librdkafka's in-process mock cluster),\n"
                            "then reads the topic back and checks every fill arrived once, in order.");
@@ -406,6 +417,10 @@ Args ParseArgs(int argc, char** argv) {
              "demonstration: the publisher refuses the fill with seq N, so the stream blocks there until an "
              "operator skips it (jaiminho-tool skip); the daemon waits for that",
              [&](const std::string& v) { a.refuse_seq = static_cast<uint64_t>(cli.Int("--refuse-seq", v, 1)); });
+  cli.Option("--bootstraps-file", "FILE",
+             "write the Kafka bootstrap servers (the mock cluster's) to FILE for another process (jaiminho-risk); "
+             "after the check, stay up until SIGINT/SIGTERM",
+             [&](const std::string& v) { a.bootstraps_file = v; });
   cli.Parse(argc, argv);
   return a;
 }
@@ -440,6 +455,17 @@ int main(int argc, char** argv) {
   } else {
     std::printf("Kafka: %s, topic %s\n", brokers.c_str(), kTopic);
   }
+  if (!args.bootstraps_file.empty()) {
+    // Written whole, then renamed: a reader never sees half of it.
+    const std::string tmp = args.bootstraps_file + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr || std::fprintf(f, "%s\n", brokers.c_str()) < 0 || std::fclose(f) != 0 ||
+        std::rename(tmp.c_str(), args.bootstraps_file.c_str()) != 0) {
+      return Fail("cannot write the bootstrap servers to " + args.bootstraps_file + ": " + std::strerror(errno));
+    }
+    std::printf("bootstrap servers written to %s\n", args.bootstraps_file.c_str());
+  }
+  std::fflush(stdout);
   auto kafka = jaiminho::KafkaPublisher::Create({.bootstrap_servers = brokers,
                                                  .topic = "trading.{stream}",
                                                  .partitioning = jaiminho::KafkaPartitioning::kByStream,
@@ -576,9 +602,11 @@ int main(int argc, char** argv) {
   auto metrics = jaiminho::CollectMetrics(**outbox);
   if (metrics) std::cout << jaiminho::RenderPrometheus(*metrics);
   std::printf("%s; database %s\n", status == 0 ? "OK" : "FAILED", db.c_str());
-  if (args.control_socket) {
-    // A daemon: it stays up for the operator until told to stop.
-    std::printf("serving %s/control.sock until SIGINT or SIGTERM\n", db.c_str());
+  if (args.control_socket || !args.bootstraps_file.empty()) {
+    // A daemon: it stays up for the operator (and the cluster for its other
+    // consumers) until told to stop.
+    if (args.control_socket) std::printf("serving %s/control.sock until SIGINT or SIGTERM\n", db.c_str());
+    if (!args.bootstraps_file.empty()) std::printf("serving Kafka at %s until SIGINT or SIGTERM\n", brokers.c_str());
     std::fflush(stdout);
     while (!stop.WaitFor(1000ms)) {
     }
