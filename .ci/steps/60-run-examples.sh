@@ -3,7 +3,8 @@
 # (link up, down, back; then with a drop-oldest quota, and over mutual TLS), and the trading daemon through librdkafka's mock
 # cluster. Each checks what its consumer received and exits non-zero if
 # anything is missing or out of order. Then the trading daemon once more, with a
-# stuck stream that an operator unblocks live (examples/trading_daemon/live_skip_test.sh). Before that, each example's command
+# stuck stream that an operator unblocks live (examples/trading_daemon/live_skip_test.sh), and its fills consumed by
+# the risk process (examples/trading_daemon/risk_pipeline_test.sh). Before that, each example's command
 # line: --help exits 0 with its usage, an unknown option exits 2.
 set -euo pipefail
 run="$BUILD_DIR/examples-run"
@@ -39,4 +40,12 @@ if [ -x "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" ]; then
   # temp dir; also the ctest Examples.TradingDaemonLiveSkip, label examples).
   bash examples/trading_daemon/live_skip_test.sh "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" \
     "$BUILD_DIR/tools/jaiminho-tool"
+  # The fills -> risk pipeline (issue 19): jaiminho-risk, a second process,
+  # consumes the daemon's fills through its mock cluster (KafkaConsumer +
+  # Inbox), is SIGKILLed mid-stream, restarted with its group's offset rewound
+  # by 150: duplicates dropped, every fill applied once, in order, positions
+  # equal to the daemon's fills (also the ctest Examples.TradingRiskPipeline).
+  check_command_line "$BUILD_DIR/examples/trading_daemon/jaiminho-risk"
+  bash examples/trading_daemon/risk_pipeline_test.sh "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" \
+    "$BUILD_DIR/examples/trading_daemon/jaiminho-risk" "$BUILD_DIR/tools/jaiminho-tool"
 fi
