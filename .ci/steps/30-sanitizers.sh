@@ -27,11 +27,13 @@ if [[ $WHICH == *asan* ]]; then
   cmake --preset asan -B "$ASAN_DIR"
   cmake --build "$ASAN_DIR" -j "$JOBS"
   built=$(now)
-  # The crash and power-loss loops run shorter here: 10 kills, 4 cuts (the main
-  # step runs the default 20 and 8).
+  # The crash, power-loss and consumer-kill loops run shorter here: 10 kills, 4
+  # cuts, 10 consumer kills (the main step runs the default 20, 8 and 20; the
+  # Kafka consumer harness spends about 7 s per kill in the mock coordinator).
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
   JAIMINHO_CRASH_CYCLES=${JAIMINHO_CRASH_CYCLES:-10} JAIMINHO_POWER_ROUNDS=${JAIMINHO_POWER_ROUNDS:-4} \
+  JAIMINHO_CONSUMER_KILLS=${JAIMINHO_CONSUMER_KILLS:-10} \
     ctest --test-dir "$ASAN_DIR" --output-on-failure -j "$JOBS"
   echo "== asan+ubsan: build $((built - start)) s, tests $(($(now) - built)) s"
 fi
