@@ -6,7 +6,7 @@
 //
 //   kafka_consumer_child --db DIR --bootstrap HOST:PORT,... --group G --topic T...
 //                        [--keep-order STREAM]... [--log FILE] [--block-after RAW_ID] [--expect N]
-//                        [--session-timeout-ms MS]
+//                        [--session-timeout-ms MS] [--print-settled 1]
 //
 // Business records (family "applied"), written by the handler in the inbox's
 // transaction:
@@ -18,6 +18,8 @@
 // offset commit: the process then blocks until killed); with --expect, "done
 // applied=A duplicates=D" once the inbox holds N events, then exit 0.
 // --log: one line per settled message, "new <id>" or "dup <id>" (O_APPEND).
+// --print-settled 1: also "settled <n>" on stdout after the n-th message this
+// process settled (after its inbox commit or drop, before its offset commit).
 // Without --expect the process runs until its stdin closes.
 // --session-timeout-ms: the group session timeout (default 6000; the heartbeat
 // interval is a tenth of it): how long a killed member holds its partitions.
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> topics, keep_order;
   uint64_t expect = 0;
   uint64_t session_timeout_ms = 6000;
+  bool print_settled = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string_view flag = argv[i];
     std::string value = argv[i + 1];
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
       expect = ParseU64(value);
     } else if (flag == "--session-timeout-ms") {
       session_timeout_ms = ParseU64(value);
+    } else if (flag == "--print-settled") {
+      print_settled = value == "1";
     } else {
       return Fail("unknown flag " + std::string(flag));
     }
@@ -134,10 +139,15 @@ int main(int argc, char** argv) {
                                    // coordinator expires it: keep that short.
                                    .config = {{"session.timeout.ms", std::to_string(session_timeout_ms)},
                                               {"heartbeat.interval.ms", std::to_string(session_timeout_ms / 10)}}};
+  uint64_t settled = 0;  // on the consumer's thread only
   o.on_outcome = [&](const jaiminho::KafkaMessage& m, jaiminho::ReceiveOutcome outcome) {
     if (log_fd >= 0) {
       std::string line = (outcome == jaiminho::ReceiveOutcome::kNew ? "new " : "dup ") + std::string(m.raw_id) + "\n";
       if (::write(log_fd, line.data(), line.size()) < 0) std::perror("write log");
+    }
+    if (print_settled) {
+      // One write per line: main's lines never split it.
+      std::cout << ("settled " + std::to_string(++settled) + "\n") << std::flush;
     }
     if (!block_after.empty() && m.raw_id == block_after && outcome == jaiminho::ReceiveOutcome::kNew) {
       // After the inbox commit, before the offset commit.
@@ -149,7 +159,7 @@ int main(int argc, char** argv) {
   auto consumer = jaiminho::KafkaConsumer::Start(ob, **inbox, o, handler);
   if (!consumer) return Fail(consumer.error().ToString());
   if (!(*consumer)->WaitAssigned(60s)) return Fail("no partition assigned: " + (*consumer)->last_error());
-  std::cout << "assigned" << std::endl;
+  std::cout << "assigned\n" << std::flush;
   if (expect > 0) {
     const uint64_t want = expect > base ? expect - base : 0;
     if (!(*consumer)->WaitApplied(want, 120s)) {

@@ -518,6 +518,19 @@ std::vector<std::string> RandomKillChildArgs(const TempDir& dir, const MockClust
           dir.Sub("outcomes.log")};
 }
 
+// Reads lines until `line` exactly (true), or an error line, EOF or kWait
+// without a line (false).
+bool ReadUntilLine(Child& child, const std::string& line) {
+  for (;;) {
+    std::optional<std::string> got = child.ReadLineFor(kWait);
+    if (got == line) return true;
+    if (!got || got->empty() || got->starts_with("error")) {
+      ADD_FAILURE() << "waiting for '" << line << "', got '" << got.value_or("(nothing within the wait)") << "'";
+      return false;
+    }
+  }
+}
+
 // Reads lines until one starts with `prefix`; the line, or "" at EOF.
 std::string ReadUntil(Child& child, std::string_view prefix) {
   for (;;) {
@@ -643,11 +656,16 @@ TEST(KafkaConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceIn
   int killed = 0;
   for (int cycle = 0; cycle < kills; ++cycle) {
     ASSERT_NO_FATAL_FAILURE(commit_burst());
-    Child child(RandomKillChildArgs(dir, mc));
-    ASSERT_EQ(ReadUntil(child, "assigned"), "assigned") << "cycle " << cycle;
-    // Where the kill lands: anywhere in fetching, handling, the inbox commit,
-    // the offset commit.
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 300'000)(rng)));
+    auto args = RandomKillChildArgs(dir, mc);
+    args.insert(args.end(), {"--print-settled", "1"});
+    Child child(args);
+    // Where the kill lands: after the k-th message this process settled (each
+    // cycle adds 45 events, so at least that many are there to read), plus a
+    // random pause: anywhere in handling, the inbox commit, the offset
+    // commit, the next fetch.
+    const int k = std::uniform_int_distribution<int>(1, 30)(rng);
+    ASSERT_TRUE(ReadUntilLine(child, "settled " + std::to_string(k))) << "cycle " << cycle;
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 20'000)(rng)));
     ::kill(child.pid(), SIGKILL);
     if (child.Wait() == 128 + SIGKILL) ++killed;
   }
