@@ -30,13 +30,11 @@
 // consumer's counts, the positions as JSON lines and its own check: every
 // fill applied once, in seq order ("OK", exit 0; else "FAILED", exit 1).
 #include <librdkafka/rdkafka.h>
-#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -49,6 +47,7 @@
 #include <vector>
 
 #include "example_args.h"
+#include "example_signals.h"
 #include "jaiminho/adapters/kafka_consumer.h"
 #include "jaiminho/jaiminho.h"
 
@@ -104,26 +103,6 @@ struct Position {
     in >> p.fills >> p.volume >> p.notional >> p.net;
     return p;
   }
-};
-
-// SIGINT and SIGTERM, blocked in every thread (before any is started) and
-// waited for by main.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  }
-  // Waits up to `d`; true when SIGINT or SIGTERM arrived.
-  bool WaitFor(std::chrono::milliseconds d) {
-    timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1'000'000};
-    return sigtimedwait(&set_, nullptr, &ts) > 0;
-  }
-
- private:
-  sigset_t set_{};
 };
 
 // --rewind: joins the group with a plain librdkafka consumer, moves each
@@ -281,7 +260,7 @@ bool Check(jaiminho::Outbox& outbox, jaiminho::Inbox& inbox, const jaiminho::Bus
 
 int main(int argc, char** argv) {
   Args args = ParseArgs(argc, argv);
-  StopSignals stop;  // before the first thread starts, so that every thread inherits the mask
+  example::StopSignals stop;  // before the first thread starts, so that every thread inherits the mask
   std::filesystem::path db = args.db;
   std::filesystem::create_directories(db.parent_path().empty() ? "." : db.parent_path());
 

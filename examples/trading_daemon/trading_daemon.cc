@@ -43,13 +43,11 @@
 // ones, once each, in strict order.
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -68,6 +66,7 @@
 
 #include "example_args.h"
 #include "example_metrics.h"
+#include "example_signals.h"
 #include "jaiminho/adapters/kafka.h"
 #include "jaiminho/jaiminho.h"
 
@@ -175,26 +174,6 @@ class RefuseOneSeq final : public jaiminho::Publisher {
   }
   std::shared_ptr<jaiminho::Publisher> inner_;
   uint64_t refused_;
-};
-
-// SIGINT and SIGTERM, blocked in every thread (before any is started) and
-// waited for by main, which then closes the database cleanly.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  }
-  // Waits up to `d`; true when SIGINT or SIGTERM arrived.
-  bool WaitFor(std::chrono::milliseconds d) {
-    timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1'000'000};
-    return sigtimedwait(&set_, nullptr, &ts) > 0;
-  }
-
- private:
-  sigset_t set_{};
 };
 
 template <class Side>
@@ -429,7 +408,7 @@ Args ParseArgs(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Args args = ParseArgs(argc, argv);
-  StopSignals stop;  // before the first thread starts, so that every thread inherits the mask
+  example::StopSignals stop;  // before the first thread starts, so that every thread inherits the mask
   std::filesystem::path db = args.db;
   std::filesystem::create_directories(db.parent_path().empty() ? "." : db.parent_path());
 
