@@ -25,6 +25,11 @@
 // --shift-by -N` would, so N fills are read again) and a producer's resent
 // prefix are dropped, counted as duplicates.
 //
+// "fills" is keep-order in the inbox: a risk database follows one daemon
+// database from its first fill (start both fresh, or keep both); facing a
+// topic that begins past its watermark + 1 it holds there (kOutOfOrder,
+// logged), it never applies a fill with a hole before it.
+//
 // Without --until-seq the process consumes until SIGINT or SIGTERM. With it, it
 // stops once every fill up to seq S is applied. Either way it then prints its
 // consumer's counts, the positions as JSON lines and its own check: every
