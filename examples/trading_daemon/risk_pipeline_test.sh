@@ -41,7 +41,11 @@ kill_at=$((200 + 50 * (RANDOM % 7)))
 session=4000 # ms: how long a killed consumer holds its partition (the mock coordinator's first join takes 3 s: more)
 
 pids=()
-trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done' EXIT
+kill_all() {
+  local p
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+trap kill_all EXIT
 
 fail() {
   echo "risk pipeline test: $*"
