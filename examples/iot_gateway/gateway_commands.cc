@@ -78,7 +78,8 @@ Args ParseArgs(int argc, char** argv) {
       "Commands from a cloud to an IoT gateway through its own mosquitto broker: an outbox and a relay on the cloud "
       "side, an MqttConsumer and an inbox on the gateway's, with duplicates injected (a resent prefix, a broker "
       "restart, a consumer restart). Checks that each command's effect was applied exactly once, in order.");
-  cli.Option("--db", "DIR", "a new (or empty) directory for both databases and the broker (default var/gateway-commands)",
+  cli.Option("--db", "DIR",
+             "a new (or empty) directory for both databases and the broker (default var/gateway-commands)",
              [&](const std::string& v) { a.db = v; });
   cli.Option("--commands", "N", "commands in all, over the four phases (default 400)",
              [&](const std::string& v) { a.commands = cli.Int("--commands", v, 8); });
@@ -86,7 +87,8 @@ Args ParseArgs(int argc, char** argv) {
              [&](const std::string& v) { a.devices = cli.Int("--devices", v, 1); });
   cli.Option("--resend", "N", "commands of the first phase published again with their ids (default 50)",
              [&](const std::string& v) { a.resend = cli.Int("--resend", v, 1); });
-  cli.Option("--tls-demo", "DIR", "the broker's clients over mutual TLS with the certificates make-test-certs.sh made in DIR",
+  cli.Option("--tls-demo", "DIR",
+             "the broker's clients over mutual TLS with the certificates make-test-certs.sh made in DIR",
              [&](const std::string& v) { a.tls_demo = v; });
   cli.Parse(argc, argv);
   return a;
@@ -183,8 +185,8 @@ class Delivered final : public jaiminho::Observer {
  public:
   void OnPublishedByRelay(const jaiminho::Event& e) override {
     std::lock_guard l(mu_);
-    events_.push_back({e.id, std::string(e.id.stream), std::string(e.type), std::string(e.key),
-                       std::string(e.payload), std::string(e.encoding)});
+    events_.push_back({e.id, std::string(e.id.stream), std::string(e.type), std::string(e.key), std::string(e.payload),
+                       std::string(e.encoding)});
     ++count_;
     cv_.notify_all();
   }
@@ -254,8 +256,9 @@ struct Gateway {
   jaiminho::Status Apply(const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) {
     Command c;
     if (!Command::Decode(m.payload, c)) {
-      return jaiminho::MakeError(jaiminho::ErrorCode::kInvalidArgument,
-                                 "command " + std::string(m.raw_id) + ": cannot decode '" + std::string(m.payload) + "'");
+      return jaiminho::MakeError(
+          jaiminho::ErrorCode::kInvalidArgument,
+          "command " + std::string(m.raw_id) + ": cannot decode '" + std::string(m.payload) + "'");
     }
     // The stream's order: seqs 1, 2, 3, ... (a fresh cloud database).
     auto seq = outbox->Get(config, "#stream-seq");
@@ -350,10 +353,9 @@ int main(int argc, char** argv) {
   uint64_t applied_before = 0;  // settled.applied() when the current consumer started
   auto start_consumer = [&]() -> jaiminho::Status {
     applied_before = settled.applied();
-    auto c = jaiminho::MqttConsumer::Start(**gw_outbox, **inbox, consumer_options,
-                                           [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) {
-                                             return gateway.Apply(m, txn);
-                                           });
+    auto c = jaiminho::MqttConsumer::Start(
+        **gw_outbox, **inbox, consumer_options,
+        [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) { return gateway.Apply(m, txn); });
     if (!c) return tl::unexpected(c.error());
     consumer = std::move(*c);
     // Subscribed before the first command: the session (and what the broker
@@ -416,10 +418,8 @@ int main(int argc, char** argv) {
       c.n = ++sent_per_device[c.device];
       c.value = c.op == "set-interval" ? 10 + (i % 7) * 5 : c.op == "set-threshold" ? 25 + i % 10 : 0;
       auto txn = (*cloud)->Begin();
-      if (auto s = txn.Enqueue(**commands, {.type = "command.v1",
-                                            .key = c.device,
-                                            .payload = c.Encode(),
-                                            .encoding = "text/plain"});
+      if (auto s = txn.Enqueue(
+              **commands, {.type = "command.v1", .key = c.device, .payload = c.Encode(), .encoding = "text/plain"});
           !s) {
         return s;
       }
@@ -433,11 +433,11 @@ int main(int argc, char** argv) {
   const int total = args.commands;
   auto wait_applied = [&](uint64_t n, const char* phase) -> jaiminho::Status {
     if (settled.WaitApplied(n, 60s)) return {};
-    return jaiminho::MakeError(jaiminho::ErrorCode::kUnavailable,
-                               std::string(phase) + ": the gateway applied " + std::to_string(settled.applied()) +
-                                   " of " + std::to_string(n) + " commands within 60 s; consumer: " +
-                                   (consumer ? consumer->last_error() : "stopped") + "; publisher: " +
-                                   (*mqtt)->last_error());
+    return jaiminho::MakeError(
+        jaiminho::ErrorCode::kUnavailable,
+        std::string(phase) + ": the gateway applied " + std::to_string(settled.applied()) + " of " + std::to_string(n) +
+            " commands within 60 s; consumer: " + (consumer ? consumer->last_error() : "stopped") +
+            "; publisher: " + (*mqtt)->last_error());
   };
 
   std::printf("phase 1, link up: %d commands to %d devices\n", quarter, args.devices);
@@ -453,7 +453,8 @@ int main(int argc, char** argv) {
     replay_options.client_id += "-replay";
     auto replay = jaiminho::MqttPublisher::Create(replay_options);
     if (!replay) return Fail(replay.error().ToString());
-    if (!(*replay)->WaitConnected(20s)) return Fail("the replaying publisher did not connect: " + (*replay)->last_error());
+    if (!(*replay)->WaitConnected(20s))
+      return Fail("the replaying publisher did not connect: " + (*replay)->last_error());
     auto resent = delivered->Resend(**replay, resend);
     if (!resent) return Fail("resending the prefix: " + resent.error().ToString());
     if (*resent != resend) return Fail("resent " + std::to_string(*resent) + " of " + std::to_string(resend));

@@ -269,8 +269,8 @@ void MqttConsumer::Impl::Session() {
           const std::string cause = rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc);
           std::string why =
               connacked_
-                  ? fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter,
-                                endpoint_, cause)
+                  ? fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter, endpoint_,
+                                cause)
                   : fmt::format("MQTT consumer of '{}': {}", opt_.filter,
                                 ConnectError(fmt::format("MQTT broker {} closed the connection before CONNACK: {}",
                                                          endpoint_, cause),

@@ -15,11 +15,10 @@ namespace jaiminho::internal {
 namespace {
 
 // Fails unless `path` is a readable file (or, with `directory`, a directory).
-Status CheckReadable(std::string_view options_name, std::string_view option, const std::string& path,
-                     bool directory) {
+Status CheckReadable(std::string_view options_name, std::string_view option, const std::string& path, bool directory) {
   if (::access(path.c_str(), R_OK | (directory ? X_OK : 0)) != 0) {
-    return MakeError(ErrorCode::kInvalidArgument, fmt::format("{}::{}: cannot read '{}': {}", options_name, option,
-                                                              path, std::strerror(errno)));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}::{}: cannot read '{}': {}", options_name, option, path, std::strerror(errno)));
   }
   return {};
 }

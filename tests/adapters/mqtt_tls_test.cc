@@ -335,9 +335,8 @@ TEST_F(MqttTls, ConsumerWithAWrongCaFailsNamingTheBrokerAndTheCa) {
   ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*side));
   MqttConsumerOptions o = ConsumerTlsOptions(*broker);
   o.ca_file = Cert("other-ca.pem");
-  ASSERT_OK_AND_ASSIGN(auto consumer, MqttConsumer::Start(*side, *inbox, o, [](const MqttMessage&, Transaction&) {
-                         return Status{};
-                       }));
+  ASSERT_OK_AND_ASSIGN(
+      auto consumer, MqttConsumer::Start(*side, *inbox, o, [](const MqttMessage&, Transaction&) { return Status{}; }));
   std::string why = ConsumerTlsError(*consumer);
   std::printf("consumer, wrong CA: %s\n", why.c_str());
   EXPECT_NE(why.find("MQTT consumer of 'gw/#': TLS connection to MQTT broker 127.0.0.1:" +
@@ -369,9 +368,8 @@ TEST_F(MqttTls, ConsumerStartValidatesTheTlsOptionsNamingThem) {
   auto side = MustOpen(dir_.Sub("consumer"));
   ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*side));
   auto start_error = [&](MqttConsumerOptions o) {
-    auto c = MqttConsumer::Start(*side, *inbox, std::move(o), [](const MqttMessage&, Transaction&) {
-      return Status{};
-    });
+    auto c =
+        MqttConsumer::Start(*side, *inbox, std::move(o), [](const MqttMessage&, Transaction&) { return Status{}; });
     EXPECT_FALSE(c.has_value());
     if (c) return std::string();
     EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument);
