@@ -411,12 +411,13 @@ int main(int argc, char** argv) {
   // Commits commands [from, to) of the run, command i going to device i % devices.
   std::map<std::string, uint64_t> sent_per_device;
   std::vector<std::string> sent_ids;
-  auto send = [&](int from, int to) -> jaiminho::Status {
+  auto send = [&](uint64_t from, uint64_t to) -> jaiminho::Status {
     static constexpr std::string_view kOps[] = {"set-interval", "set-threshold", "reboot"};
-    for (int i = from; i < to; ++i) {
-      Command c{.device = "sensor-" + std::to_string(i % args.devices), .op = std::string(kOps[(i / 3) % 3])};
+    for (uint64_t i = from; i < to; ++i) {
+      Command c{.device = "sensor-" + std::to_string(i % static_cast<uint64_t>(args.devices)),
+                .op = std::string(kOps[(i / 3) % 3])};
       c.n = ++sent_per_device[c.device];
-      c.value = c.op == "set-interval" ? 10 + (i % 7) * 5 : c.op == "set-threshold" ? 25 + i % 10 : 0;
+      c.value = static_cast<int>(c.op == "set-interval" ? 10 + (i % 7) * 5 : c.op == "set-threshold" ? 25 + i % 10 : 0);
       auto txn = (*cloud)->Begin();
       if (auto s = txn.Enqueue(
               **commands, {.type = "command.v1", .key = c.device, .payload = c.Encode(), .encoding = "text/plain"});
@@ -429,8 +430,8 @@ int main(int argc, char** argv) {
     }
     return {};
   };
-  const int quarter = args.commands / 4;
-  const int total = args.commands;
+  const uint64_t quarter = static_cast<uint64_t>(args.commands) / 4;
+  const uint64_t total = static_cast<uint64_t>(args.commands);
   auto wait_applied = [&](uint64_t n, const char* phase) -> jaiminho::Status {
     if (settled.WaitApplied(n, 60s)) return {};
     return jaiminho::MakeError(
@@ -440,13 +441,14 @@ int main(int argc, char** argv) {
             "; publisher: " + (*mqtt)->last_error());
   };
 
-  std::printf("phase 1, link up: %d commands to %d devices\n", quarter, args.devices);
+  std::printf("phase 1, link up: %llu commands to %d devices\n", static_cast<unsigned long long>(quarter),
+              args.devices);
   if (auto s = send(0, quarter); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(static_cast<uint64_t>(quarter), "phase 1"); !s) return Fail(s.error().ToString());
+  if (auto s = wait_applied(quarter, "phase 1"); !s) return Fail(s.error().ToString());
 
-  const uint64_t resend = std::min<uint64_t>(static_cast<uint64_t>(args.resend), static_cast<uint64_t>(quarter));
-  std::printf("phase 2, a resent prefix: commands 1-%llu published again with their ids, then %d new ones\n",
-              static_cast<unsigned long long>(resend), quarter);
+  const uint64_t resend = std::min<uint64_t>(static_cast<uint64_t>(args.resend), quarter);
+  std::printf("phase 2, a resent prefix: commands 1-%llu published again with their ids, then %llu new ones\n",
+              static_cast<unsigned long long>(resend), static_cast<unsigned long long>(quarter));
   {
     if (!delivered->WaitFor(resend, 60s)) return Fail("the relay did not report the first commands delivered");
     jaiminho::MqttOptions replay_options = mqtt_options;
@@ -462,33 +464,33 @@ int main(int argc, char** argv) {
   if (auto s = send(quarter, 2 * quarter); !s) return Fail(s.error().ToString());
   // Each of the 2 * quarter commands so far, and the resent prefix: settled
   // (applied, or dropped as a duplicate: the checks at the end tell which).
-  if (!settled.WaitSettled(static_cast<uint64_t>(2 * quarter) + resend, 60s)) {
+  if (!settled.WaitSettled(2 * quarter + resend, 60s)) {
     return Fail("phase 2: applied " + std::to_string(settled.applied()) + ", duplicates dropped " +
                 std::to_string(settled.duplicates()) + " of " + std::to_string(2 * quarter) + " commands and " +
                 std::to_string(resend) + " resent; consumer: " + consumer->last_error());
   }
   const uint64_t dups_after_resend = settled.duplicates();
 
-  std::printf("phase 3, broker restart: %d commands, the broker stopped after %d and restarted\n", quarter,
-              quarter / 2);
+  std::printf("phase 3, broker restart: %llu commands, the broker stopped after %llu and restarted\n",
+              static_cast<unsigned long long>(quarter), static_cast<unsigned long long>(quarter / 2));
   if (auto s = send(2 * quarter, 2 * quarter + quarter / 2); !s) return Fail(s.error().ToString());
   if (auto s = broker->Stop(); !s) return Fail(s.error().ToString());
   if (auto s = send(2 * quarter + quarter / 2, 3 * quarter); !s) return Fail(s.error().ToString());
   if (auto s = broker->Restart(); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(static_cast<uint64_t>(3 * quarter), "phase 3"); !s) return Fail(s.error().ToString());
+  if (auto s = wait_applied(3 * quarter, "phase 3"); !s) return Fail(s.error().ToString());
   const uint64_t dups_after_restart = settled.duplicates();
 
-  const int rest = total - 3 * quarter;
-  std::printf("phase 4, consumer restart: %d commands, the gateway's consumer stopped mid-stream and started again\n",
-              rest);
+  const uint64_t rest = total - 3 * quarter;
+  std::printf("phase 4, consumer restart: %llu commands, the gateway's consumer stopped mid-stream and started again\n",
+              static_cast<unsigned long long>(rest));
   if (auto s = send(3 * quarter, total); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(static_cast<uint64_t>(3 * quarter + rest / 3), "phase 4"); !s) {
+  if (auto s = wait_applied(3 * quarter + rest / 3, "phase 4"); !s) {
     return Fail(s.error().ToString());
   }
   stop_consumer();
   const uint64_t applied_at_stop = settled.applied();
   if (auto s = start_consumer(); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(static_cast<uint64_t>(total), "phase 4"); !s) return Fail(s.error().ToString());
+  if (auto s = wait_applied(total, "phase 4"); !s) return Fail(s.error().ToString());
   (*relay)->Stop();
   stop_consumer();
   const auto elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -532,14 +534,14 @@ int main(int argc, char** argv) {
               std::to_string(st.gaps.size()) + " gaps");
   }
 
+  const uint64_t deliveries = settled.applied() + settled.duplicates();
   if (failed_checks > 10) std::printf("CHECK FAILED: ... and %d more\n", failed_checks - 10);
   std::printf(
       "sent %zu commands (%zu devices); delivered %llu times to the gateway: applied %llu, duplicates dropped %llu "
       "(%llu after the resent prefix of %llu, %llu after the broker restart, %llu after the consumer restart at "
       "%llu applied); applied exactly once: %llu; in order: %s; consumers' stats: duplicates %llu, connections "
       "%llu, not acknowledged %llu\n",
-      sent_ids.size(), sent_per_device.size(),
-      static_cast<unsigned long long>(settled.applied() + settled.duplicates()),
+      sent_ids.size(), sent_per_device.size(), static_cast<unsigned long long>(deliveries),
       static_cast<unsigned long long>(settled.applied()), static_cast<unsigned long long>(settled.duplicates()),
       static_cast<unsigned long long>(dups_after_resend), static_cast<unsigned long long>(resend),
       static_cast<unsigned long long>(dups_after_restart - dups_after_resend),
