@@ -34,7 +34,7 @@ fi
 if [ -x "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands" ]; then
   # The gateway's commands (issue 19): a cloud's outbox and relay, the gateway's
   # MqttConsumer and inbox; duplicates injected (a resent prefix, a broker
-  # restart, a consumer restart), each command applied once and in order;
+  # restart, the gateway process SIGKILLed), each command applied once, in order;
   # then over mutual TLS (the certificates made above, or made here).
   check_command_line "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands"
   "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands" --db "$run/gateway-commands"

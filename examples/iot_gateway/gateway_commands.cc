@@ -3,6 +3,7 @@
 // order, though the broker and the relay deliver some of them twice.
 //
 //   jaiminho-gateway-commands [--db DIR] [--commands N] [--devices N] [--resend N] [--tls-demo DIR]
+//   (--gateway-child --port N --client-id ID: the gateway process the demo starts)
 //
 // The cloud side (DIR/cloud.db) commits each command ("set-interval",
 // "set-threshold", "reboot" for one device) to the keep-order stream
@@ -13,37 +14,49 @@
 // the business family "config", and a count of applications per command in
 // "applied") commits in one transaction with the inbox's record of its id.
 //
-// The demo runs its own mosquitto broker (/usr/sbin/mosquitto) and injects
-// duplicates for real, in four phases of commands:
+// The gateway runs as a child process of the demo (this program again, with
+// --gateway-child), as it would on its own machine. The demo runs its own
+// mosquitto broker (/usr/sbin/mosquitto) and injects duplicates for real, in
+// four phases of commands:
 //   1. link up;
 //   2. a resent prefix: a second publisher sends the first --resend commands
 //      again with their event ids, as a relay does after a lost PUBACK;
 //   3. the broker is stopped halfway through and restarted (its persistent
 //      session queues what the gateway has not acknowledged; the relay resends
 //      what was unacknowledged when the link went);
-//   4. the gateway's consumer is stopped mid-stream and started again (what it
-//      was delivered but had not acknowledged comes again).
-// It then checks that every command was applied exactly once (its count in
-// "applied" is 1, the configs count each device's commands), in the stream's
-// order and each device's, and that duplicates were seen and dropped; prints
-// a summary and exits 1 if a check fails.
+//   4. the gateway process is killed (SIGKILL) mid-stream and started again:
+//      what it had committed but not acknowledged comes again.
+// It then opens the gateway's database and checks that every command was
+// applied exactly once (its count in "applied" is 1, the configs count each
+// device's commands), in the stream's order and each device's, that the
+// inbox's watermark is the last seq with no gap, and that duplicates were seen
+// and dropped; prints a summary and exits 1 if a check fails.
 //
 // TLS: with --tls-demo DIR (certificates made by
 // src/adapters/testing/make-test-certs.sh DIR) the broker also listens with
 // TLS, requiring a client certificate from DIR's CA, and both the cloud's
 // publishers and the gateway's consumer connect there over mutual TLS.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "adapters/testing/mosquitto_broker.h"
@@ -64,6 +77,10 @@ struct Args {
   int devices = 4;
   int resend = 50;
   std::string tls_demo{};
+  // The gateway process (--gateway-child): the broker's port and the consumer's client id.
+  bool gateway_child = false;
+  int port = 0;
+  std::string client_id{};
 };
 
 int Fail(const std::string& why) {
@@ -77,7 +94,7 @@ Args ParseArgs(int argc, char** argv) {
       "jaiminho-gateway-commands", "[--db DIR] [--commands N] [--devices N] [--resend N] [--tls-demo DIR]",
       "Commands from a cloud to an IoT gateway through its own mosquitto broker: an outbox and a relay on the cloud "
       "side, an MqttConsumer and an inbox on the gateway's, with duplicates injected (a resent prefix, a broker "
-      "restart, a consumer restart). Checks that each command's effect was applied exactly once, in order.");
+      "restart, the gateway process killed). Checks that each command's effect was applied exactly once, in order.");
   cli.Option("--db", "DIR",
              "a new (or empty) directory for both databases and the broker (default var/gateway-commands)",
              [&](const std::string& v) { a.db = v; });
@@ -90,6 +107,12 @@ Args ParseArgs(int argc, char** argv) {
   cli.Option("--tls-demo", "DIR",
              "the broker's clients over mutual TLS with the certificates make-test-certs.sh made in DIR",
              [&](const std::string& v) { a.tls_demo = v; });
+  cli.Flag("--gateway-child", "(internal) run as the gateway process the demo starts, on --db DIR's gateway.db",
+           [&] { a.gateway_child = true; });
+  cli.Option("--port", "N", "(internal, with --gateway-child) the broker's port",
+             [&](const std::string& v) { a.port = cli.Int("--port", v, 1); });
+  cli.Option("--client-id", "ID", "(internal, with --gateway-child) the consumer's MQTT client id",
+             [&](const std::string& v) { a.client_id = v; });
   cli.Parse(argc, argv);
   return a;
 }
@@ -146,38 +169,71 @@ struct Config {
   }
 };
 
-// Counts what the gateway's consumers settled (across consumer restarts),
-// with a wait.
-class Settled {
+// What the gateway processes reported on their stdout, one line each:
+// "N seq" (applied), "D seq" (a duplicate dropped), "V text" (out of order),
+// "S applied duplicates invalid not_acknowledged connects" (a consumer's
+// stats, at its orderly end). A process killed between a commit and its line
+// leaves that one unreported; the database tells (the checks read it).
+class Tracker {
  public:
-  void Add(jaiminho::ReceiveOutcome outcome) {
+  void Line(std::string_view line) {
     std::lock_guard l(mu_);
-    (outcome == jaiminho::ReceiveOutcome::kNew ? applied_ : duplicates_)++;
+    uint64_t v[5] = {};
+    auto numbers = [&](size_t n) {
+      std::string_view rest = line.substr(std::min<size_t>(2, line.size()));
+      for (size_t i = 0; i < n; ++i) {
+        auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), v[i]);
+        if (ec != std::errc()) return false;
+        rest.remove_prefix(static_cast<size_t>(end - rest.data()));
+        if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      }
+      return true;
+    };
+    if (line.starts_with("N ") && numbers(1)) {
+      ++applied_;
+      settled_through_ = std::max(settled_through_, v[0]);
+    } else if (line.starts_with("D ") && numbers(1)) {
+      ++duplicates_;
+      settled_through_ = std::max(settled_through_, v[0]);
+    } else if (line.starts_with("V ")) {
+      if (violations_.size() < 10) violations_.emplace_back(line.substr(2));
+    } else if (line.starts_with("S ") && numbers(5)) {
+      stats_.applied += v[0];
+      stats_.duplicates += v[1];
+      stats_.invalid += v[2];
+      stats_.not_acknowledged += v[3];
+      stats_.connects += v[4];
+    } else if (line == "READY") {
+      ++ready_;
+    }
     cv_.notify_all();
   }
-  // Until applied >= a, or `timeout`.
-  bool WaitApplied(uint64_t a, std::chrono::milliseconds timeout) {
+  // Until `pred` holds (called under the lock), or `timeout`.
+  template <class Pred>
+  bool Wait(std::chrono::milliseconds timeout, Pred pred) {
     std::unique_lock l(mu_);
-    return cv_.wait_for(l, timeout, [&] { return applied_ >= a; });
+    return cv_.wait_for(l, timeout, [&] { return pred(*this); });
   }
-  // Until applied + duplicates >= n (n deliveries settled), or `timeout`.
-  bool WaitSettled(uint64_t n, std::chrono::milliseconds timeout) {
-    std::unique_lock l(mu_);
-    return cv_.wait_for(l, timeout, [&] { return applied_ + duplicates_ >= n; });
-  }
-  uint64_t applied() {
+  // Readers for Wait's predicate (under the lock) or with it taken here.
+  uint64_t applied() const { return applied_; }
+  uint64_t duplicates() const { return duplicates_; }
+  uint64_t settled_through() const { return settled_through_; }  // every seq <= it applied (keep order)
+  int ready() const { return ready_; }
+  template <class F>
+  auto Read(F f) {
     std::lock_guard l(mu_);
-    return applied_;
+    return f(*this);
   }
-  uint64_t duplicates() {
-    std::lock_guard l(mu_);
-    return duplicates_;
-  }
+  const std::vector<std::string>& violations() const { return violations_; }
+  const jaiminho::MqttConsumerStats& stats() const { return stats_; }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t applied_ = 0, duplicates_ = 0;
+  uint64_t applied_ = 0, duplicates_ = 0, settled_through_ = 0;
+  int ready_ = 0;
+  std::vector<std::string> violations_;
+  jaiminho::MqttConsumerStats stats_;
 };
 
 // The events the cloud's relay delivered (copies), for the resent prefix.
@@ -243,13 +299,9 @@ struct Gateway {
   jaiminho::Outbox* outbox;
   jaiminho::BusinessFamily config;
   jaiminho::BusinessFamily applied;
-  std::mutex mu{};
-  std::vector<std::string> violations{};  // out of order (stream or device): should stay empty
+  std::function<void(const std::string&)> violation;  // out of order (stream or device)
 
-  void Violation(std::string what) {
-    std::lock_guard l(mu);
-    if (violations.size() < 10) violations.push_back(std::move(what));
-  }
+  void Violation(const std::string& what) const { violation(what); }
 
   // The consumer's thread only: it reads the committed state, which only this
   // handler writes, one message at a time.
@@ -292,10 +344,165 @@ struct Gateway {
   }
 };
 
+// The gateway's TLS and broker settings for a consumer (both processes).
+jaiminho::MqttConsumerOptions ConsumerOptions(const Args& args) {
+  jaiminho::MqttConsumerOptions o{.host = "127.0.0.1",
+                                  .port = static_cast<uint16_t>(args.port),
+                                  .client_id = args.client_id,
+                                  .filter = "cloud/commands/#",
+                                  .connect_timeout = 1s,
+                                  .reconnect_min = 20ms,
+                                  .reconnect_max = 500ms};
+  if (!args.tls_demo.empty()) {
+    o.tls = true;
+    o.ca_file = args.tls_demo + "/ca.pem";
+    o.cert_file = args.tls_demo + "/client.pem";
+    o.key_file = args.tls_demo + "/client.key";
+  }
+  return o;
+}
+
+// One line to stdout in one write(2): the demo reads them; a kill never
+// leaves half a line.
+void Report(const std::string& line) {
+  std::string out = line + "\n";
+  for (size_t done = 0; done < out.size();) {
+    ssize_t n = ::write(STDOUT_FILENO, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+// The gateway process: consumes until its stdin closes (the demo's stop),
+// reporting each outcome on stdout (see Tracker); then its consumer's stats.
+int GatewayChild(const Args& args) {
+  const std::filesystem::path dir = args.db;
+  auto outbox = jaiminho::Outbox::Open(
+      {.path = (dir / "gateway.db").string(), .business_families = {{.name = "config"}, {.name = "applied"}}});
+  if (!outbox) return Fail(outbox.error().ToString());
+  auto inbox = jaiminho::Inbox::Open(**outbox, {.keep_order_streams = {"commands"}});
+  if (!inbox) return Fail(inbox.error().ToString());
+  Gateway gateway{.outbox = outbox->get(),
+                  .config = *(*outbox)->FindBusinessFamily("config"),
+                  .applied = *(*outbox)->FindBusinessFamily("applied"),
+                  .violation = [](const std::string& what) { Report("V " + what); }};
+  jaiminho::MqttConsumerOptions options = ConsumerOptions(args);
+  std::atomic<uint64_t> reported_new{0};
+  options.on_outcome = [&](const jaiminho::MqttMessage& m, jaiminho::ReceiveOutcome o) {
+    if (o == jaiminho::ReceiveOutcome::kNew) ++reported_new;
+    Report((o == jaiminho::ReceiveOutcome::kNew ? "N " : "D ") + std::to_string(m.id.seq));
+  };
+  auto consumer = jaiminho::MqttConsumer::Start(
+      **outbox, **inbox, std::move(options),
+      [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) { return gateway.Apply(m, txn); });
+  if (!consumer) return Fail(consumer.error().ToString());
+  // Subscribed before the first command: the session (and what the broker
+  // queues for it) exists from then on.
+  if (!(*consumer)->WaitSubscribed(20s)) return Fail("did not subscribe: " + (*consumer)->last_error());
+  Report("READY");
+  char buf[64];
+  while (::read(STDIN_FILENO, buf, sizeof buf) > 0 || errno == EINTR) {
+  }
+  // Its stats count a commit just after on_outcome reported it: let them catch up.
+  (*consumer)->WaitApplied(reported_new, 5s);
+  const jaiminho::MqttConsumerStats st = (*consumer)->stats();
+  Report("S " + std::to_string(st.applied) + " " + std::to_string(st.duplicates) + " " + std::to_string(st.invalid) +
+         " " + std::to_string(st.not_acknowledged) + " " + std::to_string(st.connects));
+  consumer->reset();  // lets the message in progress finish (commit or not)
+  if (auto s = (*outbox)->Close(); !s) return Fail(s.error().ToString());
+  return 0;
+}
+
+// The demo's handle on a gateway process: its stdin (closed to stop it) and
+// a thread feeding its stdout lines to the Tracker.
+class GatewayProcess {
+ public:
+  static jaiminho::Result<std::unique_ptr<GatewayProcess>> Spawn(const std::vector<std::string>& argv,
+                                                                 Tracker& tracker) {
+    int in[2], out[2];
+    if (::pipe(in) != 0 || ::pipe(out) != 0) {
+      return jaiminho::MakeError(jaiminho::ErrorCode::kInternal, std::string("pipe: ") + std::strerror(errno));
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    for (int fd : {in[0], in[1], out[0], out[1]})
+      posix_spawn_file_actions_addclose(&actions, fd);
+    std::vector<char*> args;
+    args.reserve(argv.size() + 1);
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (rc != 0) {
+      ::close(in[1]);
+      ::close(out[0]);
+      return jaiminho::MakeError(jaiminho::ErrorCode::kInternal, std::string("posix_spawn: ") + std::strerror(rc));
+    }
+    return std::unique_ptr<GatewayProcess>(new GatewayProcess(pid, in[1], out[0], tracker));
+  }
+  ~GatewayProcess() {
+    if (stdin_ >= 0) ::close(stdin_);
+    Wait();
+  }
+  GatewayProcess(const GatewayProcess&) = delete;
+  GatewayProcess& operator=(const GatewayProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void Kill() { ::kill(pid_, SIGKILL); }
+  // Closes its stdin (it stops and exits) and waits; its exit status, or
+  // 128 + the signal that ended it.
+  int Stop() {
+    if (stdin_ >= 0) ::close(stdin_);
+    stdin_ = -1;
+    return Wait();
+  }
+  int Wait() {
+    if (reader_.joinable()) reader_.join();  // its stdout closes when it exits
+    if (!waited_) {
+      int st = 0;
+      while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      waited_ = true;
+    }
+    return status_;
+  }
+
+ private:
+  GatewayProcess(pid_t pid, int in, int out, Tracker& tracker) : pid_(pid), stdin_(in) {
+    reader_ = std::thread([out, &tracker] {
+      std::string buffer;
+      char chunk[4096];
+      for (;;) {
+        ssize_t n = ::read(out, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+        for (size_t eol; (eol = buffer.find('\n')) != std::string::npos; buffer.erase(0, eol + 1))
+          tracker.Line(std::string_view(buffer).substr(0, eol));
+      }
+      ::close(out);
+    });
+  }
+  pid_t pid_;
+  int stdin_;
+  std::thread reader_;
+  bool waited_ = false;
+  int status_ = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = ParseArgs(argc, argv);
+  Args args = ParseArgs(argc, argv);
+  if (args.gateway_child) return GatewayChild(args);
   const auto start = SteadyClock::now();
   const std::filesystem::path dir = args.db;
   std::error_code ec;
@@ -317,71 +524,35 @@ int main(int argc, char** argv) {
   auto started = jaiminho::testing::MosquittoBroker::Start(broker_options);
   if (!started) return Fail(started.error().ToString());
   auto broker = std::move(*started);
-  const uint16_t port = tls ? broker->tls_port() : broker->port();
-  std::printf("mosquitto on %s:%u%s (log and persistence in %s)\n", broker->host().c_str(), port,
+  args.port = tls ? broker->tls_port() : broker->port();
+  args.client_id = "gateway-" + std::to_string(::getpid());
+  std::printf("mosquitto on %s:%d%s (log and persistence in %s)\n", broker->host().c_str(), args.port,
               tls ? ", TLS with client certificates" : "", (dir / "broker").c_str());
 
-  // The gateway: its database, its inbox (commands in order) and its consumer.
-  auto gw_outbox = jaiminho::Outbox::Open(
-      {.path = (dir / "gateway.db").string(), .business_families = {{.name = "config"}, {.name = "applied"}}});
-  if (!gw_outbox) return Fail(gw_outbox.error().ToString());
-  auto inbox = jaiminho::Inbox::Open(**gw_outbox, {.keep_order_streams = {"commands"}});
-  if (!inbox) return Fail(inbox.error().ToString());
-  Gateway gateway{.outbox = gw_outbox->get(),
-                  .config = *(*gw_outbox)->FindBusinessFamily("config"),
-                  .applied = *(*gw_outbox)->FindBusinessFamily("applied")};
-  Settled settled;
-  jaiminho::MqttConsumerOptions consumer_options{.host = broker->host(),
-                                                 .port = port,
-                                                 .client_id = "gateway-" + std::to_string(::getpid()),
-                                                 .filter = "cloud/commands/#",
-                                                 .connect_timeout = 1s,
-                                                 .reconnect_min = 20ms,
-                                                 .reconnect_max = 500ms};
-  consumer_options.on_outcome = [&](const jaiminho::MqttMessage&, jaiminho::ReceiveOutcome o) { settled.Add(o); };
-  if (tls) {
-    consumer_options.tls = true;
-    consumer_options.ca_file = args.tls_demo + "/ca.pem";
-    consumer_options.cert_file = args.tls_demo + "/client.pem";
-    consumer_options.key_file = args.tls_demo + "/client.key";
-  }
-  // The consumers' own stats, summed over the ones ended. What they settled is
-  // counted by on_outcome (Settled): a consumer being destroyed may still
-  // commit the message in progress after its stats were read.
-  jaiminho::MqttConsumerStats consumer_totals;
-  std::unique_ptr<jaiminho::MqttConsumer> consumer;
-  uint64_t applied_before = 0;  // settled.applied() when the current consumer started
-  auto start_consumer = [&]() -> jaiminho::Status {
-    applied_before = settled.applied();
-    auto c = jaiminho::MqttConsumer::Start(
-        **gw_outbox, **inbox, consumer_options,
-        [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) { return gateway.Apply(m, txn); });
-    if (!c) return tl::unexpected(c.error());
-    consumer = std::move(*c);
-    // Subscribed before the first command: the session (and what the broker
-    // queues for it) exists from then on.
-    if (!consumer->WaitSubscribed(20s)) {
+  // The gateway: a process of its own (see GatewayChild), started again after
+  // it is killed; the same client id, so the same broker session.
+  Tracker tracker;
+  std::vector<std::string> child_argv = {
+      "jaiminho-gateway-commands", "--gateway-child", "--db",        dir.string(), "--port",
+      std::to_string(args.port),   "--client-id",     args.client_id};
+  if (tls) child_argv.insert(child_argv.end(), {"--tls-demo", args.tls_demo});
+  std::unique_ptr<GatewayProcess> gateway;
+  auto start_gateway = [&]() -> jaiminho::Status {
+    const int ready = tracker.Read([](const Tracker& t) { return t.ready(); });
+    auto p = GatewayProcess::Spawn(child_argv, tracker);
+    if (!p) return tl::unexpected(p.error());
+    gateway = std::move(*p);
+    if (!tracker.Wait(30s, [&](const Tracker& t) { return t.ready() > ready; })) {
       return jaiminho::MakeError(jaiminho::ErrorCode::kUnavailable,
-                                 "the gateway's consumer did not subscribe: " + consumer->last_error());
+                                 "the gateway process did not subscribe within 30 s (its errors are on stderr)");
     }
     return {};
   };
-  auto stop_consumer = [&] {
-    // Its stats count a commit just after on_outcome reported it: let them catch up.
-    consumer->WaitApplied(settled.applied() - applied_before, 10s);
-    const auto s = consumer->stats();
-    consumer_totals.applied += s.applied;
-    consumer_totals.duplicates += s.duplicates;
-    consumer_totals.invalid += s.invalid;
-    consumer_totals.not_acknowledged += s.not_acknowledged;
-    consumer_totals.connects += s.connects;
-    consumer.reset();
-  };
-  if (auto s = start_consumer(); !s) return Fail(s.error().ToString());
+  if (auto s = start_gateway(); !s) return Fail(s.error().ToString());
 
   // The cloud: its database, the keep-order stream, the publisher and relay.
   jaiminho::MqttOptions mqtt_options{.host = broker->host(),
-                                     .port = port,
+                                     .port = static_cast<uint16_t>(args.port),
                                      .client_id = "cloud-" + std::to_string(::getpid()),
                                      .topic = "cloud/commands/{key}",
                                      .ack_timeout = 5s,
@@ -432,23 +603,27 @@ int main(int argc, char** argv) {
   };
   const uint64_t quarter = static_cast<uint64_t>(args.commands) / 4;
   const uint64_t total = static_cast<uint64_t>(args.commands);
-  auto wait_applied = [&](uint64_t n, const char* phase) -> jaiminho::Status {
-    if (settled.WaitApplied(n, 60s)) return {};
-    return jaiminho::MakeError(
-        jaiminho::ErrorCode::kUnavailable,
-        std::string(phase) + ": the gateway applied " + std::to_string(settled.applied()) + " of " + std::to_string(n) +
-            " commands within 60 s; consumer: " + (consumer ? consumer->last_error() : "stopped") +
-            "; publisher: " + (*mqtt)->last_error());
+  // Until the gateway applied commands 1..n (a keep-order stream: seq n
+  // settled means every seq before it was applied).
+  auto wait_through = [&](uint64_t n, const char* phase) -> jaiminho::Status {
+    if (tracker.Wait(60s, [&](const Tracker& t) { return t.settled_through() >= n; })) return {};
+    return jaiminho::MakeError(jaiminho::ErrorCode::kUnavailable,
+                               std::string(phase) + ": the gateway reported commands 1.." +
+                                   std::to_string(tracker.Read([](const Tracker& t) { return t.settled_through(); })) +
+                                   " of 1.." + std::to_string(n) +
+                                   " applied within 60 s; publisher: " + (*mqtt)->last_error());
   };
+  auto duplicates = [&] { return tracker.Read([](const Tracker& t) { return t.duplicates(); }); };
 
   std::printf("phase 1, link up: %llu commands to %d devices\n", static_cast<unsigned long long>(quarter),
               args.devices);
   if (auto s = send(0, quarter); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(quarter, "phase 1"); !s) return Fail(s.error().ToString());
+  if (auto s = wait_through(quarter, "phase 1"); !s) return Fail(s.error().ToString());
 
   const uint64_t resend = std::min<uint64_t>(static_cast<uint64_t>(args.resend), quarter);
   std::printf("phase 2, a resent prefix: commands 1-%llu published again with their ids, then %llu new ones\n",
               static_cast<unsigned long long>(resend), static_cast<unsigned long long>(quarter));
+  const uint64_t settled_before_resend = tracker.Read([](const Tracker& t) { return t.applied() + t.duplicates(); });
   {
     if (!delivered->WaitFor(resend, 60s)) return Fail("the relay did not report the first commands delivered");
     jaiminho::MqttOptions replay_options = mqtt_options;
@@ -462,14 +637,15 @@ int main(int argc, char** argv) {
     if (*resent != resend) return Fail("resent " + std::to_string(*resent) + " of " + std::to_string(resend));
   }
   if (auto s = send(quarter, 2 * quarter); !s) return Fail(s.error().ToString());
-  // Each of the 2 * quarter commands so far, and the resent prefix: settled
-  // (applied, or dropped as a duplicate: the checks at the end tell which).
-  if (!settled.WaitSettled(2 * quarter + resend, 60s)) {
-    return Fail("phase 2: applied " + std::to_string(settled.applied()) + ", duplicates dropped " +
-                std::to_string(settled.duplicates()) + " of " + std::to_string(2 * quarter) + " commands and " +
-                std::to_string(resend) + " resent; consumer: " + consumer->last_error());
+  // The resent prefix and the new commands all settled (applied, or dropped
+  // as duplicates: the checks at the end tell which).
+  if (!tracker.Wait(60s, [&](const Tracker& t) {
+        return t.settled_through() >= 2 * quarter &&
+               t.applied() + t.duplicates() >= settled_before_resend + quarter + resend;
+      })) {
+    return Fail("phase 2: the resent prefix and the new commands were not all settled within 60 s");
   }
-  const uint64_t dups_after_resend = settled.duplicates();
+  const uint64_t dups_after_resend = duplicates();
 
   std::printf("phase 3, broker restart: %llu commands, the broker stopped after %llu and restarted\n",
               static_cast<unsigned long long>(quarter), static_cast<unsigned long long>(quarter / 2));
@@ -477,26 +653,39 @@ int main(int argc, char** argv) {
   if (auto s = broker->Stop(); !s) return Fail(s.error().ToString());
   if (auto s = send(2 * quarter + quarter / 2, 3 * quarter); !s) return Fail(s.error().ToString());
   if (auto s = broker->Restart(); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(3 * quarter, "phase 3"); !s) return Fail(s.error().ToString());
-  const uint64_t dups_after_restart = settled.duplicates();
+  if (auto s = wait_through(3 * quarter, "phase 3"); !s) return Fail(s.error().ToString());
+  const uint64_t dups_after_restart = duplicates();
 
   const uint64_t rest = total - 3 * quarter;
-  std::printf("phase 4, consumer restart: %llu commands, the gateway's consumer stopped mid-stream and started again\n",
+  std::printf("phase 4, gateway killed: %llu commands, the gateway process SIGKILLed mid-stream and started again\n",
               static_cast<unsigned long long>(rest));
   if (auto s = send(3 * quarter, total); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(3 * quarter + rest / 3, "phase 4"); !s) {
-    return Fail(s.error().ToString());
+  if (auto s = wait_through(3 * quarter + rest / 3, "phase 4"); !s) return Fail(s.error().ToString());
+  gateway->Kill();
+  const int killed_status = gateway->Wait();
+  const uint64_t killed_at = tracker.Read([](const Tracker& t) { return t.settled_through(); });
+  if (killed_status != 128 + SIGKILL) {
+    return Fail("the gateway process ended with " + std::to_string(killed_status) + ", not by SIGKILL");
   }
-  stop_consumer();
-  const uint64_t applied_at_stop = settled.applied();
-  if (auto s = start_consumer(); !s) return Fail(s.error().ToString());
-  if (auto s = wait_applied(total, "phase 4"); !s) return Fail(s.error().ToString());
+  if (auto s = start_gateway(); !s) return Fail(s.error().ToString());
+  if (auto s = wait_through(total, "phase 4"); !s) return Fail(s.error().ToString());
   (*relay)->Stop();
-  stop_consumer();
+  if (const int status = gateway->Stop(); status != 0) {
+    return Fail("the gateway process exited with " + std::to_string(status));
+  }
+  gateway.reset();
   const auto elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
 
-  // The checks: each command applied exactly once, each device's commands
-  // all applied, in order; duplicates seen and dropped.
+  // The checks, on the gateway's database: each command applied exactly
+  // once, each device's commands all applied, in order; duplicates seen and
+  // dropped.
+  auto gw_outbox = jaiminho::Outbox::Open(
+      {.path = (dir / "gateway.db").string(), .business_families = {{.name = "config"}, {.name = "applied"}}});
+  if (!gw_outbox) return Fail(gw_outbox.error().ToString());
+  auto inbox = jaiminho::Inbox::Open(**gw_outbox, {.keep_order_streams = {"commands"}});
+  if (!inbox) return Fail(inbox.error().ToString());
+  const jaiminho::BusinessFamily config = *(*gw_outbox)->FindBusinessFamily("config");
+  const jaiminho::BusinessFamily applied = *(*gw_outbox)->FindBusinessFamily("applied");
   int status = 0;
   int failed_checks = 0;
   auto check = [&](bool ok, const std::string& what) {
@@ -506,7 +695,7 @@ int main(int argc, char** argv) {
   };
   uint64_t once = 0;
   for (const std::string& id : sent_ids) {
-    auto count = (*gw_outbox)->Get(gateway.applied, id);
+    auto count = (*gw_outbox)->Get(applied, id);
     if (!count) return Fail(count.error().ToString());
     if (*count && **count == "1") {
       ++once;
@@ -515,42 +704,39 @@ int main(int argc, char** argv) {
     }
   }
   for (const auto& [device, n] : sent_per_device) {
-    auto stored = (*gw_outbox)->Get(gateway.config, device);
+    auto stored = (*gw_outbox)->Get(config, device);
     if (!stored) return Fail(stored.error().ToString());
     Config cfg = *stored ? Config::Decode(**stored) : Config{};
     check(cfg.commands == n && cfg.last == n, device + ": " + std::to_string(n) + " commands sent, config says " +
                                                   (*stored ? **stored : std::string("none")));
   }
-  for (const auto& v : gateway.violations)
+  const auto [reported_applied, reported_duplicates, violations, stats] =
+      tracker.Read([](const Tracker& t) { return std::tuple(t.applied(), t.duplicates(), t.violations(), t.stats()); });
+  for (const auto& v : violations)
     check(false, "out of order: " + v);
-  check(settled.duplicates() > 0 && consumer_totals.duplicates > 0,
-        "no duplicate reached the gateway: nothing was injected");
-  check(settled.applied() == sent_ids.size(), "the consumers applied " + std::to_string(settled.applied()) +
-                                                  " commands, " + std::to_string(sent_ids.size()) + " were sent");
-  check(consumer_totals.invalid == 0, std::to_string(consumer_totals.invalid) + " invalid messages");
+  check(reported_duplicates > 0, "no duplicate reached the gateway: nothing was injected");
+  check(stats.invalid == 0, std::to_string(stats.invalid) + " invalid messages");
   for (const auto& st : (*inbox)->State()) {
     check(st.watermark == sent_ids.size() && st.gaps.empty() && st.above.empty(),
           "inbox: stream " + st.stream + " watermark " + std::to_string(st.watermark) + ", " +
               std::to_string(st.gaps.size()) + " gaps");
   }
-
-  const uint64_t deliveries = settled.applied() + settled.duplicates();
   if (failed_checks > 10) std::printf("CHECK FAILED: ... and %d more\n", failed_checks - 10);
+  const uint64_t deliveries = reported_applied + reported_duplicates;
   std::printf(
-      "sent %zu commands (%zu devices); delivered %llu times to the gateway: applied %llu, duplicates dropped %llu "
-      "(%llu after the resent prefix of %llu, %llu after the broker restart, %llu after the consumer restart at "
-      "%llu applied); applied exactly once: %llu; in order: %s; consumers' stats: duplicates %llu, connections "
-      "%llu, not acknowledged %llu\n",
+      "sent %zu commands (%zu devices); the gateway reported %llu deliveries: applied %llu, duplicates dropped %llu "
+      "(%llu after the resent prefix of %llu, %llu after the broker restart, %llu after the gateway was killed at "
+      "command %llu); applied exactly once (its database): %llu; in order: %s; last consumer's stats: duplicates "
+      "%llu, connections %llu, not acknowledged %llu\n",
       sent_ids.size(), sent_per_device.size(), static_cast<unsigned long long>(deliveries),
-      static_cast<unsigned long long>(settled.applied()), static_cast<unsigned long long>(settled.duplicates()),
+      static_cast<unsigned long long>(reported_applied), static_cast<unsigned long long>(reported_duplicates),
       static_cast<unsigned long long>(dups_after_resend), static_cast<unsigned long long>(resend),
       static_cast<unsigned long long>(dups_after_restart - dups_after_resend),
-      static_cast<unsigned long long>(settled.duplicates() - dups_after_restart),
-      static_cast<unsigned long long>(applied_at_stop), static_cast<unsigned long long>(once),
-      gateway.violations.empty() ? "yes" : "NO", static_cast<unsigned long long>(consumer_totals.duplicates),
-      static_cast<unsigned long long>(consumer_totals.connects),
-      static_cast<unsigned long long>(consumer_totals.not_acknowledged));
-  auto dev = (*gw_outbox)->Get(gateway.config, "sensor-0");
+      static_cast<unsigned long long>(reported_duplicates - dups_after_restart),
+      static_cast<unsigned long long>(killed_at), static_cast<unsigned long long>(once),
+      violations.empty() ? "yes" : "NO", static_cast<unsigned long long>(stats.duplicates),
+      static_cast<unsigned long long>(stats.connects), static_cast<unsigned long long>(stats.not_acknowledged));
+  auto dev = (*gw_outbox)->Get(config, "sensor-0");
   if (dev && *dev) std::printf("device sensor-0: %s\n", (*dev)->c_str());
   std::printf("%s in %.1f s; databases in %s\n", status == 0 ? "OK" : "FAILED", elapsed, dir.c_str());
   if (auto s = (*cloud)->Close(); !s) return Fail(s.error().ToString());

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The gateway's commands pipeline, end to end (issue 19; ctest
 # Examples.GatewayCommands, label examples): jaiminho-gateway-commands with its
-# duplicates injected (a resent prefix, a broker restart, a consumer restart),
-# once over plain MQTT and once over mutual TLS (test certificates made by
-# make-test-certs.sh). The program checks every command applied exactly once,
+# duplicates injected (a resent prefix, a broker restart, the gateway process
+# SIGKILLed and started again), once over plain MQTT and once over mutual TLS
+# (test certificates made by make-test-certs.sh). The program checks every command applied exactly once,
 # in order, and that duplicates were dropped; it exits non-zero otherwise.
 #
 #   examples/iot_gateway/gateway_commands_test.sh BINARY MAKE_TEST_CERTS [WORKDIR]
