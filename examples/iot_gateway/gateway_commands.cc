@@ -36,6 +36,7 @@
 // src/adapters/testing/make-test-certs.sh DIR) the broker also listens with
 // TLS, requiring a client certificate from DIR's CA, and both the cloud's
 // publishers and the gateway's consumer connect there over mutual TLS.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -402,7 +403,10 @@ int GatewayChild(const Args& args) {
   if (!(*consumer)->WaitSubscribed(20s)) return Fail("did not subscribe: " + (*consumer)->last_error());
   Report("READY");
   char buf[64];
-  while (::read(STDIN_FILENO, buf, sizeof buf) > 0 || errno == EINTR) {
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
+    break;  // EOF (or an error): stop
   }
   // Its stats count a commit just after on_outcome reported it: let them catch up.
   (*consumer)->WaitApplied(reported_new, 5s);
@@ -420,16 +424,16 @@ class GatewayProcess {
  public:
   static jaiminho::Result<std::unique_ptr<GatewayProcess>> Spawn(const std::vector<std::string>& argv,
                                                                  Tracker& tracker) {
+    // Close-on-exec: no other child (the broker, restarted) inherits them and
+    // keeps this one's stdin open; posix_spawn's dup2 gives the child its own.
     int in[2], out[2];
-    if (::pipe(in) != 0 || ::pipe(out) != 0) {
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) {
       return jaiminho::MakeError(jaiminho::ErrorCode::kInternal, std::string("pipe: ") + std::strerror(errno));
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    for (int fd : {in[0], in[1], out[0], out[1]})
-      posix_spawn_file_actions_addclose(&actions, fd);
     std::vector<char*> args;
     args.reserve(argv.size() + 1);
     for (const auto& a : argv)
