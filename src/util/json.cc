@@ -108,6 +108,124 @@ std::string ToHex(std::string_view bytes) {
 
 namespace {
 
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Four hex digits at in[pos].
+bool Hex4(std::string_view in, size_t& pos, uint32_t& v) {
+  if (in.size() - pos < 4) return false;
+  v = 0;
+  for (size_t k = 0; k < 4; ++k) {
+    const char c = in[pos + k];
+    uint32_t d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<uint32_t>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = static_cast<uint32_t>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      d = static_cast<uint32_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    v = v * 16 + d;
+  }
+  pos += 4;
+  return true;
+}
+
+bool Eat(std::string_view in, size_t& pos, char c) {
+  if (pos < in.size() && in[pos] == c) {
+    ++pos;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* ReadJsonString(std::string_view in, size_t& pos, std::string& out) {
+  if (!Eat(in, pos, '"')) return "expected a string";
+  for (;;) {
+    if (pos >= in.size()) return "an unterminated string";
+    const auto c = static_cast<unsigned char>(in[pos]);
+    if (c == '"') {
+      ++pos;
+      return nullptr;
+    }
+    if (c < 0x20) return "a control character in a string";
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(in, pos);
+      if (n == 0) return "invalid UTF-8";
+      out.append(in.substr(pos, n));
+      pos += n;
+      continue;
+    }
+    ++pos;
+    if (c != '\\') {
+      out.push_back(static_cast<char>(c));
+      continue;
+    }
+    if (pos >= in.size()) return "an unterminated escape";
+    const char e = in[pos++];
+    switch (e) {
+      case '"':
+      case '\\':
+      case '/':
+        out.push_back(e);
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'u': {
+        uint32_t cp;
+        if (!Hex4(in, pos, cp)) return "a \\u escape without four hex digits";
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return "a lone low surrogate";
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          uint32_t low;
+          if (!Eat(in, pos, '\\') || !Eat(in, pos, 'u') || !Hex4(in, pos, low) || low < 0xDC00 || low > 0xDFFF) {
+            return "a high surrogate without its low surrogate";
+          }
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        AppendUtf8(out, cp);
+        break;
+      }
+      default:
+        --pos;
+        return "an unknown escape";
+    }
+  }
+}
+
+namespace {
+
 class StringObjectParser {
  public:
   explicit StringObjectParser(std::string_view in) : in_(in) {}
@@ -158,108 +276,9 @@ class StringObjectParser {
     }
     return false;
   }
-  static void AppendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-  // Four hex digits at pos_.
-  bool Hex4(uint32_t& v) {
-    if (in_.size() - pos_ < 4) return false;
-    v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = in_[pos_ + static_cast<size_t>(k)];
-      uint32_t d;
-      if (c >= '0' && c <= '9') {
-        d = static_cast<uint32_t>(c - '0');
-      } else if (c >= 'a' && c <= 'f') {
-        d = static_cast<uint32_t>(c - 'a' + 10);
-      } else if (c >= 'A' && c <= 'F') {
-        d = static_cast<uint32_t>(c - 'A' + 10);
-      } else {
-        return false;
-      }
-      v = v * 16 + d;
-    }
-    pos_ += 4;
-    return true;
-  }
   Status String(std::string& out) {
-    if (!Eat('"')) return Fail("expected a string");
-    for (;;) {
-      if (pos_ >= in_.size()) return Fail("an unterminated string");
-      const auto c = static_cast<unsigned char>(in_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return {};
-      }
-      if (c < 0x20) return Fail("a control character in a string");
-      if (c >= 0x80) {
-        const size_t n = Utf8SequenceLength(in_, pos_);
-        if (n == 0) return Fail("invalid UTF-8");
-        out.append(in_.substr(pos_, n));
-        pos_ += n;
-        continue;
-      }
-      ++pos_;
-      if (c != '\\') {
-        out.push_back(static_cast<char>(c));
-        continue;
-      }
-      if (pos_ >= in_.size()) return Fail("an unterminated escape");
-      const char e = in_[pos_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out.push_back(e);
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
-        case 'u': {
-          uint32_t cp;
-          if (!Hex4(cp)) return Fail("a \\u escape without four hex digits");
-          if (cp >= 0xDC00 && cp <= 0xDFFF) return Fail("a lone low surrogate");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            uint32_t low;
-            if (!Eat('\\') || !Eat('u') || !Hex4(low) || low < 0xDC00 || low > 0xDFFF) {
-              return Fail("a high surrogate without its low surrogate");
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          AppendUtf8(out, cp);
-          break;
-        }
-        default:
-          --pos_;
-          return Fail("an unknown escape");
-      }
-    }
+    if (const char* why = ReadJsonString(in_, pos_, out); why != nullptr) return Fail(why);
+    return {};
   }
 
   std::string_view in_;
