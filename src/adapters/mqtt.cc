@@ -79,6 +79,8 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
       o.client_id = value;
     } else if (name == "id_property") {
       o.id_property = value;
+    } else if (name == "type_property") {
+      o.type_property = value;
     } else if (name == "retain") {
       auto b = internal::ParseBool(value, what);
       if (!b) return tl::unexpected(b.error());
@@ -128,13 +130,14 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
     } else if (name == "alpn") {
       o.alpn = value;
     } else {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       fmt::format("'{}': unknown option '{}' (known: client_id, retain, id_property, headers, "
-                                   "keepalive_s, ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, "
-                                   "reconnect_max_ms, max_inflight, password_file, password_env, tls, ca_file, "
-                                   "ca_path, cert_file, key_file, key_password_file, key_password_env, "
-                                   "tls_version, verify_hostname, alpn)",
-                                   text, name));
+      return MakeError(
+          ErrorCode::kInvalidArgument,
+          fmt::format("'{}': unknown option '{}' (known: client_id, retain, id_property, type_property, headers, "
+                      "keepalive_s, ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, "
+                      "reconnect_max_ms, max_inflight, password_file, password_env, tls, ca_file, "
+                      "ca_path, cert_file, key_file, key_password_file, key_password_env, "
+                      "tls_version, verify_hostname, alpn)",
+                      text, name));
     }
     if (!st) return tl::unexpected(st.error());
   }
@@ -465,6 +468,16 @@ Status MqttPublisher::Impl::SendLocked(const Event& event, Slot& slot) {
       MOSQ_ERR_SUCCESS) {
     return MakeError(ErrorCode::kRejected,
                      fmt::format("event {}: cannot add user property '{}'", id, opt_.id_property));
+  }
+  if (!opt_.type_property.empty()) {
+    std::string type(event.type);
+    if (type.size() != event.type.size() ||
+        mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, opt_.type_property.c_str(), type.c_str()) !=
+            MOSQ_ERR_SUCCESS) {
+      return MakeError(
+          ErrorCode::kRejected,
+          fmt::format("event {}: type '{}' is not a valid MQTT user property (UTF-8 without NUL)", id, event.type));
+    }
   }
   if (!event.encoding.empty()) {
     std::string encoding(event.encoding);

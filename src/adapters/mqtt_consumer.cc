@@ -485,6 +485,31 @@ Result<std::unique_ptr<MqttConsumer>> MqttConsumer::Start(Outbox& outbox, Inbox&
   return std::unique_ptr<MqttConsumer>(new MqttConsumer(std::move(impl)));
 }
 
+ReceivedEvent MqttConsumer::ToReceivedEvent(const MqttMessage& m, std::string_view type_property) {
+  ReceivedEvent e{.id = m.id,
+                  .raw_id = m.raw_id,
+                  .encoding = m.content_type,
+                  .payload = m.payload,
+                  .topic = m.topic,
+                  .headers = m.properties};
+  for (const auto& [name, value] : m.properties) {
+    if (name == type_property) {
+      e.type = value;
+      break;
+    }
+  }
+  return e;
+}
+
+Result<std::unique_ptr<MqttConsumer>> MqttConsumer::Start(Outbox& outbox, Inbox& inbox, MqttConsumerOptions o,
+                                                          ConsumerHandlers handlers) {
+  std::string type_property = o.type_property;
+  return Start(
+      outbox, inbox, std::move(o),
+      [handlers = std::move(handlers), type_property = std::move(type_property)](
+          const MqttMessage& m, Transaction& txn) { return handlers.Handle(ToReceivedEvent(m, type_property), txn); });
+}
+
 MqttConsumerStats MqttConsumer::stats() const {
   return impl_->stats();
 }

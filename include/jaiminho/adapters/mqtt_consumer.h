@@ -101,6 +101,7 @@
 #include <utility>
 #include <vector>
 
+#include "jaiminho/consumer_handlers.h"
 #include "jaiminho/event.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/result.h"
@@ -169,6 +170,10 @@ struct MqttConsumerOptions {
   // Name of the user property carrying the event id; MqttOptions::id_property
   // of the publisher. Default: "jaiminho-event-id".
   std::string id_property = "jaiminho-event-id";
+  // Name of the user property carrying the event type, for ConsumerHandlers
+  // (the Start overload taking them); MqttOptions::type_property of the
+  // publisher. Default: "jaiminho-type".
+  std::string type_property = "jaiminho-type";
   // How long the broker keeps the session while the consumer is disconnected
   // (MQTT v5 Session Expiry Interval), in seconds. Must be > 0. Default: 1 day.
   std::chrono::seconds session_expiry = std::chrono::hours(24);
@@ -215,6 +220,16 @@ class MqttConsumer {
   // the broker is down: the thread keeps trying (see last_error()).
   [[nodiscard]] static Result<std::unique_ptr<MqttConsumer>> Start(Outbox& outbox, Inbox& inbox,
                                                                    MqttConsumerOptions options, Handler handler);
+  // The same with typed handlers, one per event type (jaiminho/consumer_handlers.h;
+  // the consumer takes a copy): the type is read from the user property
+  // type_property, the encoding from the content type; a message the handlers
+  // refuse (unknown type, wrong encoding, undecodable payload) is not
+  // acknowledged, as a handler error.
+  [[nodiscard]] static Result<std::unique_ptr<MqttConsumer>> Start(Outbox& outbox, Inbox& inbox,
+                                                                   MqttConsumerOptions options,
+                                                                   ConsumerHandlers handlers);
+  // The event a message carries, as ConsumerHandlers see it (type from `type_property`).
+  static ReceivedEvent ToReceivedEvent(const MqttMessage& message, std::string_view type_property);
 
   // Lets the message in progress finish (commit or not), disconnects and
   // joins the thread. Messages delivered but not yet handled stay
