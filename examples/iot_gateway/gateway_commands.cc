@@ -10,9 +10,11 @@
 // "commands"; a Relay publishes them with an MqttPublisher to
 // cloud/commands/{key}. The gateway side (DIR/gateway.db) consumes them with
 // an MqttConsumer (a persistent session, QoS 1) into an Inbox that enforces
-// the stream's order: each command's effect (the device's configuration in
-// the business family "config", and a count of applications per command in
-// "applied") commits in one transaction with the inbox's record of its id.
+// the stream's order, with one typed handler (ConsumerHandlers: "command.v1"
+// decoded by the Codec<Command> the cloud encoded it with): each command's
+// effect (the device's configuration in the business family "config", and a
+// count of applications per command in "applied") commits in one transaction
+// with the inbox's record of its id.
 //
 // The gateway runs as a child process of the demo (this program again, with
 // --gateway-child), as it would on its own machine. The demo runs its own
@@ -118,17 +120,26 @@ Args ParseArgs(int argc, char** argv) {
   return a;
 }
 
-// A command as the cloud sends it: "device=D n=K op=OP value=V", n counting
-// the device's commands from 1.
+// A command as the cloud sends it (event type "command.v1"), n counting the
+// device's commands from 1. Its codec is below: the cloud emits it with
+// Transaction::Emit, the gateway decodes it with ConsumerHandlers.
 struct Command {
   std::string device;
   uint64_t n = 0;
   std::string op;
   int value = 0;
-  std::string Encode() const {
-    return "device=" + device + " n=" + std::to_string(n) + " op=" + op + " value=" + std::to_string(value);
+};
+
+}  // namespace
+
+// "device=D n=K op=OP value=V".
+template <>
+struct jaiminho::Codec<Command> {
+  static constexpr std::string_view kEncoding = "text/x-gateway-command";
+  static std::string Encode(const Command& c) {
+    return "device=" + c.device + " n=" + std::to_string(c.n) + " op=" + c.op + " value=" + std::to_string(c.value);
   }
-  static bool Decode(std::string_view s, Command& c) {
+  static jaiminho::Result<Command> Decode(std::string_view s) {
     auto field = [&](std::string_view name) -> std::string_view {
       size_t at = s.find(std::string(name) + "=");
       if (at == std::string_view::npos) return {};
@@ -139,11 +150,16 @@ struct Command {
       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
       return ec == std::errc() && end == v.data() + v.size();
     };
-    c.device = std::string(field("device"));
-    c.op = std::string(field("op"));
-    return !c.device.empty() && !c.op.empty() && number(field("n"), c.n) && number(field("value"), c.value);
+    Command c{.device = std::string(field("device")), .op = std::string(field("op"))};
+    if (c.device.empty() || c.op.empty() || !number(field("n"), c.n) || !number(field("value"), c.value)) {
+      return jaiminho::MakeError(jaiminho::ErrorCode::kInvalidArgument,
+                                 "not a command (device=D n=K op=OP value=V): '" + std::string(s) + "'");
+    }
+    return c;
   }
 };
+
+namespace {
 
 // A device's configuration, as the gateway stores it in "config".
 struct Config {
@@ -306,13 +322,7 @@ struct Gateway {
 
   // The consumer's thread only: it reads the committed state, which only this
   // handler writes, one message at a time.
-  jaiminho::Status Apply(const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) {
-    Command c;
-    if (!Command::Decode(m.payload, c)) {
-      return jaiminho::MakeError(
-          jaiminho::ErrorCode::kInvalidArgument,
-          "command " + std::string(m.raw_id) + ": cannot decode '" + std::string(m.payload) + "'");
-    }
+  jaiminho::Status Apply(const Command& c, const jaiminho::ReceivedEvent& m, jaiminho::Transaction& txn) const {
     // The stream's order: seqs 1, 2, 3, ... (a fresh cloud database).
     auto seq = outbox->Get(config, "#stream-seq");
     if (!seq) return tl::unexpected(seq.error());
@@ -394,9 +404,15 @@ int GatewayChild(const Args& args) {
     if (o == jaiminho::ReceiveOutcome::kNew) ++reported_new;
     Report((o == jaiminho::ReceiveOutcome::kNew ? "N " : "D ") + std::to_string(m.id.seq));
   };
-  auto consumer = jaiminho::MqttConsumer::Start(
-      **outbox, **inbox, std::move(options),
-      [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) { return gateway.Apply(m, txn); });
+  // One typed handler: "command.v1" events decoded with Codec<Command>.
+  jaiminho::ConsumerHandlers handlers;
+  if (auto s = handlers.Register<Command>("command.v1",
+                                          [&](const Command& c, const jaiminho::ReceivedEvent& e,
+                                              jaiminho::Transaction& txn) { return gateway.Apply(c, e, txn); });
+      !s) {
+    return Fail(s.error().ToString());
+  }
+  auto consumer = jaiminho::MqttConsumer::Start(**outbox, **inbox, std::move(options), std::move(handlers));
   if (!consumer) return Fail(consumer.error().ToString());
   // Subscribed before the first command: the session (and what the broker
   // queues for it) exists from then on.
@@ -594,11 +610,7 @@ int main(int argc, char** argv) {
       c.n = ++sent_per_device[c.device];
       c.value = static_cast<int>(c.op == "set-interval" ? 10 + (i % 7) * 5 : c.op == "set-threshold" ? 25 + i % 10 : 0);
       auto txn = (*cloud)->Begin();
-      if (auto s = txn.Enqueue(
-              **commands, {.type = "command.v1", .key = c.device, .payload = c.Encode(), .encoding = "text/plain"});
-          !s) {
-        return s;
-      }
+      if (auto s = txn.Emit(**commands, "command.v1", c, {.key = c.device}); !s) return s;
       auto receipt = txn.Commit();
       if (!receipt) return tl::unexpected(receipt.error());
       sent_ids.push_back(receipt->events.at(0).ToString());
