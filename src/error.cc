@@ -105,4 +105,8 @@ std::string Codec<std::map<std::string, std::string>>::Encode(const std::map<std
   return out;
 }
 
+Result<std::map<std::string, std::string>> Codec<std::map<std::string, std::string>>::Decode(std::string_view payload) {
+  return internal::ParseJsonStringObject(payload);
+}
+
 }  // namespace jaiminho

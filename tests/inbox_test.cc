@@ -308,6 +308,68 @@ TEST_F(InboxTest, KeepOrderRefusesASeqPastTheNext) {
   EXPECT_EQ(StateOf("commands").above, (std::vector<SeqRange>{{6, 6}}));
 }
 
+// A consumer that takes a batch of messages per transaction (Kafka's poll):
+// thousands of ids of a few streams in one transaction, in order, out of
+// order and repeated; another transaction sees each one in flight; the
+// commit records them all, and a dropped batch releases every claim.
+TEST_F(InboxTest, ManyIdsInOneTransaction) {
+  Reopen({.horizon_seqs = 1u << 20, .keep_order_streams = {"commands"}});
+  constexpr uint64_t kIds = 5000;
+  {
+    Transaction dropped = outbox_->Begin();
+    for (uint64_t seq = 1; seq <= kIds; ++seq) {
+      ASSERT_OK_AND_ASSIGN(auto o, inbox_->Receive(dropped, EventId{Producer(1), "fills", seq}));
+      ASSERT_EQ(o, ReceiveOutcome::kNew) << seq;
+    }
+    Transaction other = outbox_->Begin();
+    ASSERT_OK_AND_ASSIGN(auto first, inbox_->Receive(other, EventId{Producer(1), "fills", 1}));
+    ASSERT_OK_AND_ASSIGN(auto last, inbox_->Receive(other, EventId{Producer(1), "fills", kIds}));
+    EXPECT_EQ(first, ReceiveOutcome::kInFlight);
+    EXPECT_EQ(last, ReceiveOutcome::kInFlight);
+  }  // dropped: nothing recorded, every claim released
+  EXPECT_EQ(inbox_->State(Producer(1), "fills"), std::nullopt);
+
+  Transaction txn = outbox_->Begin();
+  // fills: even seqs first (out of order), then the odd ones, then all again.
+  for (uint64_t seq = 2; seq <= kIds; seq += 2) {
+    ASSERT_OK_AND_ASSIGN(auto o, inbox_->Receive(txn, EventId{Producer(1), "fills", seq}));
+    ASSERT_EQ(o, ReceiveOutcome::kNew) << seq;
+  }
+  for (uint64_t seq = 1; seq <= kIds; seq += 2) {
+    ASSERT_OK_AND_ASSIGN(auto o, inbox_->Receive(txn, EventId{Producer(1), "fills", seq}));
+    ASSERT_EQ(o, ReceiveOutcome::kNew) << seq;
+  }
+  for (uint64_t seq = 1; seq <= kIds; ++seq) {
+    ASSERT_OK_AND_ASSIGN(auto o, inbox_->Receive(txn, EventId{Producer(1), "fills", seq}));
+    ASSERT_EQ(o, ReceiveOutcome::kDuplicate) << seq;
+  }
+  // commands (keep-order), interleaved with a second producer: each next one
+  // in order is new, one past it is not.
+  for (uint64_t seq = 1; seq <= kIds; ++seq) {
+    ASSERT_OK_AND_ASSIGN(auto skip, inbox_->Receive(txn, EventId{Producer(1), "commands", seq + 1}));
+    ASSERT_EQ(skip, ReceiveOutcome::kOutOfOrder) << seq;
+    ASSERT_OK_AND_ASSIGN(auto o, inbox_->Receive(txn, EventId{Producer(1), "commands", seq}));
+    ASSERT_EQ(o, ReceiveOutcome::kNew) << seq;
+    ASSERT_OK_AND_ASSIGN(auto p2, inbox_->Receive(txn, EventId{Producer(2), "fills", seq}));
+    ASSERT_EQ(p2, ReceiveOutcome::kNew) << seq;
+  }
+  ASSERT_OK(txn.Commit());
+
+  for (const auto& [db, stream] : std::vector<std::pair<DatabaseId, std::string>>{
+           {Producer(1), "fills"}, {Producer(1), "commands"}, {Producer(2), "fills"}}) {
+    auto s = inbox_->State(db, stream);
+    ASSERT_TRUE(s.has_value()) << stream;
+    EXPECT_EQ(s->watermark, kIds) << stream;
+    EXPECT_EQ(s->received, kIds) << stream;
+    EXPECT_TRUE(s->above.empty()) << stream;
+    EXPECT_TRUE(s->gaps.empty()) << stream;
+  }
+  // After a restart too: every id is a duplicate, the next one new.
+  Reopen({.keep_order_streams = {"commands"}});
+  EXPECT_EQ(Deliver(kIds), ReceiveOutcome::kDuplicate);
+  EXPECT_EQ(Deliver(kIds + 1, "commands"), ReceiveOutcome::kNew);
+}
+
 // Threads receive the same ids of one stream in rounds (a barrier starts each
 // round): in round k, threads 0 and 2 take the k-th id of one shuffled order,
 // threads 1 and 3 of another, so each id is raced for by two threads at once

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The broker examples, small: the IoT gateway through its own mosquitto broker
-# (link up, down, back; then with a drop-oldest quota, and over mutual TLS), and the trading daemon through librdkafka's mock
+# (link up, down, back; then with a drop-oldest quota, and over mutual TLS), the
+# gateway's commands through mosquitto into an inbox (plain and mutual TLS), and the trading daemon through librdkafka's mock
 # cluster. Each checks what its consumer received and exits non-zero if
 # anything is missing or out of order. Then the trading daemon once more, with a
 # stuck stream that an operator unblocks live (examples/trading_daemon/live_skip_test.sh), and its fills consumed by
@@ -29,6 +30,17 @@ if [ -x "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" ]; then
   # openssl, the demo broker's TLS listener requiring a client certificate.
   bash src/adapters/testing/make-test-certs.sh "$run/certs"
   "$BUILD_DIR/examples/iot_gateway/jaiminho-iot-gateway" --db "$run/iot-gateway-tls.db" --readings 300 \
+    --tls-demo "$run/certs"
+fi
+if [ -x "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands" ]; then
+  # The gateway's commands (issue 19): a cloud's outbox and relay, the gateway's
+  # MqttConsumer and inbox; duplicates injected (a resent prefix, a broker
+  # restart, the gateway process SIGKILLed), each command applied once, in order;
+  # then over mutual TLS (the certificates made above, or made here).
+  check_command_line "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands"
+  "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands" --db "$run/gateway-commands"
+  [ -f "$run/certs/ca.pem" ] || bash src/adapters/testing/make-test-certs.sh "$run/certs"
+  "$BUILD_DIR/examples/iot_gateway/jaiminho-gateway-commands" --db "$run/gateway-commands-tls" \
     --tls-demo "$run/certs"
 fi
 if [ -x "$BUILD_DIR/examples/trading_daemon/jaiminho-trading-daemon" ]; then

@@ -13,7 +13,9 @@
 // A codec is any type with `kEncoding` and a const `Encode(const T&)` returning
 // something convertible to std::string_view (std::string or a view); both may
 // be static or members of a codec with state (Emit calls them on the instance
-// it is given).
+// it is given). A codec that also has `Decode(std::string_view payload)`
+// returning Result<T> serves the consuming side (jaiminho/consumer_handlers.h);
+// the built-in codecs below have one.
 // Thread-safety: codecs are called from the thread that calls Emit.
 #pragma once
 
@@ -23,6 +25,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+
+#include "jaiminho/result.h"
 
 namespace jaiminho {
 
@@ -34,6 +38,10 @@ template <class T>
 struct Codec<T, std::enable_if_t<std::is_convertible_v<const T&, std::string_view>>> {
   static constexpr std::string_view kEncoding = "application/octet-stream";
   static std::string_view Encode(const T& v) { return std::string_view(v); }
+  // For a T made from a view (std::string, std::string_view: then into the payload).
+  static Result<T> Decode(std::string_view payload) requires std::is_constructible_v<T, std::string_view> {
+    return T(payload);
+  }
 };
 
 // Numbers as decimal text.
@@ -45,6 +53,17 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, b
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     return std::string(buf, r.ptr);
   }
+  // The whole payload as a number of T, in range; kInvalidArgument otherwise.
+  static Result<T> Decode(std::string_view payload) {
+    T v{};
+    const char* end = payload.data() + payload.size();
+    auto r = std::from_chars(payload.data(), end, v);
+    if (r.ec == std::errc() && r.ptr == end) return v;
+    return MakeError(ErrorCode::kInvalidArgument,
+                     r.ec == std::errc::result_out_of_range
+                         ? "the number is out of range of the type"
+                         : "not a decimal number (" + std::to_string(payload.size()) + " bytes)");
+  }
 };
 
 // A flat string map as a JSON object (the seed's JSON default, for the common case).
@@ -52,6 +71,8 @@ template <>
 struct Codec<std::map<std::string, std::string>> {
   static constexpr std::string_view kEncoding = "application/json";
   static std::string Encode(const std::map<std::string, std::string>& m);
+  // A JSON object whose values are strings; kInvalidArgument naming the byte offset otherwise.
+  static Result<std::map<std::string, std::string>> Decode(std::string_view payload);
 };
 
 template <class C, class T>

@@ -3,6 +3,7 @@
 
 #include "jaiminho/clock.h"
 #include "jaiminho/codec.h"
+#include "jaiminho/consumer_handlers.h"
 #include "jaiminho/event.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/logger.h"

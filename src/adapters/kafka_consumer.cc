@@ -466,6 +466,26 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Start(Outbox& outbox, Inbo
   return std::unique_ptr<KafkaConsumer>(new KafkaConsumer(std::move(impl)));
 }
 
+ReceivedEvent KafkaConsumer::ToReceivedEvent(const KafkaMessage& m) {
+  ReceivedEvent e{
+      .id = m.id, .raw_id = m.raw_id, .key = m.key, .payload = m.payload, .topic = m.topic, .headers = m.headers};
+  for (const auto& [name, value] : m.headers) {
+    if (name == "jaiminho-type") {
+      e.type = value;
+    } else if (name == "content-type") {
+      e.encoding = value;
+    }
+  }
+  return e;
+}
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Start(Outbox& outbox, Inbox& inbox, KafkaConsumerOptions o,
+                                                            ConsumerHandlers handlers) {
+  return Start(outbox, inbox, std::move(o), [handlers = std::move(handlers)](const KafkaMessage& m, Transaction& txn) {
+    return handlers.Handle(ToReceivedEvent(m), txn);
+  });
+}
+
 KafkaConsumerStats KafkaConsumer::stats() const {
   return impl_->stats();
 }

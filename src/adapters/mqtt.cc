@@ -3,20 +3,18 @@
 #include <fmt/format.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <random>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/mqtt_tls.h"
 #include "adapters/tcp_probe.h"
 #include "adapters/uri.h"
 #include "jaiminho/adapters/topic.h"
@@ -43,47 +41,6 @@ bool PermanentReason(int reason) {
 std::string MosquittoError(int rc, int saved_errno) {
   if (rc == MOSQ_ERR_ERRNO) return std::strerror(saved_errno);
   return mosquitto_strerror(rc);
-}
-
-// A secret given directly, in a file or in an environment variable (at most
-// one of the three); the errors name the option and the file or variable.
-Result<std::string> ReadSecret(std::string_view option, const std::string& value, const std::string& file,
-                               const std::string& env) {
-  if (int(!value.empty()) + int(!file.empty()) + int(!env.empty()) > 1) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("MqttOptions: set only one of {0}, {0}_file and {0}_env", option));
-  }
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
-    std::ostringstream content;
-    if (in) content << in.rdbuf();
-    if (!in || in.bad()) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       fmt::format("MqttOptions::{}_file: cannot read '{}': {}", option, file, std::strerror(errno)));
-    }
-    std::string secret = content.str();
-    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
-      secret.pop_back();
-    return secret;
-  }
-  if (!env.empty()) {
-    const char* v = std::getenv(env.c_str());  // NOLINT(concurrency-mt-unsafe): read once, at Create
-    if (v == nullptr) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       fmt::format("MqttOptions::{}_env: environment variable '{}' is not set", option, env));
-    }
-    return std::string(v);
-  }
-  return value;
-}
-
-// Fails unless `path` is a readable file (or, with `directory`, a directory).
-Status CheckReadable(std::string_view option, const std::string& path, bool directory) {
-  if (::access(path.c_str(), R_OK | (directory ? X_OK : 0)) != 0) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("MqttOptions::{}: cannot read '{}': {}", option, path, std::strerror(errno)));
-  }
-  return {};
 }
 
 }  // namespace
@@ -122,6 +79,8 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
       o.client_id = value;
     } else if (name == "id_property") {
       o.id_property = value;
+    } else if (name == "type_property") {
+      o.type_property = value;
     } else if (name == "retain") {
       auto b = internal::ParseBool(value, what);
       if (!b) return tl::unexpected(b.error());
@@ -171,13 +130,14 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
     } else if (name == "alpn") {
       o.alpn = value;
     } else {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       fmt::format("'{}': unknown option '{}' (known: client_id, retain, id_property, headers, "
-                                   "keepalive_s, ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, "
-                                   "reconnect_max_ms, max_inflight, password_file, password_env, tls, ca_file, "
-                                   "ca_path, cert_file, key_file, key_password_file, key_password_env, "
-                                   "tls_version, verify_hostname, alpn)",
-                                   text, name));
+      return MakeError(
+          ErrorCode::kInvalidArgument,
+          fmt::format("'{}': unknown option '{}' (known: client_id, retain, id_property, type_property, headers, "
+                      "keepalive_s, ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, "
+                      "reconnect_max_ms, max_inflight, password_file, password_env, tls, ca_file, "
+                      "ca_path, cert_file, key_file, key_password_file, key_password_env, "
+                      "tls_version, verify_hostname, alpn)",
+                      text, name));
     }
     if (!st) return tl::unexpected(st.error());
   }
@@ -187,7 +147,10 @@ Result<MqttOptions> ParseMqttUri(std::string_view text) {
 class MqttPublisher::Impl {
  public:
   Impl(MqttOptions options, TopicTemplate topic)
-      : opt_(std::move(options)), topic_(std::move(topic)), endpoint_(fmt::format("{}:{}", opt_.host, opt_.port)) {}
+      : opt_(std::move(options)),
+        tls_(internal::MqttTlsSettingsOf(opt_)),
+        topic_(std::move(topic)),
+        endpoint_(fmt::format("{}:{}", opt_.host, opt_.port)) {}
 
   ~Impl() {
     {
@@ -271,10 +234,7 @@ class MqttPublisher::Impl {
   // Passes key_password to OpenSSL for an encrypted key_file.
   static int OnKeyPassword(char* buf, int size, int /*rwflag*/, void* mosq) {
     const auto* self = static_cast<const Impl*>(mosquitto_userdata(static_cast<mosquitto*>(mosq)));
-    const std::string& pw = self->opt_.key_password;
-    if (size <= 0 || pw.size() >= static_cast<size_t>(size)) return 0;
-    std::memcpy(buf, pw.c_str(), pw.size() + 1);
-    return static_cast<int>(pw.size());
+    return internal::CopyMqttKeyPassword(self->opt_.key_password, buf, size);
   }
   void HandleLogError(const char* text) EXCLUDES(mu_);
   // The error of a failed connection attempt: `plain`, or for a TLS failure
@@ -284,6 +244,7 @@ class MqttPublisher::Impl {
   void HandlePuback(int mid, int reason) EXCLUDES(mu_);
 
   const MqttOptions opt_;
+  const internal::MqttTlsSettings tls_;  // opt_'s TLS fields (key_password resolved)
   const TopicTemplate topic_;
   const std::string endpoint_;
 
@@ -323,22 +284,8 @@ mosquitto* MqttPublisher::Impl::NewHandle(std::string* error) {
     mosquitto_username_pw_set(m, opt_.username.c_str(), opt_.password.empty() ? nullptr : opt_.password.c_str());
   }
   if (opt_.tls) {
-    auto path = [](const std::string& p) { return p.empty() ? nullptr : p.c_str(); };
-    int rc = MOSQ_ERR_SUCCESS;
-    if (opt_.ca_file.empty() && opt_.ca_path.empty()) rc = mosquitto_int_option(m, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-    if (rc == MOSQ_ERR_SUCCESS) {
-      rc = mosquitto_tls_set(m, path(opt_.ca_file), path(opt_.ca_path), path(opt_.cert_file), path(opt_.key_file),
-                             opt_.key_password.empty() ? nullptr : &Impl::OnKeyPassword);
-    }
-    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(m, 1, path(opt_.tls_version), nullptr);
-    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(m, !opt_.verify_hostname);
-    if (rc == MOSQ_ERR_SUCCESS && !opt_.alpn.empty())
-      rc = mosquitto_string_option(m, MOSQ_OPT_TLS_ALPN, opt_.alpn.c_str());
-    if (rc != MOSQ_ERR_SUCCESS) {
-      *error = fmt::format(
-          "cannot set up TLS for MQTT broker {}: {} (check MqttOptions ca_file, ca_path, cert_file, "
-          "key_file, tls_version, alpn)",
-          endpoint_, MosquittoError(rc, errno));
+    *error = internal::SetUpMqttTls(m, tls_, &Impl::OnKeyPassword, endpoint_, "MqttOptions");
+    if (!error->empty()) {
       mosquitto_destroy(m);
       return nullptr;
     }
@@ -444,28 +391,7 @@ void MqttPublisher::Impl::HandleLogError(const char* text) {
 }
 
 std::string MqttPublisher::Impl::ConnectError(std::string plain, int rc) {
-  if (!opt_.tls || (rc != MOSQ_ERR_TLS && logged_error_.empty())) return plain;
-  std::string reason = logged_error_.empty() ? mosquitto_strerror(rc) : logged_error_;
-  std::string check;
-  if (reason.starts_with("Error: ")) reason.erase(0, 7);
-  if (reason.find("host name verification failed") != std::string::npos) {
-    check = fmt::format(
-        "the broker's certificate does not name '{}': connect by a name or address its subjectAltName holds "
-        "(verify_hostname = false skips this check, insecurely)",
-        opt_.host);
-  } else if (reason.find("certificate verify failed") != std::string::npos) {
-    check = fmt::format(
-        "the broker's certificate was not accepted: check that ca_file/ca_path hold the CA that signed it, that it "
-        "has not expired, and that it names '{}' (verify_hostname)",
-        opt_.host);
-  } else if (reason.find("alert") != std::string::npos) {
-    check =
-        "the broker ended the handshake: check cert_file/key_file (a client certificate it trusts), tls_version "
-        "and alpn";
-  } else {
-    check = "check ca_file, ca_path, cert_file, key_file, key_password, tls_version and alpn";
-  }
-  return fmt::format("TLS connection to MQTT broker {} failed: {} ({})", endpoint_, reason, check);
+  return internal::MqttConnectError(tls_, opt_.host, endpoint_, std::move(plain), rc, logged_error_);
 }
 
 void MqttPublisher::Impl::HandleConnect(int rc) {
@@ -542,6 +468,16 @@ Status MqttPublisher::Impl::SendLocked(const Event& event, Slot& slot) {
       MOSQ_ERR_SUCCESS) {
     return MakeError(ErrorCode::kRejected,
                      fmt::format("event {}: cannot add user property '{}'", id, opt_.id_property));
+  }
+  if (!opt_.type_property.empty()) {
+    std::string type(event.type);
+    if (type.size() != event.type.size() ||
+        mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, opt_.type_property.c_str(), type.c_str()) !=
+            MOSQ_ERR_SUCCESS) {
+      return MakeError(
+          ErrorCode::kRejected,
+          fmt::format("event {}: type '{}' is not a valid MQTT user property (UTF-8 without NUL)", id, event.type));
+    }
   }
   if (!event.encoding.empty()) {
     std::string encoding(event.encoding);
@@ -670,43 +606,13 @@ Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
   auto topic = TopicTemplate::Parse(o.topic);
   if (!topic) return invalid("topic: " + topic.error().message());
   if (o.port == 0) o.port = o.tls ? 8883 : 1883;
-  auto password = ReadSecret("password", o.password, o.password_file, o.password_env);
+  auto password = internal::ReadMqttSecret("MqttOptions", "password", o.password, o.password_file, o.password_env);
   if (!password) return tl::unexpected(password.error());
   o.password = std::move(*password);
   if (!o.password.empty() && o.username.empty()) return invalid("password is set but username is empty");
-  auto key_password = ReadSecret("key_password", o.key_password, o.key_password_file, o.key_password_env);
-  if (!key_password) return tl::unexpected(key_password.error());
-  o.key_password = std::move(*key_password);
-  if (!o.tls) {
-    for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"ca_file", o.ca_file},
-                                      {"ca_path", o.ca_path},
-                                      {"cert_file", o.cert_file},
-                                      {"key_file", o.key_file},
-                                      {"key_password", o.key_password},
-                                      {"tls_version", o.tls_version},
-                                      {"alpn", o.alpn}}) {
-      if (!value.empty()) return invalid(fmt::format("{} is set but tls is false (use mqtts:// or tls=1)", name));
-    }
-  } else {
-    if (o.cert_file.empty() != o.key_file.empty()) {
-      return invalid(o.cert_file.empty() ? "key_file is set without cert_file (mutual TLS needs both)"
-                                         : "cert_file is set without key_file (mutual TLS needs both)");
-    }
-    if (!o.key_password.empty() && o.key_file.empty()) return invalid("key_password is set without key_file");
-    for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"ca_file", o.ca_file},
-                                      {"cert_file", o.cert_file},
-                                      {"key_file", o.key_file}}) {
-      if (value.empty()) continue;
-      if (Status st = CheckReadable(name, value, false); !st) return tl::unexpected(st.error());
-    }
-    if (!o.ca_path.empty()) {
-      if (Status st = CheckReadable("ca_path", o.ca_path, true); !st) return tl::unexpected(st.error());
-    }
-    if (!o.tls_version.empty() && o.tls_version != "tlsv1.2" && o.tls_version != "tlsv1.3") {
-      return invalid(fmt::format("tls_version = '{}': must be tlsv1.2, tlsv1.3 or empty", o.tls_version));
-    }
-    if (o.alpn.size() > 255) return invalid("alpn is longer than 255 bytes");
-  }
+  internal::MqttTlsSettings tls = internal::MqttTlsSettingsOf(o);
+  if (Status st = internal::ResolveMqttTls("MqttOptions", tls); !st) return tl::unexpected(st.error());
+  o.key_password = std::move(tls.key_password);
   static std::once_flag lib_init;
   std::call_once(lib_init, [] { mosquitto_lib_init(); });
   if (o.client_id.empty()) o.client_id = RandomClientId();

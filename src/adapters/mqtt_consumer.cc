@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "adapters/mqtt_tls.h"
 #include "adapters/tcp_probe.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/logger.h"
@@ -38,6 +39,7 @@ class MqttConsumer::Impl {
       : outbox_(outbox),
         inbox_(inbox),
         opt_(std::move(options)),
+        tls_(internal::MqttTlsSettingsOf(opt_)),
         handler_(std::move(handler)),
         endpoint_(fmt::format("{}:{}", opt_.host, opt_.port)) {}
 
@@ -114,10 +116,26 @@ class MqttConsumer::Impl {
   static void OnMessage(mosquitto*, void* self, const mosquitto_message* msg, const mosquitto_property* props) {
     static_cast<Impl*>(self)->HandleMessage(*msg, props);
   }
+  // libmosquitto reports OpenSSL's reason for a TLS failure only in its log:
+  // the first error of a connection attempt is kept (consumer's thread).
+  static void OnLog(mosquitto*, void* self, int level, const char* text) {
+    auto* impl = static_cast<Impl*>(self);
+    if (level == MOSQ_LOG_ERR && text != nullptr && impl->logged_error_.empty()) impl->logged_error_ = text;
+  }
+  // Passes key_password to OpenSSL for an encrypted key_file.
+  static int OnKeyPassword(char* buf, int size, int /*rwflag*/, void* mosq) {
+    const auto* self = static_cast<const Impl*>(mosquitto_userdata(static_cast<mosquitto*>(mosq)));
+    return internal::CopyMqttKeyPassword(self->opt_.key_password, buf, size);
+  }
+  // `plain`, or for a TLS failure OpenSSL's reason with the options to check.
+  std::string ConnectError(std::string plain, int rc) const {
+    return internal::MqttConnectError(tls_, opt_.host, endpoint_, std::move(plain), rc, logged_error_);
+  }
 
   Outbox& outbox_;
   Inbox& inbox_;
   const MqttConsumerOptions opt_;
+  const internal::MqttTlsSettings tls_;  // opt_'s TLS fields (key_password resolved)
   const Handler handler_;
   const std::string endpoint_;
   std::thread thread_{};
@@ -128,6 +146,8 @@ class MqttConsumer::Impl {
   bool broken_ = false;       // Refuse shut the socket: ignore what is still buffered
   bool session_end_ = false;  // refused connection or subscription: end the session
   bool progress_ = false;     // a message was acknowledged during the session
+  bool connacked_ = false;    // the broker accepted the session's connection
+  std::string logged_error_;  // libmosquitto's first logged error of the session (OnLog)
   int failures_ = 0;          // connections ended without progress, in a row
 
   mutable internal::Mutex mu_;
@@ -193,6 +213,8 @@ void MqttConsumer::Impl::Run() {
 void MqttConsumer::Impl::Session() {
   broken_ = false;
   session_end_ = false;
+  connacked_ = false;
+  logged_error_.clear();
   if (Status probe = internal::ProbeTcp(opt_.host, opt_.port, opt_.connect_timeout, probe_stop_, "consumer stopped");
       !probe) {
     SetError(fmt::format("MQTT consumer of '{}': {}", opt_.filter, probe.error().message()));
@@ -213,6 +235,16 @@ void MqttConsumer::Impl::Session() {
   mosquitto_connect_v5_callback_set(mosq_, &Impl::OnConnect);
   mosquitto_subscribe_v5_callback_set(mosq_, &Impl::OnSubscribe);
   mosquitto_message_v5_callback_set(mosq_, &Impl::OnMessage);
+  if (opt_.tls) {
+    std::string error = internal::SetUpMqttTls(mosq_, tls_, &Impl::OnKeyPassword, endpoint_, "MqttConsumerOptions");
+    if (!error.empty()) {
+      SetError(fmt::format("MQTT consumer of '{}': {}", opt_.filter, error));
+      mosquitto_destroy(mosq_);
+      mosq_ = nullptr;
+      return;
+    }
+    mosquitto_log_callback_set(mosq_, &Impl::OnLog);
+  }
   if (!opt_.username.empty()) {
     mosquitto_username_pw_set(mosq_, opt_.username.c_str(), opt_.password.empty() ? nullptr : opt_.password.c_str());
   }
@@ -224,16 +256,25 @@ void MqttConsumer::Impl::Session() {
   const int saved_errno = errno;
   mosquitto_property_free_all(&props);
   if (rc != MOSQ_ERR_SUCCESS) {
-    SetError(fmt::format("MQTT consumer of '{}': cannot connect to MQTT broker {}: {}", opt_.filter, endpoint_,
-                         rc == MOSQ_ERR_ERRNO ? std::strerror(saved_errno) : mosquitto_strerror(rc)));
+    SetError(fmt::format(
+        "MQTT consumer of '{}': {}", opt_.filter,
+        ConnectError(fmt::format("cannot connect to MQTT broker {}: {}", endpoint_,
+                                 rc == MOSQ_ERR_ERRNO ? std::strerror(saved_errno) : mosquitto_strerror(rc)),
+                     rc)));
   } else {
     while (!broken_ && !session_end_ && !stopping()) {
       rc = mosquitto_loop(mosq_, kLoopSliceMs, 1);
       if (rc != MOSQ_ERR_SUCCESS) {
         if (!broken_ && !session_end_) {
+          const std::string cause = rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc);
           std::string why =
-              fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter, endpoint_,
-                          rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
+              connacked_
+                  ? fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter, endpoint_,
+                                cause)
+                  : fmt::format("MQTT consumer of '{}': {}", opt_.filter,
+                                ConnectError(fmt::format("MQTT broker {} closed the connection before CONNACK: {}",
+                                                         endpoint_, cause),
+                                             rc));
           Log(LogLevel::kWarn, "mqtt consumer disconnected", why);
           SetError(std::move(why));
         }
@@ -261,6 +302,7 @@ void MqttConsumer::Impl::HandleConnect(int rc) {
     session_end_ = true;
     return;
   }
+  connacked_ = true;
   {
     internal::MutexLock l(mu_);
     ++stats_.connects;
@@ -432,12 +474,40 @@ Result<std::unique_ptr<MqttConsumer>> MqttConsumer::Start(Outbox& outbox, Inbox&
     return invalid("on_failure is not a MqttFailurePolicy");
   }
   if (!o.password.empty() && o.username.empty()) return invalid("password is set but username is empty");
+  internal::MqttTlsSettings tls = internal::MqttTlsSettingsOf(o);
+  if (Status st = internal::ResolveMqttTls("MqttConsumerOptions", tls); !st) return tl::unexpected(st.error());
+  o.key_password = std::move(tls.key_password);
   if (!handler) return MakeError(ErrorCode::kInvalidArgument, "MqttConsumer::Start: the handler is empty");
   static std::once_flag lib_init;
   std::call_once(lib_init, [] { mosquitto_lib_init(); });
   auto impl = std::make_unique<Impl>(outbox, inbox, std::move(o), std::move(handler));
   impl->Start();
   return std::unique_ptr<MqttConsumer>(new MqttConsumer(std::move(impl)));
+}
+
+ReceivedEvent MqttConsumer::ToReceivedEvent(const MqttMessage& m, std::string_view type_property) {
+  ReceivedEvent e{.id = m.id,
+                  .raw_id = m.raw_id,
+                  .encoding = m.content_type,
+                  .payload = m.payload,
+                  .topic = m.topic,
+                  .headers = m.properties};
+  for (const auto& [name, value] : m.properties) {
+    if (name == type_property) {
+      e.type = value;
+      break;
+    }
+  }
+  return e;
+}
+
+Result<std::unique_ptr<MqttConsumer>> MqttConsumer::Start(Outbox& outbox, Inbox& inbox, MqttConsumerOptions o,
+                                                          ConsumerHandlers handlers) {
+  std::string type_property = o.type_property;
+  return Start(
+      outbox, inbox, std::move(o),
+      [handlers = std::move(handlers), type_property = std::move(type_property)](
+          const MqttMessage& m, Transaction& txn) { return handlers.Handle(ToReceivedEvent(m, type_property), txn); });
 }
 
 MqttConsumerStats MqttConsumer::stats() const {

@@ -1,7 +1,10 @@
 // Inbox (include/jaiminho/inbox.h): the consumer's record of what it received.
 //
-// Concurrency: Receive claims the id (Core::Entry::claimed) and adds a hook to
-// the transaction; the record itself is computed by the hook at commit time
+// Concurrency: Receive claims the id (Core::Entry::claimed) and adds it to the
+// transaction's hook for the (database, stream): one hook per record a
+// transaction touches, holding every seq it received there, so a transaction
+// receiving n ids of a stream costs O(n log n) and writes the record once.
+// The record itself is computed by the hook at commit time
 // by the group leader (core/transaction_internal.h), from the committed state
 // plus what earlier hooks of the same group wrote, and becomes the committed
 // state only once the batch is written. So the record on disk is never
@@ -17,6 +20,8 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <set>
+#include <unordered_set>
 
 #include "core/outbox_impl.h"
 #include "core/transaction_internal.h"
@@ -233,7 +238,7 @@ class Inbox::Core : public std::enable_shared_from_this<Inbox::Core> {
     std::optional<InboxRecord> writing;
     const void* writing_owner = nullptr;
     // Seqs recorded by open transactions (claims).
-    std::vector<uint64_t> claimed;
+    std::unordered_set<uint64_t> claimed;
   };
 
   Core(OutboxImpl* impl, rocksdb::ColumnFamilyHandle* cf, InboxOptions options)
@@ -260,23 +265,42 @@ class Inbox::Core : public std::enable_shared_from_this<Inbox::Core> {
   std::map<std::string, std::unique_ptr<Entry>, std::less<>> entries_ GUARDED_BY(mu_);
 };
 
-// One received id in one transaction (core/transaction_internal.h's protocol).
+// The ids one transaction received from one (database, stream)
+// (core/transaction_internal.h's protocol).
 class Inbox::Core::Hook final : public TransactionInternal::Hook {
  public:
-  Hook(std::shared_ptr<Core> core, Entry* entry, uint64_t seq) : core_(std::move(core)), entry_(entry), seq_(seq) {}
+  Hook(std::shared_ptr<Core> core, Entry* entry) : core_(std::move(core)), entry_(entry) {}
   ~Hook() override {
     internal::MutexLock l(core_->mu_);
-    auto& c = entry_->claimed;
-    if (auto it = std::find(c.begin(), c.end(), seq_); it != c.end()) c.erase(it);
+    for (uint64_t seq : order_)
+      entry_->claimed.erase(seq);
   }
-  bool Holds(const Entry* e, uint64_t seq) const { return e == entry_ && seq == seq_; }
+  const Entry* entry() const { return entry_; }
+  bool Holds(uint64_t seq) const { return seqs_.count(seq) != 0; }
+  // Claimed by the caller, under core_->mu_.
+  void Add(uint64_t seq) {
+    seqs_.insert(seq);
+    order_.push_back(seq);
+  }
+  // The next seq in order for a keep-order stream: the first above `watermark`
+  // this transaction does not hold. Every seq from watermark + 1 to the last
+  // answer was held then and still is (a transaction only adds), so the walk
+  // resumes there: amortized O(log n) per call.
+  uint64_t NextInOrder(uint64_t watermark) {
+    uint64_t next = std::max(watermark + 1, next_in_order_);
+    while (Holds(next))
+      ++next;
+    next_in_order_ = next;
+    return next;
+  }
 
   void Prepare(rocksdb::WriteBatch& batch) override {
     const int64_t now = ToMicros(core_->impl_->Now());
     internal::MutexLock l(core_->mu_);
     after_ = entry_->writing ? *entry_->writing : entry_->committed;
     declared_.clear();
-    Apply(after_, seq_, now, core_->options_, declared_);
+    for (uint64_t seq : order_)
+      Apply(after_, seq, now, core_->options_, declared_);
     internal::EncodeInboxRecord(after_, &value_);
     // A Put into a family the batch knows: WriteBatch::Put fails only past its size limit (none set).
     batch.Put(core_->cf_, entry_->key, value_).PermitUncheckedError();
@@ -311,7 +335,9 @@ class Inbox::Core::Hook final : public TransactionInternal::Hook {
  private:
   const std::shared_ptr<Core> core_;
   Entry* const entry_;
-  const uint64_t seq_;
+  std::set<uint64_t> seqs_;      // held, for lookups
+  std::vector<uint64_t> order_;  // held, in the order received (applied in it)
+  uint64_t next_in_order_ = 0;
   InboxRecord after_;
   std::vector<InboxRange> declared_;
   std::string value_;
@@ -367,24 +393,28 @@ Result<ReceiveOutcome> Inbox::Core::Receive(Transaction& txn, const EventId& id,
     it = entries_.emplace(std::move(key), std::move(e)).first;
   }
   Entry* e = it->second.get();
-  // This transaction's own claims on the entry.
-  auto holds = [&](uint64_t seq) {
-    return std::any_of(hooks.begin(), hooks.end(), [&](const auto& h) {
-      const auto* mine = dynamic_cast<const Hook*>(h.get());
-      return mine != nullptr && mine->Holds(e, seq);
-    });
-  };
-  if (Received(e->committed, id.seq) || holds(id.seq)) return ReceiveOutcome::kDuplicate;
-  if (std::find(e->claimed.begin(), e->claimed.end(), id.seq) != e->claimed.end()) return ReceiveOutcome::kInFlight;
+  // This transaction's hook for the entry (one per record it touches: few).
+  Hook* mine = nullptr;
+  for (const auto& h : hooks) {
+    auto* hook = dynamic_cast<Hook*>(h.get());
+    if (hook != nullptr && hook->entry() == e) {
+      mine = hook;
+      break;
+    }
+  }
+  if (Received(e->committed, id.seq) || (mine != nullptr && mine->Holds(id.seq))) return ReceiveOutcome::kDuplicate;
+  if (e->claimed.count(id.seq) != 0) return ReceiveOutcome::kInFlight;
   if (keep_order && !InGap(e->committed, id.seq)) {
     // The next in order: after the watermark and what this transaction received.
-    uint64_t next = e->committed.watermark + 1;
-    while (holds(next))
-      ++next;
+    const uint64_t next = mine != nullptr ? mine->NextInOrder(e->committed.watermark) : e->committed.watermark + 1;
     if (id.seq != next) return ReceiveOutcome::kOutOfOrder;
   }
-  e->claimed.push_back(id.seq);
-  hooks.push_back(std::make_unique<Hook>(shared_from_this(), e, id.seq));
+  if (mine == nullptr) {
+    hooks.push_back(std::make_unique<Hook>(shared_from_this(), e));
+    mine = static_cast<Hook*>(hooks.back().get());
+  }
+  e->claimed.insert(id.seq);
+  mine->Add(id.seq);
   return ReceiveOutcome::kNew;
 }
 

@@ -13,6 +13,10 @@
 // commands write to out/err from one thread, or serialize (see Progress).
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -122,5 +126,47 @@ Result<std::unique_ptr<internal::Signer>> VerifierFromFile(const std::string& fi
 // name existing streams (else kNotFound naming the path and the streams that exist).
 Result<std::vector<std::string>> SelectStreams(const internal::ReadOnlyDb& db, const std::string& path,
                                                const std::vector<std::string>& only);
+
+// SIGINT and SIGTERM, blocked in every thread of the process (blocked before
+// the database is opened: RocksDB's threads inherit the mask) so that one
+// thread can wait for them: `relay --loop` until it is told to stop, `dump
+// --follow` between polls. The previous mask is restored on destruction,
+// after consuming what is pending (so it does not kill the process then).
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~StopSignals() {
+    timespec zero{0, 0};
+    while (sigtimedwait(&set_, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+  // Waits for SIGINT or SIGTERM (sent to the process, or by Wake()); returns it.
+  int Wait() {
+    int sig = 0;
+    while (sigwait(&set_, &sig) != 0) {
+    }
+    return sig;
+  }
+  // Waits up to `d`; true when SIGINT or SIGTERM arrived.
+  bool WaitFor(std::chrono::microseconds d) {
+    timespec ts{static_cast<time_t>(d.count() / 1'000'000), static_cast<long>(d.count() % 1'000'000) * 1000};
+    return sigtimedwait(&set_, nullptr, &ts) > 0;
+  }
+  // Ends a Wait() in `thread` from another thread. SIGTERM is blocked in every
+  // thread: it only ends the sigwait(), it kills nothing.
+  static void Wake(pthread_t thread) { pthread_kill(thread, SIGTERM); }  // NOLINT(bugprone-bad-signal-to-kill-thread)
+
+ private:
+  sigset_t set_{}, old_{};
+};
 
 }  // namespace jaiminho::tool

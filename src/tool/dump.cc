@@ -135,36 +135,6 @@ std::vector<std::string> RecordRow(const Record& r, bool full, bool aligned) {
           RenderPayload(e.payload, full)};
 }
 
-// SIGINT and SIGTERM, blocked (before the database is opened, so RocksDB's
-// threads inherit the mask) and waited for between polls of --follow. The
-// previous mask is restored on destruction, after consuming what is pending.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  ~StopSignals() {
-    timespec zero{0, 0};
-    while (sigtimedwait(&set_, nullptr, &zero) > 0) {
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
-  // Waits up to `d`; true when SIGINT or SIGTERM arrived.
-  bool WaitFor(std::chrono::microseconds d) {
-    timespec ts{static_cast<time_t>(d.count() / 1'000'000), static_cast<long>(d.count() % 1'000'000) * 1000};
-    return sigtimedwait(&set_, nullptr, &ts) > 0;
-  }
-
- private:
-  sigset_t set_{}, old_{};
-};
-
 // The filter of the options (kInvalidArgument naming the option when one is wrong).
 Result<RecordFilter> FilterOf(const DumpOptions& o) {
   RecordFilter filter;

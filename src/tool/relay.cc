@@ -44,42 +44,6 @@ class CountingPublisher final : public Publisher {
   Progress& progress_;
 };
 
-// SIGINT and SIGTERM, blocked in every thread of the process so that one
-// thread can wait for them with sigwait. Blocked before the database is opened:
-// RocksDB's threads inherit the mask.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, &old_);
-  }
-  ~StopSignals() {
-    // Consume what is pending before unblocking, so it does not kill the process now.
-    timespec zero{0, 0};
-    while (sigtimedwait(&set_, nullptr, &zero) > 0) {
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
-  // Waits for SIGINT or SIGTERM (sent to the process, or by Wake()).
-  int Wait() {
-    int sig = 0;
-    while (sigwait(&set_, &sig) != 0) {
-    }
-    return sig;
-  }
-  // Ends a Wait() in `thread` from another thread. SIGTERM is blocked in every
-  // thread: it only ends the sigwait(), it kills nothing.
-  static void Wake(pthread_t thread) { pthread_kill(thread, SIGTERM); }  // NOLINT(bugprone-bad-signal-to-kill-thread)
-
- private:
-  sigset_t set_{}, old_{};
-};
-
 std::string Summary(const RelayStats& s, std::chrono::steady_clock::duration elapsed) {
   double secs = std::chrono::duration<double>(elapsed).count();
   return fmt::format(

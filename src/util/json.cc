@@ -106,4 +106,189 @@ std::string ToHex(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Four hex digits at in[pos].
+bool Hex4(std::string_view in, size_t& pos, uint32_t& v) {
+  if (in.size() - pos < 4) return false;
+  v = 0;
+  for (size_t k = 0; k < 4; ++k) {
+    const char c = in[pos + k];
+    uint32_t d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<uint32_t>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = static_cast<uint32_t>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      d = static_cast<uint32_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    v = v * 16 + d;
+  }
+  pos += 4;
+  return true;
+}
+
+bool Eat(std::string_view in, size_t& pos, char c) {
+  if (pos < in.size() && in[pos] == c) {
+    ++pos;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* ReadJsonString(std::string_view in, size_t& pos, std::string& out) {
+  if (!Eat(in, pos, '"')) return "expected a string";
+  for (;;) {
+    if (pos >= in.size()) return "an unterminated string";
+    const auto c = static_cast<unsigned char>(in[pos]);
+    if (c == '"') {
+      ++pos;
+      return nullptr;
+    }
+    if (c < 0x20) return "a control character in a string";
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(in, pos);
+      if (n == 0) return "invalid UTF-8";
+      out.append(in.substr(pos, n));
+      pos += n;
+      continue;
+    }
+    ++pos;
+    if (c != '\\') {
+      out.push_back(static_cast<char>(c));
+      continue;
+    }
+    if (pos >= in.size()) return "an unterminated escape";
+    const char e = in[pos++];
+    switch (e) {
+      case '"':
+      case '\\':
+      case '/':
+        out.push_back(e);
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'u': {
+        uint32_t cp;
+        if (!Hex4(in, pos, cp)) return "a \\u escape without four hex digits";
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return "a lone low surrogate";
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          uint32_t low;
+          if (!Eat(in, pos, '\\') || !Eat(in, pos, 'u') || !Hex4(in, pos, low) || low < 0xDC00 || low > 0xDFFF) {
+            return "a high surrogate without its low surrogate";
+          }
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        AppendUtf8(out, cp);
+        break;
+      }
+      default:
+        --pos;
+        return "an unknown escape";
+    }
+  }
+}
+
+namespace {
+
+class StringObjectParser {
+ public:
+  explicit StringObjectParser(std::string_view in) : in_(in) {}
+
+  Result<std::map<std::string, std::string>> Parse() {
+    std::map<std::string, std::string> out;
+    SkipSpace();
+    if (!Eat('{')) return Fail("expected '{'");
+    SkipSpace();
+    if (!Eat('}')) {
+      for (;;) {
+        SkipSpace();
+        const size_t at = pos_;
+        std::string name, value;
+        if (auto s = String(name); !s) return tl::unexpected(s.error());
+        SkipSpace();
+        if (!Eat(':')) return Fail("expected ':' after a name");
+        SkipSpace();
+        if (pos_ < in_.size() && in_[pos_] != '"') return Fail("a value that is not a string");
+        if (auto s = String(value); !s) return tl::unexpected(s.error());
+        if (!out.emplace(std::move(name), std::move(value)).second) {
+          pos_ = at;
+          return Fail("a name given twice");
+        }
+        SkipSpace();
+        if (Eat('}')) break;
+        if (!Eat(',')) return Fail("expected ',' or '}'");
+      }
+    }
+    SkipSpace();
+    if (pos_ != in_.size()) return Fail("bytes after the object");
+    return out;
+  }
+
+ private:
+  tl::unexpected<Error> Fail(std::string_view why) const {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("not a JSON object of strings: {} at byte {} of {}", why, pos_, in_.size()));
+  }
+  void SkipSpace() {
+    while (pos_ < in_.size() && (in_[pos_] == ' ' || in_[pos_] == '\t' || in_[pos_] == '\n' || in_[pos_] == '\r'))
+      ++pos_;
+  }
+  bool Eat(char c) {
+    if (pos_ < in_.size() && in_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  Status String(std::string& out) {
+    if (const char* why = ReadJsonString(in_, pos_, out); why != nullptr) return Fail(why);
+    return {};
+  }
+
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ParseJsonStringObject(std::string_view json) {
+  return StringObjectParser(json).Parse();
+}
+
 }  // namespace jaiminho::internal

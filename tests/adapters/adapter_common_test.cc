@@ -71,7 +71,8 @@ TEST(BrokerUri, SplitsUserInfoHostsPathAndQuery) {
 #if JAIMINHO_WITH_MQTT
 TEST(MqttUri, FillsOptions) {
   ASSERT_OK_AND_ASSIGN(MqttOptions o, ParseMqttUri("mqtt://gw:secret@10.0.0.5:8883/site/{stream}/{key}?client_id=gw-7"
-                                                   "&ack_timeout_ms=2500&retain=1&max_inflight=10&keepalive_s=60"));
+                                                   "&ack_timeout_ms=2500&retain=1&max_inflight=10&keepalive_s=60"
+                                                   "&type_property="));
   EXPECT_EQ(o.host, "10.0.0.5");
   EXPECT_EQ(o.port, 8883);
   EXPECT_EQ(o.username, "gw");
@@ -82,7 +83,9 @@ TEST(MqttUri, FillsOptions) {
   EXPECT_TRUE(o.retain);
   EXPECT_EQ(o.max_inflight, 10u);
   EXPECT_EQ(o.keepalive, std::chrono::seconds(60));
+  EXPECT_EQ(o.type_property, "");  // not sent
   ASSERT_OK_AND_ASSIGN(MqttOptions d, ParseMqttUri("mqtt://localhost"));
+  EXPECT_EQ(d.type_property, "jaiminho-type");
   EXPECT_EQ(d.port, 1883);
   EXPECT_EQ(d.topic, MqttOptions{}.topic);
   auto bad = ParseMqttUri("mqtt://h/?qos=2");

@@ -16,6 +16,8 @@
 // for synchronization: it decides where in the consumer's work the kill lands.
 #include "jaiminho/adapters/kafka_consumer.h"
 
+#include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -285,6 +287,63 @@ TEST(KafkaConsumer, EventPublishedTwiceIsAppliedOnceAndTheDuplicateCommitted) {
                                      side.Handler()));
   ASSERT_TRUE(consumer->WaitApplied(1, kWait)) << consumer->last_error();
   EXPECT_EQ(consumer->stats().duplicates, 0u);
+}
+
+// Typed handlers (ConsumerHandlers) on what a relay published with Emit: each
+// value decoded with the producer's codec, found by the "jaiminho-type"
+// header; the record key reaches the handler; a type without a handler
+// (UnknownTypes::kRefuse, the default) is not committed and holds the
+// keep-order partition until a consumer that handles it takes over.
+TEST(KafkaConsumer, TypedHandlersDecodeWhatTheProducerEmittedAndAnUnknownTypeWaits) {
+  MockCluster mc(1);
+  ASSERT_NO_FATAL_FAILURE(mc.CreateTopic("jm.fills", 1));
+  TempDir dir;
+  ConsumerSide side(dir.Sub("c"), {.keep_order_streams = {"fills"}});
+  using Map = std::map<std::string, std::string>;
+  std::vector<std::string> seen;  // consumer thread only, read after WaitApplied
+  auto fill = [&](const Map& m, const ReceivedEvent& e, Transaction& txn) {
+    seen.push_back(fmt::format("{} {} {}", e.key, m.at("side"), m.at("qty")));
+    return txn.Put(side.applied, e.key, m.at("qty"));
+  };
+  ConsumerHandlers first;
+  ASSERT_OK(first.Register<Map>("fill.v1", fill));
+
+  auto kafka = MakePublisher(mc);
+  ASSERT_TRUE(kafka);
+  auto producer = MustOpen(dir.Sub("p"), {});
+  ASSERT_OK_AND_ASSIGN(Stream * fills, producer->OpenStream("fills", {.strategy = Strategy::kKeepOrder}));
+  {
+    auto txn = producer->Begin();
+    ASSERT_OK(txn.Emit(*fills, "fill.v1", Map{{"side", "buy"}, {"qty", "10"}}, {.key = "ACME"}));
+    ASSERT_OK(txn.Emit(*fills, "fill.v2", Map{{"side", "sell"}, {"qty", "4"}, {"venue", "X"}}, {.key = "ACME"}));
+    ASSERT_OK(txn.Emit(*fills, "fill.v1", Map{{"side", "sell"}, {"qty", "3"}}, {.key = "BOLT"}));
+    ASSERT_OK(txn.Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*producer, kafka, {.interval = 20ms}));
+  relay->Start();
+  {
+    // kStop, to see the refusal at once (kRetry would refuse it again and again).
+    auto options = ConsumerOptions(mc, {"jm.fills"}, "risk");
+    options.on_failure = KafkaFailurePolicy::kStop;
+    ASSERT_OK_AND_ASSIGN(auto consumer, KafkaConsumer::Start(*side.outbox, *side.inbox, options, first));
+    // Seq 2 has no handler: not committed, the consumer stops there, naming its type.
+    ASSERT_FALSE(consumer->WaitApplied(2, kWait));
+    EXPECT_TRUE(consumer->stopped());
+    EXPECT_THAT(consumer->last_error(), ::testing::HasSubstr("no handler for type 'fill.v2'"));
+    EXPECT_EQ(consumer->stats().applied, 1u);
+    EXPECT_EQ(consumer->stats().not_committed, 1u);
+  }
+  // A deployment that handles fill.v2 resumes at it, in order.
+  ConsumerHandlers second;
+  ASSERT_OK(second.Register<Map>("fill.v1", fill));
+  ASSERT_OK(second.Register<Map>("fill.v2", fill));
+  ASSERT_OK_AND_ASSIGN(auto consumer, KafkaConsumer::Start(*side.outbox, *side.inbox,
+                                                           ConsumerOptions(mc, {"jm.fills"}, "risk"), second));
+  ASSERT_TRUE(consumer->WaitApplied(2, kWait)) << consumer->last_error();
+  EXPECT_THAT(seen, ::testing::ElementsAre("ACME buy 10", "ACME sell 4", "BOLT sell 3"));
+  auto bolt = side.outbox->Get(side.applied, "BOLT");
+  ASSERT_TRUE(bolt.has_value());
+  EXPECT_EQ(*bolt, "3");
 }
 
 TEST(KafkaConsumer, ResentPrefixAndAGroupWithoutCommittedOffsetsApplyEachEventOnceKeepOrderInOrder) {

@@ -11,6 +11,8 @@
 // for synchronization: it decides where in the consumer's work the kill lands.
 #include "jaiminho/adapters/mqtt_consumer.h"
 
+#include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -260,6 +262,52 @@ TEST(MqttConsumer, EventPublishedTwiceIsAppliedOnceAndTheDuplicateAcknowledged) 
   ASSERT_TRUE(state.has_value());
   EXPECT_EQ(state->watermark, kN);
   EXPECT_EQ(state->received, kN);
+}
+
+// Typed handlers (ConsumerHandlers) on what a relay published with Emit: each
+// value decoded with the producer's codec, found by the type the publisher
+// sends in its "jaiminho-type" property; a type without a handler is skipped
+// (UnknownTypes::kSkip) and recorded, not applied.
+TEST(MqttConsumer, TypedHandlersDecodeWhatTheProducerEmitted) {
+  TempDir dir;
+  auto broker = StartBroker(dir);
+  ASSERT_TRUE(broker);
+  ConsumerSide side(dir.Sub("c"));
+  using Map = std::map<std::string, std::string>;
+  ConsumerHandlers handlers(UnknownTypes::kSkip);
+  std::vector<std::string> seen;  // consumer thread only, read after WaitApplied
+  ASSERT_OK(handlers.Register<Map>("config.v1", [&](const Map& m, Transaction& txn) {
+    seen.push_back("config " + m.at("interval"));
+    return txn.Put(side.applied, "interval", m.at("interval"));
+  }));
+  ASSERT_OK(handlers.Register<int64_t>("reboot.v1", [&](int64_t sensor, const ReceivedEvent& e, Transaction& txn) {
+    seen.push_back(fmt::format("reboot {} ({})", sensor, e.encoding));
+    return txn.Put(side.applied, "reboot", std::to_string(sensor));
+  }));
+  ASSERT_OK_AND_ASSIGN(auto consumer,
+                       MqttConsumer::Start(*side.outbox, *side.inbox, ConsumerOptions(broker->port()), handlers));
+  ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
+
+  ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(broker->port())));
+  auto producer = MustOpen(dir.Sub("p"), {});
+  ASSERT_OK_AND_ASSIGN(Stream * commands, producer->OpenStream("commands", {.strategy = Strategy::kKeepOrder}));
+  {
+    auto txn = producer->Begin();
+    ASSERT_OK(txn.Emit(*commands, "config.v1", Map{{"interval", "250ms"}}));
+    ASSERT_OK(txn.Emit(*commands, "firmware.v9", std::string("not handled here")));
+    ASSERT_OK(txn.Emit(*commands, "reboot.v1", int64_t{42}));
+    ASSERT_OK(txn.Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*producer, mqtt, {.interval = 20ms}));
+  relay->Start();
+  ASSERT_TRUE(consumer->WaitApplied(3, kWait)) << consumer->last_error();
+  EXPECT_THAT(seen, ::testing::ElementsAre("config 250ms", "reboot 42 (text/plain)"));
+  auto interval = side.outbox->Get(side.applied, "interval");
+  ASSERT_TRUE(interval.has_value());
+  EXPECT_EQ(*interval, "250ms");
+  auto state = side.inbox->State(producer->id(), "commands");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->watermark, 3u);  // the skipped type included
 }
 
 TEST(MqttConsumer, PrefixResentAfterBrokerRestartIsDroppedAndKeepOrderStreamAppliedInOrder) {

@@ -3,13 +3,18 @@
 // (openssl): server authentication, mutual TLS, an encrypted client key, and
 // the refusals (no client certificate, unknown CA, expired certificate, wrong
 // host name) with the errors they give. Also the TLS options' validation and
-// their mqtts:// URI form.
+// their mqtts:// URI form. MqttConsumer over the same TLS listener: consuming
+// with server authentication and with a client certificate, and the errors of
+// a wrong CA and of a missing client certificate.
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "adapters/testing/mosquitto_broker.h"
 #include "adapters/testing/mqtt_subscriber.h"
 #include "jaiminho/adapters/mqtt.h"
+#include "jaiminho/adapters/mqtt_consumer.h"
+#include "jaiminho/inbox.h"
 #include "support/test_util.h"
 
 namespace jaiminho {
@@ -97,6 +102,68 @@ class MqttTls : public ::testing::Test {
       if (last.find("not connected to MQTT broker") == std::string::npos) return last;
     }
     return last;
+  }
+
+  MqttConsumerOptions ConsumerTlsOptions(const MosquittoBroker& broker, std::string host = "127.0.0.1") {
+    return MqttConsumerOptions{.host = std::move(host),
+                               .port = broker.tls_port(),
+                               .client_id = "tls-consumer",
+                               .tls = true,
+                               .ca_file = Cert("ca.pem"),
+                               .filter = "gw/#",
+                               .connect_timeout = 2s,
+                               .reconnect_min = 10ms,
+                               .reconnect_max = 200ms};
+  }
+
+  // Starts a consumer with `o` on a database with an "applied" family, relays
+  // `n` events to the broker's plain port and checks that the consumer
+  // applied each once (an "applied" record per event).
+  void ExpectConsumerApplies(const MosquittoBroker& broker, const MqttConsumerOptions& o, int n) {
+    auto side = MustOpen(dir_.Sub("consumer"), {.business_families = {{.name = "applied"}}});
+    ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*side));
+    ASSERT_OK_AND_ASSIGN(BusinessFamily applied, side->FindBusinessFamily("applied"));
+    ASSERT_OK_AND_ASSIGN(auto consumer,
+                         MqttConsumer::Start(*side, *inbox, o, [&](const MqttMessage& m, Transaction& txn) {
+                           return txn.Put(applied, m.raw_id, m.payload);
+                         }));
+    ASSERT_TRUE(consumer->WaitSubscribed(kWait)) << consumer->last_error();
+    ASSERT_OK_AND_ASSIGN(auto mqtt,
+                         MqttPublisher::Create({.host = "127.0.0.1", .port = broker.port(), .topic = "gw/{stream}"}));
+    ASSERT_TRUE(mqtt->WaitConnected(kWait)) << mqtt->last_error();
+    auto outbox = MustOpen(dir_.Sub("producer"));
+    ASSERT_OK_AND_ASSIGN(Stream * s, outbox->OpenStream("commands", {.strategy = Strategy::kKeepOrder}));
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto txn = outbox->Begin();
+      ASSERT_OK(txn.Enqueue(*s, {.type = "cmd.v1", .key = "dev", .payload = "c" + std::to_string(i)}));
+      ASSERT_OK_AND_ASSIGN(Receipt r, txn.Commit());
+      ids.push_back(r.events.at(0).ToString());
+    }
+    ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*outbox, mqtt));
+    ASSERT_OK_AND_ASSIGN(RelayStats stats, relay->RunOnce());
+    EXPECT_EQ(stats.published, static_cast<uint64_t>(n));
+    ASSERT_TRUE(consumer->WaitApplied(static_cast<uint64_t>(n), kWait)) << consumer->last_error();
+    EXPECT_EQ(consumer->stats().applied, static_cast<uint64_t>(n));
+    EXPECT_EQ(consumer->endpoint(), o.host + ":" + std::to_string(broker.tls_port()));
+    for (int i = 0; i < n; ++i) {
+      ASSERT_OK_AND_ASSIGN(auto v, side->Get(applied, ids[static_cast<size_t>(i)]));
+      ASSERT_TRUE(v.has_value()) << ids[static_cast<size_t>(i)];
+      EXPECT_EQ(*v, "c" + std::to_string(i));
+    }
+  }
+
+  // Polls the consumer's last_error until it tells of a TLS failure (or
+  // kWait passes); the consumer keeps retrying meanwhile.
+  static std::string ConsumerTlsError(const MqttConsumer& consumer) {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    std::string why;
+    while (std::chrono::steady_clock::now() < deadline) {
+      why = consumer.last_error();
+      if (why.find("TLS connection") != std::string::npos) return why;
+      std::this_thread::sleep_for(10ms);  // polling an observable state, not a stand-in for an event
+    }
+    return why;
   }
 
   static TempDir* certs_;
@@ -243,6 +310,92 @@ TEST_F(MqttTls, PasswordFromAFileReachesTheBroker) {
                                                "&connect_timeout_ms=2000&reconnect_min_ms=10&reconnect_max_ms=200"));
   ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(opts));
   EXPECT_TRUE(mqtt->WaitConnected(kWait)) << mqtt->last_error();
+}
+
+TEST_F(MqttTls, ConsumerConsumesOverServerAuthenticatedTls) {
+  auto broker = StartBroker();
+  ASSERT_TRUE(broker);
+  ExpectConsumerApplies(*broker, ConsumerTlsOptions(*broker), 20);
+}
+
+TEST_F(MqttTls, ConsumerConsumesOverMutualTls) {
+  auto broker = StartBroker("server", /*require_cert=*/true);
+  ASSERT_TRUE(broker);
+  MqttConsumerOptions o = ConsumerTlsOptions(*broker, "localhost");
+  o.cert_file = Cert("client.pem");
+  o.key_file = Cert("client-enc.key");
+  o.key_password_file = Cert("client-key-password");
+  ExpectConsumerApplies(*broker, o, 20);
+}
+
+TEST_F(MqttTls, ConsumerWithAWrongCaFailsNamingTheBrokerAndTheCa) {
+  auto broker = StartBroker();
+  ASSERT_TRUE(broker);
+  auto side = MustOpen(dir_.Sub("consumer"));
+  ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*side));
+  MqttConsumerOptions o = ConsumerTlsOptions(*broker);
+  o.ca_file = Cert("other-ca.pem");
+  ASSERT_OK_AND_ASSIGN(
+      auto consumer, MqttConsumer::Start(*side, *inbox, o, [](const MqttMessage&, Transaction&) { return Status{}; }));
+  std::string why = ConsumerTlsError(*consumer);
+  std::printf("consumer, wrong CA: %s\n", why.c_str());
+  EXPECT_NE(why.find("MQTT consumer of 'gw/#': TLS connection to MQTT broker 127.0.0.1:" +
+                     std::to_string(broker->tls_port()) + " failed"),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("certificate verify failed"), std::string::npos) << why;
+  EXPECT_NE(why.find("ca_file"), std::string::npos) << why;
+  EXPECT_EQ(consumer->stats().connects, 0u);
+}
+
+TEST_F(MqttTls, ConsumerWithoutClientCertificateIsRefusedByABrokerRequiringOne) {
+  auto broker = StartBroker("server", /*require_cert=*/true);
+  ASSERT_TRUE(broker);
+  auto side = MustOpen(dir_.Sub("consumer"));
+  ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*side));
+  ASSERT_OK_AND_ASSIGN(auto consumer, MqttConsumer::Start(*side, *inbox, ConsumerTlsOptions(*broker),
+                                                          [](const MqttMessage&, Transaction&) { return Status{}; }));
+  std::string why = ConsumerTlsError(*consumer);
+  std::printf("consumer, no client certificate: %s\n", why.c_str());
+  EXPECT_NE(why.find("TLS connection to MQTT broker 127.0.0.1:" + std::to_string(broker->tls_port())),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("cert_file"), std::string::npos) << why;
+  EXPECT_EQ(consumer->stats().connects, 0u);
+}
+
+TEST_F(MqttTls, ConsumerStartValidatesTheTlsOptionsNamingThem) {
+  auto side = MustOpen(dir_.Sub("consumer"));
+  ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*side));
+  auto start_error = [&](MqttConsumerOptions o) {
+    auto c =
+        MqttConsumer::Start(*side, *inbox, std::move(o), [](const MqttMessage&, Transaction&) { return Status{}; });
+    EXPECT_FALSE(c.has_value());
+    if (c) return std::string();
+    EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument);
+    return c.error().message();
+  };
+  const MqttConsumerOptions base{
+      .port = 8883, .client_id = "c", .tls = true, .ca_file = Cert("ca.pem"), .filter = "gw/#"};
+  MqttConsumerOptions o = base;
+  o.cert_file = Cert("client.pem");
+  EXPECT_NE(start_error(o).find("MqttConsumerOptions::cert_file is set without key_file"), std::string::npos);
+  o = base;
+  o.ca_file = dir_.Sub("no-such-ca.pem");
+  std::string e = start_error(o);
+  EXPECT_NE(e.find("MqttConsumerOptions::ca_file"), std::string::npos) << e;
+  EXPECT_NE(e.find(dir_.Sub("no-such-ca.pem")), std::string::npos) << e;
+  o = base;
+  o.tls_version = "sslv3";
+  EXPECT_NE(start_error(o).find("tls_version"), std::string::npos);
+  o = base;
+  o.tls = false;
+  EXPECT_NE(start_error(o).find("MqttConsumerOptions::ca_file is set but tls is false"), std::string::npos);
+  o = base;
+  o.cert_file = Cert("client.pem");
+  o.key_file = Cert("client-enc.key");
+  o.key_password_env = "JAIMINHO_TEST_UNSET_KEY_PASSWORD";
+  EXPECT_NE(start_error(o).find("'JAIMINHO_TEST_UNSET_KEY_PASSWORD' is not set"), std::string::npos);
 }
 
 TEST(MqttTlsUri, MqttsSchemeAndTlsQueryNames) {

@@ -16,28 +16,15 @@
 namespace jaiminho {
 namespace {
 
+using testing::Describe;
 using testing::Json;
 using testing::MustOpen;
+using testing::ParseLines;
 using testing::RecordingPublisher;
 using testing::RunTool;
 using testing::SplitTabs;
 using testing::TempDir;
 using testing::ToolRun;
-
-std::string Describe(const ToolRun& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::vector<Json> ParseLines(const ToolRun& r) {
-  std::vector<Json> out;
-  for (const std::string& line : r.OutLines()) {
-    std::string error;
-    auto j = Json::Parse(line, &error);
-    EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
-    if (j) out.push_back(std::move(*j));
-  }
-  return out;
-}
 
 // The user the tool runs as (this test's process runs it).
 std::string OsUser() {

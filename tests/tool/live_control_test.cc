@@ -23,8 +23,10 @@ namespace jaiminho {
 namespace {
 
 using testing::Child;
+using testing::Describe;
 using testing::Json;
 using testing::MustOpen;
+using testing::ParseLines;
 using testing::RecordingPublisher;
 using testing::RunTool;
 using testing::TempDir;
@@ -34,21 +36,6 @@ using namespace std::chrono_literals;
 
 // How long a test waits for something a running process does.
 constexpr auto kDeadline = 60s;
-
-std::string Describe(const ToolRun& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::vector<Json> ParseLines(const ToolRun& r) {
-  std::vector<Json> out;
-  for (const std::string& line : r.OutLines()) {
-    std::string error;
-    auto j = Json::Parse(line, &error);
-    EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
-    if (j) out.push_back(std::move(*j));
-  }
-  return out;
-}
 
 // The value of series `name{stream="<stream>"}` in Prometheus text; -1 when absent.
 double Series(const std::string& text, const std::string& name, const std::string& stream) {

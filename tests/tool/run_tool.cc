@@ -1,6 +1,7 @@
 #include "tool/run_tool.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +89,21 @@ ToolRun RunTool(const std::vector<std::string>& args) {
   }
   run.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return run;
+}
+
+std::string Describe(const ToolRun& r) {
+  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
+}
+
+std::vector<Json> ParseLines(const ToolRun& r) {
+  std::vector<Json> out;
+  for (const std::string& line : r.OutLines()) {
+    std::string error;
+    auto j = Json::Parse(line, &error);
+    EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
+    if (j) out.push_back(std::move(*j));
+  }
+  return out;
 }
 
 }  // namespace jaiminho::testing

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "tool/json_reader.h"
+
 namespace jaiminho::testing {
 
 struct ToolRun {
@@ -18,6 +20,11 @@ struct ToolRun {
 // fork/exec of JM_TOOL with `args`, stdin from /dev/null, stdout and stderr
 // captured through pipes (read concurrently, so neither can fill up and block).
 ToolRun RunTool(const std::vector<std::string>& args);
+
+// "exit N", then stdout and stderr, for a failed expectation's message.
+std::string Describe(const ToolRun& r);
+// Each line of r.out as JSON (a line that is not JSON fails the test).
+std::vector<Json> ParseLines(const ToolRun& r);
 
 std::vector<std::string> SplitLines(const std::string& text);
 std::vector<std::string> SplitTabs(const std::string& line);

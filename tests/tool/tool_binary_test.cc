@@ -21,8 +21,10 @@ namespace jaiminho {
 namespace {
 
 using testing::Child;
+using testing::Describe;
 using testing::Json;
 using testing::MustOpen;
+using testing::ParseLines;
 using testing::RecordingPublisher;
 using testing::RunTool;
 using testing::Snapshot;
@@ -58,21 +60,6 @@ auto HeldSnapshot(const std::string& dir) {
     if (fs::path(name).filename() == "LOG") info = {};
   }
   return snap;
-}
-
-std::string Describe(const ToolRun& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::vector<Json> ParseLines(const ToolRun& r) {
-  std::vector<Json> out;
-  for (const std::string& line : r.OutLines()) {
-    std::string error;
-    auto j = Json::Parse(line, &error);
-    EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
-    if (j) out.push_back(std::move(*j));
-  }
-  return out;
 }
 
 // `field` of each JSON line of `file` (lines that are not JSON fail the test).

@@ -16,8 +16,10 @@ namespace jaiminho {
 namespace {
 
 using testing::Child;
+using testing::Describe;
 using testing::Json;
 using testing::MustOpen;
+using testing::ParseLines;
 using testing::RecordingPublisher;
 using testing::RunTool;
 using testing::SplitTabs;
@@ -27,21 +29,6 @@ using V = std::vector<std::string>;
 
 // 2023-11-14T22:13:20.123456Z
 constexpr int64_t kT0 = 1'700'000'000'123'456;
-
-std::string Describe(const ToolRun& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
-
-std::vector<Json> ParseLines(const ToolRun& r) {
-  std::vector<Json> out;
-  for (const std::string& line : r.OutLines()) {
-    std::string error;
-    auto j = Json::Parse(line, &error);
-    EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
-    if (j) out.push_back(std::move(*j));
-  }
-  return out;
-}
 
 void Enqueue(Outbox& outbox, Stream& stream, const Message& m) {
   auto txn = outbox.Begin();

@@ -21,8 +21,10 @@ namespace jaiminho {
 namespace {
 
 using testing::Child;
+using testing::Describe;
 using testing::Json;
 using testing::MustOpen;
+using testing::ParseLines;
 using testing::RawDb;
 using testing::RunTool;
 using testing::SplitTabs;
@@ -33,10 +35,6 @@ const std::string kA = "0123456789abcdef0123456789abcdef";
 const std::string kB = "fedcba9876543210fedcba9876543210";
 const std::vector<std::string> kHeader = {"db_id", "stream", "watermark", "received",
                                           "above", "gaps",   "gap_seqs",  "forgotten"};
-
-std::string Describe(const ToolRun& r) {
-  return "exit " + std::to_string(r.code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
-}
 
 // What each (database, stream) receives, in this order.
 struct Feed {
@@ -110,17 +108,6 @@ const InboxStreamState* Find(const std::vector<InboxStreamState>& state, const s
     if (s.db.ToHex() == db && s.stream == stream) return &s;
   }
   return nullptr;
-}
-
-std::vector<Json> ParseLines(const ToolRun& r) {
-  std::vector<Json> out;
-  for (const std::string& line : r.OutLines()) {
-    std::string error;
-    auto j = Json::Parse(line, &error);
-    EXPECT_TRUE(j.has_value()) << "not JSON (" << error << "): " << line;
-    if (j) out.push_back(std::move(*j));
-  }
-  return out;
 }
 
 void ExpectRanges(const Json& array, const std::vector<SeqRange>& want, const std::string& what) {

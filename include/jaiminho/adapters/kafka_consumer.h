@@ -88,6 +88,7 @@
 #include <utility>
 #include <vector>
 
+#include "jaiminho/consumer_handlers.h"
 #include "jaiminho/event.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/result.h"
@@ -171,6 +172,16 @@ class KafkaConsumer {
   // last_error()).
   [[nodiscard]] static Result<std::unique_ptr<KafkaConsumer>> Start(Outbox& outbox, Inbox& inbox,
                                                                     KafkaConsumerOptions options, Handler handler);
+  // The same with typed handlers, one per event type (jaiminho/consumer_handlers.h;
+  // the consumer takes a copy): the type is read from the header
+  // "jaiminho-type" and the encoding from "content-type" (where KafkaPublisher
+  // puts them); a message the handlers refuse (unknown type, wrong encoding,
+  // undecodable payload) is not committed, as a handler error.
+  [[nodiscard]] static Result<std::unique_ptr<KafkaConsumer>> Start(Outbox& outbox, Inbox& inbox,
+                                                                    KafkaConsumerOptions options,
+                                                                    ConsumerHandlers handlers);
+  // The event a message carries, as ConsumerHandlers see it.
+  static ReceivedEvent ToReceivedEvent(const KafkaMessage& message);
 
   // Lets the message in progress finish (commit or not, and its offset),
   // stops, leaves the group (rd_kafka_consumer_close) and joins the thread.

@@ -11,7 +11,8 @@
 // Delivery. Each event is one MQTT v5 PUBLISH at QoS 1 to the topic that
 // MqttOptions::topic builds from the event (see jaiminho/adapters/topic.h),
 // with the event id (EventId::ToString()) in the user property named by
-// MqttOptions::id_property, the event's encoding as the content type, and the
+// MqttOptions::id_property, its type in the one named by type_property, the
+// event's encoding as the content type, and the
 // event's headers as further user properties. An event is acknowledged only
 // once the broker's PUBACK arrives with a success reason code ("no matching
 // subscribers" is a success: the broker took the message).
@@ -92,6 +93,10 @@ struct MqttOptions {
   // Name of the user property that carries EventId::ToString(). Must not be
   // empty. Default: "jaiminho-event-id".
   std::string id_property = "jaiminho-event-id";
+  // Name of the user property that carries the event's type (what a
+  // consumer's ConsumerHandlers dispatches on, jaiminho/consumer_handlers.h);
+  // empty: not sent. Default: "jaiminho-type".
+  std::string type_property = "jaiminho-type";
   // Also send the event's headers as user properties. Default: true.
   bool headers_as_properties = true;
 
@@ -153,7 +158,7 @@ struct MqttOptions {
 // Parses "SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/TOPIC-TEMPLATE][?NAME=VALUE&...]"
 // into options (the form `jaiminho-tool relay --sink` takes). SCHEME is mqtt
 // (plain TCP, port default 1883) or mqtts (TLS, port default 8883). Query
-// names: client_id, retain (0/1), id_property, headers (0/1), keepalive_s,
+// names: client_id, retain (0/1), id_property, type_property, headers (0/1), keepalive_s,
 // ack_timeout_ms, connect_timeout_ms, reconnect_min_ms, reconnect_max_ms,
 // max_inflight, password_file, password_env; and for TLS: tls (0/1), ca_file,
 // ca_path, cert_file, key_file, key_password_file, key_password_env,

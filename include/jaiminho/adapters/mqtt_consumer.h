@@ -74,8 +74,15 @@
 // A message published at QoS 0 arrives at QoS 0: applied the same way, but
 // never redelivered (MqttPublisher publishes at QoS 1).
 //
-// Not supported yet: TLS (use a plain listener on a trusted network), MQTT 3.1.1
-// brokers (the id travels in a v5 user property).
+// TLS. With MqttConsumerOptions::tls the connection is TLS, with the same
+// settings and checks as MqttPublisher's (jaiminho/adapters/mqtt.h, MqttOptions):
+// the broker's certificate checked against ca_file / ca_path (or the system's
+// trust store) and its name against host; cert_file + key_file add a client
+// certificate (mutual TLS). A TLS failure is a connection failure, retried
+// like any other, and last_error() says "TLS connection to MQTT broker
+// host:port failed: ..." with OpenSSL's reason and the options to check.
+//
+// Not supported yet: MQTT 3.1.1 brokers (the id travels in a v5 user property).
 //
 // Thread-safety: the handler runs on the consumer's thread, one message at a
 // time; it must not use the consumer. The Outbox and Inbox must outlive the
@@ -94,6 +101,7 @@
 #include <utility>
 #include <vector>
 
+#include "jaiminho/consumer_handlers.h"
 #include "jaiminho/event.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/result.h"
@@ -130,11 +138,42 @@ struct MqttConsumerOptions {
   // Username and password; an empty username connects anonymously. Default: empty.
   std::string username{};
   std::string password{};
+
+  // TLS (see the class comment), as MqttOptions' fields of the same names.
+  // Set port too (8883 is the usual TLS port). Default: false.
+  bool tls = false;
+  // CA certificates (PEM) the broker's certificate must chain to: a file,
+  // and/or a directory prepared with `openssl rehash`. Both empty: the
+  // system's trust store. Readable at Start when set. Default: empty.
+  std::string ca_file{};
+  std::string ca_path{};
+  // Client certificate and its private key (PEM) for mutual TLS; both or
+  // neither, readable at Start. Default: empty.
+  std::string cert_file{};
+  std::string key_file{};
+  // Pass phrase of an encrypted key_file: given, read from a file, or from an
+  // environment variable (at most one; read at Start). Default: empty.
+  std::string key_password{};
+  std::string key_password_file{};
+  std::string key_password_env{};
+  // Minimum TLS version: "tlsv1.2", "tlsv1.3" or empty (libmosquitto's
+  // default). Default: empty.
+  std::string tls_version{};
+  // Check that the broker's certificate names `host`; false is INSECURE (see
+  // MqttOptions::verify_hostname). Default: true.
+  bool verify_hostname = true;
+  // ALPN protocol to offer. Default: empty (none).
+  std::string alpn{};
+
   // Topic filter subscribed at QoS 1 ('+' and '#' allowed). Required.
   std::string filter{};
   // Name of the user property carrying the event id; MqttOptions::id_property
   // of the publisher. Default: "jaiminho-event-id".
   std::string id_property = "jaiminho-event-id";
+  // Name of the user property carrying the event type, for ConsumerHandlers
+  // (the Start overload taking them); MqttOptions::type_property of the
+  // publisher. Default: "jaiminho-type".
+  std::string type_property = "jaiminho-type";
   // How long the broker keeps the session while the consumer is disconnected
   // (MQTT v5 Session Expiry Interval), in seconds. Must be > 0. Default: 1 day.
   std::chrono::seconds session_expiry = std::chrono::hours(24);
@@ -181,6 +220,16 @@ class MqttConsumer {
   // the broker is down: the thread keeps trying (see last_error()).
   [[nodiscard]] static Result<std::unique_ptr<MqttConsumer>> Start(Outbox& outbox, Inbox& inbox,
                                                                    MqttConsumerOptions options, Handler handler);
+  // The same with typed handlers, one per event type (jaiminho/consumer_handlers.h;
+  // the consumer takes a copy): the type is read from the user property
+  // type_property, the encoding from the content type; a message the handlers
+  // refuse (unknown type, wrong encoding, undecodable payload) is not
+  // acknowledged, as a handler error.
+  [[nodiscard]] static Result<std::unique_ptr<MqttConsumer>> Start(Outbox& outbox, Inbox& inbox,
+                                                                   MqttConsumerOptions options,
+                                                                   ConsumerHandlers handlers);
+  // The event a message carries, as ConsumerHandlers see it (type from `type_property`).
+  static ReceivedEvent ToReceivedEvent(const MqttMessage& message, std::string_view type_property);
 
   // Lets the message in progress finish (commit or not), disconnects and
   // joins the thread. Messages delivered but not yet handled stay
