@@ -7,7 +7,9 @@
 // A jaiminho::KafkaConsumer in the consumer group G reads the topic the
 // daemon's relay writes ("trading.fills"); every message goes through an Inbox
 // (keep-order on the stream "fills") in the risk database's own transaction,
-// together with the fill's effect on the business family "positions":
+// together with the fill's effect on the business family "positions", applied
+// by a typed handler (jaiminho::ConsumerHandlers: "fill.v1" decoded with the
+// daemon's codec, fill.h):
 //
 //   position/<symbol>   "fills volume notional net": the symbol's fill count,
 //                       quantity, notional (price x quantity, in cents) and the
@@ -53,7 +55,9 @@
 
 #include "example_args.h"
 #include "example_signals.h"
+#include "fill.h"
 #include "jaiminho/adapters/kafka_consumer.h"
+#include "jaiminho/consumer_handlers.h"
 #include "jaiminho/jaiminho.h"
 
 namespace {
@@ -74,25 +78,6 @@ struct Args {
 int Fail(const std::string& what) {
   std::cerr << "jaiminho-risk: " << what << "\n";
   return 1;
-}
-
-// The value of "name": in a flat JSON object (the daemon's fill payload).
-std::string_view JsonField(std::string_view json, std::string_view name) {
-  std::string key = "\"" + std::string(name) + "\":";
-  size_t at = json.find(key);
-  if (at == std::string_view::npos) return {};
-  std::string_view rest = json.substr(at + key.size());
-  if (!rest.empty() && rest.front() == '"') {
-    size_t end = rest.find('"', 1);
-    return end == std::string_view::npos ? std::string_view{} : rest.substr(1, end - 1);
-  }
-  size_t end = rest.find_first_of(",}");
-  return rest.substr(0, end);
-}
-
-bool ParseInt(std::string_view s, int64_t& out) {
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
 
 // One symbol's risk: fills, volume, notional (cents), the aggressors' net quantity.
@@ -288,28 +273,19 @@ int main(int argc, char** argv) {
   for (const auto& st : (*inbox)->State())
     if (st.stream == "fills") start = std::max(start, st.watermark);
 
-  // A fill's effect, in the inbox's transaction. The reads see what earlier
-  // fills committed: one message at a time, each committed before the next.
-  auto handler = [&](const jaiminho::KafkaMessage& m, jaiminho::Transaction& txn) -> jaiminho::Status {
-    auto bad = [&](const std::string& why) {
-      return jaiminho::MakeError(
-          jaiminho::ErrorCode::kInvalidArgument,
-          "fill " + std::string(m.raw_id) + ": " + why + " in payload '" + std::string(m.payload) + "'");
-    };
-    const std::string symbol(JsonField(m.payload, "symbol"));
-    int64_t price = 0, qty = 0;
-    if (symbol.empty() || symbol.find(',') != std::string::npos) return bad("no valid \"symbol\"");
-    if (!ParseInt(JsonField(m.payload, "price"), price) || !ParseInt(JsonField(m.payload, "qty"), qty)) {
-      return bad("no integer \"price\" and \"qty\"");
-    }
-    const std::string_view side = JsonField(m.payload, "side");
-    if (side != "buy" && side != "sell") return bad("no \"side\" (buy or sell)");
-    const std::string producer = m.id.db.ToHex();
+  // A fill's effect, in the inbox's transaction: the typed handler of
+  // "fill.v1", the payload decoded by Codec<Fill> (fill.h), the daemon's codec.
+  // The reads see what earlier fills committed: one message at a time, each
+  // committed before the next.
+  auto apply = [&](const example::Fill& fill, const jaiminho::ReceivedEvent& e,
+                   jaiminho::Transaction& txn) -> jaiminho::Status {
+    const std::string& symbol = fill.symbol;
+    const std::string producer = e.id.db.ToHex();
     auto read = [&](const std::string& key) -> jaiminho::Result<std::optional<std::string>> {
       return ob.Get(positions, key);
     };
     // The applied count of this fill: "1" unless something applied it twice.
-    const std::string fill_key = "fill/" + producer + "/" + std::to_string(m.id.seq);
+    const std::string fill_key = "fill/" + producer + "/" + std::to_string(e.id.seq);
     auto before = read(fill_key);
     if (!before) return tl::unexpected(before.error());
     if (auto s = txn.Put(positions, fill_key, *before ? std::to_string(std::stoll(**before) + 1) : "1"); !s) return s;
@@ -317,14 +293,14 @@ int main(int argc, char** argv) {
     auto last = read("last/" + producer);
     if (!last) return tl::unexpected(last.error());
     const uint64_t last_seq = *last ? std::stoull(**last) : 0;
-    if (m.id.seq != last_seq + 1) {
+    if (e.id.seq != last_seq + 1) {
       if (auto s =
-              txn.Put(positions, "violation/" + producer + "/" + std::to_string(m.id.seq), std::to_string(last_seq));
+              txn.Put(positions, "violation/" + producer + "/" + std::to_string(e.id.seq), std::to_string(last_seq));
           !s) {
         return s;
       }
     }
-    if (auto s = txn.Put(positions, "last/" + producer, std::to_string(m.id.seq)); !s) return s;
+    if (auto s = txn.Put(positions, "last/" + producer, std::to_string(e.id.seq)); !s) return s;
     // The position.
     auto old = read("position/" + symbol);
     if (!old) return tl::unexpected(old.error());
@@ -336,11 +312,13 @@ int main(int argc, char** argv) {
       if (auto s = txn.Put(positions, "symbols", list.empty() ? symbol : list + "," + symbol); !s) return s;
     }
     p.fills += 1;
-    p.volume += qty;
-    p.notional += price * qty;
-    p.net += side == "buy" ? qty : -qty;
+    p.volume += fill.qty;
+    p.notional += fill.price * fill.qty;
+    p.net += fill.aggressor_buys ? fill.qty : -fill.qty;
     return txn.Put(positions, "position/" + symbol, p.Encode());
   };
+  jaiminho::ConsumerHandlers handlers;  // another event type: not committed, waits for a handler (logged)
+  if (auto s = handlers.Register<example::Fill>("fill.v1", apply); !s) return Fail(s.error().ToString());
 
   std::atomic<uint64_t> applied{0};
   jaiminho::KafkaConsumerOptions options{
@@ -363,7 +341,7 @@ int main(int argc, char** argv) {
     }
   };
   options.logger = jaiminho::MakeStderrLogger(jaiminho::LogLevel::kWarn);
-  auto consumer = jaiminho::KafkaConsumer::Start(ob, **inbox, options, handler);
+  auto consumer = jaiminho::KafkaConsumer::Start(ob, **inbox, options, std::move(handlers));
   if (!consumer) return Fail(consumer.error().ToString());
   std::printf("consuming topic '%s' as group '%s' from %s into %s%s\n", args.topic.c_str(), args.group.c_str(),
               args.bootstrap.c_str(), db.c_str(),

@@ -18,8 +18,9 @@
 // three partitions, and a few injected produce errors that the producer
 // retries). At the end it reads the topic back with a consumer, checks that
 // every fill of this run is there once, in order, and prints commit latency
-// and throughput. Each fill's payload: symbol, the symbol's fill counter,
-// price (cents), qty, the buy and sell order ids, and the aggressor's side.
+// and throughput. Each fill is emitted with its codec (fill.h: symbol, the
+// symbol's fill counter, price in cents, qty, the buy and sell order ids, the
+// aggressor's side, as JSON).
 //
 // A second process: the mock cluster listens on loopback ports, so another
 // process can consume the fills (examples/trading_daemon/risk.cc, the risk
@@ -67,6 +68,7 @@
 #include "example_args.h"
 #include "example_metrics.h"
 #include "example_signals.h"
+#include "fill.h"
 #include "jaiminho/adapters/kafka.h"
 #include "jaiminho/jaiminho.h"
 
@@ -212,16 +214,15 @@ class Exchange {
         left -= qty;
         resting.qty -= qty;
         uint64_t n = ++book.fills;
-        std::string payload = "{\"symbol\":\"" + book.symbol + "\",\"fill\":" + std::to_string(n) +
-                              ",\"price\":" + std::to_string(level->first) + ",\"qty\":" + std::to_string(qty) +
-                              ",\"buy\":" + std::to_string(o.buy ? o.id : resting.id) +
-                              ",\"sell\":" + std::to_string(o.buy ? resting.id : o.id) + ",\"side\":\"" +
-                              (o.buy ? "buy" : "sell") + "\"}";
-        if (auto s = txn.Enqueue(
-                fills_, {.type = "fill.v1", .key = book.symbol, .payload = payload, .encoding = "application/json"});
-            !s) {
-          return s;
-        }
+        const example::Fill fill{.symbol = book.symbol,
+                                 .fill = n,
+                                 .price = level->first,
+                                 .qty = qty,
+                                 .buy = o.buy ? o.id : resting.id,
+                                 .sell = o.buy ? resting.id : o.id,
+                                 .aggressor_buys = o.buy};
+        // Encoded by Codec<Fill> (fill.h), the codec the risk process decodes with.
+        if (auto s = txn.Emit(fills_, "fill.v1", fill, {.key = book.symbol}); !s) return s;
         if (auto s =
                 txn.Put(orders_family_, "order/" + std::to_string(resting.id), resting.qty == 0 ? "filled" : "partial");
             !s) {
