@@ -8,6 +8,7 @@
 #include <exception>
 #include <thread>
 
+#include "adapters/consumer_state.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/logger.h"
 #include "jaiminho/outbox.h"
@@ -31,7 +32,7 @@ constexpr const char* kOwnProperties[] = {"group.id", "enable.auto.commit", "ena
 
 }  // namespace
 
-class KafkaConsumer::Impl {
+class KafkaConsumer::Impl : public internal::ConsumerState<KafkaConsumerStats> {
  public:
   Impl(Outbox& outbox, Inbox& inbox, KafkaConsumerOptions options, Handler handler)
       : outbox_(outbox), inbox_(inbox), opt_(std::move(options)), handler_(std::move(handler)) {
@@ -45,11 +46,7 @@ class KafkaConsumer::Impl {
   }
 
   ~Impl() {
-    {
-      internal::MutexLock l(mu_);
-      stop_ = true;
-      cv_.SignalAll();
-    }
+    RequestStop();
     if (thread_.joinable()) thread_.join();
     if (rk_ != nullptr) {
       if (!closed_) rd_kafka_consumer_close(rk_);
@@ -65,52 +62,14 @@ class KafkaConsumer::Impl {
     thread_ = std::thread([this] { Run(); });
   }
 
-  KafkaConsumerStats stats() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return stats_;
-  }
-  std::string last_error() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return last_error_;
-  }
-  bool stopped() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return stopped_;
-  }
   bool WaitAssigned(milliseconds timeout) const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + timeout;
-    while (!assigned_) {
-      if (!cv_.WaitUntil(mu_, deadline)) return assigned_;
-    }
-    return true;
-  }
-  bool WaitApplied(uint64_t n, milliseconds timeout) const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + timeout;
-    while (stats_.applied < n && !stopped_) {
-      if (!cv_.WaitUntil(mu_, deadline)) break;
-    }
-    return stats_.applied >= n;
+    return WaitFor(timeout, [&]() REQUIRES(mu_) { return assigned_; });
   }
   bool WaitSettled(uint64_t n, milliseconds timeout) const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + timeout;
-    while (stats_.applied + stats_.duplicates + stats_.invalid < n && !stopped_) {
-      if (!cv_.WaitUntil(mu_, deadline)) break;
-    }
-    return stats_.applied + stats_.duplicates + stats_.invalid >= n;
+    return WaitFor(timeout, [&]() REQUIRES(mu_) { return stats_.applied + stats_.duplicates + stats_.invalid >= n; });
   }
 
  private:
-  bool stopping() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return stop_;
-  }
-  void SetError(std::string why) EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    last_error_ = std::move(why);
-  }
   void Log(LogLevel level, std::string_view message, const std::string& detail, std::string_view event_id = {});
   void Run();
   // Handles one message; false when it was refused (sought back).
@@ -145,13 +104,7 @@ class KafkaConsumer::Impl {
   int failures_ = 0;     // messages refused in a row
   bool closed_ = false;  // kStop: left the group (then the thread ended)
 
-  mutable internal::Mutex mu_;
-  mutable internal::CondVar cv_;
-  bool stop_ GUARDED_BY(mu_) = false;
   bool assigned_ GUARDED_BY(mu_) = false;
-  bool stopped_ GUARDED_BY(mu_) = false;
-  std::string last_error_ GUARDED_BY(mu_){};
-  KafkaConsumerStats stats_ GUARDED_BY(mu_){};
 };
 
 Status KafkaConsumer::Impl::Create() {
@@ -271,14 +224,7 @@ void KafkaConsumer::Impl::Run() {
     // Retry pace (a backoff, not a wait for an event): doubling from
     // retry_min while messages keep being refused.
     ++failures_;
-    milliseconds delay = opt_.retry_min;
-    for (int i = 1; i < failures_ && delay < opt_.retry_max; ++i)
-      delay *= 2;
-    delay = std::min(delay, opt_.retry_max);
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + delay;
-    while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
-    }
+    Backoff(failures_, opt_.retry_min, opt_.retry_max);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "adapters/consumer_state.h"
 #include "adapters/mqtt_tls.h"
 #include "adapters/tcp_probe.h"
 #include "jaiminho/inbox.h"
@@ -33,7 +34,7 @@ constexpr int kLoopSliceMs = 100;
 
 }  // namespace
 
-class MqttConsumer::Impl {
+class MqttConsumer::Impl : public internal::ConsumerState<MqttConsumerStats> {
  public:
   Impl(Outbox& outbox, Inbox& inbox, MqttConsumerOptions options, Handler handler)
       : outbox_(outbox),
@@ -44,11 +45,7 @@ class MqttConsumer::Impl {
         endpoint_(fmt::format("{}:{}", opt_.host, opt_.port)) {}
 
   ~Impl() {
-    {
-      internal::MutexLock l(mu_);
-      stop_ = true;
-      cv_.SignalAll();
-    }
+    RequestStop();
     probe_stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
@@ -59,42 +56,12 @@ class MqttConsumer::Impl {
     thread_ = std::thread([this] { Run(); });
   }
 
-  MqttConsumerStats stats() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return stats_;
-  }
-  std::string last_error() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return last_error_;
-  }
-  bool stopped() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return stopped_;
-  }
   bool WaitSubscribed(milliseconds timeout) const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + timeout;
-    while (!subscribed_) {
-      if (!cv_.WaitUntil(mu_, deadline)) return subscribed_;
-    }
-    return true;
-  }
-  bool WaitApplied(uint64_t n, milliseconds timeout) const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + timeout;
-    while (stats_.applied < n && !stopped_) {
-      if (!cv_.WaitUntil(mu_, deadline)) break;
-    }
-    return stats_.applied >= n;
+    return WaitFor(timeout, [&]() REQUIRES(mu_) { return subscribed_; });
   }
   const std::string& endpoint() const { return endpoint_; }
 
  private:
-  bool stopping() const EXCLUDES(mu_) {
-    internal::MutexLock l(mu_);
-    return stop_;
-  }
-  void SetError(std::string why) EXCLUDES(mu_);
   void Log(LogLevel level, std::string_view message, const std::string& detail, std::string_view event_id = {});
   void Run();
   // One connection: from mosquitto_new to mosquitto_destroy.
@@ -150,19 +117,8 @@ class MqttConsumer::Impl {
   std::string logged_error_;  // libmosquitto's first logged error of the session (OnLog)
   int failures_ = 0;          // connections ended without progress, in a row
 
-  mutable internal::Mutex mu_;
-  mutable internal::CondVar cv_;
-  bool stop_ GUARDED_BY(mu_) = false;
   bool subscribed_ GUARDED_BY(mu_) = false;
-  bool stopped_ GUARDED_BY(mu_) = false;
-  std::string last_error_ GUARDED_BY(mu_){};
-  MqttConsumerStats stats_ GUARDED_BY(mu_){};
 };
-
-void MqttConsumer::Impl::SetError(std::string why) {
-  internal::MutexLock l(mu_);
-  last_error_ = std::move(why);
-}
 
 void MqttConsumer::Impl::Log(LogLevel level, std::string_view message, const std::string& detail,
                              std::string_view event_id) {
@@ -197,16 +153,8 @@ void MqttConsumer::Impl::Run() {
       break;
     }
     failures_ = progress_ ? 1 : failures_ + 1;
-    // Reconnect pace (a retry interval, not a wait for an event): doubling
-    // from reconnect_min while sessions end without progress.
-    milliseconds delay = opt_.reconnect_min;
-    for (int i = 1; i < failures_ && delay < opt_.reconnect_max; ++i)
-      delay *= 2;
-    delay = std::min(delay, opt_.reconnect_max);
-    internal::MutexLock l(mu_);
-    const auto deadline = SteadyClock::now() + delay;
-    while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
-    }
+    // Reconnect pace: doubling from reconnect_min while sessions end without progress.
+    Backoff(failures_, opt_.reconnect_min, opt_.reconnect_max);
   }
 }
 
