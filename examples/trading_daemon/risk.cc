@@ -347,7 +347,11 @@ int main(int argc, char** argv) {
               args.bootstrap.c_str(), db.c_str(),
               start > 0 ? (" (fills applied up to seq " + std::to_string(start) + ")").c_str() : "");
   std::fflush(stdout);
-  if (!(*consumer)->WaitAssigned(60s)) return Fail("no partition assigned within 60 s: " + (*consumer)->last_error());
+  // Assigned within 60 s, in slices so that a signal still stops it.
+  for (int slice = 0; !(*consumer)->WaitAssigned(200ms);) {
+    if (++slice == 300) return Fail("no partition assigned within 60 s: " + (*consumer)->last_error());
+    if (stop.WaitFor(0ms)) return Fail("stopped by a signal before a partition was assigned");
+  }
   std::printf("assigned\n");
   std::fflush(stdout);
 
