@@ -34,6 +34,7 @@
 #include <sstream>
 #include <thread>
 
+#include "adapters/consumer_harness.h"
 #include "jaiminho/adapters/kafka.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/logger.h"
@@ -44,8 +45,15 @@ namespace jaiminho {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::AppliedCounts;
+using testing::CheckAppliedOnce;
 using testing::Child;
+using testing::CountOutcomes;
+using testing::EnvInt;
+using testing::HarnessProducer;
+using testing::HarnessSeed;
 using testing::MustOpen;
+using testing::OutcomeCounts;
 using testing::TempDir;
 
 // Generous bound for conditions that normally hold within a second.
@@ -664,16 +672,9 @@ TEST(KafkaConsumerCrash, KilledAfterTheInboxCommitBeforeTheOffsetCommitReadsTheM
   EXPECT_EQ(lines, want);
 }
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
-}
-
 TEST(KafkaConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceInOrder) {
   const int kills = EnvInt("JAIMINHO_CONSUMER_KILLS", 20);
-  const uint64_t seed = std::getenv("JAIMINHO_CONSUMER_SEED") != nullptr
-                            ? std::strtoull(std::getenv("JAIMINHO_CONSUMER_SEED"), nullptr, 10)
-                            : std::random_device()();
+  const uint64_t seed = HarnessSeed();
   std::mt19937_64 rng(seed);
   SCOPED_TRACE("JAIMINHO_CONSUMER_SEED=" + std::to_string(seed));
   MockCluster mc(3);
@@ -681,36 +682,11 @@ TEST(KafkaConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceIn
     ASSERT_NO_FATAL_FAILURE(mc.CreateTopic(topic, 1));
   TempDir dir;
 
-  // The producer: "ko" keep-order (relay, in order), "a" and "b"
-  // publish-on-commit (inline, retried by the relay: out of order at times).
   auto kafka = MakePublisher(mc);
   ASSERT_TRUE(kafka);
-  OutboxOptions po;
-  po.publisher = kafka;
-  po.inline_dispatch = InlineDispatch::kDispatcherThread;
-  po.retry = RetryPolicy{.initial_backoff = 20ms, .max_backoff = 200ms, .jitter = 0.1};
-  auto producer = MustOpen(dir.Sub("producer"), po);
-  ASSERT_OK_AND_ASSIGN(Stream * ko, producer->OpenStream("ko", {.strategy = Strategy::kKeepOrder}));
-  ASSERT_OK_AND_ASSIGN(Stream * a, producer->OpenStream("a", {.strategy = Strategy::kPublishOnCommit}));
-  ASSERT_OK_AND_ASSIGN(Stream * b, producer->OpenStream("b", {.strategy = Strategy::kPublishOnCommit}));
-  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*producer, kafka, {.interval = 20ms}));
-  relay->Start();
-  std::map<std::string, uint64_t> per_stream{{"ko", 0}, {"a", 0}, {"b", 0}};
-  Stream* streams[] = {ko, a, b};
-  const int per_cycle = 45;  // events committed before each consumer run
-  auto commit_burst = [&] {
-    for (int i = 0; i < per_cycle;) {
-      auto txn = producer->Begin();
-      int n = std::uniform_int_distribution<int>(1, 3)(rng);
-      for (int j = 0; j < n && i < per_cycle; ++j, ++i) {
-        Stream* s = streams[std::uniform_int_distribution<int>(0, 2)(rng)];
-        std::string key = "k" + std::to_string(i);
-        ASSERT_OK(txn.Enqueue(*s, {.type = "ev", .key = key, .payload = key}));
-        ++per_stream[std::string(s->name())];
-      }
-      ASSERT_OK(txn.Commit());
-    }
-  };
+  HarnessProducer producer(dir.Sub("producer"), kafka);
+  ASSERT_TRUE(producer.ok());
+  auto commit_burst = [&] { producer.CommitBurst(rng); };
 
   int killed = 0;
   for (int cycle = 0; cycle < kills; ++cycle) {
@@ -729,9 +705,7 @@ TEST(KafkaConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceIn
     if (child.Wait() == 128 + SIGKILL) ++killed;
   }
   ASSERT_NO_FATAL_FAILURE(commit_burst());
-  uint64_t events = 0;
-  for (const auto& [s, n] : per_stream)
-    events += n;
+  const uint64_t events = producer.events();
   {
     auto args = RandomKillChildArgs(dir, mc);
     args.insert(args.end(), {"--expect", std::to_string(events)});
@@ -740,53 +714,21 @@ TEST(KafkaConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceIn
     ASSERT_TRUE(done.starts_with("done")) << done;
     ASSERT_EQ(child.Wait(), 0);
   }
-  relay.reset();
+  producer.StopRelay();
 
-  // The consumer's database: each event's record "1" (0: lost, 2+: applied
-  // twice), no keep-order violation, the inbox's watermark at each stream's
-  // last seq.
-  auto outbox = MustOpen(dir.Sub("consumer"), {.business_families = {{.name = "applied"}}});
-  ASSERT_OK_AND_ASSIGN(BusinessFamily applied, outbox->FindBusinessFamily("applied"));
-  ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*outbox));
-  uint64_t doubled = 0, lost = 0, misordered = 0;
-  for (const auto& [stream, n] : per_stream) {
-    for (uint64_t s = 1; s <= n; ++s) {
-      ASSERT_OK_AND_ASSIGN(auto v, outbox->Get(applied, "e/" + stream + "/" + std::to_string(s)));
-      if (!v.has_value()) {
-        ++lost;
-      } else if (*v != "1") {
-        ++doubled;
-      }
-      ASSERT_OK_AND_ASSIGN(auto violation, outbox->Get(applied, "violation/" + stream + "/" + std::to_string(s)));
-      if (violation.has_value()) ++misordered;
-    }
-  }
-  EXPECT_EQ(doubled, 0u);
-  EXPECT_EQ(lost, 0u);
-  EXPECT_EQ(misordered, 0u);
-  auto state = inbox->State();
-  ASSERT_EQ(state.size(), per_stream.size());
-  for (const auto& st : state) {
-    ASSERT_TRUE(per_stream.contains(st.stream)) << st.stream;
-    EXPECT_EQ(st.watermark, per_stream.at(st.stream)) << st.stream;
-    EXPECT_EQ(st.received, per_stream.at(st.stream)) << st.stream;
-    EXPECT_TRUE(st.above.empty()) << st.stream;
-    EXPECT_TRUE(st.gaps.empty()) << st.stream;
-  }
-
+  const auto& per_stream = producer.per_stream;
+  AppliedCounts c = CheckAppliedOnce(dir.Sub("consumer"), per_stream);
+  EXPECT_EQ(c.doubled, 0u);
+  EXPECT_EQ(c.lost, 0u);
+  EXPECT_EQ(c.misordered, 0u);
   // The outcome log (one line per settled message, every process): "new" once
   // per event, the rest duplicates dropped.
-  uint64_t news = 0, dups = 0;
-  std::ifstream log(dir.Sub("outcomes.log"));
-  for (std::string line; std::getline(log, line);) {
-    if (line.starts_with("new ")) ++news;
-    if (line.starts_with("dup ")) ++dups;
-  }
+  OutcomeCounts outcomes = CountOutcomes(dir.Sub("outcomes.log"));
   EXPECT_EQ(killed, kills);
-  std::cout << "kafka consumer crash harness: kills=" << killed << " events=" << events << " (ko=" << per_stream["ko"]
-            << " a=" << per_stream["a"] << " b=" << per_stream["b"] << ") new-logged=" << news
-            << " duplicates-dropped=" << dups << " doubled=" << doubled << " lost=" << lost
-            << " misordered=" << misordered << " seed=" << seed << "\n";
+  std::cout << "kafka consumer crash harness: kills=" << killed << " events=" << events
+            << " (ko=" << per_stream.at("ko") << " a=" << per_stream.at("a") << " b=" << per_stream.at("b")
+            << ") new-logged=" << outcomes.news << " duplicates-dropped=" << outcomes.dups << " doubled=" << c.doubled
+            << " lost=" << c.lost << " misordered=" << c.misordered << " seed=" << seed << "\n";
 }
 
 }  // namespace

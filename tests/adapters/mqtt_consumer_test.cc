@@ -25,6 +25,7 @@
 #include <sstream>
 #include <thread>
 
+#include "adapters/consumer_harness.h"
 #include "adapters/signals.h"
 #include "adapters/testing/mosquitto_broker.h"
 #include "jaiminho/adapters/mqtt.h"
@@ -37,9 +38,16 @@ namespace jaiminho {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::AppliedCounts;
+using testing::CheckAppliedOnce;
 using testing::Child;
+using testing::CountOutcomes;
+using testing::EnvInt;
+using testing::HarnessProducer;
+using testing::HarnessSeed;
 using testing::MosquittoBroker;
 using testing::MustOpen;
+using testing::OutcomeCounts;
 using testing::TempDir;
 
 // Generous bound for conditions that normally hold within milliseconds.
@@ -528,30 +536,8 @@ void FinishAndCheck(const TempDir& dir, uint16_t port, const std::map<std::strin
     ASSERT_TRUE(done.starts_with("done")) << done;
     ASSERT_EQ(child.Wait(), 0);
   }
-  auto outbox = MustOpen(dir.Sub("consumer"), {.business_families = {{.name = "applied"}}});
-  ASSERT_OK_AND_ASSIGN(BusinessFamily applied, outbox->FindBusinessFamily("applied"));
-  ASSERT_OK_AND_ASSIGN(auto inbox, Inbox::Open(*outbox));
-  size_t bad = 0;
-  for (const auto& [stream, n] : per_stream) {
-    for (uint64_t s = 1; s <= n && bad < 20; ++s) {
-      ASSERT_OK_AND_ASSIGN(auto v, outbox->Get(applied, "e/" + stream + "/" + std::to_string(s)));
-      if (v != std::optional<std::string>("1")) {
-        ++bad;
-        ADD_FAILURE() << stream << " " << s << " applied " << v.value_or("0") << " times";
-      }
-      ASSERT_OK_AND_ASSIGN(auto violation, outbox->Get(applied, "violation/" + stream + "/" + std::to_string(s)));
-      EXPECT_FALSE(violation.has_value()) << stream << " " << s << " applied after " << *violation;
-    }
-  }
-  auto state = inbox->State();
-  ASSERT_EQ(state.size(), per_stream.size());
-  for (const auto& st : state) {
-    ASSERT_TRUE(per_stream.contains(st.stream)) << st.stream;
-    EXPECT_EQ(st.watermark, per_stream.at(st.stream)) << st.stream;
-    EXPECT_EQ(st.received, per_stream.at(st.stream)) << st.stream;
-    EXPECT_TRUE(st.above.empty()) << st.stream;
-    EXPECT_TRUE(st.gaps.empty()) << st.stream;
-  }
+  AppliedCounts c = CheckAppliedOnce(dir.Sub("consumer"), per_stream);
+  EXPECT_EQ(c.doubled + c.lost + c.misordered, 0u);
 }
 
 TEST(MqttConsumerCrash, KilledInsideTheHandlerBeforeCommitTheMessageIsRedelivered) {
@@ -592,16 +578,9 @@ TEST(MqttConsumerCrash, KilledInsideTheHandlerBeforeCommitTheMessageIsRedelivere
   FinishAndCheck(dir, broker->port(), {{"ko", 6}});
 }
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
-}
-
 TEST(MqttConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceInOrder) {
   const int kills = EnvInt("JAIMINHO_CONSUMER_KILLS", 20);
-  const uint64_t seed = std::getenv("JAIMINHO_CONSUMER_SEED") != nullptr
-                            ? std::strtoull(std::getenv("JAIMINHO_CONSUMER_SEED"), nullptr, 10)
-                            : std::random_device()();
+  const uint64_t seed = HarnessSeed();
   std::mt19937_64 rng(seed);
   SCOPED_TRACE("JAIMINHO_CONSUMER_SEED=" + std::to_string(seed));
   TempDir dir;
@@ -615,39 +594,14 @@ TEST(MqttConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceInO
     ASSERT_EQ(ReadUntil(first, "subscribed"), "subscribed");
   }
 
-  // The producer: "ko" keep-order (relay, in order), "a" and "b"
-  // publish-on-commit (inline, retried by the relay: out of order at times).
   ASSERT_OK_AND_ASSIGN(auto mqtt, MqttPublisher::Create(PublisherOptions(port)));
-  OutboxOptions po;
-  po.publisher = mqtt;
-  po.inline_dispatch = InlineDispatch::kDispatcherThread;
-  po.retry = RetryPolicy{.initial_backoff = 20ms, .max_backoff = 200ms, .jitter = 0.1};
-  auto producer = MustOpen(dir.Sub("producer"), po);
-  ASSERT_OK_AND_ASSIGN(Stream * ko, producer->OpenStream("ko", {.strategy = Strategy::kKeepOrder}));
-  ASSERT_OK_AND_ASSIGN(Stream * a, producer->OpenStream("a", {.strategy = Strategy::kPublishOnCommit}));
-  ASSERT_OK_AND_ASSIGN(Stream * b, producer->OpenStream("b", {.strategy = Strategy::kPublishOnCommit}));
-  ASSERT_OK_AND_ASSIGN(auto relay, Relay::Make(*producer, mqtt, {.interval = 20ms}));
-  relay->Start();
-  std::map<std::string, uint64_t> per_stream{{"ko", 0}, {"a", 0}, {"b", 0}};
-  Stream* streams[] = {ko, a, b};
-  const int per_cycle = 45;  // events committed before each consumer run
-  auto commit_burst = [&] {
-    for (int i = 0; i < per_cycle;) {
-      auto txn = producer->Begin();
-      int n = std::uniform_int_distribution<int>(1, 3)(rng);
-      for (int j = 0; j < n && i < per_cycle; ++j, ++i) {
-        Stream* s = streams[std::uniform_int_distribution<int>(0, 2)(rng)];
-        std::string key = "k" + std::to_string(i);
-        ASSERT_OK(txn.Enqueue(*s, {.type = "ev", .key = key, .payload = key}));
-        ++per_stream[std::string(s->name())];
-      }
-      ASSERT_OK(txn.Commit());
-    }
-  };
+  HarnessProducer producer(dir.Sub("producer"), mqtt);
+  ASSERT_TRUE(producer.ok());
+  auto commit_burst = [&] { producer.CommitBurst(rng); };
 
   int killed = 0;
   for (int cycle = 0; cycle < kills; ++cycle) {
-    commit_burst();
+    ASSERT_NO_FATAL_FAILURE(commit_burst());
     Child child(ChildArgs(dir, port));
     ASSERT_EQ(ReadUntil(child, "subscribed"), "subscribed") << "cycle " << cycle;
     // Where the kill lands: anywhere in receiving, handling, committing, acknowledging.
@@ -655,22 +609,17 @@ TEST(MqttConsumerCrash, RandomKillsWhileAProducerPublishesApplyEveryEventOnceInO
     ::kill(child.pid(), SIGKILL);
     if (child.Wait() == 128 + SIGKILL) ++killed;
   }
-  commit_burst();
-  ASSERT_NO_FATAL_FAILURE(FinishAndCheck(dir, port, per_stream));
-  relay.reset();
+  ASSERT_NO_FATAL_FAILURE(commit_burst());
+  ASSERT_NO_FATAL_FAILURE(FinishAndCheck(dir, port, producer.per_stream));
+  producer.StopRelay();
 
-  uint64_t events = 0, news = 0, dups = 0;
-  for (const auto& [s, n] : per_stream)
-    events += n;
-  std::ifstream log(dir.Sub("outcomes.log"));
-  for (std::string line; std::getline(log, line);) {
-    if (line.starts_with("new ")) ++news;
-    if (line.starts_with("dup ")) ++dups;
-  }
+  const auto& per_stream = producer.per_stream;
+  OutcomeCounts outcomes = CountOutcomes(dir.Sub("outcomes.log"));
   EXPECT_EQ(killed, kills);
-  std::cout << "consumer crash harness: kills=" << killed << " events=" << events << " (ko=" << per_stream["ko"]
-            << " a=" << per_stream["a"] << " b=" << per_stream["b"] << ") applied-once=" << events
-            << " duplicates-dropped=" << dups << " new-logged=" << news << " seed=" << seed << "\n";
+  std::cout << "consumer crash harness: kills=" << killed << " events=" << producer.events()
+            << " (ko=" << per_stream.at("ko") << " a=" << per_stream.at("a") << " b=" << per_stream.at("b")
+            << ") applied-once=" << producer.events() << " duplicates-dropped=" << outcomes.dups
+            << " new-logged=" << outcomes.news << " seed=" << seed << "\n";
 }
 
 }  // namespace
