@@ -564,25 +564,9 @@ std::vector<std::string> ChildArgs(const TempDir& dir, const MockCluster& mc) {
 // 3 s: the coordinator (librdkafka 2.0) delays a group's first join by 3 s,
 // and expires a member waiting in it once its session timeout passes.
 std::vector<std::string> RandomKillChildArgs(const TempDir& dir, const MockCluster& mc) {
-  return {JM_KAFKA_CONSUMER_CHILD,
-          "--db",
-          dir.Sub("consumer"),
-          "--bootstrap",
-          mc.bootstraps(),
-          "--group",
-          "crash",
-          "--topic",
-          "jm.ko",
-          "--topic",
-          "jm.a",
-          "--topic",
-          "jm.b",
-          "--keep-order",
-          "ko",
-          "--session-timeout-ms",
-          "4000",
-          "--log",
-          dir.Sub("outcomes.log")};
+  std::vector<std::string> args = ChildArgs(dir, mc);
+  args.insert(args.end(), {"--topic", "jm.a", "--topic", "jm.b", "--session-timeout-ms", "4000"});
+  return args;
 }
 
 // Reads lines until `line` exactly (true), or an error line, EOF or kWait
