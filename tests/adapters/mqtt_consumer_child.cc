@@ -5,49 +5,26 @@
 //   mqtt_consumer_child --db DIR --port P --client-id ID --filter F [--keep-order STREAM]...
 //                       [--log FILE] [--block-at RAW_ID] [--expect N]
 //
-// Business records (family "applied"), written by the handler in the inbox's
-// transaction:
-//   e/<stream>/<seq>       how many times the event's effect was applied ("1")
-//   last/<stream>          keep-order streams: the last seq applied
-//   violation/<stream>/<seq>  keep-order streams: seq applied after `last` != seq - 1
+// Business records and the outcome log (--log): tests/adapters/consumer_child.h.
 // Stdout: "subscribed" once subscribed; "blocking <id>" when the handler
 // reached --block-at (it then blocks until killed); with --expect, "done
 // applied=A duplicates=D" once the inbox holds N events, then exit 0.
-// --log: one line per settled message, "new <id>" or "dup <id>" (O_APPEND).
 // Without --expect the process runs until its stdin closes.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "adapters/consumer_child.h"
 #include "jaiminho/adapters/mqtt_consumer.h"
-#include "jaiminho/inbox.h"
-#include "jaiminho/outbox.h"
 
 namespace {
-
 using namespace std::chrono_literals;
-
-int Fail(const std::string& what) {
-  std::cout << "error " << what << std::endl;
-  std::cerr << "mqtt_consumer_child: " << what << "\n";
-  return 2;
-}
-
-uint64_t ParseU64(std::string_view s) {
-  uint64_t v = 0;
-  std::from_chars(s.data(), s.data() + s.size(), v);
-  return v;
-}
-
+using jaiminho::testing::ParseU64;
 }  // namespace
 
 int main(int argc, char** argv) {
+  jaiminho::testing::ConsumerChild child("mqtt_consumer_child");
   std::string db, client_id, filter, log_path, block_at;
   uint16_t port = 0;
   uint64_t expect = 0;
@@ -72,55 +49,17 @@ int main(int argc, char** argv) {
     } else if (flag == "--expect") {
       expect = ParseU64(value);
     } else {
-      return Fail("unknown flag " + std::string(flag));
+      return child.Fail("unknown flag " + std::string(flag));
     }
   }
-  auto outbox = jaiminho::Outbox::Open({.path = db, .business_families = {{.name = "applied"}}});
-  if (!outbox) return Fail(outbox.error().ToString());
-  auto inbox = jaiminho::Inbox::Open(**outbox, {.keep_order_streams = keep_order});
-  if (!inbox) return Fail(inbox.error().ToString());
-  auto family = (*outbox)->FindBusinessFamily("applied");
-  if (!family) return Fail(family.error().ToString());
-  const jaiminho::BusinessFamily applied = *family;
-  uint64_t base = 0;
-  for (const auto& s : (*inbox)->State())
-    base += s.received;
-
-  int log_fd = -1;
-  if (!log_path.empty()) {
-    log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) return Fail("cannot open " + log_path);
-  }
-  jaiminho::Outbox& ob = **outbox;
-  auto get_u64 = [&](const std::string& key) -> jaiminho::Result<uint64_t> {
-    auto v = ob.Get(applied, key);
-    if (!v) return tl::unexpected(v.error());
-    return *v ? ParseU64(**v) : 0;
-  };
+  if (!child.Open(db, keep_order, log_path)) return 2;
   auto handler = [&](const jaiminho::MqttMessage& m, jaiminho::Transaction& txn) -> jaiminho::Status {
     if (!block_at.empty() && m.raw_id == block_at) {
       std::cout << "blocking " << m.raw_id << std::endl;
       for (;;)
         ::pause();  // until SIGKILLed
     }
-    const std::string stream(m.id.stream);
-    const std::string key = "e/" + stream + "/" + std::to_string(m.id.seq);
-    auto count = get_u64(key);
-    if (!count) return tl::unexpected(count.error());
-    if (auto s = txn.Put(applied, key, std::to_string(*count + 1)); !s) return s;
-    for (const auto& ko : keep_order) {
-      if (ko != stream) continue;
-      auto last = get_u64("last/" + stream);
-      if (!last) return tl::unexpected(last.error());
-      if (m.id.seq != *last + 1) {
-        if (auto s = txn.Put(applied, "violation/" + stream + "/" + std::to_string(m.id.seq), std::to_string(*last));
-            !s) {
-          return s;
-        }
-      }
-      if (auto s = txn.Put(applied, "last/" + stream, std::to_string(m.id.seq)); !s) return s;
-    }
-    return {};
+    return child.Apply(m.id, txn);
   };
   jaiminho::MqttConsumerOptions o{.host = "127.0.0.1",
                                   .port = port,
@@ -129,28 +68,11 @@ int main(int argc, char** argv) {
                                   .reconnect_min = 10ms,
                                   .reconnect_max = 200ms};
   o.on_outcome = [&](const jaiminho::MqttMessage& m, jaiminho::ReceiveOutcome outcome) {
-    if (log_fd < 0) return;
-    std::string line = (outcome == jaiminho::ReceiveOutcome::kNew ? "new " : "dup ") + std::string(m.raw_id) + "\n";
-    if (::write(log_fd, line.data(), line.size()) < 0) std::perror("write log");
+    child.LogOutcome(m.raw_id, outcome);
   };
-  auto consumer = jaiminho::MqttConsumer::Start(ob, **inbox, o, handler);
-  if (!consumer) return Fail(consumer.error().ToString());
-  if (!(*consumer)->WaitSubscribed(30s)) return Fail("not subscribed: " + (*consumer)->last_error());
+  auto consumer = jaiminho::MqttConsumer::Start(child.outbox(), child.inbox(), o, handler);
+  if (!consumer) return child.Fail(consumer.error().ToString());
+  if (!(*consumer)->WaitSubscribed(30s)) return child.Fail("not subscribed: " + (*consumer)->last_error());
   std::cout << "subscribed" << std::endl;
-  if (expect > 0) {
-    const uint64_t want = expect > base ? expect - base : 0;
-    if (!(*consumer)->WaitApplied(want, 120s)) {
-      auto st = (*consumer)->stats();
-      return Fail("applied " + std::to_string(base + st.applied) + " of " + std::to_string(expect) +
-                  "; last error: " + (*consumer)->last_error());
-    }
-    auto st = (*consumer)->stats();
-    consumer->reset();
-    std::cout << "done applied=" << st.applied << " duplicates=" << st.duplicates << std::endl;
-    return 0;
-  }
-  std::string line;
-  while (std::getline(std::cin, line)) {
-  }
-  return 0;
+  return child.Finish(*consumer, expect);
 }
