@@ -1,4 +1,5 @@
-// What the consumer crash harnesses of both adapters share
+// What the consumer tests of both adapters share (hand-made events, the
+// consumer side of their in-process tests), and what their crash harnesses share
 // (MqttConsumerCrash.* in mqtt_consumer_test.cc, KafkaConsumerCrash.* in
 // kafka_consumer_test.cc; their consumer processes record each effect as
 // mqtt_consumer_child.cc / kafka_consumer_child.cc do): the run's switches,
@@ -7,14 +8,22 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "jaiminho/event.h"
 #include "jaiminho/inbox.h"
 #include "jaiminho/outbox.h"
 #include "jaiminho/relay.h"
@@ -33,6 +42,108 @@ inline uint64_t HarnessSeed() {
   const char* v = std::getenv("JAIMINHO_CONSUMER_SEED");
   return v != nullptr ? std::strtoull(v, nullptr, 10) : std::random_device()();
 }
+
+// Events made by hand for direct publisher calls: stream `stream`, seqs
+// first..last (the events' views point into `text`).
+struct EventSet {
+  std::deque<std::string> text;
+  std::vector<Event> events;
+  const Event& operator[](size_t i) const { return events[i]; }
+  auto begin() const { return events.begin(); }
+  auto end() const { return events.end(); }
+};
+EventSet MakeEvents(std::string_view stream, uint64_t first, uint64_t last) {
+  EventSet out;
+  for (uint64_t s = first; s <= last; ++s) {
+    const std::string& key = out.text.emplace_back("k" + std::to_string(s));
+    const std::string& payload = out.text.emplace_back(std::to_string(s));
+    Event e;
+    e.id.db.bytes[15] = 7;
+    e.id.stream = stream;
+    e.id.seq = s;
+    e.type = "t";
+    e.key = key;
+    e.payload = payload;
+    out.events.push_back(e);
+  }
+  return out;
+}
+
+// The consumer side in this process: a database with an "applied" family, its
+// inbox, and a handler that counts each event's applications there and records
+// the order of application.
+// Message, Consumer, Options: the adapter's (MqttMessage, MqttConsumer, MqttConsumerOptions or the Kafka ones).
+template <class Message, class Consumer, class Options>
+struct ConsumerSide {
+  std::unique_ptr<Outbox> outbox;
+  std::unique_ptr<Inbox> inbox;
+  BusinessFamily applied{};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> order;        // raw ids, in the order the handler ran
+  std::vector<std::string> settled_dup;  // raw ids settled as duplicates
+  int handler_calls = 0;
+  std::function<Status(const Message&)> fail;  // optional: fail the handler
+
+  explicit ConsumerSide(const std::string& dir, InboxOptions io = {}) {
+    outbox = MustOpen(dir, {.business_families = {{.name = "applied"}}});
+    auto i = Inbox::Open(*outbox, std::move(io));
+    EXPECT_TRUE(i.has_value()) << i.error().ToString();
+    if (i) inbox = std::move(*i);
+    auto f = outbox->FindBusinessFamily("applied");
+    EXPECT_TRUE(f.has_value());
+    if (f) applied = *f;
+  }
+
+  typename Consumer::Handler Handler() {
+    return [this](const Message& m, Transaction& txn) -> Status {
+      {
+        std::lock_guard l(mu);
+        ++handler_calls;
+        if (fail) {
+          if (Status s = fail(m); !s) return s;
+        }
+        order.emplace_back(m.raw_id);
+      }
+      std::string key = "e/" + std::string(m.id.stream) + "/" + std::to_string(m.id.seq);
+      auto old = outbox->Get(applied, key);
+      if (!old) return tl::unexpected(old.error());
+      return txn.Put(applied, key, std::to_string(*old ? std::stoi(**old) + 1 : 1));
+    };
+  }
+
+  Options Observed(Options o) {
+    o.on_outcome = [this](const Message& m, ReceiveOutcome outcome) {
+      std::lock_guard l(mu);
+      if (outcome == ReceiveOutcome::kDuplicate) settled_dup.emplace_back(m.raw_id);
+      cv.notify_all();
+    };
+    return o;
+  }
+
+  bool WaitDuplicates(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    std::unique_lock l(mu);
+    return cv.wait_for(l, timeout, [&] { return settled_dup.size() >= n; });
+  }
+
+  // How many times the effect of (stream, seq) was applied.
+  int Applied(std::string_view stream, uint64_t seq) {
+    auto v = outbox->Get(applied, "e/" + std::string(stream) + "/" + std::to_string(seq));
+    EXPECT_TRUE(v.has_value());
+    return v && *v ? std::stoi(**v) : 0;
+  }
+
+  // Seqs of `stream` in the order the handler ran (and committed or not).
+  std::vector<uint64_t> OrderOf(std::string_view stream) {
+    std::lock_guard l(mu);
+    std::vector<uint64_t> out;
+    for (const auto& raw : order) {
+      auto id = Inbox::ParseEventId(raw);
+      if (id && id->stream == stream) out.push_back(id->seq);
+    }
+    return out;
+  }
+};
 
 // The producer: an outbox at `dir` delivering through `publisher`, "ko"
 // keep-order (relay, in order), "a" and "b" publish-on-commit (inline,

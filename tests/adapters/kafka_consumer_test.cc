@@ -107,96 +107,9 @@ KafkaConsumerOptions ConsumerOptions(const MockCluster& mc, std::vector<std::str
                               .config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}};
 }
 
-// Events made by hand for direct publisher calls: stream `stream`, seqs
-// first..last (the events' views point into `text`).
-struct EventSet {
-  std::deque<std::string> text;
-  std::vector<Event> events;
-  const Event& operator[](size_t i) const { return events[i]; }
-  auto begin() const { return events.begin(); }
-  auto end() const { return events.end(); }
-};
-EventSet MakeEvents(std::string_view stream, uint64_t first, uint64_t last) {
-  EventSet out;
-  for (uint64_t s = first; s <= last; ++s) {
-    const std::string& key = out.text.emplace_back("k" + std::to_string(s));
-    const std::string& payload = out.text.emplace_back(std::to_string(s));
-    Event e;
-    e.id.db.bytes[15] = 7;
-    e.id.stream = stream;
-    e.id.seq = s;
-    e.type = "t";
-    e.key = key;
-    e.payload = payload;
-    out.events.push_back(e);
-  }
-  return out;
-}
-
-// The consumer side in this process: a database with an "applied" family, its
-// inbox, and a handler that counts each event's applications there and records
-// the order of application.
-struct ConsumerSide {
-  std::unique_ptr<Outbox> outbox;
-  std::unique_ptr<Inbox> inbox;
-  BusinessFamily applied{};
-  std::mutex mu;
-  std::vector<std::string> order;        // raw ids, in the order the handler ran
-  std::vector<std::string> settled_dup;  // raw ids dropped as duplicates
-  int handler_calls = 0;
-  std::function<Status(const KafkaMessage&)> fail;  // optional: fail the handler
-
-  explicit ConsumerSide(const std::string& dir, InboxOptions io = {}) {
-    outbox = MustOpen(dir, {.business_families = {{.name = "applied"}}});
-    auto i = Inbox::Open(*outbox, std::move(io));
-    EXPECT_TRUE(i.has_value()) << i.error().ToString();
-    if (i) inbox = std::move(*i);
-    auto f = outbox->FindBusinessFamily("applied");
-    EXPECT_TRUE(f.has_value());
-    if (f) applied = *f;
-  }
-
-  KafkaConsumer::Handler Handler() {
-    return [this](const KafkaMessage& m, Transaction& txn) -> Status {
-      {
-        std::lock_guard l(mu);
-        ++handler_calls;
-        if (fail) {
-          if (Status s = fail(m); !s) return s;
-        }
-        order.emplace_back(m.raw_id);
-      }
-      std::string key = "e/" + std::string(m.id.stream) + "/" + std::to_string(m.id.seq);
-      auto old = outbox->Get(applied, key);
-      if (!old) return tl::unexpected(old.error());
-      return txn.Put(applied, key, std::to_string(*old ? std::stoi(**old) + 1 : 1));
-    };
-  }
-
-  KafkaConsumerOptions Observed(KafkaConsumerOptions o) {
-    o.on_outcome = [this](const KafkaMessage& m, ReceiveOutcome outcome) {
-      std::lock_guard l(mu);
-      if (outcome == ReceiveOutcome::kDuplicate) settled_dup.emplace_back(m.raw_id);
-    };
-    return o;
-  }
-
-  int Applied(std::string_view stream, uint64_t seq) {
-    auto v = outbox->Get(applied, "e/" + std::string(stream) + "/" + std::to_string(seq));
-    EXPECT_TRUE(v.has_value());
-    return v && *v ? std::stoi(**v) : 0;
-  }
-
-  std::vector<uint64_t> OrderOf(std::string_view stream) {
-    std::lock_guard l(mu);
-    std::vector<uint64_t> out;
-    for (const auto& raw : order) {
-      auto id = Inbox::ParseEventId(raw);
-      if (id && id->stream == stream) out.push_back(id->seq);
-    }
-    return out;
-  }
-};
+using ConsumerSide = testing::ConsumerSide<KafkaMessage, KafkaConsumer, KafkaConsumerOptions>;
+using testing::EventSet;
+using testing::MakeEvents;
 
 std::vector<uint64_t> Iota(uint64_t first, uint64_t last) {
   std::vector<uint64_t> v;
