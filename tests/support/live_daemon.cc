@@ -33,9 +33,13 @@ class RefusingPublisher final : public jaiminho::Publisher {
       return jaiminho::MakeError(jaiminho::ErrorCode::kUnavailable,
                                  "the broker refuses " + std::string(e.id.stream) + " seq " + std::to_string(e.id.seq));
     }
-    std::lock_guard<std::mutex> l(mu_);
-    std::cout << "delivered " << e.id.seq << " " << e.payload << std::endl;
+    Say("delivered " + std::to_string(e.id.seq) + " " + std::string(e.payload));
     return {};
+  }
+  // One line on stdout, whole: the relay's thread and main both write there.
+  void Say(const std::string& line) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::cout << line + "\n" << std::flush;
   }
   std::atomic<bool> healed{false};
 
@@ -74,7 +78,8 @@ int main(int argc, char** argv) {
   auto relay = jaiminho::Relay::Make(**outbox, publisher, {.interval = 20ms});
   if (!relay) return Fail(relay.error());
   (*relay)->Start();
-  std::cout << "ready " << getpid() << std::endl;
+  // The relay may already be delivering: "ready" must not split a "delivered" line.
+  publisher->Say("ready " + std::to_string(getpid()));
   for (std::string line; std::getline(std::cin, line);) {
     if (line == "heal") publisher->healed = true;
     if (line == "crash") _exit(0);  // no Close: the socket file stays
