@@ -1,9 +1,12 @@
 // The on-disk codecs: envelope, keys, meta values, and the JSON writer.
+#include <fmt/format.h>
+
 #include <random>
 
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/meta.h"
+#include "support/envelope_compare.h"
 #include "support/test_util.h"
 #include "util/json.h"
 
@@ -213,6 +216,79 @@ TEST(Envelope, GarbageAndTruncationAreCorruptionNeverACrash) {
   }
   EXPECT_GT(rejected, 0);
   ASSERT_ERROR(DecodeEnvelope(arena.Copy("garbage bytes that are not an envelope")), ErrorCode::kCorruption);
+}
+
+// The relay decodes every record it reads, and a stream's records share one
+// structure, so DecodeEnvelopeInto verifies an envelope with the structure of
+// the last one it verified in full by checking only what differs (its strings'
+// and vectors' bounds). It must accept and decode exactly what the full path
+// does: every one-byte change, truncation and extension of envelopes of
+// several structures, decoded with the original's structure memoized, against
+// the same bytes decoded in full.
+TEST(Envelope, MemoizedStructureVerifiesExactlyAsTheFullPath) {
+  AlignedArena arena;
+  std::vector<std::string> originals;
+  {
+    EnvelopeFields f = Sample();
+    f.headers = {};
+    originals.push_back(Encode(f));  // with last_error and note
+    f.last_error = "";
+    f.note = "";
+    originals.push_back(Encode(f));  // what a commit writes
+    f.key_id = "k1";
+    f.signature = "0123456789abcdef0123456789abcdef";
+    originals.push_back(Encode(f));  // signed
+    f.payload = "";
+    f.key = "";
+    originals.push_back(Encode(f));         // empty strings
+    originals.push_back(Encode(Sample()));  // headers: never memoized
+  }
+  std::mt19937 rng(11);
+  size_t shortcuts = 0, accepted_by_shortcut = 0, compared = 0;
+  auto compare = [&](const std::string& original, const std::string& variant, const std::string& what) {
+    ForgetEnvelopeShape();
+    ASSERT_TRUE(DecodeEnvelope(arena.Copy(original)).has_value()) << what;
+    const uint64_t hits = EnvelopeShapeHits();
+    auto shortcut = DecodeEnvelope(arena.Copy(variant));
+    const bool took_shortcut = EnvelopeShapeHits() != hits;
+    ForgetEnvelopeShape();
+    auto full = DecodeEnvelope(arena.Copy(variant));
+    ++compared;
+    shortcuts += took_shortcut;
+    accepted_by_shortcut += took_shortcut && shortcut.has_value();
+    ASSERT_EQ(shortcut.has_value(), full.has_value())
+        << what << (full ? "" : ": " + full.error().message()) << (shortcut ? "" : ": " + shortcut.error().message());
+    if (full) {
+      EXPECT_TRUE(SameDecoded(*shortcut, *full)) << what;
+    } else {
+      EXPECT_EQ(shortcut.error().message(), full.error().message()) << what;
+    }
+  };
+  for (size_t o = 0; o < originals.size(); ++o) {
+    const std::string& original = originals[o];
+    for (size_t at = 0; at < original.size(); ++at) {
+      for (int value : {0x00, 0x01, 0x7f, 0x80, 0xff, static_cast<int>(rng() & 0xff)}) {
+        std::string variant = original;
+        variant[at] = static_cast<char>(value);
+        compare(original, variant, fmt::format("envelope {} byte {} set to {:#x}", o, at, value));
+      }
+    }
+    for (size_t n = 0; n < original.size(); ++n)
+      compare(original, original.substr(0, n), fmt::format("envelope {} truncated to {}", o, n));
+    for (size_t extra : {1, 4, 8, 64})
+      compare(original, original + std::string(extra, '\0'), fmt::format("envelope {} with {} more", o, extra));
+  }
+  // The shortcut was taken, and it accepted variants (payload bytes, scalars)
+  // and refused others (lengths, offsets) — both compared above.
+  EXPECT_GT(shortcuts, compared / 4);
+  EXPECT_GT(accepted_by_shortcut, compared / 8);
+  // An envelope with headers is never memoized.
+  ForgetEnvelopeShape();
+  const std::string& with_headers = originals.back();
+  ASSERT_TRUE(DecodeEnvelope(arena.Copy(with_headers)).has_value());
+  const uint64_t hits = EnvelopeShapeHits();
+  ASSERT_TRUE(DecodeEnvelope(arena.Copy(with_headers)).has_value());
+  EXPECT_EQ(EnvelopeShapeHits(), hits);
 }
 
 // Issue 20: operator actions are appended to a history (field 17, the count of

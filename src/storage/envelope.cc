@@ -481,13 +481,143 @@ void PatchU32(char* envelope, uint32_t offset, uint32_t v) {
   std::memcpy(envelope + offset, le, 4);
 }
 
+namespace {
+
+// The structure of the last envelope this thread verified in full, so the
+// next one of the same structure is verified without the generic walk (the
+// relay decodes every record it reads, and a stream's records share one
+// structure: flatbuffers 2.0.8's Verifier, the scalar checks and the overlap
+// check were a third of a relay pass).
+//
+// A FlatBuffers table's structure is its root offset, the table's vtable
+// offset and the vtable's bytes. Two buffers that agree on those have every
+// inline field at the same place, so everything the Verifier and
+// PatchableScalarsAreDisjoint check of the table holds for both once the
+// buffer is long enough (`min_size`). What remains differs per record: each
+// string and vector field's offset and length, checked here exactly as
+// flatbuffers::Verifier::VerifyOffset and VerifyVectorOrString/VerifyString
+// do. Structures with headers or a history (vectors of tables) are not
+// memoized. Anything that does not match, or fails, takes the full path,
+// which gives the error. tests/codec_test.cc and the envelope fuzzer compare
+// the two paths.
+class VerifiedShape {
+ public:
+  static constexpr size_t kMaxVtable = 64;
+  // FLATBUFFERS_MIN_BUFFER_SIZE.
+  static constexpr size_t kMinBuffer =
+      sizeof(flatbuffers::uoffset_t) + sizeof(flatbuffers::soffset_t) + 2 * sizeof(flatbuffers::voffset_t);
+
+  // True when `b` has the memoized structure and its strings and vectors are
+  // in bounds: it verifies as the memoized one did.
+  bool Matches(const uint8_t* b, size_t size) const {
+    if (min_size_ == 0 || size < min_size_ || size >= FLATBUFFERS_MAX_BUFFER_SIZE) return false;
+    if (std::memcmp(b, head_.data(), head_.size()) != 0) return false;
+    if (std::memcmp(b + vtable_, vt_.data(), vsize_) != 0) return false;
+    if (std::memcmp(b + table_, soffset_.data(), soffset_.size()) != 0) return false;
+    for (size_t i = 0; i < nfields_; ++i) {
+      if (!FieldInBounds(b, size, fields_[i].pos, fields_[i].string, table_, table_end_)) return false;
+    }
+    return true;
+  }
+
+  // Memoizes `b` (which verified in full) unless it has headers or a history.
+  void Remember(const uint8_t* b, const fb::Envelope* env) {
+    min_size_ = 0;
+    if (env->headers() != nullptr || env->history() != nullptr) return;
+    const auto* table = reinterpret_cast<const uint8_t*>(env);
+    const uint8_t* vtable = table - flatbuffers::ReadScalar<flatbuffers::soffset_t>(table);
+    const auto vsize = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable);
+    const auto tsize = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable + 2);
+    if (vsize > kMaxVtable) return;
+    table_ = static_cast<uint32_t>(table - b);
+    table_end_ = table_ + tsize;
+    vtable_ = static_cast<uint32_t>(vtable - b);
+    vsize_ = vsize;
+    std::memcpy(head_.data(), b, head_.size());
+    std::memcpy(soffset_.data(), table, soffset_.size());
+    std::memcpy(vt_.data(), vtable, vsize);
+    nfields_ = 0;
+    auto add = [&](flatbuffers::voffset_t field, bool string) {
+      if (const uint8_t* p = AsTable(env)->GetAddressOf(field); p != nullptr) {
+        fields_[nfields_++] = {static_cast<uint32_t>(p - b), string};
+      }
+    };
+    for (auto field : {fb::Envelope::VT_STREAM, fb::Envelope::VT_TYPE, fb::Envelope::VT_KEY, fb::Envelope::VT_ENCODING,
+                       fb::Envelope::VT_LAST_ERROR, fb::Envelope::VT_KEY_ID, fb::Envelope::VT_NOTE}) {
+      add(field, true);
+    }
+    add(fb::Envelope::VT_PAYLOAD, false);
+    add(fb::Envelope::VT_SIGNATURE, false);
+    min_size_ = std::max(
+        {kMinBuffer, head_.size(), size_t{table_} + tsize, size_t{table_} + soffset_.size(), size_t{vtable_} + vsize});
+  }
+
+  void Forget() { min_size_ = 0; }
+
+ private:
+  // flatbuffers::Verifier::Verify(elem, len).
+  static bool InBuffer(size_t size, size_t elem, size_t len) { return len < size && elem <= size - len; }
+
+  // The Verifier's VerifyOffset at `pos` (aligned: the memoized buffer's was),
+  // then VerifyString (`string`) or VerifyVector<uint8_t> at its target; and,
+  // as PatchableScalarsAreDisjoint requires, not on the table's inline bytes
+  // [table, table_end).
+  static bool FieldInBounds(const uint8_t* b, size_t size, uint32_t pos, bool string, size_t table, size_t table_end) {
+    const auto o = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(b + pos);
+    if (o == 0 || static_cast<flatbuffers::soffset_t>(o) < 0 || !InBuffer(size, size_t{pos} + o, 1)) return false;
+    const size_t vec = size_t{pos} + o;
+    if ((vec & (sizeof(flatbuffers::uoffset_t) - 1)) != 0 || !InBuffer(size, vec, sizeof(flatbuffers::uoffset_t))) {
+      return false;
+    }
+    const auto n = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(b + vec);
+    if (n >= FLATBUFFERS_MAX_BUFFER_SIZE) return false;
+    const size_t bytes = sizeof(flatbuffers::uoffset_t) + size_t{n};
+    if (!InBuffer(size, vec, bytes)) return false;
+    if (string && !(InBuffer(size, vec + bytes, 1) && b[vec + bytes] == 0)) return false;
+    const size_t end = vec + bytes + (string ? 1 : 0);
+    return end <= table || vec >= table_end;
+  }
+
+  struct Field {
+    uint32_t pos = 0;  // of its offset, from the buffer's start
+    bool string = false;
+  };
+  size_t min_size_ = 0;  // 0: nothing memoized
+  uint32_t table_ = 0, vtable_ = 0;
+  size_t table_end_ = 0;  // table_ + its inline size
+  size_t vsize_ = 0;
+  std::array<uint8_t, 8> head_{};  // root offset and identifier
+  std::array<uint8_t, sizeof(flatbuffers::soffset_t)> soffset_{};
+  std::array<uint8_t, kMaxVtable> vt_{};
+  std::array<Field, 9> fields_{};
+  size_t nfields_ = 0;
+};
+
+thread_local VerifiedShape verified_shape;
+thread_local uint64_t verified_shape_hits = 0;
+
+}  // namespace
+
+void ForgetEnvelopeShape() {
+  verified_shape.Forget();
+}
+
+uint64_t EnvelopeShapeHits() {
+  return verified_shape_hits;
+}
+
 Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
   if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(base, fb::EnvelopeIdentifier())) {
     return tl::unexpected(Corrupt(fmt::format("missing JMEV identifier ({} bytes)", bytes.size())));
   }
-  flatbuffers::Verifier verifier(base, bytes.size());
-  if (!fb::VerifyEnvelopeBuffer(verifier)) return tl::unexpected(Corrupt("flatbuffers verification failed"));
+  const bool known = verified_shape.Matches(base, bytes.size());
+  if (known) {
+    ++verified_shape_hits;
+  } else {
+    flatbuffers::Verifier verifier(base, bytes.size());
+    if (!fb::VerifyEnvelopeBuffer(verifier)) return tl::unexpected(Corrupt("flatbuffers verification failed"));
+  }
   const fb::Envelope* env = fb::GetEnvelope(base);
   if (env->version() != kEnvelopeVersion) {
     return tl::unexpected(Corrupt(fmt::format("unknown envelope version {}", env->version())));
@@ -499,13 +629,15 @@ Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   }
   if (env->type() == nullptr || env->type()->size() == 0) return tl::unexpected(Corrupt("empty type"));
   if (env->stream() == nullptr) return tl::unexpected(Corrupt("no stream"));
-  // Scalars are always written; an envelope without them was not written by us.
-  for (auto field :
-       {fb::Envelope::VT_SEQ, fb::Envelope::VT_ATTEMPTS, fb::Envelope::VT_NEXT_ATTEMPT_AT, fb::Envelope::VT_SENT_AT}) {
-    if (AsTable(env)->GetAddressOf(field) == nullptr) return tl::unexpected(Corrupt("missing scalar field"));
-  }
-  if (!PatchableScalarsAreDisjoint(env)) {
-    return tl::unexpected(Corrupt("a scalar field overlaps other data"));
+  if (!known) {
+    // Scalars are always written; an envelope without them was not written by us.
+    for (auto field : {fb::Envelope::VT_SEQ, fb::Envelope::VT_ATTEMPTS, fb::Envelope::VT_NEXT_ATTEMPT_AT,
+                       fb::Envelope::VT_SENT_AT}) {
+      if (AsTable(env)->GetAddressOf(field) == nullptr) return tl::unexpected(Corrupt("missing scalar field"));
+    }
+    if (!PatchableScalarsAreDisjoint(env)) {
+      return tl::unexpected(Corrupt("a scalar field overlaps other data"));
+    }
   }
 
   DecodedEnvelope& d = *out;
@@ -540,6 +672,7 @@ Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   e.history_dropped = env->history_dropped();
   d.signature = View(env->signature());
   d.offsets = OffsetsOf(base, env);
+  if (!known) verified_shape.Remember(base, env);
   return {};
 }
 

@@ -104,6 +104,15 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes);
 // place: the relay decodes every record it reads. `*out` is unspecified on error.
 Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out);
 
+// DecodeEnvelopeInto verifies an envelope with the structure (root offset,
+// vtable) of the last one it verified in full on this thread without the
+// generic walk: it checks what differs between the two, each string and vector
+// field's bounds. For tests and the fuzzer: forget that structure (the next
+// decode on this thread takes the full path), and how many decodes on this
+// thread took the short one.
+void ForgetEnvelopeShape();
+uint64_t EnvelopeShapeHits();
+
 // The fields of a decoded event, for re-encoding with some of them changed.
 EnvelopeFields FieldsOf(const DecodedEnvelope& d);
 

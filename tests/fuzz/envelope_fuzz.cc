@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "../support/envelope_compare.h"
 #include "storage/envelope.h"
 
 namespace {
@@ -17,6 +18,8 @@ namespace {
 using jaiminho::internal::AlignedArena;
 using jaiminho::internal::DecodedEnvelope;
 using jaiminho::internal::DecodeEnvelope;
+using jaiminho::internal::SameDecoded;
+using jaiminho::internal::SameFields;
 
 void Check(bool ok, const char* what) {
   if (ok) return;
@@ -29,33 +32,36 @@ void Inside(std::string_view outer, std::string_view v) {
   Check(v.data() >= outer.data() && v.data() + v.size() <= outer.data() + outer.size(), "a view outside the input");
 }
 
-bool SameFields(const DecodedEnvelope& a, const DecodedEnvelope& b) {
-  const auto &x = a.event, &y = b.event;
-  if (x.headers.size() != y.headers.size() || x.history.size() != y.history.size()) return false;
-  for (size_t i = 0; i < x.history.size(); ++i) {
-    const auto &g = x.history[i], &h = y.history[i];
-    if (g.at != h.at || g.user != h.user || g.action != h.action || g.reason != h.reason ||
-        g.previous_note != h.previous_note) {
-      return false;
-    }
-  }
-  if (x.history_dropped != y.history_dropped) return false;
-  for (size_t i = 0; i < x.headers.size(); ++i) {
-    if (x.headers[i].name != y.headers[i].name || x.headers[i].value != y.headers[i].value) return false;
-  }
-  return x.id.seq == y.id.seq && a.stream == b.stream && x.type == y.type && x.key == y.key && x.payload == y.payload &&
-         x.encoding == y.encoding && x.created_at == y.created_at && x.strategy == y.strategy &&
-         x.attempts == y.attempts && x.last_error == y.last_error && x.next_attempt_at == y.next_attempt_at &&
-         x.sent_at == y.sent_at && x.note == y.note && x.key_id == y.key_id && a.signature == b.signature;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static AlignedArena arena;
   arena.Reset();
   std::string_view bytes = arena.Copy(std::string_view(reinterpret_cast<const char*>(data), size));
+  // The full path (no memoized structure) is the reference for the short one.
+  auto memo = DecodeEnvelope(bytes);  // with the structure the last input left, if any
+  jaiminho::internal::ForgetEnvelopeShape();
   auto d = DecodeEnvelope(bytes);
+  Check(memo.has_value() == d.has_value() && (!d || SameDecoded(*memo, *d)),
+        "the memoized structure's decode differs from the full one");
+  if (d) {
+    // Variants of this input with its own structure memoized: one byte
+    // changed at a few places the input picks.
+    std::string variant(bytes);
+    for (size_t k = 0; k < 8; ++k) {
+      const size_t at = (data[k % size] * 131u + k * 977u) % size;
+      variant[at] = static_cast<char>(variant[at] ^ (data[(k + 1) % size] | 1));
+      std::string_view v = arena.Copy(variant);
+      (void)DecodeEnvelope(bytes);  // memoizes the input's structure
+      auto shortcut = DecodeEnvelope(v);
+      jaiminho::internal::ForgetEnvelopeShape();
+      auto full = DecodeEnvelope(v);
+      Check(shortcut.has_value() == full.has_value() && (!full || SameDecoded(*shortcut, *full)),
+            "a variant's decode with the memoized structure differs from the full one");
+      variant[at] = bytes[at];
+    }
+    (void)DecodeEnvelope(bytes);
+  }
   if (!d) {
     Check(d.error().code() == jaiminho::ErrorCode::kCorruption, "an error other than kCorruption");
     return 0;
