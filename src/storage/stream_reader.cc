@@ -48,10 +48,10 @@ Status StateRange::status(std::string_view what) const {
 
 namespace {
 
-// CheckAlignedRecord with the key already decoded (`dk`, nullopt when malformed).
-CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::optional<DecodedKey> dk,
-                           std::string_view aligned_value, const DatabaseId& db, const Signer* signer) {
-  CheckedRecord r;
+// CheckAlignedRecord with the key already decoded (`dk`, nullopt when
+// malformed), into `r` (default-constructed).
+void CheckDecoded(std::string_view stream, std::string_view key, std::optional<DecodedKey> dk,
+                  std::string_view aligned_value, const DatabaseId& db, const Signer* signer, CheckedRecord& r) {
   r.value = aligned_value;
   r.key = dk;
   // The message is formatted (from the envelope's views) before the envelope goes.
@@ -62,7 +62,7 @@ CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::o
   };
   if (!r.key) {
     fail(RecordProblem::kBadKey, fmt::format("unrecognized key {} ({} bytes)", ToHex(key), key.size()));
-    return r;
+    return;
   }
   // Decoded in place (the relay checks every record it reads); reset unless
   // it decodes and matches its key.
@@ -71,26 +71,26 @@ CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::o
     r.envelope.reset();
     r.problem = RecordProblem::kCorrupt;
     r.error = std::move(st).error();
-    return r;
+    return;
   }
   const Event& e = d.event;
   if (e.id.seq != r.key->seq) {
     fail(RecordProblem::kCorrupt, fmt::format("envelope has seq {} but is stored under seq {}", e.id.seq, r.key->seq));
-    return r;
+    return;
   }
   if (d.stream != stream) {
     fail(RecordProblem::kCorrupt,
          fmt::format("envelope names stream '{}' but is stored in stream '{}'", d.stream, stream));
-    return r;
+    return;
   }
   if (r.key->state == EventState::kRetrying && ToMicros(e.next_attempt_at) != r.key->due_us) {
     fail(RecordProblem::kCorrupt, fmt::format("retry key is due at {} but the envelope's next_attempt_at is {}",
                                               r.key->due_us, ToMicros(e.next_attempt_at)));
-    return r;
+    return;
   }
   if (r.key->state == EventState::kSent && ToMicros(e.sent_at) == 0) {
     fail(RecordProblem::kCorrupt, "sent record without sent_at");
-    return r;
+    return;
   }
   d.event.id.db = db;
   d.event.id.stream = stream;
@@ -101,21 +101,30 @@ CheckedRecord CheckDecoded(std::string_view stream, std::string_view key, std::o
       r.error = v.error();
     }
   }
-  return r;
+  return;
 }
 
 }  // namespace
 
-CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
-                          AlignedArena& arena, const Signer* signer) {
+void CheckRecordInto(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                     AlignedArena& arena, const Signer* signer, CheckedRecord* out) {
   std::optional<DecodedKey> dk = DecodeKey(key);
   // A malformed key's value is not read.
-  return CheckDecoded(stream, key, dk, dk ? arena.Copy(value) : value, db, signer);
+  CheckDecoded(stream, key, dk, dk ? arena.Copy(value) : value, db, signer, *out);
+}
+
+CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                          AlignedArena& arena, const Signer* signer) {
+  CheckedRecord r;
+  CheckRecordInto(stream, key, value, db, arena, signer, &r);
+  return r;
 }
 
 CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, std::string_view aligned_value,
                                  const DatabaseId& db, const Signer* signer) {
-  return CheckDecoded(stream, key, DecodeKey(key), aligned_value, db, signer);
+  CheckedRecord r;
+  CheckDecoded(stream, key, DecodeKey(key), aligned_value, db, signer, r);
+  return r;
 }
 
 bool ApplyDelivered(CheckedRecord& r, const DeliveredView& delivered) {

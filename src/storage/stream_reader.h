@@ -129,6 +129,10 @@ struct CheckedRecord {
 // point into it, `key` and `stream`.
 CheckedRecord CheckRecord(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
                           AlignedArena& arena, const Signer* signer = nullptr);
+// CheckRecord into `*out`, a default-constructed CheckedRecord: the relay
+// checks every record it reads into its batch's slot, without a move.
+void CheckRecordInto(std::string_view stream, std::string_view key, std::string_view value, const DatabaseId& db,
+                     AlignedArena& arena, const Signer* signer, CheckedRecord* out);
 // The same with a value already 8-byte aligned that outlives the result (not copied).
 CheckedRecord CheckAlignedRecord(std::string_view stream, std::string_view key, std::string_view aligned_value,
                                  const DatabaseId& db, const Signer* signer = nullptr);
