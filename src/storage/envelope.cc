@@ -514,13 +514,57 @@ class VerifiedShape {
     if (std::memcmp(b, head_.data(), head_.size()) != 0) return false;
     if (std::memcmp(b + vtable_, vt_.data(), vsize_) != 0) return false;
     if (std::memcmp(b + table_, soffset_.data(), soffset_.size()) != 0) return false;
-    for (size_t i = 0; i < nfields_; ++i) {
-      if (!FieldInBounds(b, size, fields_[i].pos, fields_[i].string, table_, table_end_)) return false;
+    for (size_t i = 0; i < kVar; ++i) {
+      if (var_[i] != 0 && !FieldInBounds(b, size, var_[i], IsString(i), table_, table_end_)) return false;
     }
     return true;
   }
 
-  // Memoizes `b` (which verified in full) unless it has headers or a history.
+  // Decodes `b`, which Matches(): what DecodeEnvelopeInto's full path gives,
+  // read at the memoized places. False when a field check fails (`*out` is
+  // then decoded again by the full path, which gives the error).
+  bool Decode(const uint8_t* b, DecodedEnvelope* out) const {
+    const auto version = Scalar<uint16_t>(b, version_);
+    const auto strategy = Scalar<uint8_t>(b, strategy_);
+    if (version != kEnvelopeVersion || (strategy != static_cast<uint8_t>(Strategy::kPublishOnCommit) &&
+                                        strategy != static_cast<uint8_t>(Strategy::kKeepOrder))) {
+      return false;
+    }
+    std::array<std::string_view, kVar> v;
+    for (size_t i = 0; i < kVar; ++i) {
+      if (var_[i] == 0) continue;
+      const uint8_t* vec = b + var_[i] + flatbuffers::ReadScalar<flatbuffers::uoffset_t>(b + var_[i]);
+      v[i] = std::string_view(reinterpret_cast<const char*>(vec) + sizeof(flatbuffers::uoffset_t),
+                              flatbuffers::ReadScalar<flatbuffers::uoffset_t>(vec));
+    }
+    if (v[kType].empty() || var_[kStream] == 0) return false;
+    DecodedEnvelope& d = *out;
+    Event& e = d.event;
+    e.id.seq = Scalar<uint64_t>(b, seq_);
+    d.stream = v[kStream];
+    e.id.stream = d.stream;
+    e.type = v[kType];
+    e.key = v[kKey];
+    e.payload = v[kPayload];
+    e.encoding = v[kEncoding];
+    e.created_at = FromMicros(Scalar<int64_t>(b, created_at_));
+    e.strategy = static_cast<Strategy>(strategy);
+    e.attempts = Scalar<uint32_t>(b, attempts_);
+    e.last_error = v[kLastError];
+    e.next_attempt_at = FromMicros(Scalar<int64_t>(b, next_attempt_at_));
+    e.sent_at = FromMicros(Scalar<int64_t>(b, sent_at_));
+    e.note = v[kNote];
+    e.key_id = v[kKeyId];
+    e.history_dropped = Scalar<uint32_t>(b, history_dropped_);
+    d.signature = v[kSignature];
+    d.offsets = offsets_;
+    d.offsets.signature =
+        d.signature.empty() ? 0 : static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(d.signature.data()) - b);
+    return true;
+  }
+
+  // Memoizes `b` (which verified and decoded in full) unless it has headers
+  // or a history.
   void Remember(const uint8_t* b, const fb::Envelope* env) {
     min_size_ = 0;
     if (env->headers() != nullptr || env->history() != nullptr) return;
@@ -536,25 +580,42 @@ class VerifiedShape {
     std::memcpy(head_.data(), b, head_.size());
     std::memcpy(soffset_.data(), table, soffset_.size());
     std::memcpy(vt_.data(), vtable, vsize);
-    nfields_ = 0;
-    auto add = [&](flatbuffers::voffset_t field, bool string) {
-      if (const uint8_t* p = AsTable(env)->GetAddressOf(field); p != nullptr) {
-        fields_[nfields_++] = {static_cast<uint32_t>(p - b), string};
-      }
+    auto at = [&](flatbuffers::voffset_t field) -> uint32_t {
+      const uint8_t* p = AsTable(env)->GetAddressOf(field);
+      return p == nullptr ? 0 : static_cast<uint32_t>(p - b);
     };
-    for (auto field : {fb::Envelope::VT_STREAM, fb::Envelope::VT_TYPE, fb::Envelope::VT_KEY, fb::Envelope::VT_ENCODING,
-                       fb::Envelope::VT_LAST_ERROR, fb::Envelope::VT_KEY_ID, fb::Envelope::VT_NOTE}) {
-      add(field, true);
-    }
-    add(fb::Envelope::VT_PAYLOAD, false);
-    add(fb::Envelope::VT_SIGNATURE, false);
-    min_size_ = std::max(
-        {kMinBuffer, head_.size(), size_t{table_} + tsize, size_t{table_} + soffset_.size(), size_t{vtable_} + vsize});
+    static constexpr std::array<flatbuffers::voffset_t, kVar> kVarFields = {
+        fb::Envelope::VT_STREAM,  fb::Envelope::VT_TYPE,     fb::Envelope::VT_KEY,
+        fb::Envelope::VT_PAYLOAD, fb::Envelope::VT_ENCODING, fb::Envelope::VT_LAST_ERROR,
+        fb::Envelope::VT_KEY_ID,  fb::Envelope::VT_NOTE,     fb::Envelope::VT_SIGNATURE};
+    for (size_t i = 0; i < kVar; ++i)
+      var_[i] = at(kVarFields[i]);
+    seq_ = at(fb::Envelope::VT_SEQ);
+    created_at_ = at(fb::Envelope::VT_CREATED_AT);
+    next_attempt_at_ = at(fb::Envelope::VT_NEXT_ATTEMPT_AT);
+    sent_at_ = at(fb::Envelope::VT_SENT_AT);
+    attempts_ = at(fb::Envelope::VT_ATTEMPTS);
+    version_ = at(fb::Envelope::VT_VERSION);
+    strategy_ = at(fb::Envelope::VT_STRATEGY);
+    history_dropped_ = at(fb::Envelope::VT_HISTORY_DROPPED);
+    offsets_ = OffsetsOf(b, env);
+    min_size_ =
+        std::max({kMinBuffer, head_.size(), table_end_, size_t{table_} + soffset_.size(), size_t{vtable_} + vsize});
   }
 
   void Forget() { min_size_ = 0; }
 
  private:
+  // The variable-size fields, in this order.
+  enum Var : size_t { kStream, kType, kKey, kPayload, kEncoding, kLastError, kKeyId, kNote, kSignature, kVar };
+  static bool IsString(size_t i) { return i != kPayload && i != kSignature; }
+
+  // A scalar field at `pos` (0: absent, its default 0), read as the accessors do.
+  template <class T>
+  static T Scalar(const uint8_t* b, uint32_t pos) {
+    return pos == 0 ? T{0} : flatbuffers::ReadScalar<T>(b + pos);
+  }
+
   // flatbuffers::Verifier::Verify(elem, len).
   static bool InBuffer(size_t size, size_t elem, size_t len) { return len < size && elem <= size - len; }
 
@@ -578,10 +639,6 @@ class VerifiedShape {
     return end <= table || vec >= table_end;
   }
 
-  struct Field {
-    uint32_t pos = 0;  // of its offset, from the buffer's start
-    bool string = false;
-  };
   size_t min_size_ = 0;  // 0: nothing memoized
   uint32_t table_ = 0, vtable_ = 0;
   size_t table_end_ = 0;  // table_ + its inline size
@@ -589,8 +646,11 @@ class VerifiedShape {
   std::array<uint8_t, 8> head_{};  // root offset and identifier
   std::array<uint8_t, sizeof(flatbuffers::soffset_t)> soffset_{};
   std::array<uint8_t, kMaxVtable> vt_{};
-  std::array<Field, 9> fields_{};
-  size_t nfields_ = 0;
+  // Where each field is, from the buffer's start (0: absent).
+  std::array<uint32_t, kVar> var_{};  // the offset to its string or vector
+  uint32_t seq_ = 0, created_at_ = 0, next_attempt_at_ = 0, sent_at_ = 0, attempts_ = 0, version_ = 0, strategy_ = 0,
+           history_dropped_ = 0;
+  ScalarOffsets offsets_;  // but the signature's, which moves with the strings before it
 };
 
 thread_local VerifiedShape verified_shape;
@@ -611,13 +671,12 @@ Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(base, fb::EnvelopeIdentifier())) {
     return tl::unexpected(Corrupt(fmt::format("missing JMEV identifier ({} bytes)", bytes.size())));
   }
-  const bool known = verified_shape.Matches(base, bytes.size());
-  if (known) {
+  if (verified_shape.Matches(base, bytes.size()) && verified_shape.Decode(base, out)) {
     ++verified_shape_hits;
-  } else {
-    flatbuffers::Verifier verifier(base, bytes.size());
-    if (!fb::VerifyEnvelopeBuffer(verifier)) return tl::unexpected(Corrupt("flatbuffers verification failed"));
+    return {};
   }
+  flatbuffers::Verifier verifier(base, bytes.size());
+  if (!fb::VerifyEnvelopeBuffer(verifier)) return tl::unexpected(Corrupt("flatbuffers verification failed"));
   const fb::Envelope* env = fb::GetEnvelope(base);
   if (env->version() != kEnvelopeVersion) {
     return tl::unexpected(Corrupt(fmt::format("unknown envelope version {}", env->version())));
@@ -629,15 +688,13 @@ Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   }
   if (env->type() == nullptr || env->type()->size() == 0) return tl::unexpected(Corrupt("empty type"));
   if (env->stream() == nullptr) return tl::unexpected(Corrupt("no stream"));
-  if (!known) {
-    // Scalars are always written; an envelope without them was not written by us.
-    for (auto field : {fb::Envelope::VT_SEQ, fb::Envelope::VT_ATTEMPTS, fb::Envelope::VT_NEXT_ATTEMPT_AT,
-                       fb::Envelope::VT_SENT_AT}) {
-      if (AsTable(env)->GetAddressOf(field) == nullptr) return tl::unexpected(Corrupt("missing scalar field"));
-    }
-    if (!PatchableScalarsAreDisjoint(env)) {
-      return tl::unexpected(Corrupt("a scalar field overlaps other data"));
-    }
+  // Scalars are always written; an envelope without them was not written by us.
+  for (auto field :
+       {fb::Envelope::VT_SEQ, fb::Envelope::VT_ATTEMPTS, fb::Envelope::VT_NEXT_ATTEMPT_AT, fb::Envelope::VT_SENT_AT}) {
+    if (AsTable(env)->GetAddressOf(field) == nullptr) return tl::unexpected(Corrupt("missing scalar field"));
+  }
+  if (!PatchableScalarsAreDisjoint(env)) {
+    return tl::unexpected(Corrupt("a scalar field overlaps other data"));
   }
 
   DecodedEnvelope& d = *out;
@@ -672,7 +729,7 @@ Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   e.history_dropped = env->history_dropped();
   d.signature = View(env->signature());
   d.offsets = OffsetsOf(base, env);
-  if (!known) verified_shape.Remember(base, env);
+  verified_shape.Remember(base, env);
   return {};
 }
 
