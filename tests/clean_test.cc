@@ -2,6 +2,7 @@
 // (and never a pending or parked one), the forced clean, the periodic
 // maintenance pass, and a queue head that does not rot.
 #include <rocksdb/perf_context.h>
+#include <rocksdb/table_properties.h>
 
 #include "clean/cleaner.h"
 #include "core/outbox_impl.h"
@@ -84,6 +85,59 @@ TEST(Cleaner, DropsSentPastTimeToDeleteKeepsNewerSentPendingAndParked) {
   EXPECT_EQ(f.Count(pending, EventState::kPending), 3u) << "pending 30 days: never dropped";
   EXPECT_EQ(f.Count(parked, EventState::kParked), 2u) << "parked 30 days: never dropped";
   EXPECT_GT(r.bytes_before, 0u);
+}
+
+// Delivered events that are already past time_to_delete when their memtable
+// is flushed (delete_after_send: at once) are dropped by the flush: they are
+// never written to a table file (flash wear on a gateway whose relay keeps
+// up), and Clean() does not read them back to drop them. Undelivered events in
+// the same flush are kept.
+TEST(Cleaner, DeliveredEventsPastTimeToDeleteAreNotWrittenByTheFlush) {
+  CleanFixture f;
+  f.Open({.delete_after_send = true});
+  ASSERT_OK_AND_ASSIGN(Stream * delivered, f.outbox->OpenStream("delivered"));
+  ASSERT_OK_AND_ASSIGN(Stream * waiting, f.outbox->OpenStream("waiting"));
+  constexpr int kEvents = 3000;
+  f.Commit(delivered, kEvents, 100);
+  f.Commit(waiting, kEvents, 100);
+  f.Deliver(delivered);
+  ASSERT_EQ(f.publisher->count(), static_cast<size_t>(kEvents));
+  auto sst_bytes = [&](Stream* s) {
+    uint64_t v = 0;
+    EXPECT_TRUE(f.outbox->db()->GetIntProperty(StreamAccess::Of(*s).cf, "rocksdb.live-sst-files-size", &v));
+    return v;
+  };
+  ASSERT_EQ(sst_bytes(delivered), 0u) << "nothing flushed yet";
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  ASSERT_TRUE(f.outbox->db()->Flush(fo, {StreamAccess::Of(*delivered).cf, StreamAccess::Of(*waiting).cf}).ok());
+  // The waiting stream's table holds its events (envelopes of about 180
+  // bytes); the delivered stream's only its run records (and a deletion
+  // marker per dropped event, until the bottom level), not its events.
+  auto value_bytes = [&](Stream* s) {
+    rocksdb::TablePropertiesCollection tables;
+    EXPECT_TRUE(f.outbox->db()->GetPropertiesOfAllTables(StreamAccess::Of(*s).cf, &tables).ok());
+    uint64_t n = 0;
+    for (const auto& [file, props] : tables)
+      n += props->raw_value_size;
+    return n;
+  };
+  EXPECT_GT(sst_bytes(waiting), 0u);
+  EXPECT_GE(value_bytes(waiting), uint64_t{kEvents} * 100);
+  EXPECT_LT(value_bytes(delivered), uint64_t{kEvents}) << "less than a byte per delivered event";
+  EXPECT_EQ(StreamAccess::Of(*delivered).cleaner->removed.load(), static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(f.Count(waiting, EventState::kPending), static_cast<size_t>(kEvents));
+  EXPECT_EQ(f.Count(delivered, EventState::kPending), 0u);
+  EXPECT_EQ(f.Count(delivered, EventState::kSent), 0u);
+  // And after a reopen (the WAL is replayed from where the flush left off).
+  ASSERT_OK(f.outbox->Close());
+  f.Open({.delete_after_send = true});
+  ASSERT_OK_AND_ASSIGN(waiting, f.outbox->FindStream("waiting"));
+  ASSERT_OK_AND_ASSIGN(delivered, f.outbox->FindStream("delivered"));
+  EXPECT_EQ(f.Count(waiting, EventState::kPending), static_cast<size_t>(kEvents));
+  EXPECT_EQ(f.Count(delivered, EventState::kPending), 0u);
+  f.Deliver(delivered);
+  EXPECT_EQ(f.publisher->count(), static_cast<size_t>(kEvents)) << "nothing delivered comes back";
 }
 
 TEST(Cleaner, PerStreamTimeToDeleteIsHonoured) {

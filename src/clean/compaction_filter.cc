@@ -56,9 +56,12 @@ namespace {
 
 class SentEventFilter final : public rocksdb::CompactionFilter {
  public:
-  SentEventFilter(std::shared_ptr<CleanerState> state, int64_t now_us)
+  // `count_corrupt`: a corrupt record is counted (CleanerState::kept_corrupt)
+  // by compactions, not by the flush that writes it first.
+  SentEventFilter(std::shared_ptr<CleanerState> state, int64_t now_us, bool count_corrupt)
       : state_(std::move(state)),
         now_us_(now_us),
+        count_corrupt_(count_corrupt),
         ttd_us_(state_->time_to_delete_us.load()),
         delivered_(state_->delivered()) {}
 
@@ -77,7 +80,7 @@ class SentEventFilter final : public rocksdb::CompactionFilter {
     } catch (...) {
       return Decision::kKeep;
     }
-    if (corrupt) state_->kept_corrupt.fetch_add(1, std::memory_order_relaxed);
+    if (corrupt && count_corrupt_) state_->kept_corrupt.fetch_add(1, std::memory_order_relaxed);
     return Decision::kKeep;
   }
   const char* Name() const override { return "jaiminho.SentEventFilter"; }
@@ -85,6 +88,7 @@ class SentEventFilter final : public rocksdb::CompactionFilter {
  private:
   std::shared_ptr<CleanerState> state_;
   const int64_t now_us_;
+  const bool count_corrupt_;
   const int64_t ttd_us_;
   const CleanerState::Delivered delivered_;  // as of the compaction's start
 };
@@ -92,10 +96,22 @@ class SentEventFilter final : public rocksdb::CompactionFilter {
 class SentEventFilterFactory final : public rocksdb::CompactionFilterFactory {
  public:
   explicit SentEventFilterFactory(std::shared_ptr<CleanerState> state) : state_(std::move(state)) {}
+  // Flushes too (RocksDB filters compactions only by default): a delivered
+  // event already past time_to_delete when its memtable is flushed (with
+  // delete_after_send: every delivered one) is never written to a table file,
+  // so a relay that keeps up costs no table bytes, and Clean() need not read
+  // it back. The decision is the compactions' (ShouldDrop), on the same
+  // durable cursor and runs: a dropped key's WAL is not replayed once its
+  // family's flush is recorded.
+  bool ShouldFilterTableFileCreation(rocksdb::TableFileCreationReason reason) const override {
+    return reason == rocksdb::TableFileCreationReason::kFlush ||
+           reason == rocksdb::TableFileCreationReason::kCompaction;
+  }
   std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
-      const rocksdb::CompactionFilter::Context& /*context*/) override {
+      const rocksdb::CompactionFilter::Context& context) override {
     // One clock reading per compaction: consistent decisions within it.
-    return std::make_unique<SentEventFilter>(state_, ToMicros(state_->clock->Now()));
+    return std::make_unique<SentEventFilter>(state_, ToMicros(state_->clock->Now()),
+                                             context.reason != rocksdb::TableFileCreationReason::kFlush);
   }
   const char* Name() const override { return "jaiminho.SentEventFilterFactory"; }
 
