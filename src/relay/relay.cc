@@ -22,6 +22,7 @@
 namespace jaiminho {
 
 using internal::AlignedArena;
+using internal::DecodedEnvelope;
 using internal::DeliveryBatch;
 using internal::KeyBuf;
 
@@ -43,6 +44,7 @@ struct Record {
   uint64_t seq = 0;
   // The value as read (the arena's copy) and, when it checked, the envelope.
   internal::CheckedRecord checked;
+  const DecodedEnvelope* env() const { return checked.envelope ? &*checked.envelope : nullptr; }
   std::optional<Error> corrupt;   // the value failed verification
   std::optional<Error> tampered;  // the signature does not verify: never published
   bool claimed = false;           // being published inline; not ours
@@ -542,13 +544,13 @@ class Relay::Impl {
       }
       ReadRecord(s, pit, pendings_.emplace_back());
       const Record& r = pendings_.back();
-      if (r.checked.envelope && internal::BlockedHeadWaits(r.checked.envelope->event, now) &&
-          !(force_due_ && ToMicros(r.checked.envelope->event.next_attempt_at) != kNever)) {
+      if (r.env() && internal::BlockedHeadWaits(r.env()->event, now) &&
+          !(force_due_ && ToMicros(r.env()->event.next_attempt_at) != kNever)) {
         // A keep-order head waiting for its backoff (or for an operator).
-        flow.next_due_us = std::min(flow.next_due_us, ToMicros(r.checked.envelope->event.next_attempt_at));
+        flow.next_due_us = std::min(flow.next_due_us, ToMicros(r.env()->event.next_attempt_at));
         flow.blocked = true;
         flow.blocked_seq = r.seq;
-        flow.blocked_error = WaitingHeadError(r.checked.envelope->event);
+        flow.blocked_error = WaitingHeadError(r.env()->event);
         pendings_.pop_back();
         flow.keep_iterators = false;
         break;
@@ -573,9 +575,9 @@ class Relay::Impl {
   void Publish(std::vector<Record>& recs, Order order, internal::AtomicHistogram& duration) REQUIRES(run_mu_) {
     events_.clear();
     for (Record& r : recs) {
-      if (!r.checked.envelope || r.tampered) continue;
+      if (!r.env() || r.tampered) continue;
       r.event_index = events_.size();
-      events_.push_back(r.checked.envelope->event);
+      events_.push_back(r.env()->event);
     }
     results_.assign(events_.size(), Status());
     if (events_.empty()) return;
@@ -591,7 +593,7 @@ class Relay::Impl {
     if (r.corrupt) {
       batch.ParkCorrupt(r.seq, r.checked.value, *r.corrupt);
     } else {
-      batch.Park(*r.checked.envelope, fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
+      batch.Park(*r.env(), fmt::format("tampered: {}", r.tampered->message()), &*r.tampered);
     }
   }
 
@@ -608,11 +610,11 @@ class Relay::Impl {
       }
       const Status& st = results_[r.event_index];
       if (st) {
-        batch.Succeeded(*r.checked.envelope, r.checked.value, keep_as_sent);
+        batch.Succeeded(*r.env(), r.checked.value, keep_as_sent);
       } else if (st.error().code() == ErrorCode::kAborted) {
         continue;  // not attempted; stays due
       } else {
-        batch.Failed(*r.checked.envelope, st.error(), rng_, /*at_head=*/false);
+        batch.Failed(*r.env(), st.error(), rng_, /*at_head=*/false);
       }
       batch.RemoveKey(r.key.view(), false);
     }
@@ -633,7 +635,7 @@ class Relay::Impl {
       REQUIRES(run_mu_) {
     bool ordered = config.strategy == Strategy::kKeepOrder;
     for (const Record& r : pendings_)
-      ordered |= r.checked.envelope && r.checked.envelope->event.strategy == Strategy::kKeepOrder;
+      ordered |= r.env() && r.env()->event.strategy == Strategy::kKeepOrder;
     Publish(pendings_, ordered ? Order::kKeep : Order::kAny, batch.publish_duration());
     const bool keep_as_sent = !o_.options.delete_after_send;
     Walk w{std::move(flow), cursor};
@@ -655,17 +657,17 @@ class Relay::Impl {
         if (AbovePersistable(r.seq)) {
           // Past a seq publish-on-commit is still publishing, where the
           // persisted cursor cannot reach yet: moved as in format 1.
-          batch.Succeeded(*r.checked.envelope, r.checked.value, keep_as_sent);
-          batch.RemoveKey(r.key.view(), r.checked.envelope->event.attempts == 0);
+          batch.Succeeded(*r.env(), r.checked.value, keep_as_sent);
+          batch.RemoveKey(r.key.view(), r.env()->event.attempts == 0);
         } else {
-          batch.DeliveredInPlace(*r.checked.envelope, keep_as_sent);
+          batch.DeliveredInPlace(*r.env(), keep_as_sent);
         }
       } else if (st.error().code() == ErrorCode::kAborted) {
         w.flow.more = true;  // not attempted: resume here next batch
         w.flow.keep_iterators = false;
         break;
       } else {
-        const internal::FailOutcome outcome = batch.Failed(*r.checked.envelope, st.error(), rng_, /*at_head=*/true);
+        const internal::FailOutcome outcome = batch.Failed(*r.env(), st.error(), rng_, /*at_head=*/true);
         if (outcome == internal::FailOutcome::kBlocked) {
           // The head was rewritten in place with its next attempt time.
           w.flow.blocked = true;
@@ -676,7 +678,7 @@ class Relay::Impl {
           w.flow.keep_iterators = false;
           break;
         }
-        batch.RemoveKey(r.key.view(), r.checked.envelope->event.attempts == 0);
+        batch.RemoveKey(r.key.view(), r.env()->event.attempts == 0);
       }
       w.new_cursor = r.seq + 1;
     }
