@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 // A copy of the fixture (opening a database may write to it).
 std::string CopyFixture(const testing::TempDir& dir) {
-  const std::string db = dir.Sub("db");
+  std::string db = dir.Sub("db");
   fs::copy(fs::path(JM_FIXTURES) / "format-v1" / "db", db, fs::copy_options::recursive);
   return db;
 }
@@ -48,6 +48,15 @@ std::vector<std::string> DumpLines(const std::string& db) {
   return SortedLines(out.str());
 }
 
+// The fixture's time: a day after its relay pass (2023-11-14T23:13:20Z), so
+// every retry is due and its sent events are inside time_to_delete (7 days).
+// With the real clock they are years past it, and the cleaner drops them at its
+// first compaction, which RocksDB's periodic compaction starts on its own once
+// the fixture's table files are older than 7 days (FormatV1.YearsLater...).
+std::shared_ptr<ManualClock> FixtureClock() {
+  return std::make_shared<ManualClock>(FromMicros(1'700'003'600'000'000) + std::chrono::hours(24));
+}
+
 std::optional<uint32_t> StoredFormat(const std::string& db) {
   auto v = testing::RawDb(db, /*read_only=*/true).Get(internal::kMetaFamily, internal::kFormatKey);
   if (!v) return std::nullopt;
@@ -72,11 +81,31 @@ TEST(FormatV1, OpenUpgradesToFormat2InPlaceAndTheRecordsReadTheSame) {
   testing::TempDir dir;
   const std::string db = CopyFixture(dir);
   {
-    ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+    ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db, .clock = FixtureClock()}));
     ASSERT_OK(ob->Close());
   }
   EXPECT_EQ(StoredFormat(db), 2u);
   EXPECT_EQ(DumpLines(db), SortedLines(Golden()));
+}
+
+// Opened with the real clock, years after its events were sent: the cleaner
+// drops the sent ones (past the streams' time_to_delete of 7 days) and nothing
+// else. RocksDB's periodic compaction does the same on its own once the
+// table files are 7 days old; Clean() makes it happen now.
+TEST(FormatV1, YearsLaterTheCleanerDropsTheSentEventsAndNothingElse) {
+  testing::TempDir dir;
+  const std::string db = CopyFixture(dir);
+  std::vector<std::string> kept;
+  for (const std::string& line : SortedLines(Golden())) {
+    if (line.find("\"state\":\"sent\"") == std::string::npos) kept.push_back(line);
+  }
+  ASSERT_EQ(kept.size(), 8u);  // orders 1-2 and alerts 1-2 were sent
+  {
+    ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+    ASSERT_OK(ob->Clean());
+    ASSERT_OK(ob->Close());
+  }
+  EXPECT_EQ(DumpLines(db), kept);
 }
 
 // A power cut at every sync point of the upgrading Open: the database is
@@ -92,13 +121,14 @@ TEST(FormatV1, PowerCutDuringTheUpgradeLosesNothing) {
     auto env = fs->NewEnv();
     fs->DeactivateAfterSyncs(cut);
     {
-      auto ob = Outbox::Open({.path = db, .clean_interval = std::chrono::seconds(0), .env = env.get()});
+      auto ob = Outbox::Open(
+          {.path = db, .clean_interval = std::chrono::seconds(0), .clock = FixtureClock(), .env = env.get()});
       if (ob) (void)(*ob)->Close();
     }
     finished = fs->active();  // the whole Open and Close ran before the cut
     fs->DropUnsyncedData();
     {
-      ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+      ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db, .clock = FixtureClock()}));
       ASSERT_OK(ob->Close());
     }
     EXPECT_EQ(StoredFormat(db), 2u);
@@ -112,7 +142,7 @@ TEST(FormatV1, PowerCutDuringTheUpgradeLosesNothing) {
 TEST(FormatV1, OldNotesStayAndTheFirstActionKeepsThemInTheHistory) {
   testing::TempDir dir;
   const std::string db = CopyFixture(dir);
-  ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db}));
+  ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db, .clock = FixtureClock()}));
   ASSERT_OK_AND_ASSIGN(Stream * alerts, ob->FindStream("alerts"));
   ASSERT_OK_AND_ASSIGN(Stream * orders, ob->FindStream("orders"));
   {
@@ -137,7 +167,8 @@ TEST(FormatV1, OldNotesStayAndTheFirstActionKeepsThemInTheHistory) {
 TEST(FormatV1, OpensAndDeliversWhatWasWaitingInOrder) {
   testing::TempDir dir;
   const std::string db = CopyFixture(dir);
-  ASSERT_OK_AND_ASSIGN(auto ob, Outbox::Open({.path = db, .business_families = {{.name = "devices"}}}));
+  ASSERT_OK_AND_ASSIGN(auto ob,
+                       Outbox::Open({.path = db, .business_families = {{.name = "devices"}}, .clock = FixtureClock()}));
   ASSERT_OK_AND_ASSIGN(BusinessFamily devices, ob->FindBusinessFamily("devices"));
   for (auto [key, value] : {std::pair{"dev/1", "on"}, {"dev/2", "off"}, {"dev/3", "on"}}) {
     ASSERT_OK_AND_ASSIGN(auto v, ob->Get(devices, key));
