@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
@@ -41,6 +44,19 @@ bool PermanentReason(int reason) {
 std::string MosquittoError(int rc, int saved_errno) {
   if (rc == MOSQ_ERR_ERRNO) return std::strerror(saved_errno);
   return mosquitto_strerror(rc);
+}
+
+// Acknowledges what was read at once instead of after Linux's delayed-ACK
+// timer (40 ms). A broker with Nagle's algorithm on (mosquitto's default,
+// set_tcp_nodelay false) holds every PUBACK behind an unacknowledged one, so a
+// publisher waiting for a batch's last PUBACK otherwise waits for that timer.
+// TCP_QUICKACK is not sticky (the kernel goes back to delaying once we send),
+// hence once per loop pass; setting it also sends an ACK that is pending.
+void QuickAck(mosquitto* m) {
+  const int fd = mosquitto_socket(m);
+  if (fd < 0) return;
+  const int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 }  // namespace
@@ -349,6 +365,7 @@ void MqttPublisher::Impl::Run() {
     // on any connection error (or after the DISCONNECT of a stop).
     while (!stop_ && rc == MOSQ_ERR_SUCCESS) {
       rc = mosquitto_loop(m, 1000, 1);
+      QuickAck(m);
     }
     int loop_errno = errno;
     bool was_connected = false;
