@@ -139,6 +139,13 @@ rocksdb::DBOptions DbOptions(const OutboxOptions& options, const std::shared_ptr
   dbo.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   dbo.keep_log_file_num = 4;
   dbo.max_log_file_size = 4 << 20;
+  // The write-ahead log, kept near 64 MiB: past it, RocksDB flushes the
+  // families that pin its oldest file. jaiminho.meta (written at every commit
+  // and relay batch, but small) pins every file since its last flush, and
+  // RocksDB's default limit, 4x all write buffers (over 1 GiB here), let the
+  // log grow that far between maintenance passes: a gateway's card space, and
+  // a Clean() that then spent a third of its time deleting log files.
+  dbo.max_total_wal_size = 64 << 20;
   // The inbox family updates its records in place (storage/inbox_record.h),
   // which RocksDB allows only without concurrent memtable writes. One commit
   // group writes at a time anyway (commit/committer.h).
