@@ -365,7 +365,7 @@ void MqttPublisher::Impl::Run() {
     // on any connection error (or after the DISCONNECT of a stop).
     while (!stop_ && rc == MOSQ_ERR_SUCCESS) {
       rc = mosquitto_loop(m, 1000, 1);
-      QuickAck(m);
+      if (rc == MOSQ_ERR_SUCCESS) QuickAck(m);  // not after a failure: errno below is its cause
     }
     int loop_errno = errno;
     bool was_connected = false;
