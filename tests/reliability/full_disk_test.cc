@@ -448,9 +448,16 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
     // Within what a background flush writes between two looks of the guard
     // (README, "Commits stop before the disk is full").
     EXPECT_GE(free_at_refusal + (2 << 20), kReserve) << "the reserve was not kept (within a flush's worth)";
+    // Refused while the volume stays below the reserve. The flush the guard
+    // asked for at the refusal may give log files back meanwhile; a commit is
+    // then admitted, rightly, and leaves the reserve (within the same slack).
     for (int i = 0; i < 5; ++i) {
       auto r = CommitReading(outbox, *stream, acked);
-      ASSERT_FALSE(r.has_value()) << "a commit succeeded below the reserve";
+      if (r) {
+        EXPECT_GE(t.FreeBytes() + (2 << 20), kReserve) << "a commit succeeded below the reserve";
+        ++acked;
+        continue;
+      }
       ExpectOutOfSpace(r.error(), path);
     }
 
@@ -466,7 +473,9 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
               << clean.bytes_before << " -> " << clean.bytes_after << " bytes\n";
     // What the relay, Clean and the flushes the guard asked for while refusing
     // gave back since commits stopped (a guard's flush may come before Clean).
-    EXPECT_GT(free_after_clean, free_at_refusal + (8 << 20)) << "less than 8 MiB came back after the refusal";
+    // Against the reserve, not the space seen at the refusal: a compaction
+    // that ends just after the refusal gives its input files back first.
+    EXPECT_GT(free_after_clean, kReserve + (8 << 20)) << "less than 8 MiB above the reserve after the relay and Clean";
 
     // Commits resume in place.
     for (int i = 0; i < 100; ++i) {
