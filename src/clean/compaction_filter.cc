@@ -148,6 +148,15 @@ rocksdb::ColumnFamilyOptions StreamFamilyOptions(const std::shared_ptr<CleanerSt
     t.block_size = 64 << 10;
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   }
+  // LZ4, not Snappy (RocksDB's default): it decompresses our envelopes about
+  // twice as fast, and a relay pass over a flushed backlog reads every block
+  // (decompression was a fifth of a pass over 1M with Snappy). The tables are
+  // no larger (1M events of 200 random bytes: 217 MB against 218) and smaller
+  // for repetitive text (the JSON readings of tests/reliability: ~70 bytes an
+  // event against ~240). Still compressed at every level: a full disk
+  // recovers by flushing a memtable into the little space that comes back
+  // (FullDiskTmpfs.*). Existing files keep their compression.
+  o.compression = rocksdb::kLZ4Compression;
   o.compaction_filter_factory = NewSentEventFilterFactory(state);
   // A filter makes RocksDB default periodic compaction to 30 days; say it: files
   // are revisited once per time_to_delete (at least daily), a backstop to the

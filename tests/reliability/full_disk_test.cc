@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <random>
 #include <sstream>
 
 #include "support/child.h"
@@ -396,13 +397,30 @@ TEST(InfoLog, GoesToTheNamedFileOrStaysInMemoryNeverToTheDatabaseDirectory) {
 // themselves, without a reopen.
 
 // A gateway's commit: the device's state (overwritten) and a reading event.
-Result<Receipt> CommitReading(Outbox& outbox, Stream& stream, int i) {
+// Payload(i) with its first 256 bytes random hex digits (measured values): a
+// reading whose tables grow by a few hundred bytes a commit whatever the
+// codec. Payload(i) alone compresses to about 240 bytes with Snappy and 70
+// with LZ4, and a volume filled with it fills mostly with log files, so
+// whether and when it reaches a reserve depended on when the flushes ran.
+std::string MeasuredPayload(int i) {
+  std::string p = Payload(i);
+  std::mt19937 rng(static_cast<uint32_t>(i));
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t k = 0; k < 256; ++k)
+    p[k] = kHex[rng() % 16];
+  return p;
+}
+
+// `measured`: with MeasuredPayload(i) instead of Payload(i).
+Result<Receipt> CommitReading(Outbox& outbox, Stream& stream, int i, bool measured = false) {
   auto business = outbox.FindBusinessFamily("default");
   if (!business) return tl::unexpected(business.error());
   Transaction txn = outbox.Begin();
   std::string device = fmt::format("dev/{}", i % 16);
   if (auto s = txn.Put(*business, device, std::to_string(i)); !s) return tl::unexpected(s.error());
-  if (auto s = txn.Enqueue(stream, {.type = "reading.v1", .key = device, .payload = Payload(i)}); !s) {
+  if (auto s = txn.Enqueue(
+          stream, {.type = "reading.v1", .key = device, .payload = measured ? MeasuredPayload(i) : Payload(i)});
+      !s) {
     return tl::unexpected(s.error());
   }
   return txn.Commit({.sync = false});
@@ -424,7 +442,7 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
     uint64_t lowest_free = UINT64_MAX;
     std::optional<Error> refused;
     for (; acked < 100000; ++acked) {
-      auto r = CommitReading(outbox, *stream, acked);
+      auto r = CommitReading(outbox, *stream, acked, /*measured=*/true);
       if (!r) {
         refused = r.error();
         break;
@@ -452,7 +470,7 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
     // asked for at the refusal may give log files back meanwhile; a commit is
     // then admitted, rightly, and leaves the reserve (within the same slack).
     for (int i = 0; i < 5; ++i) {
-      auto r = CommitReading(outbox, *stream, acked);
+      auto r = CommitReading(outbox, *stream, acked, /*measured=*/true);
       if (r) {
         EXPECT_GE(t.FreeBytes() + (2 << 20), kReserve) << "a commit succeeded below the reserve";
         ++acked;
@@ -479,7 +497,7 @@ TEST(FreeSpaceGuard, CommitsStopAtTheReserveAndResumeOnceTheRelayAndCleanerFreeS
 
     // Commits resume in place.
     for (int i = 0; i < 100; ++i) {
-      ASSERT_OK(CommitReading(outbox, *stream, acked + i));
+      ASSERT_OK(CommitReading(outbox, *stream, acked + i, /*measured=*/true));
     }
     ASSERT_OK(outbox.Close());
     // Logged once each, not per refused commit.
