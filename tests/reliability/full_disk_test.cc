@@ -396,7 +396,6 @@ TEST(InfoLog, GoesToTheNamedFileOrStaysInMemoryNeverToTheDatabaseDirectory) {
 // cleaner work in the reserve and give the space back; commits then resume by
 // themselves, without a reopen.
 
-// A gateway's commit: the device's state (overwritten) and a reading event.
 // Payload(i) with its first 256 bytes random hex digits (measured values): a
 // reading whose tables grow by a few hundred bytes a commit whatever the
 // codec. Payload(i) alone compresses to about 240 bytes with Snappy and 70
@@ -411,6 +410,7 @@ std::string MeasuredPayload(int i) {
   return p;
 }
 
+// A gateway's commit: the device's state (overwritten) and a reading event;
 // `measured`: with MeasuredPayload(i) instead of Payload(i).
 Result<Receipt> CommitReading(Outbox& outbox, Stream& stream, int i, bool measured = false) {
   auto business = outbox.FindBusinessFamily("default");
