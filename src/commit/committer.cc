@@ -54,12 +54,32 @@ Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
   w.sync = sync;
   w.drops = &drops;
   w.thread = ThreadNumber();
+  // Leader: takes a group from the front. A non-sync group never takes a sync
+  // writer (its commit would be acknowledged before reaching the disk); a sync
+  // group takes everyone. Small non-sync writes keep their group small so they
+  // do not wait behind large ones.
+  size_t size = SizeOf(txn);
+  const size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
+  // A local list: once the group leaves the queue, a new writer can find it
+  // empty and lead at once, while this leader still wakes its members.
+  std::vector<Writer*> group{&w};
+  auto take_group = [&]() REQUIRES(mu_) {
+    for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
+      Writer* o = *it;
+      if (o->sync && !w.sync) break;
+      size += SizeOf(*o->txn);
+      if (size > max_size) break;
+      group.push_back(o);
+    }
+  };
   bool leader = false;
   {
     internal::MutexLock l(mu_);
     writers_.push_back(&w);
     queued_.store(writers_.size(), std::memory_order_release);
     leader = writers_.front() == &w;
+    // A non-sync leader takes its group at once (one lock a commit less).
+    if (leader && !w.sync) take_group();
   }
   if (!leader) {
     if (w.state.WaitWhile(kWaiting) == kDone) {
@@ -68,29 +88,16 @@ Result<Committer::Written> Committer::Commit(Transaction& txn, bool sync) {
       return w.result;
     }
   }
-
-  // Leader: take a group from the front. A non-sync group never takes a sync
-  // writer (its commit would be acknowledged before reaching the disk); a sync
-  // group takes everyone. Small non-sync writes keep their group small so they
-  // do not wait behind large ones.
-  if (w.sync) Gather();
-  size_t size = SizeOf(txn);
-  const size_t max_size = w.sync ? 4 * kMaxGroupBytes : std::min(kMaxGroupBytes, size + (128 << 10));
-  // A local list: once the group leaves the queue, a new writer can find it
-  // empty and lead at once, while this leader still wakes its members.
-  std::vector<Writer*> group{&w};
-  {
+  // A sync leader first gathers the writers on their way (Gather), and a
+  // writer made leader by the previous one takes its group now.
+  if (w.sync || !leader) {
+    if (w.sync) Gather();
     internal::MutexLock l(mu_);
-    for (auto it = writers_.begin() + 1; it != writers_.end(); ++it) {
-      Writer* o = *it;
-      if (o->sync && !w.sync) break;
-      size += SizeOf(*o->txn);
-      if (size > max_size) break;
-      group.push_back(o);
-    }
+    take_group();
   }
 
-  const auto write_start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point write_start;
+  if (w.sync) write_start = std::chrono::steady_clock::now();
   Result<Written> st = WriteGroup(group, w.sync);
   if (w.sync) {
     last_sync_write_ns_ =
@@ -428,7 +435,9 @@ Committer::Written Committer::AfterWrite(bool sync) {
   for (size_t i = 0; i < touched_.size(); ++i) {
     StreamState& st = *touched_[i];
     if (new_hwm_[i] != 0) st.hwm = new_hwm_[i];
-    st.committed.fetch_add(st.next_seq - saved_next_[i], std::memory_order_relaxed);
+    // Only the leader writes it (one group at a time): no read-modify-write.
+    st.committed.store(st.committed.load(std::memory_order_relaxed) + (st.next_seq - saved_next_[i]),
+                       std::memory_order_relaxed);
     st.waiting_events.fetch_add(static_cast<int64_t>(st.next_seq - saved_next_[i]), std::memory_order_relaxed);
     st.waiting_bytes.fetch_add(static_cast<int64_t>(touched_bytes_[i]), std::memory_order_relaxed);
     st.written_seq.store(st.next_seq - 1, std::memory_order_release);
