@@ -25,7 +25,8 @@ bool Exhausted(const RetryPolicy& policy, uint32_t attempts);
 // Calls publisher.Publish, turning an exception into a retryable error.
 Status CallPublish(Publisher& publisher, const Event& event);
 // Calls publisher.PublishBatch, turning an exception into failures (the first
-// event failed, the rest not attempted).
+// event failed, the rest not attempted). A result the publisher leaves unset
+// (or sets to kAborted with an empty message) is kAborted "not attempted".
 void CallPublishBatch(Publisher& publisher, std::span<const Event> events, Order order, std::span<Status> results);
 
 }  // namespace jaiminho::internal
