@@ -670,7 +670,10 @@ uint64_t EnvelopeShapeHits() {
 
 Status DecodeEnvelopeInto(std::string_view bytes, DecodedEnvelope* out) {
   const auto* base = reinterpret_cast<const uint8_t*>(bytes.data());
-  if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(base, fb::EnvelopeIdentifier())) {
+  // BufferHasIdentifier compares with strncmp, a library call: a fixed-size
+  // memcmp compiles to one 4-byte comparison (the identifier has no NUL).
+  if (bytes.size() < 8 || std::memcmp(base + sizeof(flatbuffers::uoffset_t), fb::EnvelopeIdentifier(),
+                                      flatbuffers::kFileIdentifierLength) != 0) {
     return tl::unexpected(Corrupt(fmt::format("missing JMEV identifier ({} bytes)", bytes.size())));
   }
   if (verified_shape.Matches(base, bytes.size()) && verified_shape.Decode(base, out)) {
