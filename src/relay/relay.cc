@@ -579,7 +579,8 @@ class Relay::Impl {
       r.event_index = events_.size();
       events_.push_back(r.env()->event);
     }
-    results_.assign(events_.size(), Status());
+    // Sized only: CallPublishBatch sets every result before the publisher runs.
+    results_.resize(events_.size());
     if (events_.empty()) return;
     {
       internal::ScopedDuration timed(duration);
