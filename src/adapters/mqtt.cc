@@ -5,7 +5,10 @@
 #include <mqtt_protocol.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -172,11 +175,12 @@ class MqttPublisher::Impl {
     {
       internal::MutexLock l(mu_);
       stop_ = true;
-      // Queues a DISCONNECT and wakes the loop; the thread then ends.
-      if (mosq_ != nullptr) mosquitto_disconnect(mosq_);
       cv_.SignalAll();
     }
+    // The network thread sends the DISCONNECT and ends.
+    WakeLoop();
     if (thread_.joinable()) thread_.join();
+    if (wake_fd_ >= 0) close(wake_fd_);
   }
 
   // `on_ready` is called after each accepted (re)connect.
@@ -203,6 +207,8 @@ class MqttPublisher::Impl {
     return state_ == State::kConnected;
   }
   const std::string& endpoint() const { return endpoint_; }
+  // 0, or the errno of the wake-up descriptor's creation (the publisher cannot work).
+  int setup_errno() const { return wake_errno_; }
 
  private:
   enum class State { kConnecting, kConnected, kDown, kStopped };
@@ -211,6 +217,8 @@ class MqttPublisher::Impl {
   struct Batch {
     size_t outstanding = 0;
     SteadyClock::time_point last_ack{};  // when the last PUBACK (or the send) was
+    Order order = Order::kAny;
+    bool stopped = false;  // kKeep: a send failed, the rest is not sent
   };
   struct Slot {
     Batch* batch = nullptr;
@@ -227,8 +235,18 @@ class MqttPublisher::Impl {
   void FailInflight(const std::string& why) REQUIRES(mu_);
   // Marks `slot` finished with `result`.
   void Finish(Slot& slot, Status result) REQUIRES(mu_);
-  // Sends one event. REQUIRES: state_ == kConnected.
-  Status SendLocked(const Event& event, Slot& slot) REQUIRES(mu_);
+  // Sends one event. REQUIRES: state_ == kConnected; called on the network thread.
+  Status SendLocked(mosquitto* m, const Event& event, Slot& slot) REQUIRES(mu_);
+  // The network thread: sends what PublishBatch queued in to_send_.
+  void SendQueued(mosquitto* m) EXCLUDES(mu_);
+  // Wakes the network thread from its poll (PublishBatch queued events, or a stop).
+  void WakeLoop() const {
+    const uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof one);
+  }
+  // One connection's network loop (poll on the socket and wake_fd_); returns
+  // libmosquitto's error that ended it, or MOSQ_ERR_SUCCESS after a stop.
+  int Loop(mosquitto* m) EXCLUDES(mu_);
   // Waits for backoff, waking early on stop.
   void Backoff(milliseconds delay) EXCLUDES(mu_) {
     internal::MutexLock l(mu_);
@@ -277,12 +295,18 @@ class MqttPublisher::Impl {
   // (OpenSSL's reason for a TLS failure), "" when none.
   std::string logged_error_ GUARDED_BY(mu_){};
   // The handle of the current connection; null between connections. Only the
-  // connection thread creates and destroys it, under mu_; publishers use it
-  // under mu_ (libmosquitto allows publishing from any thread while another
-  // runs the network loop).
+  // network thread creates, uses and destroys it: every libmosquitto call on
+  // it is made there (publishers queue their events in to_send_), so a
+  // packet is allocated and freed by one thread and sent by the publish call
+  // itself. Set under mu_; publishers read it to know a connection is up.
   mosquitto* mosq_ GUARDED_BY(mu_) = nullptr;
   std::unordered_map<int, Slot*> inflight_ GUARDED_BY(mu_){};  // by message id
-  std::function<void()> on_ready_;                             // set before the thread starts
+  // Events PublishBatch queued for the network thread to send, in order.
+  std::vector<Slot*> to_send_ GUARDED_BY(mu_){};
+  // Written to wake the network thread; created with the publisher.
+  const int wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  const int wake_errno_ = wake_fd_ < 0 ? errno : 0;
+  std::function<void()> on_ready_;  // set before the thread starts
   std::thread thread_;
 };
 
@@ -295,6 +319,9 @@ mosquitto* MqttPublisher::Impl::NewHandle(std::string* error) {
   mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
   mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
   mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, static_cast<int>(opt_.max_inflight));
+  // Threaded while connecting: the CONNECT is then only queued, and a TLS
+  // handshake the broker ends (no client certificate) fails in the loop with
+  // OpenSSL's reason logged, not inside the connect call. Run clears it after.
   mosquitto_threaded_set(m, true);
   if (!opt_.username.empty()) {
     mosquitto_username_pw_set(m, opt_.username.c_str(), opt_.password.empty() ? nullptr : opt_.password.c_str());
@@ -356,17 +383,14 @@ void MqttPublisher::Impl::Run() {
       delay = std::min(delay * 2, opt_.reconnect_max);
       continue;
     }
+    // Only this thread calls libmosquitto on the handle (Loop): unthreaded, a
+    // publish writes its packet at once instead of waking a loop thread.
+    mosquitto_threaded_set(m, false);
     {
       internal::MutexLock l(mu_);
       mosq_ = m;
-      if (stop_) mosquitto_disconnect(m);
     }
-    // The network loop: returns early when a publisher queues a packet; ends
-    // on any connection error (or after the DISCONNECT of a stop).
-    while (!stop_ && rc == MOSQ_ERR_SUCCESS) {
-      rc = mosquitto_loop(m, 1000, 1);
-      if (rc == MOSQ_ERR_SUCCESS) QuickAck(m);  // not after a failure: errno below is its cause
-    }
+    rc = Loop(m);
     int loop_errno = errno;
     bool was_connected = false;
     {
@@ -424,7 +448,9 @@ void MqttPublisher::Impl::HandleConnect(int rc) {
     }
     cv_.SignalAll();
   }
-  if (rc == 0) on_ready_();  // outside mu_: the listeners may publish
+  // Outside mu_: a listener may ask connected() or last_error(). It runs on
+  // this thread, which sends every publish: a listener must not publish.
+  if (rc == 0) on_ready_();
 }
 
 void MqttPublisher::Impl::Finish(Slot& slot, Status result) {
@@ -458,9 +484,56 @@ void MqttPublisher::Impl::FailInflight(const std::string& why) {
                             fmt::format("{}; no PUBACK for event {}", why, slot->event->id.ToString())));
   }
   inflight_.clear();
+  for (Slot* slot : to_send_) {
+    Finish(*slot, MakeError(ErrorCode::kUnavailable,
+                            fmt::format("{}; event {} was not sent", why, slot->event->id.ToString())));
+  }
+  to_send_.clear();
+  cv_.SignalAll();
 }
 
-Status MqttPublisher::Impl::SendLocked(const Event& event, Slot& slot) {
+void MqttPublisher::Impl::SendQueued(mosquitto* m) {
+  internal::MutexLock l(mu_);
+  for (Slot* slot : to_send_) {
+    Batch& b = *slot->batch;
+    if (b.stopped) {
+      Finish(*slot, tl::unexpected(AbortedError()));
+    } else if (Status st = SendLocked(m, *slot->event, *slot); !st) {
+      Finish(*slot, std::move(st));
+      if (b.order == Order::kKeep) b.stopped = true;
+    }
+    if (b.outstanding == 0) cv_.SignalAll();
+  }
+  to_send_.clear();
+}
+
+int MqttPublisher::Impl::Loop(mosquitto* m) {
+  int rc = MOSQ_ERR_SUCCESS;
+  while (rc == MOSQ_ERR_SUCCESS) {
+    if (stop_) {
+      mosquitto_disconnect(m);  // best effort: the DISCONNECT is written at once
+      return MOSQ_ERR_SUCCESS;
+    }
+    const int fd = mosquitto_socket(m);
+    if (fd < 0) return MOSQ_ERR_NO_CONN;
+    pollfd fds[2] = {{fd, static_cast<short>(POLLIN | (mosquitto_want_write(m) ? POLLOUT : 0)), 0},
+                     {wake_fd_, POLLIN, 0}};
+    // Wakes at least once a second for the keepalive (mosquitto_loop_misc).
+    if (poll(fds, 2, 1000) < 0 && errno != EINTR) return MOSQ_ERR_ERRNO;
+    if ((fds[1].revents & POLLIN) != 0) {
+      uint64_t n = 0;
+      (void)!read(wake_fd_, &n, sizeof n);
+      SendQueued(m);
+    }
+    if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) rc = mosquitto_loop_read(m, 1);
+    if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m)) rc = mosquitto_loop_write(m, 1);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_misc(m);
+    if (rc == MOSQ_ERR_SUCCESS) QuickAck(m);  // not after a failure: errno is its cause
+  }
+  return rc;
+}
+
+Status MqttPublisher::Impl::SendLocked(mosquitto* m, const Event& event, Slot& slot) {
   std::string topic = topic_.Expand(event);
   auto reject = [&](std::string_view why) {
     return MakeError(ErrorCode::kRejected, fmt::format("event {}: MQTT topic '{}' (from template '{}') {}",
@@ -520,8 +593,8 @@ Status MqttPublisher::Impl::SendLocked(const Event& event, Slot& slot) {
                      fmt::format("event {}: payload of {} bytes exceeds the MQTT limit", id, event.payload.size()));
   }
   int mid = 0;
-  int rc = mosquitto_publish_v5(mosq_, &mid, topic.c_str(), static_cast<int>(event.payload.size()),
-                                event.payload.data(), 1, opt_.retain, props);
+  int rc = mosquitto_publish_v5(m, &mid, topic.c_str(), static_cast<int>(event.payload.size()), event.payload.data(), 1,
+                                opt_.retain, props);
   if (rc != MOSQ_ERR_SUCCESS) {
     bool permanent = rc == MOSQ_ERR_PAYLOAD_SIZE || rc == MOSQ_ERR_OVERSIZE_PACKET || rc == MOSQ_ERR_MALFORMED_UTF8 ||
                      rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_DUPLICATE_PROPERTY;
@@ -551,21 +624,16 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, Order orde
       results[i] = tl::unexpected(order == Order::kKeep && i > 0 ? AbortedError() : e);
     return;
   }
-  bool stopped = false;
+  // The network thread sends them (SendQueued), in order.
+  batch.order = order;
   for (size_t i = 0; i < n; ++i) {
     Slot& s = slots[i];
     s.batch = &batch;
     s.event = &events[i];
     ++batch.outstanding;
-    if (stopped) {
-      Finish(s, tl::unexpected(AbortedError()));
-      continue;
-    }
-    if (Status st = SendLocked(events[i], s); !st) {
-      Finish(s, std::move(st));
-      if (order == Order::kKeep) stopped = true;
-    }
+    to_send_.push_back(&s);
   }
+  WakeLoop();
   // Wait while PUBACKs keep coming: the timeout counts from the last progress
   // (HandlePuback records it; it wakes this thread only at the last PUBACK).
   batch.last_ack = SteadyClock::now();
@@ -575,9 +643,12 @@ void MqttPublisher::Impl::PublishBatch(std::span<const Event> events, Order orde
     deadline = batch.last_ack + opt_.ack_timeout;
     if (batch.outstanding > 0 && deadline <= SteadyClock::now()) break;
   }
+  // Not sent yet (the network thread is stuck) or not acknowledged: neither
+  // list may keep this batch's slots once it returns.
+  std::erase_if(to_send_, [&](Slot* s) { return s->batch == &batch; });
   for (Slot& s : slots) {
     if (s.done) continue;
-    inflight_.erase(s.mid);
+    if (s.mid >= 0) inflight_.erase(s.mid);
     Finish(s, MakeError(ErrorCode::kUnavailable,
                         fmt::format("no PUBACK from MQTT broker {} within {} ms for event {}", endpoint_,
                                     opt_.ack_timeout.count(), s.event->id.ToString())));
@@ -634,6 +705,10 @@ Result<std::shared_ptr<MqttPublisher>> MqttPublisher::Create(MqttOptions o) {
   std::call_once(lib_init, [] { mosquitto_lib_init(); });
   if (o.client_id.empty()) o.client_id = RandomClientId();
   auto impl = std::make_unique<Impl>(std::move(o), std::move(*topic));
+  if (int e = impl->setup_errno(); e != 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     fmt::format("MQTT publisher for {}: eventfd failed: {}", impl->endpoint(), std::strerror(e)));
+  }
   Impl* started = impl.get();
   std::shared_ptr<MqttPublisher> publisher(new MqttPublisher(std::move(impl)));
   // The thread ends in ~Impl, before the base Publisher (its listeners) goes.

@@ -19,7 +19,10 @@
 //
 // Connection. A background thread connects, keeps the connection alive and,
 // after any failure or loss, reconnects with a doubling delay between
-// reconnect_min and reconnect_max. Nothing is queued inside the publisher:
+// reconnect_min and reconnect_max. It also sends: Publish and PublishBatch
+// hand their events to it and wait for the PUBACKs, so every libmosquitto call
+// is made on that one thread (a publishing thread costs one wake-up per
+// batch, not a system call per event). Nothing is queued inside the publisher:
 // while the broker is unreachable a publish fails at once with kUnavailable
 // naming host:port and the last connection error, so the relay's retry policy
 // applies and events stay buffered in the outbox. When a connection is lost
