@@ -493,6 +493,10 @@ void MqttPublisher::Impl::FailInflight(const std::string& why) {
 }
 
 void MqttPublisher::Impl::SendQueued(mosquitto* m) {
+  // Publishing under mu_ is safe because every publish is QoS 1: an
+  // unthreaded handle writes the packet inside mosquitto_publish_v5, and
+  // libmosquitto calls on_publish from that write only for QoS 0 (which would
+  // take mu_ again in HandlePuback).
   internal::MutexLock l(mu_);
   for (Slot* slot : to_send_) {
     Batch& b = *slot->batch;
