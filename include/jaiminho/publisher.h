@@ -78,8 +78,9 @@ class Publisher {
   // A listener runs on the notifying thread (an adapter's network thread),
   // under the publisher's listener lock: it must be quick and must not call
   // Add/RemoveReadyListener, nor publish (an adapter's network thread is the
-  // one that would send it and read its acknowledgement). Once RemoveReadyListener returns, the listener is
-  // not running and will not run again.
+  // one that would send it and read its acknowledgement). Once
+  // RemoveReadyListener returns, the listener is not running and will not run
+  // again.
   uint64_t AddReadyListener(std::function<void()> listener);
   void RemoveReadyListener(uint64_t id);
 
