@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace jaiminho::internal {
 
 HistogramBounds::HistogramBounds(std::span<const double> seconds) : n_(std::min(seconds.size(), kMaxHistogramBuckets)) {
+  bounds_us_.fill(std::numeric_limits<int64_t>::max());
   for (size_t i = 0; i < n_; ++i) {
     seconds_[i] = seconds[i];
     bounds_us_[i] = std::llround(seconds[i] * 1e6);

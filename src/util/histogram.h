@@ -23,17 +23,21 @@ class HistogramBounds {
   explicit HistogramBounds(std::span<const double> seconds);
   // The bucket index of `micros` (negative values count as 0): the first bound
   // >= micros, or size() for +Inf.
+  // Counts the bounds below `micros` over the whole array (the unused ones are
+  // INT64_MAX): no data-dependent branch, and the compiler vectorizes it. The
+  // relay records one latency per delivered event; the early-exit scan cost
+  // 1.5 % of a pass over a 1M backlog, whose latencies sit in the upper buckets.
   size_t BucketOf(int64_t micros) const {
     size_t i = 0;
-    while (i < n_ && micros > bounds_us_[i])
-      ++i;
+    for (int64_t bound : bounds_us_)
+      i += micros > bound ? 1 : 0;
     return i;
   }
   size_t size() const { return n_; }
   std::span<const double> seconds() const { return {seconds_.data(), n_}; }
 
  private:
-  std::array<int64_t, kMaxHistogramBuckets> bounds_us_{};
+  std::array<int64_t, kMaxHistogramBuckets> bounds_us_;  // INT64_MAX past n_
   std::array<double, kMaxHistogramBuckets> seconds_{};
   size_t n_ = 0;
 };
