@@ -4,8 +4,11 @@
 //
 //   relay/{delete,marksent}/{ours,rocksdb,sqlite}/backlog:N
 //   relay/rawread/backlog:N
+//   relay/{delete,marksent}/ours_flushed/backlog:N (the smallest N only)
 //
 // ours:    Relay::RunOnce() with default RelayOptions (batches of 256).
+// ours_flushed: the same, the backlog flushed to table files before the pass
+//          (relay_*_scaling_*_flushed: the largest backlog against it).
 // rocksdb: the raw lower bound: one iterator over the pending range, the value
 //          read, every 256 events one WriteBatch with a DeleteRange of the run
 //          (mark-sent: plus a Put of each value under its sent key).
@@ -56,13 +59,19 @@
 namespace jbench {
 namespace {
 
-void RelayOurs(benchmark::State& st, size_t backlog, bool del) {
+// `flushed`: the backlog is flushed to table files before the pass, as a
+// large backlog is (the memtables hold 16 MiB, about 40k events).
+void RelayOursPass(benchmark::State& st, size_t backlog, bool del, bool flushed) {
   auto publisher = std::make_shared<NoopPublisher>();
   double cpu = 0;
   for (auto _ : st) {
     auto ours = OpenOurs("relay-ours", {.delete_after_send = del});
     FillOurs(*ours, backlog);
-    WaitForBackgroundWork(ours->outbox->db());
+    if (flushed) {
+      FlushAndSettle(ours->outbox->db());
+    } else {
+      WaitForBackgroundWork(ours->outbox->db());
+    }
     auto relay = Check(jaiminho::Relay::Make(*ours->outbox, publisher), "relay");
     auto t0 = std::chrono::steady_clock::now();
     const double cpu0 = ThreadCpuSeconds();
@@ -73,6 +82,14 @@ void RelayOurs(benchmark::State& st, size_t backlog, bool del) {
   }
   st.SetItemsProcessed(static_cast<int64_t>(st.iterations() * backlog));
   st.counters["pass_cpu_ms"] = cpu * 1e3 / static_cast<double>(st.iterations());
+}
+
+void RelayOurs(benchmark::State& st, size_t backlog, bool del) {
+  RelayOursPass(st, backlog, del, false);
+}
+
+void RelayOursFlushed(benchmark::State& st, size_t backlog, bool del) {
+  RelayOursPass(st, backlog, del, true);
 }
 
 void RelayRaw(benchmark::State& st, size_t backlog, bool del) {
@@ -263,6 +280,20 @@ void RegisterRelayBenchmarks() {
                       .baseline = fmt::format("relay/{}/ours/backlog:{}", mode, lo),
                       .label = fmt::format("ours at backlog {} / ours at {}", ShortCount(hi), ShortCount(lo)),
                       .target = 0.8});
+      // The same with the small backlog read from table files too: how flat
+      // the relay is on like storage (the line above also compares RocksDB's
+      // memtable with its table files).
+      std::string flushed = fmt::format("relay/{}/ours_flushed/backlog:{}", mode, lo);
+      benchmark::RegisterBenchmark(flushed.c_str(), RelayOursFlushed, lo, del)
+          ->UseManualTime()
+          ->Iterations(iterations(lo))
+          ->Unit(benchmark::kMillisecond);
+      report.Compare({.name = fmt::format("relay_{}_scaling_{}_vs_{}_flushed", mode, ShortCount(hi), ShortCount(lo)),
+                      .section = section,
+                      .ours = fmt::format("relay/{}/ours/backlog:{}", mode, hi),
+                      .baseline = flushed,
+                      .label = fmt::format("ours at backlog {} / ours at {} flushed to table files first",
+                                           ShortCount(hi), ShortCount(lo))});
     }
   }
 
