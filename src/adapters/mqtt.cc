@@ -404,9 +404,11 @@ void MqttPublisher::Impl::Run() {
       } else if (was_connected) {
         why = fmt::format("connection to MQTT broker {} lost: {}", endpoint_, MosquittoError(rc, loop_errno));
       } else {
-        why = ConnectError(fmt::format("MQTT broker {} closed the connection before CONNACK: {}", endpoint_,
-                                       MosquittoError(rc, loop_errno)),
-                           rc);
+        why = internal::MqttClosedBeforeConnackError(
+            tls_, opt_.host, endpoint_,
+            fmt::format("MQTT broker {} closed the connection before CONNACK: {}", endpoint_,
+                        MosquittoError(rc, loop_errno)),
+            rc, logged_error_);
       }
       FailInflight(why);
       mosq_ = nullptr;

@@ -219,10 +219,12 @@ void MqttConsumer::Impl::Session() {
               connacked_
                   ? fmt::format("MQTT consumer of '{}': connection to MQTT broker {} lost: {}", opt_.filter, endpoint_,
                                 cause)
-                  : fmt::format("MQTT consumer of '{}': {}", opt_.filter,
-                                ConnectError(fmt::format("MQTT broker {} closed the connection before CONNACK: {}",
-                                                         endpoint_, cause),
-                                             rc));
+                  : fmt::format(
+                        "MQTT consumer of '{}': {}", opt_.filter,
+                        internal::MqttClosedBeforeConnackError(
+                            tls_, opt_.host, endpoint_,
+                            fmt::format("MQTT broker {} closed the connection before CONNACK: {}", endpoint_, cause),
+                            rc, logged_error_));
           Log(LogLevel::kWarn, "mqtt consumer disconnected", why);
           SetError(std::move(why));
         }

@@ -147,4 +147,16 @@ std::string MqttConnectError(const MqttTlsSettings& o, const std::string& host, 
   return fmt::format("TLS connection to MQTT broker {} failed: {} ({})", endpoint, reason, check);
 }
 
+std::string MqttClosedBeforeConnackError(const MqttTlsSettings& o, const std::string& host, const std::string& endpoint,
+                                         std::string plain, int rc, const std::string& logged_error) {
+  if (!o.tls || rc == MOSQ_ERR_TLS || !logged_error.empty()) {
+    return MqttConnectError(o, host, endpoint, std::move(plain), rc, logged_error);
+  }
+  return fmt::format(
+      "TLS connection to MQTT broker {} failed: {}, with no TLS alert read (a broker that requires a client "
+      "certificate closes so when it refuses ours: check cert_file/key_file (a client certificate it trusts), "
+      "tls_version and alpn)",
+      endpoint, plain);
+}
+
 }  // namespace jaiminho::internal

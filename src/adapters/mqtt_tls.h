@@ -80,4 +80,15 @@ std::string SetUpMqttTls(mosquitto* m, const MqttTlsSettings& tls, MqttKeyPasswo
 std::string MqttConnectError(const MqttTlsSettings& tls, const std::string& host, const std::string& endpoint,
                              std::string plain, int rc, const std::string& logged_error);
 
+// The error of a connection the broker closed before its CONNACK: as
+// MqttConnectError, and with TLS on but no TLS error read, a TLS failure too:
+// "TLS connection to MQTT broker <endpoint> failed: <plain> (...)". Under TLS
+// 1.3 the client's side of the handshake ends before the broker checks the
+// client's certificate; a broker that refuses it sends an alert and closes,
+// and the reset our CONNECT then draws can discard the alert, so the read sees
+// only EPROTO or a lost connection, with nothing logged.
+std::string MqttClosedBeforeConnackError(const MqttTlsSettings& tls, const std::string& host,
+                                         const std::string& endpoint, std::string plain, int rc,
+                                         const std::string& logged_error);
+
 }  // namespace jaiminho::internal

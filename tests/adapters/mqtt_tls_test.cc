@@ -6,6 +6,11 @@
 // their mqtts:// URI form. MqttConsumer over the same TLS listener: consuming
 // with server authentication and with a client certificate, and the errors of
 // a wrong CA and of a missing client certificate.
+#include "adapters/mqtt_tls.h"
+
+#include <gmock/gmock.h>
+#include <mosquitto.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -210,6 +215,33 @@ TEST_F(MqttTls, ClientWithoutCertificateIsRefusedByABrokerRequiringOne) {
             std::string::npos)
       << why;
   EXPECT_NE(why.find("cert_file"), std::string::npos) << why;
+}
+
+// The race ClientWithoutCertificateIsRefusedByABrokerRequiringOne can lose:
+// under TLS 1.3 the client's side of the handshake ends before the broker
+// checks its certificate, the client sends CONNECT, and the broker's alert can
+// be lost to the reset that CONNECT draws from the closed socket. The read then
+// fails with EPROTO and no OpenSSL error is logged (seen in CI's ASan run).
+TEST(MqttTlsError, ABrokerClosingBeforeConnackWithNoTlsErrorReadIsATlsFailureNamingTheCertificate) {
+  internal::MqttTlsSettings tls;
+  tls.tls = true;
+  const std::string plain = "MQTT broker 127.0.0.1:8883 closed the connection before CONNACK: Protocol error";
+  for (int rc : {MOSQ_ERR_ERRNO, MOSQ_ERR_CONN_LOST}) {
+    std::string why = internal::MqttClosedBeforeConnackError(tls, "127.0.0.1", "127.0.0.1:8883", plain, rc, "");
+    EXPECT_THAT(why, ::testing::HasSubstr("TLS connection to MQTT broker 127.0.0.1:8883 failed")) << rc;
+    EXPECT_THAT(why, ::testing::HasSubstr("Protocol error")) << why;
+    EXPECT_THAT(why, ::testing::HasSubstr("cert_file")) << why;
+  }
+  // OpenSSL's reason, when it was read, is the one given.
+  std::string why = internal::MqttClosedBeforeConnackError(
+      tls, "127.0.0.1", "127.0.0.1:8883", plain, MOSQ_ERR_ERRNO,
+      "OpenSSL Error[0]: error:0A00045C:SSL routines::tlsv13 alert certificate required");
+  EXPECT_THAT(why, ::testing::HasSubstr("tlsv13 alert certificate required"));
+  EXPECT_THAT(why, ::testing::HasSubstr("cert_file"));
+  // Without TLS, a broker closing before CONNACK is just that.
+  tls.tls = false;
+  EXPECT_EQ(internal::MqttClosedBeforeConnackError(tls, "127.0.0.1", "127.0.0.1:1883", plain, MOSQ_ERR_ERRNO, ""),
+            plain);
 }
 
 TEST_F(MqttTls, UnknownCaIsRefusedNamingCertificateVerification) {
